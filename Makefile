@@ -1,0 +1,83 @@
+# billing: PGXS build.  See README.md for the two commands that set up a
+# fresh machine; the targets here assume the build dependencies exist.
+
+EXTENSION   = billing
+EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" billing.control)
+MODULE_big  = billing
+PGFILEDESC  = "billing - recurring billing inside PostgreSQL"
+
+# The pure core (no PostgreSQL headers) and the fmgr glue.
+CORE_SRCS   = $(sort $(wildcard src/core/*.c))
+GLUE_SRCS   = $(sort $(wildcard src/*.c))
+OBJS        = $(CORE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
+
+# The install script is built from one file per topic, in name order.
+INSTALL_SQL = $(sort $(wildcard sql/install/*.sql))
+DATA_built  = billing--$(EXTVERSION).sql
+DATA        = $(wildcard sql/billing--*--*.sql)
+
+# pg_regress: sql/<name>.sql against expected/<name>.out, in name order.
+REGRESS     = $(sort $(basename $(notdir $(filter-out sql/billing--%,$(wildcard sql/*.sql)))))
+REGRESS_OPTS = --load-extension=billing
+ISOLATION   = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=billing
+
+ICU_CFLAGS  := $(shell pkg-config --cflags icu-i18n icu-uc 2>/dev/null)
+ICU_LIBS    := $(shell pkg-config --libs icu-i18n icu-uc 2>/dev/null || echo -licui18n -licuuc)
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers $(ICU_CFLAGS)
+SHLIB_LINK  = $(ICU_LIBS)
+
+EXTRA_CLEAN = billing--$(EXTVERSION).sql results/ regression.diffs regression.out \
+              output_iso/ test/unit/bin/ test/fuzz/bin/ log/
+
+PG_CONFIG  ?= pg_config
+PGXS       := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+billing--$(EXTVERSION).sql: $(INSTALL_SQL) billing.control
+	( echo "-- billing $(EXTVERSION): generated from sql/install/*.sql, do not edit"; \
+	  echo '\echo Use "CREATE EXTENSION billing" to load this file. \quit'; \
+	  for f in $(INSTALL_SQL); do echo; echo "-- $$f"; cat $$f; done ) > $@
+
+# ---------------------------------------------------------------------------
+# The pure C core on its own: unit tests and fuzzing under ASan + UBSan.
+
+SAN_CC      ?= cc
+SAN_FLAGS   = -std=c11 -g -O1 -Wall -Wextra -Werror -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=all $(ICU_CFLAGS)
+UNIT_TESTS  = $(basename $(notdir $(wildcard test/unit/test_*.c)))
+FUZZ_TARGETS = $(basename $(notdir $(wildcard test/fuzz/fuzz_*.c)))
+FUZZ_SECONDS ?= 10
+
+test/unit/bin/%: test/unit/%.c $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
+	@mkdir -p test/unit/bin
+	$(SAN_CC) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) $(ICU_LIBS)
+
+test/fuzz/bin/%: test/fuzz/%.c $(CORE_SRCS) $(wildcard src/core/*.h)
+	@mkdir -p test/fuzz/bin
+	clang -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all $(ICU_CFLAGS) -o $@ $< $(CORE_SRCS) $(ICU_LIBS)
+
+.PHONY: unit unit-build fuzz fuzz-build test demo bench installcheck-regress installcheck-isolation
+unit-build: $(addprefix test/unit/bin/,$(UNIT_TESTS))
+unit: unit-build
+	@for t in $(UNIT_TESTS); do test/unit/bin/$$t || exit 1; done
+
+fuzz-build: $(addprefix test/fuzz/bin/,$(FUZZ_TARGETS))
+fuzz: fuzz-build
+	sh test/fuzz/run.sh $(FUZZ_SECONDS)
+
+# installcheck runs both; these run one each, so one failing does not hide
+# the other (test/cluster.sh uses them).
+installcheck-regress: submake $(REGRESS_PREP)
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+installcheck-isolation: submake $(REGRESS_PREP)
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# The entry points of README.md: each sets up what it needs.
+test:
+	sh test/run.sh test
+demo:
+	sh test/run.sh demo
+bench:
+	sh test/run.sh bench $(BENCH)

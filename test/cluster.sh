@@ -1,0 +1,49 @@
+#!/bin/sh
+# test/cluster.sh - the suite's server-side parts, run by test/run.sh inside
+# a throwaway cluster (PGHOST, PGPORT, PGUSER set by pg_virtualenv).  Each part
+# appends "<part> <passed> <failed>" to $RESULTS.
+set -u
+cd "$(dirname "$0")/.."
+mkdir -p log
+status=0
+
+# pg_regress prints "test name ... ok" (or "FAILED"); count both kinds.
+count_regress() { # $1 part name, $2 output file
+	ok=$(grep -cE '\.\.\. ok' "$2" || true)
+	bad=$(grep -cE '\.\.\. (FAILED|failed)' "$2" || true)
+	echo "$1 $ok $bad" >> "$RESULTS"
+}
+
+echo "-- pg_regress (sql/, expected/)"
+make -s installcheck-regress PG_CONFIG="$PG_CONFIG" > log/regress.out 2>&1 || status=1
+cat log/regress.out
+count_regress regress log/regress.out
+[ -f regression.diffs ] && { echo "== regression.diffs"; cat regression.diffs; }
+
+echo "-- isolation specs (test/isolation/specs)"
+make -s installcheck-isolation PG_CONFIG="$PG_CONFIG" > log/isolation.out 2>&1 || status=1
+cat log/isolation.out
+count_regress isolation log/isolation.out
+[ -f output_iso/regression.diffs ] && { echo "== output_iso/regression.diffs"; cat output_iso/regression.diffs; }
+
+# Scenario scripts: each runs in a database of its own and fails by raising.
+echo "-- scenarios (test/scenarios)"
+ok=0; bad=0
+for f in test/scenarios/*.sql test/scenarios/*.sh; do
+	[ -f "$f" ] || continue
+	name=$(basename "$f" | sed 's/\.[a-z]*$//')
+	db="scenario_$name"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+	case "$f" in
+	*.sql) psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c 'CREATE EXTENSION billing CASCADE' -f "$f" \
+			> "log/$name.out" 2>&1 ;;
+	*.sh) PGDATABASE=$db sh "$f" > "log/$name.out" 2>&1 ;;
+	esac
+	if [ $? -eq 0 ]; then
+		ok=$((ok + 1)); echo "scenario $name ... ok"
+	else
+		bad=$((bad + 1)); status=1; echo "scenario $name ... FAILED"; tail -20 "log/$name.out"
+	fi
+done
+echo "scenarios $ok $bad" >> "$RESULTS"
+exit $status
