@@ -272,8 +272,11 @@ amount_ne_fn(PG_FUNCTION_ARGS)
 /*
  * The btree order is total over all values: by currency code first, then by
  * value.  So an index can hold several currencies, and ORDER BY, DISTINCT,
- * GROUP BY and merge joins work on mixed columns; only the < <= > >=
- * operators refuse to compare two currencies.
+ * GROUP BY and merge joins work on mixed columns.  The btree operators
+ * (~<~ ~<=~ ~>=~ ~>~) implement this order and never fail: the planner calls
+ * them on arbitrary pairs from the statistics.  The money comparisons
+ * < <= > >= are separate operators that refuse two currencies, and so cannot
+ * be members of the operator class.
  */
 static int
 amount_total_order(const Amount *a, const Amount *b)
@@ -284,6 +287,20 @@ amount_total_order(const Amount *a, const Amount *b)
 		return c < 0 ? -1 : 1;
 	return amount_compare(a, b);
 }
+
+#define AMOUNT_ORDER_FUNC(name, expr) \
+PG_FUNCTION_INFO_V1(name); \
+Datum \
+name(PG_FUNCTION_ARGS) \
+{ \
+	int			c = amount_total_order(PG_GETARG_AMOUNT_P(0), PG_GETARG_AMOUNT_P(1)); \
+	PG_RETURN_BOOL(expr); \
+}
+
+AMOUNT_ORDER_FUNC(amount_order_lt, c < 0)
+AMOUNT_ORDER_FUNC(amount_order_le, c <= 0)
+AMOUNT_ORDER_FUNC(amount_order_gt, c > 0)
+AMOUNT_ORDER_FUNC(amount_order_ge, c >= 0)
 
 PG_FUNCTION_INFO_V1(amount_cmp_fn);
 Datum
@@ -791,7 +808,8 @@ make_from_numeric(Numeric value, text *code_text, bool exact, RoundingMode mode)
 					 errhint("Round explicitly with billing.round_amount(value, '%.3s', 'half_even').",
 							 code)));
 	}
-	r->units = numeric_round_div(scaled, int64_to_numeric(1), mode, "amount");
+	r->units = numeric_round_div(scaled, int64_to_numeric(1), mode,
+								 exact ? "billing.amount" : "billing.round_amount");
 	memcpy(r->currency, code, 3);
 	r->scale = (uint8) digits;
 	PG_RETURN_AMOUNT_P(r);
@@ -951,7 +969,6 @@ amount_allocate_fn(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 	{
 		Numeric		w = numeric_mul_opt_error(DatumGetNumeric(elems[i]), factor, NULL);
-		bool		have_error = false;
 
 		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(w),
 											  NumericGetDatum(int64_to_numeric(0)))) < 0)
@@ -960,8 +977,15 @@ amount_allocate_fn(PG_FUNCTION_ARGS)
 					 errmsg("ratio %d is negative: %s", i + 1,
 							DatumGetCString(DirectFunctionCall1(numeric_out, elems[i]))),
 					 errdetail("Ratios must be zero or positive, and at least one must be positive.")));
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(w),
+											  NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("ratio %d is too large: %s", i + 1,
+							DatumGetCString(DirectFunctionCall1(numeric_out, elems[i]))),
+					 errdetail("Scaled to whole numbers by their common decimals, ratios must stay below 2^63."),
+					 errhint("Scale the ratios down; only their proportions matter.")));
 		weights[i] = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(w)));
-		(void) have_error;
 	}
 	return allocate_common(total, weights, n);
 }

@@ -24,28 +24,43 @@ CREATE TYPE billing.amount (
 COMMENT ON TYPE billing.amount IS
     'Money: exact minor units with their ISO 4217 currency, such as ''12.34 USD''';
 
--- Comparison.  = and <> are false/true across currencies; the ordering
--- operators raise an error there.
+-- Comparison.  = and <> compare values and are false/true across
+-- currencies.  < <= > >= are money comparisons and raise an error across
+-- currencies; they have no selectivity estimators because those would run
+-- them against the column statistics, which may hold several currencies.
+-- The btree operator class orders by currency code, then value, through the
+-- total-order operators ~<~ ~<=~ ~>=~ ~>~, which never fail: use them for
+-- index range scans (two bounds in one currency select only that currency).
+-- The money comparisons are declared costlier than a currency test, so the
+-- planner evaluates "billing.currency(a) = 'USD'" before them in a filter.
 CREATE FUNCTION billing.amount_eq(billing.amount, billing.amount) RETURNS boolean
     AS 'MODULE_PATHNAME', 'amount_eq_fn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION billing.amount_ne(billing.amount, billing.amount) RETURNS boolean
     AS 'MODULE_PATHNAME', 'amount_ne_fn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION billing.amount_lt(billing.amount, billing.amount) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'amount_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 10;
 CREATE FUNCTION billing.amount_le(billing.amount, billing.amount) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'amount_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 10;
 CREATE FUNCTION billing.amount_gt(billing.amount, billing.amount) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'amount_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 10;
 CREATE FUNCTION billing.amount_ge(billing.amount, billing.amount) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'amount_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 10;
+CREATE FUNCTION billing.amount_order_lt(billing.amount, billing.amount) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'amount_order_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION billing.amount_order_le(billing.amount, billing.amount) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'amount_order_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION billing.amount_order_gt(billing.amount, billing.amount) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'amount_order_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION billing.amount_order_ge(billing.amount, billing.amount) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'amount_order_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION billing.amount_cmp(billing.amount, billing.amount) RETURNS integer
-    AS 'MODULE_PATHNAME', 'amount_cmp_fn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_cmp_fn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION billing.amount_sortsupport(internal) RETURNS void
     AS 'MODULE_PATHNAME', 'amount_sortsupport' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION billing.amount_hash(billing.amount) RETURNS integer
-    AS 'MODULE_PATHNAME', 'amount_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION billing.amount_hash_extended(billing.amount, bigint) RETURNS bigint
-    AS 'MODULE_PATHNAME', 'amount_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 
 COMMENT ON FUNCTION billing.amount_eq(billing.amount, billing.amount) IS 'equal by value; false across currencies';
 COMMENT ON FUNCTION billing.amount_ne(billing.amount, billing.amount) IS 'not equal by value; true across currencies';
@@ -53,6 +68,10 @@ COMMENT ON FUNCTION billing.amount_lt(billing.amount, billing.amount) IS 'less t
 COMMENT ON FUNCTION billing.amount_le(billing.amount, billing.amount) IS 'less than or equal; error across currencies';
 COMMENT ON FUNCTION billing.amount_gt(billing.amount, billing.amount) IS 'greater than; error across currencies';
 COMMENT ON FUNCTION billing.amount_ge(billing.amount, billing.amount) IS 'greater than or equal; error across currencies';
+COMMENT ON FUNCTION billing.amount_order_lt(billing.amount, billing.amount) IS 'sort order (currency code, then value): before';
+COMMENT ON FUNCTION billing.amount_order_le(billing.amount, billing.amount) IS 'sort order (currency code, then value): before or equal';
+COMMENT ON FUNCTION billing.amount_order_gt(billing.amount, billing.amount) IS 'sort order (currency code, then value): after';
+COMMENT ON FUNCTION billing.amount_order_ge(billing.amount, billing.amount) IS 'sort order (currency code, then value): after or equal';
 COMMENT ON FUNCTION billing.amount_cmp(billing.amount, billing.amount) IS 'btree order: currency code, then value';
 COMMENT ON FUNCTION billing.amount_sortsupport(internal) IS 'btree sort support';
 COMMENT ON FUNCTION billing.amount_hash(billing.amount) IS 'hash of the value, equal for equal values of any scale';
@@ -68,28 +87,40 @@ CREATE OPERATOR billing.<> (
     RESTRICT = neqsel, JOIN = neqjoinsel);
 CREATE OPERATOR billing.< (
     LEFTARG = billing.amount, RIGHTARG = billing.amount, FUNCTION = billing.amount_lt,
-    COMMUTATOR = OPERATOR(billing.>), NEGATOR = OPERATOR(billing.>=),
-    RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+    COMMUTATOR = OPERATOR(billing.>), NEGATOR = OPERATOR(billing.>=));
 CREATE OPERATOR billing.<= (
     LEFTARG = billing.amount, RIGHTARG = billing.amount, FUNCTION = billing.amount_le,
-    COMMUTATOR = OPERATOR(billing.>=), NEGATOR = OPERATOR(billing.>),
-    RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+    COMMUTATOR = OPERATOR(billing.>=), NEGATOR = OPERATOR(billing.>));
 CREATE OPERATOR billing.> (
     LEFTARG = billing.amount, RIGHTARG = billing.amount, FUNCTION = billing.amount_gt,
-    COMMUTATOR = OPERATOR(billing.<), NEGATOR = OPERATOR(billing.<=),
-    RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+    COMMUTATOR = OPERATOR(billing.<), NEGATOR = OPERATOR(billing.<=));
 CREATE OPERATOR billing.>= (
     LEFTARG = billing.amount, RIGHTARG = billing.amount, FUNCTION = billing.amount_ge,
-    COMMUTATOR = OPERATOR(billing.<=), NEGATOR = OPERATOR(billing.<),
+    COMMUTATOR = OPERATOR(billing.<=), NEGATOR = OPERATOR(billing.<));
+CREATE OPERATOR billing.~<~ (
+    LEFTARG = billing.amount, RIGHTARG = billing.amount, FUNCTION = billing.amount_order_lt,
+    COMMUTATOR = OPERATOR(billing.~>~), NEGATOR = OPERATOR(billing.~>=~),
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+CREATE OPERATOR billing.~<=~ (
+    LEFTARG = billing.amount, RIGHTARG = billing.amount, FUNCTION = billing.amount_order_le,
+    COMMUTATOR = OPERATOR(billing.~>=~), NEGATOR = OPERATOR(billing.~>~),
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+CREATE OPERATOR billing.~>~ (
+    LEFTARG = billing.amount, RIGHTARG = billing.amount, FUNCTION = billing.amount_order_gt,
+    COMMUTATOR = OPERATOR(billing.~<~), NEGATOR = OPERATOR(billing.~<=~),
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+CREATE OPERATOR billing.~>=~ (
+    LEFTARG = billing.amount, RIGHTARG = billing.amount, FUNCTION = billing.amount_order_ge,
+    COMMUTATOR = OPERATOR(billing.~<=~), NEGATOR = OPERATOR(billing.~<~),
     RESTRICT = scalargesel, JOIN = scalargejoinsel);
 
 CREATE OPERATOR CLASS billing.amount_ops
     DEFAULT FOR TYPE billing.amount USING btree AS
-        OPERATOR 1 billing.<,
-        OPERATOR 2 billing.<=,
+        OPERATOR 1 billing.~<~,
+        OPERATOR 2 billing.~<=~,
         OPERATOR 3 billing.=,
-        OPERATOR 4 billing.>=,
-        OPERATOR 5 billing.>,
+        OPERATOR 4 billing.~>=~,
+        OPERATOR 5 billing.~>~,
         FUNCTION 1 billing.amount_cmp(billing.amount, billing.amount),
         FUNCTION 2 billing.amount_sortsupport(internal);
 
@@ -207,10 +238,10 @@ CREATE AGGREGATE billing.avg(billing.amount) (
     PARALLEL = SAFE);
 CREATE AGGREGATE billing.min(billing.amount) (
     SFUNC = billing.amount_smaller, STYPE = billing.amount,
-    COMBINEFUNC = billing.amount_smaller, SORTOP = OPERATOR(billing.<), PARALLEL = SAFE);
+    COMBINEFUNC = billing.amount_smaller, PARALLEL = SAFE);
 CREATE AGGREGATE billing.max(billing.amount) (
     SFUNC = billing.amount_larger, STYPE = billing.amount,
-    COMBINEFUNC = billing.amount_larger, SORTOP = OPERATOR(billing.>), PARALLEL = SAFE);
+    COMBINEFUNC = billing.amount_larger, PARALLEL = SAFE);
 COMMENT ON AGGREGATE billing.sum(billing.amount) IS 'exact sum; error on mixed currencies or a result out of range';
 COMMENT ON AGGREGATE billing.avg(billing.amount) IS 'mean, rounded once to minor units by billing.rounding';
 COMMENT ON AGGREGATE billing.min(billing.amount) IS 'smallest amount; error on mixed currencies';
