@@ -36,7 +36,7 @@ include $(PGXS)
 
 billing--$(EXTVERSION).sql: $(INSTALL_SQL) billing.control
 	( echo "-- billing $(EXTVERSION): generated from sql/install/*.sql, do not edit"; \
-	  echo '\echo Use "CREATE EXTENSION billing" to load this file. \quit'; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION billing" to load this file. \quit'; \
 	  for f in $(INSTALL_SQL); do echo; echo "-- $$f"; cat $$f; done ) > $@
 
 # ---------------------------------------------------------------------------
@@ -81,3 +81,6 @@ demo:
 	sh test/run.sh demo
 bench:
 	sh test/run.sh bench $(BENCH)
+
+# PGXS tracks no header dependencies: rebuild everything when one changes.
+$(OBJS): $(wildcard src/*.h src/core/*.h)

@@ -1,0 +1,1045 @@
+/*
+ * amount.c - fmgr glue for billing.amount: type I/O, operators, btree and
+ * hash support, aggregates, constructors, allocation and locale formatting.
+ *
+ * The arithmetic itself lives in core/amount.c; this file converts datums,
+ * and turns core errors into ereports with a SQLSTATE.
+ */
+#include "billing.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "libpq/pqformat.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/sortsupport.h"
+#include "utils/syscache.h"
+
+#include "core/currency.h"
+
+/* the type's OID, looked up once per backend for building arrays */
+static Oid	amount_oid = InvalidOid;
+
+static Oid
+get_amount_oid(void)
+{
+	if (!OidIsValid(amount_oid))
+	{
+		Oid			nsp = get_namespace_oid("billing", false);
+
+		amount_oid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									 CStringGetDatum("amount"),
+									 ObjectIdGetDatum(nsp));
+		if (!OidIsValid(amount_oid))
+			elog(ERROR, "type billing.amount does not exist");
+	}
+	return amount_oid;
+}
+
+static char *
+amount_cstring(const Amount *a)
+{
+	char	   *buf = palloc(AMOUNT_TEXT_MAX);
+
+	amount_format(a, buf);
+	return buf;
+}
+
+static char *
+code_cstring(const char code[3])
+{
+	return psprintf("%.3s", code);
+}
+
+void
+billing_amount_error(AmountError err, const Amount *a, const Amount *b,
+					 const char *what)
+{
+	switch (err)
+	{
+		case AMOUNT_CURRENCY_MISMATCH:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("currency mismatch: cannot %s %s and %s", what,
+							a ? amount_cstring(a) : "?", b ? amount_cstring(b) : "?"),
+					 errdetail("Amounts in different currencies are never added, compared or aggregated together."),
+					 errhint("Convert one amount explicitly, or group by billing.currency(...).")));
+			break;
+		case AMOUNT_OUT_OF_RANGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("amount out of range in %s%s%s", what,
+							a ? ": " : "", a ? amount_cstring(a) : ""),
+					 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+			break;
+		case AMOUNT_DIVISION_BY_ZERO:
+			ereport(ERROR,
+					(errcode(ERRCODE_DIVISION_BY_ZERO),
+					 errmsg("division by zero")));
+			break;
+		case AMOUNT_UNKNOWN_CURRENCY:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown currency code \"%s\"", a ? code_cstring(a->currency) : "?"),
+					 errhint("Use an ISO 4217 code; SELECT * FROM billing.currencies lists them.")));
+			break;
+		case AMOUNT_BAD_WEIGHTS:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid ratios for %s", what),
+					 errdetail("Ratios must be zero or positive, and at least one must be positive.")));
+			break;
+		default:
+			elog(ERROR, "unexpected amount error %d in %s", (int) err, what);
+	}
+	pg_unreachable();
+}
+
+/* ---------------------------------------------------------------------
+ * Text and binary I/O
+ */
+
+static void
+report_input_error(AmountError err, const Amount *partial, const char *text)
+{
+	const char *example = "An amount is a number and an ISO 4217 currency code, such as \"12.34 USD\" or \"USD 12.34\".";
+
+	switch (err)
+	{
+		case AMOUNT_EMPTY:
+		case AMOUNT_SYNTAX:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type amount: \"%s\"", text),
+					 errdetail("%s", example)));
+			break;
+		case AMOUNT_NO_CURRENCY:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type amount: \"%s\"", text),
+					 errdetail("The currency code is missing."),
+					 errhint("Write the ISO 4217 code next to the number, such as \"%s USD\".", text)));
+			break;
+		case AMOUNT_BAD_CODE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type amount: \"%s\"", text),
+					 errdetail("A currency code is three letters, such as USD or EUR.")));
+			break;
+		case AMOUNT_UNKNOWN_CURRENCY:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown currency code \"%s\" in amount \"%s\"",
+							code_cstring(partial->currency), text),
+					 errhint("Use an ISO 4217 code; SELECT * FROM billing.currencies lists them.")));
+			break;
+		case AMOUNT_TOO_MANY_DIGITS:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("too many decimal places for %s in amount \"%s\"",
+							code_cstring(partial->currency), text),
+					 errdetail("%s has %d minor-unit digits; amounts are never rounded silently.",
+							   code_cstring(partial->currency), (int) partial->scale),
+					 errhint("Round explicitly, for example billing.round_amount(value, '%s', 'half_even').",
+							 code_cstring(partial->currency))));
+			break;
+		case AMOUNT_OUT_OF_RANGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("amount out of range: \"%s\"", text),
+					 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+			break;
+		case AMOUNT_NOT_FINITE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type amount: \"%s\"", text),
+					 errdetail("An amount cannot be NaN or infinity.")));
+			break;
+		default:
+			elog(ERROR, "unexpected amount input error %d", (int) err);
+	}
+}
+
+PG_FUNCTION_INFO_V1(amount_in);
+Datum
+amount_in(PG_FUNCTION_ARGS)
+{
+	char	   *text = PG_GETARG_CSTRING(0);
+	Amount	   *result = palloc(sizeof(Amount));
+	AmountError err = amount_parse(text, result);
+
+	if (err != AMOUNT_OK)
+		report_input_error(err, result, text);
+	PG_RETURN_AMOUNT_P(result);
+}
+
+PG_FUNCTION_INFO_V1(amount_out);
+Datum
+amount_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CSTRING(amount_cstring(PG_GETARG_AMOUNT_P(0)));
+}
+
+/*
+ * Binary form: int64 units, then the three code letters, then the scale
+ * byte.  The scale travels with the value for the same reason it is stored.
+ */
+PG_FUNCTION_INFO_V1(amount_recv);
+Datum
+amount_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	Amount	   *result = palloc0(sizeof(Amount));
+	AmountError err;
+
+	result->units = pq_getmsgint64(buf);
+	pq_copymsgbytes(buf, result->currency, 3);
+	result->scale = (uint8) pq_getmsgbyte(buf);
+	err = amount_validate(result);
+	if (err != AMOUNT_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid external amount value"),
+				 errdetail(err == AMOUNT_UNKNOWN_CURRENCY ? "Unknown currency code." :
+						   err == AMOUNT_OUT_OF_RANGE ? "Minor units out of range." :
+						   "Scale out of range.")));
+	PG_RETURN_AMOUNT_P(result);
+}
+
+PG_FUNCTION_INFO_V1(amount_send);
+Datum
+amount_send(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint64(&buf, a->units);
+	pq_sendbytes(&buf, a->currency, 3);
+	pq_sendbyte(&buf, a->scale);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* ---------------------------------------------------------------------
+ * Comparison, btree and hash support
+ */
+
+static int
+amount_compare(const Amount *a, const Amount *b)
+{
+	int			result;
+	AmountError err = amount_cmp(a, b, &result);
+
+	if (err != AMOUNT_OK)
+		billing_amount_error(err, a, b, "compare");
+	return result;
+}
+
+#define AMOUNT_CMP_FUNC(name, expr) \
+PG_FUNCTION_INFO_V1(name); \
+Datum \
+name(PG_FUNCTION_ARGS) \
+{ \
+	int			c = amount_compare(PG_GETARG_AMOUNT_P(0), PG_GETARG_AMOUNT_P(1)); \
+	PG_RETURN_BOOL(expr); \
+}
+
+AMOUNT_CMP_FUNC(amount_lt, c < 0)
+AMOUNT_CMP_FUNC(amount_le, c <= 0)
+AMOUNT_CMP_FUNC(amount_gt, c > 0)
+AMOUNT_CMP_FUNC(amount_ge, c >= 0)
+
+/* Equality is false, not an error, across currencies: a join stays usable. */
+PG_FUNCTION_INFO_V1(amount_eq_fn);
+Datum
+amount_eq_fn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(amount_eq(PG_GETARG_AMOUNT_P(0), PG_GETARG_AMOUNT_P(1)));
+}
+
+PG_FUNCTION_INFO_V1(amount_ne_fn);
+Datum
+amount_ne_fn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!amount_eq(PG_GETARG_AMOUNT_P(0), PG_GETARG_AMOUNT_P(1)));
+}
+
+/*
+ * The btree order is total over all values: by currency code first, then by
+ * value.  So an index can hold several currencies, and ORDER BY, DISTINCT,
+ * GROUP BY and merge joins work on mixed columns; only the < <= > >=
+ * operators refuse to compare two currencies.
+ */
+static int
+amount_total_order(const Amount *a, const Amount *b)
+{
+	int			c = memcmp(a->currency, b->currency, 3);
+
+	if (c != 0)
+		return c < 0 ? -1 : 1;
+	return amount_compare(a, b);
+}
+
+PG_FUNCTION_INFO_V1(amount_cmp_fn);
+Datum
+amount_cmp_fn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(amount_total_order(PG_GETARG_AMOUNT_P(0), PG_GETARG_AMOUNT_P(1)));
+}
+
+static int
+amount_sort_cmp(Datum x, Datum y, SortSupport ssup)
+{
+	return amount_total_order(DatumGetAmountP(x), DatumGetAmountP(y));
+}
+
+PG_FUNCTION_INFO_V1(amount_sortsupport);
+Datum
+amount_sortsupport(PG_FUNCTION_ARGS)
+{
+	SortSupport ssup = (SortSupport) PG_GETARG_POINTER(0);
+
+	ssup->comparator = amount_sort_cmp;
+	PG_RETURN_VOID();
+}
+
+/* Hashes the canonical form, so 1.50 and 1.5000 of one currency agree. */
+static uint64
+amount_hash_common(const Amount *a, uint64 seed)
+{
+	struct
+	{
+		int64		units;
+		char		currency[3];
+		uint8		scale;
+	}			key;
+	int			scale;
+
+	memset(&key, 0, sizeof(key));
+	amount_canonical(a, &key.units, &scale);
+	memcpy(key.currency, a->currency, 3);
+	key.scale = (uint8) scale;
+	return hash_bytes_extended((const unsigned char *) &key, sizeof(key), seed);
+}
+
+PG_FUNCTION_INFO_V1(amount_hash);
+Datum
+amount_hash(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_UINT32((uint32) amount_hash_common(PG_GETARG_AMOUNT_P(0), 0));
+}
+
+PG_FUNCTION_INFO_V1(amount_hash_extended);
+Datum
+amount_hash_extended(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_UINT64(amount_hash_common(PG_GETARG_AMOUNT_P(0), PG_GETARG_INT64(1)));
+}
+
+PG_FUNCTION_INFO_V1(amount_smaller);
+Datum
+amount_smaller(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *b = PG_GETARG_AMOUNT_P(1);
+
+	PG_RETURN_AMOUNT_P(amount_compare(a, b) <= 0 ? a : b);
+}
+
+PG_FUNCTION_INFO_V1(amount_larger);
+Datum
+amount_larger(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *b = PG_GETARG_AMOUNT_P(1);
+
+	PG_RETURN_AMOUNT_P(amount_compare(a, b) >= 0 ? a : b);
+}
+
+/* ---------------------------------------------------------------------
+ * Arithmetic
+ */
+
+static Datum
+amount_result(AmountError err, Amount *result, const Amount *a,
+			  const Amount *b, const char *what)
+{
+	if (err != AMOUNT_OK)
+		billing_amount_error(err, a, b, what);
+	return AmountPGetDatum(result);
+}
+
+PG_FUNCTION_INFO_V1(amount_pl);
+Datum
+amount_pl(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *b = PG_GETARG_AMOUNT_P(1);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_add(a, b, r), r, a, b, "add");
+}
+
+PG_FUNCTION_INFO_V1(amount_mi);
+Datum
+amount_mi(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *b = PG_GETARG_AMOUNT_P(1);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_sub(a, b, r), r, a, b, "subtract");
+}
+
+PG_FUNCTION_INFO_V1(amount_um);
+Datum
+amount_um(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_neg(a, r), r, a, NULL, "negate");
+}
+
+PG_FUNCTION_INFO_V1(amount_mul_int8);
+Datum
+amount_mul_int8(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_mul_int(a, PG_GETARG_INT64(1), r), r, a, NULL, "multiply");
+}
+
+PG_FUNCTION_INFO_V1(int8_mul_amount);
+Datum
+int8_mul_amount(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(1);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_mul_int(a, PG_GETARG_INT64(0), r), r, a, NULL, "multiply");
+}
+
+PG_FUNCTION_INFO_V1(amount_div_int8);
+Datum
+amount_div_int8(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_div_int(a, PG_GETARG_INT64(1), billing_rounding_mode(), r),
+						 r, a, NULL, "divide");
+}
+
+/*
+ * n / d rounded to an integer by `mode`, exactly, for numerics of any size:
+ * q = trunc(n / d) and r = n - q * d are exact, and the rounding decision
+ * comes from rounding.c like everywhere else.  Raises 22003 when the result
+ * is beyond the amount range.
+ */
+static int64
+numeric_round_div(Numeric n, Numeric d, RoundingMode mode, const char *what)
+{
+	Numeric		q,
+				r,
+				twice_r;
+	int			sign_n,
+				sign_d,
+				cmp_half;
+	bool		exact,
+				odd;
+	int			adj;
+	bool		overflow = false;
+	int64		result;
+
+	sign_n = DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
+											   NumericGetDatum(int64_to_numeric(0))));
+	sign_d = DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(d),
+											   NumericGetDatum(int64_to_numeric(0))));
+	if (sign_d == 0)
+		ereport(ERROR, (errcode(ERRCODE_DIVISION_BY_ZERO), errmsg("division by zero")));
+	q = DatumGetNumeric(DirectFunctionCall2(numeric_div_trunc, NumericGetDatum(n),
+											NumericGetDatum(d)));
+	r = numeric_sub_opt_error(n, numeric_mul_opt_error(q, d, NULL), NULL);
+	exact = DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(r),
+											  NumericGetDatum(int64_to_numeric(0)))) == 0;
+	twice_r = DatumGetNumeric(DirectFunctionCall1(numeric_abs,
+												  NumericGetDatum(numeric_add_opt_error(r, r, NULL))));
+	cmp_half = DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(twice_r),
+												 DirectFunctionCall1(numeric_abs, NumericGetDatum(d))));
+	odd = DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+											NumericGetDatum(numeric_mod_opt_error(q, int64_to_numeric(2), NULL)),
+											NumericGetDatum(int64_to_numeric(0)))) != 0;
+	adj = rounding_adjust(mode, sign_n * sign_d, cmp_half, exact, odd);
+	if (adj != 0)
+		q = numeric_add_opt_error(q, int64_to_numeric(adj), NULL);
+
+	/* the symmetric range of amounts: |result| <= INT64_MAX */
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+										  DirectFunctionCall1(numeric_abs, NumericGetDatum(q)),
+										  NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) > 0)
+		overflow = true;
+	else
+		result = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(q)));
+	if (overflow)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("amount out of range in %s", what),
+				 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+	return result;
+}
+
+static void
+check_finite(Numeric n, const char *what)
+{
+	if (numeric_is_nan(n) || numeric_is_inf(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot %s an amount by %s", what,
+						numeric_is_nan(n) ? "NaN" : "infinity")));
+}
+
+PG_FUNCTION_INFO_V1(amount_mul_numeric);
+Datum
+amount_mul_numeric(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Numeric		f = PG_GETARG_NUMERIC(1);
+	Amount	   *r = palloc0(sizeof(Amount));
+
+	check_finite(f, "multiply");
+	*r = *a;
+	r->units = numeric_round_div(numeric_mul_opt_error(int64_to_numeric(a->units), f, NULL),
+								 int64_to_numeric(1), billing_rounding_mode(), "multiply");
+	PG_RETURN_AMOUNT_P(r);
+}
+
+PG_FUNCTION_INFO_V1(numeric_mul_amount);
+Datum
+numeric_mul_amount(PG_FUNCTION_ARGS)
+{
+	return DirectFunctionCall2(amount_mul_numeric, PG_GETARG_DATUM(1), PG_GETARG_DATUM(0));
+}
+
+PG_FUNCTION_INFO_V1(amount_div_numeric);
+Datum
+amount_div_numeric(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Numeric		d = PG_GETARG_NUMERIC(1);
+	Amount	   *r = palloc0(sizeof(Amount));
+
+	check_finite(d, "divide");
+	*r = *a;
+	r->units = numeric_round_div(int64_to_numeric(a->units), d, billing_rounding_mode(), "divide");
+	PG_RETURN_AMOUNT_P(r);
+}
+
+/* amount / amount of one currency: the exact ratio as a numeric. */
+PG_FUNCTION_INFO_V1(amount_div_amount);
+Datum
+amount_div_amount(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *b = PG_GETARG_AMOUNT_P(1);
+	int128_t	ua,
+				ub;
+	int			scale;
+	AmountError err = amount_align(a, b, &ua, &ub, &scale);
+
+	if (err != AMOUNT_OK)
+		billing_amount_error(err, a, b, "divide");
+	if (ub == 0)
+		ereport(ERROR, (errcode(ERRCODE_DIVISION_BY_ZERO), errmsg("division by zero")));
+
+	/* both sides were raised to one scale; with |units| < 2^63 and scale
+	 * differences <= 9 digits only the raised side can exceed int64, so
+	 * divide the original values and correct by the power of ten */
+	{
+		Numeric		na = int64_div_fast_to_numeric(a->units, a->scale);
+		Numeric		nb = int64_div_fast_to_numeric(b->units, b->scale);
+
+		PG_RETURN_NUMERIC(numeric_div_opt_error(na, nb, NULL));
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Aggregates: sum and avg over a 128-bit accumulator
+ */
+
+static AmountSum *
+sum_state(FunctionCallInfo fcinfo)
+{
+	MemoryContext aggctx;
+
+	if (!AggCheckCallContext(fcinfo, &aggctx))
+		elog(ERROR, "aggregate function called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+	{
+		AmountSum  *s = MemoryContextAlloc(aggctx, sizeof(AmountSum));
+
+		amount_sum_init(s);
+		return s;
+	}
+	return (AmountSum *) PG_GETARG_POINTER(0);
+}
+
+PG_FUNCTION_INFO_V1(amount_sum_accum);
+Datum
+amount_sum_accum(PG_FUNCTION_ARGS)
+{
+	AmountSum  *s = sum_state(fcinfo);
+
+	if (!PG_ARGISNULL(1))
+	{
+		Amount	   *a = PG_GETARG_AMOUNT_P(1);
+
+		/* the common case inline: same currency and scale, no overflow */
+		if (s->count > 0 && s->scale == a->scale &&
+			memcmp(s->currency, a->currency, 3) == 0 &&
+			!__builtin_add_overflow(s->total, (int128_t) a->units, &s->total))
+			s->count++;
+		else
+		{
+			AmountError err = amount_sum_add(s, a);
+
+			if (err != AMOUNT_OK)
+			{
+				Amount		first;
+
+				memset(&first, 0, sizeof(first));
+				memcpy(first.currency, s->currency, 3);
+				first.scale = s->scale;
+				if (err == AMOUNT_CURRENCY_MISMATCH)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("currency mismatch in aggregate: %.3s and %.3s",
+									s->currency, a->currency),
+							 errdetail("Amounts in different currencies are never summed together."),
+							 errhint("Add GROUP BY billing.currency(...) to aggregate each currency.")));
+				billing_amount_error(err, a, NULL, "sum");
+			}
+		}
+	}
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(amount_sum_combine_fn);
+Datum
+amount_sum_combine_fn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx;
+	AmountSum  *s;
+	AmountError err;
+
+	if (!AggCheckCallContext(fcinfo, &aggctx))
+		elog(ERROR, "aggregate function called in non-aggregate context");
+	if (PG_ARGISNULL(1))
+		PG_RETURN_POINTER(PG_ARGISNULL(0) ? NULL : PG_GETARG_POINTER(0));
+	if (PG_ARGISNULL(0))
+	{
+		s = MemoryContextAlloc(aggctx, sizeof(AmountSum));
+		*s = *(AmountSum *) PG_GETARG_POINTER(1);
+		PG_RETURN_POINTER(s);
+	}
+	s = (AmountSum *) PG_GETARG_POINTER(0);
+	err = amount_sum_combine(s, (AmountSum *) PG_GETARG_POINTER(1));
+	if (err == AMOUNT_CURRENCY_MISMATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("currency mismatch in aggregate: %.3s and %.3s", s->currency,
+						((AmountSum *) PG_GETARG_POINTER(1))->currency),
+				 errhint("Add GROUP BY billing.currency(...) to aggregate each currency.")));
+	if (err != AMOUNT_OK)
+		billing_amount_error(err, NULL, NULL, "sum");
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(amount_sum_serialize);
+Datum
+amount_sum_serialize(PG_FUNCTION_ARGS)
+{
+	AmountSum  *s = (AmountSum *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+	uint128		t = (uint128) s->total;
+
+	pq_begintypsend(&buf);
+	pq_sendint64(&buf, (uint64) (t >> 64));
+	pq_sendint64(&buf, (uint64) t);
+	pq_sendint64(&buf, s->count);
+	pq_sendbytes(&buf, s->currency, 3);
+	pq_sendbyte(&buf, s->scale);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+PG_FUNCTION_INFO_V1(amount_sum_deserialize);
+Datum
+amount_sum_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	StringInfoData buf;
+	AmountSum  *s = palloc0(sizeof(AmountSum));
+	uint64		hi,
+				lo;
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+	hi = (uint64) pq_getmsgint64(&buf);
+	lo = (uint64) pq_getmsgint64(&buf);
+	s->total = (int128_t) (((uint128) hi << 64) | lo);
+	s->count = pq_getmsgint64(&buf);
+	pq_copymsgbytes(&buf, s->currency, 3);
+	s->scale = (uint8) pq_getmsgbyte(&buf);
+	pq_getmsgend(&buf);
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(amount_sum_final);
+Datum
+amount_sum_final(PG_FUNCTION_ARGS)
+{
+	AmountSum  *s = PG_ARGISNULL(0) ? NULL : (AmountSum *) PG_GETARG_POINTER(0);
+	Amount	   *r;
+	AmountError err;
+
+	if (s == NULL || s->count == 0)
+		PG_RETURN_NULL();
+	r = palloc(sizeof(Amount));
+	err = amount_sum_result(s, r);
+	if (err != AMOUNT_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("sum of %lld %.3s amounts is out of range", (long long) s->count, s->currency),
+				 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+	PG_RETURN_AMOUNT_P(r);
+}
+
+PG_FUNCTION_INFO_V1(amount_avg_final);
+Datum
+amount_avg_final(PG_FUNCTION_ARGS)
+{
+	AmountSum  *s = PG_ARGISNULL(0) ? NULL : (AmountSum *) PG_GETARG_POINTER(0);
+	Amount	   *r;
+	AmountError err;
+
+	if (s == NULL || s->count == 0)
+		PG_RETURN_NULL();
+	r = palloc(sizeof(Amount));
+	err = amount_sum_avg(s, billing_rounding_mode(), r);
+	if (err != AMOUNT_OK)
+		billing_amount_error(err, NULL, NULL, "avg");
+	PG_RETURN_AMOUNT_P(r);
+}
+
+/* ---------------------------------------------------------------------
+ * Constructors and accessors
+ */
+
+static void
+currency_arg(text *code_text, char code[3], int *digits)
+{
+	char	   *s = text_to_cstring(code_text);
+
+	if (!currency_code_normalize(s, strlen(s), code))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid currency code \"%s\"", s),
+				 errdetail("A currency code is three letters, such as USD or EUR.")));
+	*digits = currency_digits(code);
+	if (*digits < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown currency code \"%s\"", s),
+				 errhint("Use an ISO 4217 code; SELECT * FROM billing.currencies lists them.")));
+}
+
+/* value * 10^digits, rounded by mode; `exact` demands no rounding at all. */
+static Datum
+make_from_numeric(Numeric value, text *code_text, bool exact, RoundingMode mode)
+{
+	char		code[3];
+	int			digits;
+	Numeric		scaled;
+	Amount	   *r = palloc0(sizeof(Amount));
+
+	currency_arg(code_text, code, &digits);
+	if (numeric_is_nan(value) || numeric_is_inf(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an amount cannot be %s", numeric_is_nan(value) ? "NaN" : "infinity")));
+	scaled = numeric_mul_opt_error(value, int64_to_numeric(amount_pow10(digits)), NULL);
+	if (exact)
+	{
+		Numeric		whole = DatumGetNumeric(DirectFunctionCall2(numeric_trunc,
+																NumericGetDatum(scaled),
+																Int32GetDatum(0)));
+
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(whole),
+											  NumericGetDatum(scaled))) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("too many decimal places for %.3s: %s", code,
+							DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value)))),
+					 errdetail("%.3s has %d minor-unit digits; amounts are never rounded silently.",
+							   code, digits),
+					 errhint("Round explicitly with billing.round_amount(value, '%.3s', 'half_even').",
+							 code)));
+	}
+	r->units = numeric_round_div(scaled, int64_to_numeric(1), mode, "amount");
+	memcpy(r->currency, code, 3);
+	r->scale = (uint8) digits;
+	PG_RETURN_AMOUNT_P(r);
+}
+
+PG_FUNCTION_INFO_V1(amount_from_numeric);
+Datum
+amount_from_numeric(PG_FUNCTION_ARGS)
+{
+	return make_from_numeric(PG_GETARG_NUMERIC(0), PG_GETARG_TEXT_PP(1), true, ROUND_DOWN);
+}
+
+PG_FUNCTION_INFO_V1(amount_round_numeric);
+Datum
+amount_round_numeric(PG_FUNCTION_ARGS)
+{
+	RoundingMode mode = PG_NARGS() > 2 ?
+		billing_parse_rounding_mode(text_to_cstring(PG_GETARG_TEXT_PP(2))) :
+		billing_rounding_mode();
+
+	return make_from_numeric(PG_GETARG_NUMERIC(0), PG_GETARG_TEXT_PP(1), false, mode);
+}
+
+PG_FUNCTION_INFO_V1(amount_from_minor_units);
+Datum
+amount_from_minor_units(PG_FUNCTION_ARGS)
+{
+	int64		units = PG_GETARG_INT64(0);
+	char		code[3];
+	int			digits;
+	Amount	   *r = palloc0(sizeof(Amount));
+
+	currency_arg(PG_GETARG_TEXT_PP(1), code, &digits);
+	if (amount_make(units, code, r) != AMOUNT_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("amount out of range: %lld minor units", (long long) units),
+				 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+	PG_RETURN_AMOUNT_P(r);
+}
+
+PG_FUNCTION_INFO_V1(amount_minor_units);
+Datum
+amount_minor_units(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(PG_GETARG_AMOUNT_P(0)->units);
+}
+
+PG_FUNCTION_INFO_V1(amount_currency);
+Datum
+amount_currency(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(PG_GETARG_AMOUNT_P(0)->currency, 3));
+}
+
+PG_FUNCTION_INFO_V1(amount_scale);
+Datum
+amount_scale(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(PG_GETARG_AMOUNT_P(0)->scale);
+}
+
+PG_FUNCTION_INFO_V1(amount_to_numeric);
+Datum
+amount_to_numeric(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+
+	PG_RETURN_NUMERIC(int64_div_fast_to_numeric(a->units, a->scale));
+}
+
+/* ---------------------------------------------------------------------
+ * Allocation
+ */
+
+static Datum
+build_amount_array(Amount *parts, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		elems[i] = AmountPGetDatum(&parts[i]);
+	return PointerGetDatum(construct_array(elems, n, get_amount_oid(),
+										   sizeof(Amount), false, TYPALIGN_DOUBLE));
+}
+
+#define MAX_PARTS 1000000
+
+static Datum
+allocate_common(Amount *total, int64 *weights, int n)
+{
+	Amount	   *parts = palloc(sizeof(Amount) * n);
+	AllocSlot  *slots = palloc(sizeof(AllocSlot) * n);
+	AmountError err = amount_allocate(total, weights, n, parts, slots);
+
+	if (err != AMOUNT_OK)
+		billing_amount_error(err, total, NULL, "billing.allocate");
+	return build_amount_array(parts, n);
+}
+
+/*
+ * Ratios are numerics; they are made whole by one common power of ten (the
+ * largest number of decimals among them), which keeps them exactly
+ * proportional.  A ratio that does not fit in 18 digits that way is refused.
+ */
+PG_FUNCTION_INFO_V1(amount_allocate_fn);
+Datum
+amount_allocate_fn(PG_FUNCTION_ARGS)
+{
+	Amount	   *total = PG_GETARG_AMOUNT_P(0);
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			max_scale = 0;
+	int64	   *weights;
+	Numeric		factor;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("ratios must be a one-dimensional array")));
+	deconstruct_array(arr, NUMERICOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot allocate over an empty array of ratios")));
+	if (n > MAX_PARTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot allocate into more than %d parts", MAX_PARTS)));
+	for (int i = 0; i < n; i++)
+	{
+		Numeric		r;
+		int			sc;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("ratio %d is NULL", i + 1)));
+		r = DatumGetNumeric(elems[i]);
+		if (numeric_is_nan(r) || numeric_is_inf(r))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ratio %d is not finite", i + 1)));
+		sc = DatumGetInt32(DirectFunctionCall1(numeric_min_scale, elems[i]));
+		if (sc > max_scale)
+			max_scale = sc;
+	}
+	if (max_scale > 18)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ratios have too many decimal places (%d)", max_scale),
+				 errhint("Use ratios with at most 18 decimal places, or whole-number weights.")));
+	factor = int64_to_numeric(amount_pow10(max_scale));
+	weights = palloc(sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+	{
+		Numeric		w = numeric_mul_opt_error(DatumGetNumeric(elems[i]), factor, NULL);
+		bool		have_error = false;
+
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(w),
+											  NumericGetDatum(int64_to_numeric(0)))) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ratio %d is negative: %s", i + 1,
+							DatumGetCString(DirectFunctionCall1(numeric_out, elems[i]))),
+					 errdetail("Ratios must be zero or positive, and at least one must be positive.")));
+		weights[i] = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(w)));
+		(void) have_error;
+	}
+	return allocate_common(total, weights, n);
+}
+
+PG_FUNCTION_INFO_V1(amount_split_fn);
+Datum
+amount_split_fn(PG_FUNCTION_ARGS)
+{
+	Amount	   *total = PG_GETARG_AMOUNT_P(0);
+	int32		n = PG_GETARG_INT32(1);
+	int64	   *weights;
+
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot split an amount into %d parts", n),
+				 errhint("The number of parts must be at least 1.")));
+	if (n > MAX_PARTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot split an amount into more than %d parts", MAX_PARTS)));
+	weights = palloc(sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+		weights[i] = 1;
+	return allocate_common(total, weights, n);
+}
+
+/* ---------------------------------------------------------------------
+ * Locale formatting and the currency list
+ */
+
+PG_FUNCTION_INFO_V1(amount_format_locale);
+Datum
+amount_format_locale(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	char	   *locale = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char		number[AMOUNT_TEXT_MAX];
+	char		code[4];
+	char		out[512];
+	int			len;
+	char	   *converted;
+
+	amount_format_number(a, number);
+	memcpy(code, a->currency, 3);
+	code[3] = '\0';
+	len = currency_format_locale(number, code, a->scale, locale, out, sizeof(out));
+	if (len == -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown locale \"%s\"", locale),
+				 errhint("Use a BCP 47 language tag that ICU knows, such as en-US, de-DE or he-IL.")));
+	if (len < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("ICU could not format %s for locale \"%s\"", amount_cstring(a), locale)));
+	converted = pg_any_to_server(out, len, PG_UTF8);
+	PG_RETURN_TEXT_P(cstring_to_text(converted));
+}
+
+PG_FUNCTION_INFO_V1(currency_list);
+Datum
+currency_list(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			cursor = 0;
+	char		code[3];
+
+	InitMaterializedSRF(fcinfo, 0);
+	while (currency_next(&cursor, code))
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = PointerGetDatum(cstring_to_text_with_len(code, 3));
+		values[1] = Int32GetDatum(currency_digits(code));
+		values[2] = BoolGetDatum(currency_is_current(code));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
