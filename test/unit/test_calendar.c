@@ -2,9 +2,10 @@
  * Unit tests for calendar.c: the civil calendar over PostgreSQL's whole date
  * range, cadence validation, clamped month periods, and property loops over
  * every anchor day of several years (the period contains the date, periods
- * tile, the anchor day is kept).
+ * tile, the anchor day is kept, a split at the date prorates exactly).
  */
 #include "../../src/core/calendar.h"
+#include "../../src/core/proration.h"
 #include "unit.h"
 
 static int64_t
@@ -78,6 +79,19 @@ check_one(int32_t anchor, const Cadence *c, int32_t d, bool edges_ok)
 	if (cal_period_containing(anchor, c, p.end - 1, &next, NULL) != CAL_OK ||
 		!period_is(&next, p.start, p.end))
 		bad++;
+	/* split at the date, the two parts prorate exactly to the price */
+	if (d > p.start)
+	{
+		Period		left = {p.start, d},
+					right = {d, p.end};
+		int64_t		l = 0,
+					r = 0;
+
+		if (prorate_units(-1000003, &p, &left, DAYCOUNT_ACTUAL, ROUND_HALF_EVEN, &l) != CAL_OK ||
+			prorate_units(-1000003, &p, &right, DAYCOUNT_ACTUAL, ROUND_HALF_EVEN, &r) != CAL_OK ||
+			l + r != -1000003)
+			bad++;
+	}
 	/* the anchor falls on a period start */
 	if (k == 0 && p.start != anchor)
 		bad++;
