@@ -200,12 +200,12 @@ SELECT q, pg_temp.try(q) AS result FROM (VALUES
     ($$SELECT billing.today('UTC', 'infinity')$$)
 ) v(q);
 
--- and the full error report for one of each kind
-\set VERBOSITY verbose
+-- and the full error report (message, detail, hint) for a few of them
 SELECT billing.period_containing('2024-01-31', '1 month 3 days', '2024-03-01');
 SELECT billing.prorate('10.00 USD', '[2024-01-01,2024-02-01)', '[2024-01-25,2024-02-02)');
 SELECT billing.next_period('2024-01-31', '1 month', '[2024-01-31,2024-03-01)');
-\set VERBOSITY default
+SELECT billing.today('Mars/Olympus');
+SET billing.clock = 'soon';
 
 ------------------------------------------------------------------------
 -- properties over thousands of random cases (each query counts
