@@ -2,6 +2,7 @@
  * billing.c - module entry point and the settings (GUCs).
  */
 #include "billing.h"
+#include "clock.h"
 
 #include "utils/guc.h"
 
@@ -61,5 +62,6 @@ void
 _PG_init(void)
 {
 	billing_init_settings();
+	billing_init_clock();
 	MarkGUCPrefixReserved("billing");
 }

@@ -1,0 +1,162 @@
+/*
+ * clock.c - the setting billing.clock and the SQL functions that read it.
+ */
+#include "clock.h"
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+static char *clock_setting = NULL;
+
+/*
+ * Parses a clock value without raising errors, as a GUC check hook must.
+ * Only a real, finite timestamp is accepted: 'now', 'today', 'infinity' and
+ * friends would make the test clock no clock at all.  A value without a time
+ * zone is read in the session's TimeZone at the time of use.
+ */
+static bool
+parse_clock(const char *text, TimestampTz *out)
+{
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	int			tz;
+	struct pg_tm tt;
+	fsec_t		fsec;
+
+	if (strlen(text) >= MAXDATELEN)
+		return false;
+	if (ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) != 0)
+		return false;
+	/* ParseDateTime lower-cases words; these decode relative to real time */
+	for (int i = 0; i < nf; i++)
+		if (strcmp(field[i], "now") == 0 || strcmp(field[i], "today") == 0 ||
+			strcmp(field[i], "tomorrow") == 0 || strcmp(field[i], "yesterday") == 0)
+			return false;
+	if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
+		return false;
+	if (dtype != DTK_DATE)
+		return false;
+	if (tm2timestamp(&tt, fsec, &tz, out) != 0 || !IS_VALID_TIMESTAMP(*out))
+		return false;
+	return true;
+}
+
+static bool
+clock_check_hook(char **newval, void **extra, GucSource source)
+{
+	TimestampTz ts;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (parse_clock(*newval, &ts))
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_DATETIME_FORMAT);
+	GUC_check_errdetail("billing.clock must be empty (real time) or a finite timestamp with time zone.");
+	GUC_check_errhint("For example: SET billing.clock = '2024-01-31 09:00:00+00'.");
+	return false;
+}
+
+TimestampTz
+billing_clock_now(void)
+{
+	TimestampTz ts;
+
+	if (clock_setting == NULL || clock_setting[0] == '\0')
+		return GetCurrentTransactionStartTimestamp();
+	/* the check hook accepted it; only a changed TimeZone could upset it */
+	if (!parse_clock(clock_setting, &ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+				 errmsg("invalid value for billing.clock: \"%s\"", clock_setting),
+				 errhint("Set billing.clock to a timestamp with an explicit time zone, or RESET it.")));
+	return ts;
+}
+
+void
+billing_init_clock(void)
+{
+	DefineCustomStringVariable("billing.clock",
+							   "The time billing treats as now (the test clock).",
+							   "Empty (the default) means real time: the start of the current "
+							   "transaction. Set it to a timestamp with time zone to simulate "
+							   "billing at another time.",
+							   &clock_setting,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   clock_check_hook, NULL, NULL);
+}
+
+PG_FUNCTION_INFO_V1(billing_now);
+Datum
+billing_now(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(billing_clock_now());
+}
+
+/*
+ * billing.today(timezone text, as_of timestamptz) -> date: the calendar date
+ * in `timezone` at the instant `as_of` (by default billing.now()).  A date,
+ * not a time, so no DST change can move a billing period boundary.
+ */
+PG_FUNCTION_INFO_V1(billing_today);
+Datum
+billing_today(PG_FUNCTION_ARGS)
+{
+	TimestampTz as_of;
+	Datum		local = (Datum) 0;
+	MemoryContext caller_context = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("billing.today: timezone must not be NULL"),
+				 errhint("Pass the account's time zone, such as 'America/New_York'.")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("billing.today: as_of must not be NULL"),
+				 errhint("Leave as_of out to use billing.now().")));
+	as_of = PG_GETARG_TIMESTAMPTZ(1);
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("billing.today: as_of must be finite, not \"%s\"",
+						TIMESTAMP_IS_NOBEGIN(as_of) ? "-infinity" : "infinity"),
+				 errhint("Pass a real point in time.")));
+
+	/*
+	 * timestamptz_zone names an unknown zone but gives no hint; add one.
+	 * Only that error (22023) is caught and replaced, anything else passes.
+	 */
+	PG_TRY();
+	{
+		local = DirectFunctionCall2(timestamptz_zone, PG_GETARG_DATUM(0),
+									TimestampTzGetDatum(as_of));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller_context);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_INVALID_PARAMETER_VALUE)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("billing.today: %s", edata->message),
+				 errhint("Use a name from pg_timezone_names, such as 'America/New_York' or 'Europe/Berlin'.")));
+	}
+	PG_END_TRY();
+	return DirectFunctionCall1(timestamp_date, local);
+}
