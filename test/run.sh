@@ -81,7 +81,7 @@ demo)
 	flock "$LOCK" sh -c "make -s install PG_CONFIG=$PG_CONFIG >/dev/null && \
 		$(command -v pg_virtualenv) -t -v 15 -i '--encoding=UTF8 --locale=C.UTF-8' \
 		-o shared_preload_libraries=pg_cron -o cron.database_name=postgres \
-		psql -X -v ON_ERROR_STOP=1 -f test/demo.sql"
+		psql -X -v ON_ERROR_STOP=1 $(for f in test/demo/*.sql; do printf ' -f %s' "$f"; done)"
 	;;
 bench)
 	make -s PG_CONFIG=$PG_CONFIG
