@@ -166,3 +166,345 @@ SELECT pg_catalog.pg_extension_config_dump('billing.account_account_id_seq', '')
 SELECT pg_catalog.pg_extension_config_dump('billing.product_product_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.price_price_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.coupon_coupon_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- Functions.  Every function here runs with search_path = billing,
+-- pg_catalog: the amount operators live in schema billing.  Updates take
+-- named arguments whose NULL means "leave as it is".
+
+CREATE FUNCTION billing.create_billing_entity(
+    legal_name text, default_currency text, tax_id text DEFAULT NULL, address text DEFAULT NULL,
+    invoice_prefix text DEFAULT 'INV', number_per_year boolean DEFAULT true,
+    number_digits integer DEFAULT 6, metadata jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    INSERT INTO billing.billing_entity (legal_name, default_currency, tax_id, address, invoice_prefix,
+                                        number_per_year, number_digits, metadata)
+    VALUES ($1, upper($2), $3, $4, $5, $6, $7, coalesce($8, '{}'))
+    RETURNING entity_id
+$$;
+COMMENT ON FUNCTION billing.create_billing_entity(text, text, text, text, text, boolean, integer, jsonb) IS
+    'creates a billing entity (the seller) and returns its id; invoice numbers are invoice_prefix[-YYYY]-NNNNNN';
+
+CREATE FUNCTION billing.update_billing_entity(
+    entity_id bigint, legal_name text DEFAULT NULL, tax_id text DEFAULT NULL, address text DEFAULT NULL,
+    default_currency text DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+BEGIN
+    UPDATE billing.billing_entity e
+    SET legal_name = coalesce(update_billing_entity.legal_name, e.legal_name),
+        tax_id = coalesce(update_billing_entity.tax_id, e.tax_id),
+        address = coalesce(update_billing_entity.address, e.address),
+        default_currency = coalesce(upper(update_billing_entity.default_currency), e.default_currency),
+        metadata = coalesce(update_billing_entity.metadata, e.metadata)
+    WHERE e.entity_id = update_billing_entity.entity_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'billing entity % does not exist', coalesce(entity_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_billing_entity.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing.update_billing_entity(bigint, text, text, text, text, jsonb) IS
+    'changes a billing entity''s legal name, tax id, address, default currency or metadata (NULL keeps a value)';
+
+CREATE FUNCTION billing.create_tax_rate(name text, percentage numeric, inclusive boolean DEFAULT false,
+                                        jurisdiction text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    INSERT INTO billing.tax_rate (name, percentage, inclusive, jurisdiction)
+    VALUES ($1, $2, coalesce($3, false), $4)
+    RETURNING tax_rate_id
+$$;
+COMMENT ON FUNCTION billing.create_tax_rate(text, numeric, boolean, text) IS
+    'creates a tax rate in percent, exclusive (added to the net) or inclusive (contained in prices)';
+
+CREATE FUNCTION billing._check_tax_rate(tax_rate_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+BEGIN
+    IF tax_rate_id IS NOT NULL AND NOT EXISTS (SELECT FROM billing.tax_rate t WHERE t.tax_rate_id = _check_tax_rate.tax_rate_id) THEN
+        RAISE EXCEPTION 'tax rate % does not exist', tax_rate_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_tax_rate.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._check_tax_rate(bigint) IS 'internal: raises 23503 for an unknown tax rate';
+
+CREATE FUNCTION billing.create_account(
+    entity_id bigint, name text, currency text DEFAULT NULL, timezone text DEFAULT 'UTC',
+    payment_terms_days integer DEFAULT 30, locale text DEFAULT 'en-US', email text DEFAULT NULL,
+    external_ref text DEFAULT NULL, tax_rate_id bigint DEFAULT NULL, tax_exempt boolean DEFAULT false,
+    metadata jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v_currency text;
+    v_id bigint;
+BEGIN
+    SELECT coalesce(upper(create_account.currency), e.default_currency) INTO v_currency
+    FROM billing.billing_entity e WHERE e.entity_id = create_account.entity_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'billing entity % does not exist', coalesce(entity_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_billing_entity.';
+    END IF;
+    PERFORM billing._check_tax_rate(tax_rate_id);
+    INSERT INTO billing.account AS a (entity_id, name, currency, timezone, payment_terms_days, locale, email,
+                                      external_ref, tax_rate_id, tax_exempt, metadata)
+    VALUES (entity_id, name, v_currency, coalesce(timezone, 'UTC'), coalesce(payment_terms_days, 30),
+            coalesce(locale, 'en-US'), email, external_ref, tax_rate_id, coalesce(tax_exempt, false),
+            coalesce(metadata, '{}'))
+    RETURNING a.account_id INTO v_id;
+    RETURN v_id;
+END $$;
+COMMENT ON FUNCTION billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb) IS
+    'creates a customer account of a billing entity (currency defaults to the entity''s) and returns its id';
+
+CREATE FUNCTION billing.update_account(
+    account_id bigint, name text DEFAULT NULL, timezone text DEFAULT NULL,
+    payment_terms_days integer DEFAULT NULL, locale text DEFAULT NULL, email text DEFAULT NULL,
+    external_ref text DEFAULT NULL, tax_rate_id bigint DEFAULT NULL, tax_exempt boolean DEFAULT NULL,
+    metadata jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+BEGIN
+    PERFORM billing._check_tax_rate(tax_rate_id);
+    UPDATE billing.account a
+    SET name = coalesce(update_account.name, a.name),
+        timezone = coalesce(update_account.timezone, a.timezone),
+        payment_terms_days = coalesce(update_account.payment_terms_days, a.payment_terms_days),
+        locale = coalesce(update_account.locale, a.locale),
+        email = coalesce(update_account.email, a.email),
+        external_ref = coalesce(update_account.external_ref, a.external_ref),
+        tax_rate_id = coalesce(update_account.tax_rate_id, a.tax_rate_id),
+        tax_exempt = coalesce(update_account.tax_exempt, a.tax_exempt),
+        metadata = coalesce(update_account.metadata, a.metadata)
+    WHERE a.account_id = update_account.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb) IS
+    'changes an account''s settings (NULL keeps a value); the currency of an account never changes';
+
+CREATE FUNCTION billing.create_product(name text, description text DEFAULT NULL, metadata jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    INSERT INTO billing.product (name, description, metadata) VALUES ($1, $2, coalesce($3, '{}'))
+    RETURNING product_id
+$$;
+COMMENT ON FUNCTION billing.create_product(text, text, jsonb) IS 'creates a product and returns its id';
+
+CREATE FUNCTION billing.update_product(product_id bigint, name text DEFAULT NULL, description text DEFAULT NULL,
+                                       active boolean DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+BEGIN
+    UPDATE billing.product p
+    SET name = coalesce(update_product.name, p.name),
+        description = coalesce(update_product.description, p.description),
+        active = coalesce(update_product.active, p.active),
+        metadata = coalesce(update_product.metadata, p.metadata)
+    WHERE p.product_id = update_product.product_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'product % does not exist', coalesce(product_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_product.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing.update_product(bigint, text, text, boolean, jsonb) IS
+    'changes a product''s name, description, active flag or metadata (NULL keeps a value)';
+
+-- tiers: a jsonb array of {"up_to": n|null, "unit_amount": x, "flat_amount": y},
+-- in increasing up_to, the last one unbounded.
+CREATE FUNCTION billing.create_price(
+    product_id bigint, currency text, unit_amount numeric DEFAULT NULL, scheme text DEFAULT 'flat',
+    cadence interval DEFAULT '1 month', usage_type text DEFAULT 'licensed',
+    usage_aggregation text DEFAULT NULL, package_size numeric DEFAULT NULL, tiers jsonb DEFAULT NULL,
+    setup_fee numeric DEFAULT NULL, trial_days integer DEFAULT 0, tax_rate_id bigint DEFAULT NULL,
+    nickname text DEFAULT NULL, metadata jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM billing.product p WHERE p.product_id = create_price.product_id) THEN
+        RAISE EXCEPTION 'product % does not exist', coalesce(product_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_product.';
+    END IF;
+    PERFORM billing._check_tax_rate(tax_rate_id);
+    IF scheme NOT IN ('flat', 'per_unit', 'package', 'graduated', 'volume') OR scheme IS NULL THEN
+        RAISE EXCEPTION 'unknown price scheme "%"', scheme
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use flat, per_unit, package, graduated or volume.';
+    END IF;
+    IF usage_type NOT IN ('licensed', 'metered') OR usage_type IS NULL THEN
+        RAISE EXCEPTION 'unknown usage type "%"', usage_type
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use licensed or metered.';
+    END IF;
+    IF usage_type = 'metered' AND usage_aggregation IS NULL THEN
+        usage_aggregation := 'sum';
+    END IF;
+    IF usage_aggregation IS NOT NULL AND usage_aggregation NOT IN ('sum', 'max', 'count', 'unique_count', 'last') THEN
+        RAISE EXCEPTION 'unknown usage aggregation "%"', usage_aggregation
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use sum, max, count, unique_count or last.';
+    END IF;
+    IF usage_type = 'licensed' AND usage_aggregation IS NOT NULL THEN
+        RAISE EXCEPTION 'a usage aggregation needs usage_type metered'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass usage_type => ''metered''.';
+    END IF;
+    IF scheme = 'flat' AND usage_type = 'metered' THEN
+        RAISE EXCEPTION 'a metered price cannot be flat'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use per_unit, package, graduated or volume.';
+    END IF;
+    IF scheme IN ('graduated', 'volume') THEN
+        IF tiers IS NULL OR jsonb_typeof(tiers) <> 'array' OR jsonb_array_length(tiers) = 0 THEN
+            RAISE EXCEPTION 'a % price needs tiers', scheme
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass tiers => ''[{"up_to": 10, "unit_amount": 5}, {"up_to": null, "unit_amount": 4}]''.';
+        END IF;
+        IF unit_amount IS NOT NULL THEN
+            RAISE EXCEPTION 'a % price takes its amounts from its tiers, not unit_amount', scheme
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave unit_amount out.';
+        END IF;
+    ELSIF tiers IS NOT NULL THEN
+        RAISE EXCEPTION 'tiers are only for graduated and volume prices, not %', scheme
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass scheme => ''graduated'' or ''volume''.';
+    ELSIF unit_amount IS NULL THEN
+        RAISE EXCEPTION 'a % price needs unit_amount', scheme
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass unit_amount => 9.99 (in the currency''s units).';
+    END IF;
+    IF (scheme = 'package') <> (package_size IS NOT NULL) THEN
+        RAISE EXCEPTION 'package_size goes with scheme package, and only with it'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass scheme => ''package'', package_size => 100.';
+    END IF;
+    IF unit_amount < 0 OR setup_fee < 0 OR package_size <= 0 THEN
+        RAISE EXCEPTION 'a price''s amounts must not be negative (unit_amount %, setup_fee %, package_size %)',
+            unit_amount, setup_fee, package_size
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give credits as coupons or credit lines.';
+    END IF;
+    -- validates the cadence the way the cycle will use it (22023 if bad)
+    PERFORM billing.period_containing('2000-01-01', cadence, '2000-01-01');
+
+    INSERT INTO billing.price AS p (product_id, currency, scheme, usage_type, usage_aggregation, unit_amount,
+                                    package_size, cadence, setup_fee, trial_days, tax_rate_id, nickname, metadata)
+    VALUES (product_id, upper(currency), scheme, usage_type, usage_aggregation, unit_amount, package_size,
+            cadence, setup_fee, coalesce(trial_days, 0), tax_rate_id, nickname, coalesce(metadata, '{}'))
+    RETURNING p.price_id INTO v_id;
+
+    IF tiers IS NOT NULL THEN
+        IF EXISTS (SELECT FROM (SELECT up_to, ord, count(*) OVER () AS n,
+                                       lag(up_to) OVER (ORDER BY ord) AS prev
+                                FROM (SELECT (t->>'up_to')::numeric AS up_to, ord
+                                      FROM jsonb_array_elements(tiers) WITH ORDINALITY x(t, ord)) y) z
+                   WHERE (ord < n AND up_to IS NULL) OR (ord = n AND up_to IS NOT NULL) OR up_to <= prev) THEN
+            RAISE EXCEPTION 'tiers must have increasing up_to and end with one unbounded tier (up_to null): %', tiers
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Example: [{"up_to": 10, "unit_amount": 5}, {"up_to": null, "unit_amount": 4}].';
+        END IF;
+        INSERT INTO billing.price_tier (price_id, up_to, unit_amount, flat_amount)
+        SELECT v_id, (t->>'up_to')::numeric, coalesce((t->>'unit_amount')::numeric, 0),
+               coalesce((t->>'flat_amount')::numeric, 0)
+        FROM jsonb_array_elements(tiers) t;
+    END IF;
+    RETURN v_id;
+END $$;
+COMMENT ON FUNCTION billing.create_price(bigint, text, numeric, text, interval, text, text, numeric, jsonb, numeric, integer, bigint, text, jsonb) IS
+    'creates a price of a product: scheme flat, per_unit, package, graduated or volume (tiers jsonb), '
+    'licensed or metered (usage_aggregation sum, max, count, unique_count, last), cadence, setup fee, trial days, tax rate';
+
+CREATE FUNCTION billing.update_price(price_id bigint, nickname text DEFAULT NULL, active boolean DEFAULT NULL,
+                                     tax_rate_id bigint DEFAULT NULL, trial_days integer DEFAULT NULL,
+                                     metadata jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+BEGIN
+    PERFORM billing._check_tax_rate(tax_rate_id);
+    UPDATE billing.price p
+    SET nickname = coalesce(update_price.nickname, p.nickname),
+        active = coalesce(update_price.active, p.active),
+        tax_rate_id = coalesce(update_price.tax_rate_id, p.tax_rate_id),
+        trial_days = coalesce(update_price.trial_days, p.trial_days),
+        metadata = coalesce(update_price.metadata, p.metadata)
+    WHERE p.price_id = update_price.price_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'price % does not exist', coalesce(price_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_price.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing.update_price(bigint, text, boolean, bigint, integer, jsonb) IS
+    'changes a price''s nickname, active flag, tax rate, trial days or metadata; amounts never change '
+    '(create a new price and move subscriptions to it)';
+
+-- The exact (unrounded) value of quantity units of a tiered price.
+CREATE FUNCTION billing._tiered_value(price_id bigint, scheme text, quantity numeric)
+RETURNS numeric LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+    SELECT CASE WHEN quantity = 0 THEN 0
+           WHEN scheme = 'graduated' THEN
+               (SELECT coalesce(sum(
+                    (least(quantity, coalesce(t.up_to, quantity)) - coalesce(t.below, 0)) * t.unit_amount
+                    + t.flat_amount), 0)
+                FROM (SELECT up_to, unit_amount, flat_amount,
+                             lag(up_to) OVER (ORDER BY up_to NULLS LAST) AS below
+                      FROM billing.price_tier pt WHERE pt.price_id = _tiered_value.price_id) t
+                WHERE coalesce(t.below, 0) < quantity)
+           ELSE
+               (SELECT quantity * t.unit_amount + t.flat_amount
+                FROM billing.price_tier t
+                WHERE t.price_id = _tiered_value.price_id AND (t.up_to IS NULL OR t.up_to >= quantity)
+                ORDER BY t.up_to NULLS LAST LIMIT 1)
+           END
+$$;
+COMMENT ON FUNCTION billing._tiered_value(bigint, text, numeric) IS
+    'internal: exact value of a graduated (each tier its units) or volume (one tier for all units) price';
+
+-- The exact value of a price for a quantity, in the currency's units.
+CREATE FUNCTION billing._price_value(price_id bigint, scheme text, unit_amount numeric, package_size numeric,
+                                     quantity numeric)
+RETURNS numeric LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+    SELECT CASE scheme
+           WHEN 'flat' THEN unit_amount
+           WHEN 'per_unit' THEN unit_amount * quantity
+           WHEN 'package' THEN unit_amount * ceil(quantity / package_size)
+           ELSE billing._tiered_value(price_id, scheme, quantity)
+           END
+$$;
+COMMENT ON FUNCTION billing._price_value(bigint, text, numeric, numeric, numeric) IS
+    'internal: exact value of quantity units of a price, before rounding';
+
+CREATE FUNCTION billing.price_amount(price_id bigint, quantity numeric DEFAULT 1)
+RETURNS billing.amount LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    p billing.price;
+BEGIN
+    SELECT * INTO p FROM billing.price x WHERE x.price_id = price_amount.price_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'price % does not exist', coalesce(price_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_price.';
+    END IF;
+    IF quantity IS NULL OR quantity < 0 THEN
+        RAISE EXCEPTION 'quantity must be zero or more, not %', coalesce(quantity::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give credits as coupons or credit lines.';
+    END IF;
+    RETURN billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, quantity),
+                                p.currency);
+END $$;
+COMMENT ON FUNCTION billing.price_amount(bigint, numeric) IS
+    'what quantity units of a price cost for one full period, rounded once by billing.rounding';
+
+CREATE FUNCTION billing.create_coupon(code text, duration text, percent_off numeric DEFAULT NULL,
+                                      amount_off billing.amount DEFAULT NULL, duration_periods integer DEFAULT NULL,
+                                      name text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF (percent_off IS NULL) = (amount_off IS NULL) THEN
+        RAISE EXCEPTION 'a coupon takes exactly one of percent_off and amount_off'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass percent_off => 20 or amount_off => ''5.00 USD''.';
+    END IF;
+    IF percent_off <= 0 OR percent_off > 100 OR amount_off <= billing.from_minor_units(0, billing.currency(amount_off)) THEN
+        RAISE EXCEPTION 'a coupon must take off something positive, up to 100%%, not %', coalesce(percent_off::text, amount_off::text)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'percent_off is in (0, 100]; amount_off is positive.';
+    END IF;
+    IF duration IS NULL OR duration NOT IN ('once', 'repeating', 'forever')
+       OR (duration = 'repeating') <> (duration_periods IS NOT NULL) OR duration_periods <= 0 THEN
+        RAISE EXCEPTION 'bad coupon duration "%" with duration_periods %', duration, coalesce(duration_periods::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use once, forever, or repeating with duration_periods > 0.';
+    END IF;
+    INSERT INTO billing.coupon AS c (code, name, percent_off, amount_off, duration, duration_periods)
+    VALUES (code, name, percent_off, amount_off, duration, duration_periods)
+    RETURNING c.coupon_id INTO v_id;
+    RETURN v_id;
+END $$;
+COMMENT ON FUNCTION billing.create_coupon(text, text, numeric, billing.amount, integer, text) IS
+    'creates a coupon: percent_off or amount_off, for once, repeating (duration_periods) or forever; returns its id';

@@ -127,3 +127,530 @@ SELECT pg_catalog.pg_extension_config_dump('billing.subscription_subscription_id
 SELECT pg_catalog.pg_extension_config_dump('billing.subscription_item_subscription_item_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.usage_event_usage_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.pending_item_pending_item_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- Functions.  They take the account id first (Citus: per-account work
+-- routed by account_id) and lock the subscription row, so a change and a
+-- cycle batch never interleave on one subscription.
+
+-- Locks and returns a subscription, or raises P0002.
+CREATE FUNCTION billing._lock_subscription(account_id bigint, subscription_id bigint)
+RETURNS billing.subscription LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    s billing.subscription;
+BEGIN
+    SELECT * INTO s FROM billing.subscription x
+    WHERE x.account_id = _lock_subscription.account_id AND x.subscription_id = _lock_subscription.subscription_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subscription % of account % does not exist', coalesce(subscription_id::text, 'NULL'),
+            coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'billing.subscription lists the account''s subscriptions.';
+    END IF;
+    RETURN s;
+END $$;
+COMMENT ON FUNCTION billing._lock_subscription(bigint, bigint) IS
+    'internal: the subscription, locked FOR UPDATE; P0002 if there is none';
+
+-- Checks that a price can go on a subscription of this account and cadence.
+CREATE FUNCTION billing._check_price(price_id bigint, account_currency text, cadence interval, quantity numeric)
+RETURNS billing.price LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    p billing.price;
+BEGIN
+    SELECT * INTO p FROM billing.price x WHERE x.price_id = _check_price.price_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'price % does not exist', coalesce(price_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_price.';
+    END IF;
+    IF NOT p.active THEN
+        RAISE EXCEPTION 'price % is not active', price_id
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Subscribe to an active price.';
+    END IF;
+    IF p.currency <> account_currency THEN
+        RAISE EXCEPTION 'price % is in %, the account in %', price_id, p.currency, account_currency
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a price in the account''s currency.';
+    END IF;
+    IF cadence IS NOT NULL AND p.cadence <> cadence THEN
+        RAISE EXCEPTION 'price % bills every %, the subscription every %', price_id, p.cadence, cadence
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'All items of a subscription share one cadence.';
+    END IF;
+    IF quantity IS NULL OR quantity < 0 THEN
+        RAISE EXCEPTION 'quantity must be zero or more, not %', coalesce(quantity::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Cancel the subscription to stop billing it.';
+    END IF;
+    RETURN p;
+END $$;
+COMMENT ON FUNCTION billing._check_price(bigint, text, interval, numeric) IS
+    'internal: the price, checked against the account''s currency, the subscription''s cadence and the quantity';
+
+CREATE FUNCTION billing._event(account_id bigint, event_type text, payload jsonb)
+RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    INSERT INTO billing.outbox (account_id, event_type, payload) VALUES ($1, $2, $3);
+    SELECT pg_notify('billing_events', '1');
+$$;
+COMMENT ON FUNCTION billing._event(bigint, text, jsonb) IS 'internal: writes an outbox event and notifies billing_events';
+
+-- items: a jsonb array of {"price_id": n, "quantity": q} for several items;
+-- otherwise price_id and quantity give the one item.
+CREATE FUNCTION billing.subscribe(
+    account_id bigint, price_id bigint DEFAULT NULL, quantity numeric DEFAULT 1,
+    start_date date DEFAULT NULL, anchor date DEFAULT NULL, trial_days integer DEFAULT NULL,
+    coupon text DEFAULT NULL, items jsonb DEFAULT NULL, invoice_now boolean DEFAULT true,
+    metadata jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    a billing.account;
+    v_today date;
+    v_start date;
+    v_trial integer;
+    v_trial_end date;
+    v_billing_start date;
+    v_cadence interval;
+    v_sub bigint;
+    it record;
+    p billing.price;
+BEGIN
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = subscribe.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_account.';
+    END IF;
+    IF (items IS NULL) = (price_id IS NULL) THEN
+        RAISE EXCEPTION 'subscribe takes price_id or items, one of them'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass price_id => 1, or items => ''[{"price_id": 1, "quantity": 2}]''.';
+    END IF;
+    IF items IS NULL THEN
+        items := jsonb_build_array(jsonb_build_object('price_id', price_id, 'quantity', quantity));
+    ELSIF jsonb_typeof(items) <> 'array' OR jsonb_array_length(items) = 0 THEN
+        RAISE EXCEPTION 'items must be a non-empty jsonb array, not %', items
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: [{"price_id": 1, "quantity": 2}].';
+    END IF;
+    v_today := billing.today(a.timezone);
+    v_start := coalesce(start_date, v_today);
+    v_trial := 0;
+    FOR it IN SELECT (e->>'price_id')::bigint AS price_id, coalesce((e->>'quantity')::numeric, 1) AS quantity
+              FROM jsonb_array_elements(items) e LOOP
+        p := billing._check_price(it.price_id, a.currency, v_cadence, it.quantity);
+        v_cadence := p.cadence;
+        v_trial := greatest(v_trial, p.trial_days);
+    END LOOP;
+    v_trial := coalesce(trial_days, v_trial);
+    IF v_trial < 0 THEN
+        RAISE EXCEPTION 'trial_days must be zero or more, not %', v_trial
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass trial_days => 0 for no trial.';
+    END IF;
+    IF v_trial > 0 THEN
+        v_trial_end := v_start + v_trial;
+    END IF;
+    v_billing_start := coalesce(v_trial_end, v_start);
+
+    INSERT INTO billing.subscription AS s (account_id, status, anchor, cadence, start_date, trial_end,
+                                           next_bill_date, metadata)
+    VALUES (a.account_id, CASE WHEN v_trial_end IS NULL THEN 'active' ELSE 'trialing' END,
+            coalesce(anchor, v_billing_start), v_cadence, v_start, v_trial_end, v_billing_start,
+            coalesce(metadata, '{}'))
+    RETURNING s.subscription_id INTO v_sub;
+
+    INSERT INTO billing.subscription_item (account_id, subscription_id, price_id, quantity, started_on)
+    SELECT a.account_id, v_sub, (e->>'price_id')::bigint, coalesce((e->>'quantity')::numeric, 1), v_start
+    FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) ORDER BY ord;
+
+    -- setup fees go on the first invoice
+    INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                      description, quantity, unit_amount, amount, period_start)
+    SELECT a.account_id, v_sub, i.subscription_item_id, pp.price_id, 'setup_fee',
+           pr.name || ' setup fee', 1, pp.setup_fee, billing.round_amount(pp.setup_fee, pp.currency), v_start
+    FROM billing.subscription_item i
+    JOIN billing.price pp ON pp.price_id = i.price_id
+    JOIN billing.product pr ON pr.product_id = pp.product_id
+    WHERE i.account_id = a.account_id AND i.subscription_id = v_sub AND pp.setup_fee > 0
+    ORDER BY i.subscription_item_id;
+
+    IF coupon IS NOT NULL THEN
+        PERFORM billing.apply_coupon(a.account_id, v_sub, coupon);
+    END IF;
+    PERFORM billing._event(a.account_id, 'subscription.created',
+                           jsonb_build_object('subscription_id', v_sub, 'start_date', v_start,
+                                              'trial_end', v_trial_end));
+    IF invoice_now AND v_billing_start <= v_today THEN
+        PERFORM billing._bill(ARRAY[a.account_id], ARRAY[v_sub], NULL, billing.now(), 'cycle');
+    END IF;
+    RETURN v_sub;
+END $$;
+COMMENT ON FUNCTION billing.subscribe(bigint, bigint, numeric, date, date, integer, text, jsonb, boolean, jsonb) IS
+    'subscribes an account to a price (or items: [{"price_id", "quantity"}]) from start_date (default today in '
+    'the account''s time zone), after trial_days (default the prices'' trial), periods anchored at anchor '
+    '(default the first billed day); invoices the first period at once when due and invoice_now; returns its id';
+
+CREATE FUNCTION billing.apply_coupon(account_id bigint, subscription_id bigint, code text)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    s billing.subscription;
+    c billing.coupon;
+    v_currency text;
+    v_until date;
+BEGIN
+    s := billing._lock_subscription(account_id, subscription_id);
+    SELECT * INTO c FROM billing.coupon x WHERE x.code = apply_coupon.code;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'coupon "%" does not exist', code
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_coupon.';
+    END IF;
+    IF NOT c.active THEN
+        RAISE EXCEPTION 'coupon "%" is not active', code
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use an active coupon.';
+    END IF;
+    IF s.next_bill_date IS NULL THEN
+        RAISE EXCEPTION 'subscription % is %', subscription_id, s.status
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Coupons apply to subscriptions still billed.';
+    END IF;
+    SELECT a.currency INTO v_currency FROM billing.account a WHERE a.account_id = s.account_id;
+    IF c.amount_off IS NOT NULL AND billing.currency(c.amount_off) <> v_currency THEN
+        RAISE EXCEPTION 'coupon "%" takes off %, the account is in %', code, c.amount_off, v_currency
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a coupon in the account''s currency or a percent coupon.';
+    END IF;
+    -- the coupon covers invoices from the next bill date, for its periods
+    IF c.duration <> 'forever' THEN
+        SELECT upper(p) INTO v_until
+        FROM billing.periods_between(s.anchor, s.cadence,
+                 daterange(s.next_bill_date, (s.next_bill_date + s.cadence * coalesce(c.duration_periods, 1))::date, '[]'))
+             WITH ORDINALITY x(p, ord)
+        WHERE ord = coalesce(c.duration_periods, 1);
+    END IF;
+    UPDATE billing.subscription x
+    SET coupon_id = c.coupon_id, coupon_from = s.next_bill_date, coupon_until = v_until, updated_at = billing.now()
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+END $$;
+COMMENT ON FUNCTION billing.apply_coupon(bigint, bigint, text) IS
+    'applies a coupon to a subscription from its next invoice on, for the coupon''s duration, replacing any other';
+
+-- Ends an item on a date and starts its replacement; with a proration,
+-- the unused part of the billed period is credited and the rest of it
+-- charged at the new price, both by billing.prorate over the cycle period.
+CREATE FUNCTION billing.change_subscription(
+    account_id bigint, subscription_id bigint, price_id bigint DEFAULT NULL, quantity numeric DEFAULT NULL,
+    proration text DEFAULT 'prorate_next', effective_date date DEFAULT NULL,
+    subscription_item_id bigint DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    s billing.subscription;
+    a billing.account;
+    i billing.subscription_item;
+    p_old billing.price;
+    p_new billing.price;
+    v_d date;
+    v_new bigint;
+    v_cycle daterange;
+    v_items integer;
+BEGIN
+    s := billing._lock_subscription(account_id, subscription_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    IF s.status IN ('canceled', 'paused') OR s.cancel_at IS NOT NULL THEN
+        RAISE EXCEPTION 'subscription % is %', subscription_id,
+            CASE WHEN s.cancel_at IS NOT NULL AND s.status NOT IN ('canceled', 'paused')
+                 THEN 'canceled from ' || s.cancel_at ELSE s.status END
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only a subscription that is billed and not canceled can change.';
+    END IF;
+    IF proration IS NULL OR proration NOT IN ('prorate_now', 'prorate_next', 'none', 'at_period_end') THEN
+        RAISE EXCEPTION 'unknown proration behavior "%"', proration
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use prorate_now, prorate_next, none or at_period_end.';
+    END IF;
+    IF price_id IS NULL AND quantity IS NULL THEN
+        RAISE EXCEPTION 'nothing to change'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass price_id, quantity or both.';
+    END IF;
+    -- the item: the one given, or the subscription's only open item
+    SELECT count(*) INTO v_items FROM billing.subscription_item x
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id AND x.ended_on IS NULL
+      AND (change_subscription.subscription_item_id IS NULL
+           OR x.subscription_item_id = change_subscription.subscription_item_id);
+    IF v_items <> 1 THEN
+        RAISE EXCEPTION '%', CASE WHEN change_subscription.subscription_item_id IS NULL
+                                  THEN format('subscription %s has %s current items', subscription_id, v_items)
+                                  ELSE format('item %s is no current item of subscription %s',
+                                              change_subscription.subscription_item_id, subscription_id) END
+            USING ERRCODE = CASE WHEN change_subscription.subscription_item_id IS NULL
+                                 THEN 'invalid_parameter_value' ELSE 'no_data_found' END,
+                  HINT = 'Name the item with subscription_item_id.';
+    END IF;
+    SELECT * INTO i FROM billing.subscription_item x
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id AND x.ended_on IS NULL
+      AND (change_subscription.subscription_item_id IS NULL
+           OR x.subscription_item_id = change_subscription.subscription_item_id);
+    SELECT * INTO p_old FROM billing.price x WHERE x.price_id = i.price_id;
+    p_new := billing._check_price(coalesce(change_subscription.price_id, i.price_id), a.currency, s.cadence,
+                                  coalesce(quantity, i.quantity));
+
+    IF proration = 'at_period_end' THEN
+        IF effective_date IS NOT NULL AND effective_date <> s.next_bill_date THEN
+            RAISE EXCEPTION 'a change at period end takes effect on %, not %', s.next_bill_date, effective_date
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave effective_date out.';
+        END IF;
+        v_d := s.next_bill_date;
+    ELSE
+        v_d := coalesce(effective_date, billing.today(a.timezone));
+        IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < i.started_on THEN
+            RAISE EXCEPTION 'change dated % falls in a closed period (the current one starts on %)',
+                v_d, greatest(coalesce(s.current_period_start, s.start_date), i.started_on)
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Date the change in the current period.';
+        END IF;
+        IF v_d > s.next_bill_date THEN
+            RAISE EXCEPTION 'change dated % is after the current period, which ends on %', v_d, s.next_bill_date
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use proration => ''at_period_end''.';
+        END IF;
+    END IF;
+
+    UPDATE billing.subscription_item x SET ended_on = v_d
+    WHERE x.account_id = i.account_id AND x.subscription_item_id = i.subscription_item_id;
+    INSERT INTO billing.subscription_item AS x (account_id, subscription_id, price_id, quantity, started_on)
+    VALUES (s.account_id, s.subscription_id, p_new.price_id, coalesce(quantity, i.quantity), v_d)
+    RETURNING x.subscription_item_id INTO v_new;
+
+    -- prorations of a licensed item within the billed current period
+    IF proration IN ('prorate_now', 'prorate_next') AND s.current_period_end IS NOT NULL
+       AND v_d >= s.current_period_start AND v_d < s.current_period_end THEN
+        v_cycle := billing.period_containing(s.anchor, s.cadence, v_d);
+        INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                          description, quantity, unit_amount, amount, period_start, period_end)
+        SELECT s.account_id, s.subscription_id, x.item, x.pid, 'proration', x.descr, x.qty, pr.unit_amount,
+               x.sign * billing.prorate(billing.price_amount(x.pid, x.qty), v_cycle,
+                                        daterange(v_d, s.current_period_end)),
+               v_d, s.current_period_end
+        FROM (VALUES (i.subscription_item_id, i.price_id, i.quantity, -1, 'Unused time'),
+                     (v_new, p_new.price_id, coalesce(quantity, i.quantity), 1, 'Remaining time')) x(item, pid, qty, sign, what)
+        JOIN billing.price pr ON pr.price_id = x.pid AND pr.usage_type = 'licensed'
+        JOIN billing.product pd ON pd.product_id = pr.product_id
+        CROSS JOIN LATERAL (SELECT x.what || ' on ' || pd.name || coalesce(' (' || pr.nickname || ')', '')
+                                   || ' x ' || trim_scale(x.qty) || ' from ' || v_d AS descr) dd
+        -- the old item is credited only if it was billed for this period
+        WHERE x.sign = 1 OR i.started_on <= s.current_period_start OR EXISTS (
+            SELECT FROM billing.pending_item q
+            WHERE q.account_id = s.account_id AND q.subscription_item_id = i.subscription_item_id
+              AND q.kind = 'proration' AND q.period_end = s.current_period_end)
+        ORDER BY x.sign;
+    END IF;
+    PERFORM billing._event(s.account_id, 'subscription.updated',
+                           jsonb_build_object('subscription_id', s.subscription_id, 'effective_date', v_d,
+                                              'old_item', i.subscription_item_id, 'new_item', v_new,
+                                              'price_id', p_new.price_id, 'quantity', coalesce(quantity, i.quantity),
+                                              'proration', proration));
+    IF proration = 'prorate_now' THEN
+        PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], v_d, billing.now(), 'now');
+    END IF;
+    RETURN v_new;
+END $$;
+COMMENT ON FUNCTION billing.change_subscription(bigint, bigint, bigint, numeric, text, date, bigint) IS
+    'changes the price and/or quantity of a subscription''s item from effective_date (default today): the item '
+    'ends and a new one starts (its id is returned); proration prorate_now (credit the unused part, charge the '
+    'new one, invoice now), prorate_next (on the next invoice), none, or at_period_end';
+
+CREATE FUNCTION billing.cancel_subscription(account_id bigint, subscription_id bigint,
+                                            at_period_end boolean DEFAULT true, prorate boolean DEFAULT false,
+                                            cancel_date date DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    s billing.subscription;
+    a billing.account;
+    v_d date;
+BEGIN
+    s := billing._lock_subscription(account_id, subscription_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    IF s.status = 'canceled' OR (at_period_end AND s.cancel_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'subscription % is already canceled (from %)', subscription_id, coalesce(s.canceled_at, s.cancel_at)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing to do.';
+    END IF;
+    IF at_period_end IS NULL OR prorate IS NULL THEN
+        RAISE EXCEPTION 'at_period_end and prorate must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass true or false.';
+    END IF;
+    IF at_period_end THEN
+        IF s.status = 'paused' THEN
+            RAISE EXCEPTION 'subscription % is paused: it has no period to end', subscription_id
+                USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Cancel it now (at_period_end => false).';
+        END IF;
+        IF prorate OR cancel_date IS NOT NULL THEN
+            RAISE EXCEPTION 'a cancellation at period end takes no proration and no date'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use at_period_end => false to cancel on a date.';
+        END IF;
+        UPDATE billing.subscription x SET cancel_at = s.next_bill_date, pause_at = NULL, updated_at = billing.now()
+        WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+        PERFORM billing._event(s.account_id, 'subscription.updated',
+                               jsonb_build_object('subscription_id', s.subscription_id, 'cancel_at', s.next_bill_date));
+        RETURN;
+    END IF;
+
+    v_d := coalesce(cancel_date, billing.today(a.timezone));
+    IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < coalesce(s.paused_at, v_d) THEN
+        RAISE EXCEPTION 'cancellation dated % falls in a closed period (the current one starts on %)',
+            v_d, coalesce(s.paused_at, s.current_period_start, s.start_date)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Date the cancellation in the current period.';
+    END IF;
+    IF s.next_bill_date IS NOT NULL AND v_d > s.next_bill_date THEN
+        RAISE EXCEPTION 'cancellation dated % is after the current period, which ends on %', v_d, s.next_bill_date
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use at_period_end => true.';
+    END IF;
+    -- credit the unused part of the billed period, item by item
+    IF prorate AND s.current_period_end IS NOT NULL AND s.status <> 'paused'
+       AND v_d >= s.current_period_start AND v_d < s.current_period_end THEN
+        INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                          description, quantity, unit_amount, amount, period_start, period_end)
+        SELECT s.account_id, s.subscription_id, i.subscription_item_id, i.price_id, 'proration',
+               'Unused time on ' || pd.name || coalesce(' (' || p.nickname || ')', '') || ' x '
+                   || trim_scale(i.quantity) || ' from ' || v_d,
+               i.quantity, p.unit_amount,
+               -billing.prorate(billing.price_amount(i.price_id, i.quantity),
+                                billing.period_containing(s.anchor, s.cadence, v_d),
+                                daterange(v_d, s.current_period_end)),
+               v_d, s.current_period_end
+        FROM billing.subscription_item i
+        JOIN billing.price p ON p.price_id = i.price_id AND p.usage_type = 'licensed'
+        JOIN billing.product pd ON pd.product_id = p.product_id
+        WHERE i.account_id = s.account_id AND i.subscription_id = s.subscription_id
+          AND i.started_on <= v_d AND (i.ended_on IS NULL OR i.ended_on > v_d)
+          AND (i.started_on <= s.current_period_start OR EXISTS (
+                SELECT FROM billing.pending_item q
+                WHERE q.account_id = s.account_id AND q.subscription_item_id = i.subscription_item_id
+                  AND q.kind = 'proration' AND q.period_end = s.current_period_end))
+        ORDER BY i.subscription_item_id;
+    END IF;
+    UPDATE billing.subscription_item x SET ended_on = v_d
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id
+      AND (x.ended_on IS NULL OR x.ended_on > v_d);
+    UPDATE billing.subscription x
+    SET status = 'canceled', canceled_at = v_d, cancel_at = v_d, pause_at = NULL, next_bill_date = NULL,
+        updated_at = billing.now()
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    PERFORM billing._event(s.account_id, 'subscription.canceled',
+                           jsonb_build_object('subscription_id', s.subscription_id, 'canceled_at', v_d));
+    -- the final invoice: usage so far, pending items, the credit
+    PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], v_d, billing.now(), 'now');
+END $$;
+COMMENT ON FUNCTION billing.cancel_subscription(bigint, bigint, boolean, boolean, date) IS
+    'cancels a subscription at the end of its current period (default), or now / on cancel_date with a final '
+    'invoice of its usage and, with prorate, a credit for the unused part of the billed period';
+
+CREATE FUNCTION billing.pause_subscription(account_id bigint, subscription_id bigint)
+RETURNS date LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    s billing.subscription;
+BEGIN
+    s := billing._lock_subscription(account_id, subscription_id);
+    IF s.status IN ('canceled', 'paused') OR s.cancel_at IS NOT NULL OR s.pause_at IS NOT NULL THEN
+        RAISE EXCEPTION 'subscription % is %', subscription_id,
+            CASE WHEN s.status IN ('canceled', 'paused') THEN s.status
+                 WHEN s.cancel_at IS NOT NULL THEN 'canceled from ' || s.cancel_at
+                 ELSE 'paused from ' || s.pause_at END
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only a billed subscription can pause.';
+    END IF;
+    UPDATE billing.subscription x SET pause_at = s.next_bill_date, updated_at = billing.now()
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    PERFORM billing._event(s.account_id, 'subscription.updated',
+                           jsonb_build_object('subscription_id', s.subscription_id, 'pause_at', s.next_bill_date));
+    RETURN s.next_bill_date;
+END $$;
+COMMENT ON FUNCTION billing.pause_subscription(bigint, bigint) IS
+    'pauses a subscription at the end of its current period (returned): no invoice after it until resumed';
+
+CREATE FUNCTION billing.resume_subscription(account_id bigint, subscription_id bigint,
+                                            resume_date date DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    s billing.subscription;
+    a billing.account;
+    v_d date;
+BEGIN
+    s := billing._lock_subscription(account_id, subscription_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    IF s.status <> 'paused' AND s.pause_at IS NULL THEN
+        RAISE EXCEPTION 'subscription % is % and not paused', subscription_id, s.status
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only a paused subscription resumes.';
+    END IF;
+    IF s.status <> 'paused' THEN
+        -- the pause has not begun: forget it
+        UPDATE billing.subscription x SET pause_at = NULL, updated_at = billing.now()
+        WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    ELSE
+        v_d := coalesce(resume_date, billing.today(a.timezone));
+        IF v_d < s.paused_at THEN
+            RAISE EXCEPTION 'resume date % is before the pause began on %', v_d, s.paused_at
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Resume on or after the pause date.';
+        END IF;
+        UPDATE billing.subscription x
+        SET status = 'active', next_bill_date = v_d, paused_at = NULL, updated_at = billing.now()
+        WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    END IF;
+    PERFORM billing._event(s.account_id, 'subscription.resumed',
+                           jsonb_build_object('subscription_id', s.subscription_id, 'resume_date', v_d));
+    IF v_d IS NOT NULL AND v_d <= billing.today(a.timezone) THEN
+        PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], NULL, billing.now(), 'cycle');
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing.resume_subscription(bigint, bigint, date) IS
+    'resumes a paused subscription on resume_date (default today): the period it falls in is billed prorated '
+    'from that day, at once when due; a pause not yet begun is simply dropped';
+
+CREATE FUNCTION billing.record_usage(account_id bigint, subscription_item_id bigint, quantity numeric,
+                                     idempotency_key text, occurred_at timestamptz DEFAULT NULL,
+                                     value text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    i billing.subscription_item;
+    v_tz text;
+    v_usage_type text;
+    v_at timestamptz := coalesce(occurred_at, billing.now());
+    v_date date;
+    v_id bigint;
+    e billing.usage_event;
+BEGIN
+    SELECT * INTO i FROM billing.subscription_item x
+    WHERE x.account_id = record_usage.account_id AND x.subscription_item_id = record_usage.subscription_item_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subscription item % of account % does not exist', coalesce(subscription_item_id::text, 'NULL'),
+            coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'billing.subscription_item lists the items.';
+    END IF;
+    SELECT p.usage_type INTO v_usage_type FROM billing.price p WHERE p.price_id = i.price_id;
+    IF v_usage_type <> 'metered' THEN
+        RAISE EXCEPTION 'subscription item % has a licensed price, not a metered one', subscription_item_id
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Change its quantity with billing.change_subscription.';
+    END IF;
+    IF quantity IS NULL OR quantity < 0 THEN
+        RAISE EXCEPTION 'usage quantity must be zero or more, not %', coalesce(quantity::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Record corrections as credits.';
+    END IF;
+    IF idempotency_key IS NULL OR idempotency_key = '' THEN
+        RAISE EXCEPTION 'usage needs an idempotency key'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the id of the event in your system.';
+    END IF;
+    SELECT a.timezone INTO v_tz FROM billing.account a WHERE a.account_id = i.account_id;
+    v_date := billing.today(v_tz, v_at);
+    IF v_date < i.started_on OR v_date >= i.ended_on THEN
+        RAISE EXCEPTION 'usage on % is outside subscription item %''s time [%, %)', v_date, subscription_item_id,
+            i.started_on, coalesce(i.ended_on::text, 'open')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Record it on the item that was current then.';
+    END IF;
+    INSERT INTO billing.usage_event AS x (account_id, subscription_item_id, quantity, value, occurred_at, usage_date,
+                                          idempotency_key)
+    VALUES (i.account_id, i.subscription_item_id, quantity, value, v_at, v_date, idempotency_key)
+    ON CONFLICT ON CONSTRAINT usage_event_account_id_idempotency_key_key DO NOTHING
+    RETURNING x.usage_event_id INTO v_id;
+    IF v_id IS NULL THEN
+        SELECT * INTO e FROM billing.usage_event x
+        WHERE x.account_id = i.account_id AND x.idempotency_key = record_usage.idempotency_key;
+        IF e.subscription_item_id <> i.subscription_item_id OR e.quantity <> quantity
+           OR e.value IS DISTINCT FROM record_usage.value
+           OR (record_usage.occurred_at IS NOT NULL AND e.occurred_at <> record_usage.occurred_at) THEN
+            RAISE EXCEPTION 'idempotency key "%" was already used for other usage (event %)', idempotency_key,
+                e.usage_event_id
+                USING ERRCODE = 'unique_violation', HINT = 'Use a new key for new usage.';
+        END IF;
+        v_id := e.usage_event_id;
+    END IF;
+    RETURN v_id;
+END $$;
+COMMENT ON FUNCTION billing.record_usage(bigint, bigint, numeric, text, timestamptz, text) IS
+    'records usage of a metered item once per idempotency key (the same key again returns the same event, with '
+    'other content it is an error); a late event for a billed period goes on the next invoice';

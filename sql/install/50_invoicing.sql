@@ -153,3 +153,564 @@ SELECT pg_catalog.pg_extension_config_dump('billing.invoice_invoice_id_seq', '')
 SELECT pg_catalog.pg_extension_config_dump('billing.invoice_line_invoice_line_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.outbox_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.cycle_run_cycle_run_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- What is due.  One set-based computation decides every line: the cycle
+-- (billing._bill) inserts its rows, billing.preview_invoice returns them.
+-- So a preview is the invoice the cycle later makes (invariant 7) by
+-- construction.
+--
+-- A boundary is one invoice of one subscription:
+--   * each period of the subscription's cycle that starts on or after
+--     next_bill_date and on or before the as_of date (the account's today
+--     unless given): its recurring lines in advance, the first period
+--     clipped to start at next_bill_date and prorated;
+--   * a scheduled cancellation or pause reached by as_of: no recurring
+--     lines, the subscription ends there;
+--   * mode 'now' (a change invoiced immediately, an immediate
+--     cancellation): one boundary at as_of with no recurring lines.
+-- Each boundary also carries the unbilled usage dated before it (and on or
+-- after the previous boundary of the same call) and, the first one, the
+-- pending items.
+
+CREATE FUNCTION billing._due_boundaries(accounts bigint[], subscriptions bigint[], as_of date,
+                                        at timestamptz, mode text)
+RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, seq bigint, n bigint,
+               cycle_start date, cycle_end date, usage_from date, with_usage boolean, ends text,
+               billing_reason text, as_of_date date)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+    WITH s AS (
+        SELECT s.account_id, s.subscription_id, s.anchor, s.cadence, s.next_bill_date, s.status,
+               s.cancel_at, s.pause_at, least(s.cancel_at, s.pause_at) AS stop,
+               CASE WHEN _due_boundaries.mode = 'preview' AND _due_boundaries.as_of IS NULL
+                    THEN greatest(s.next_bill_date, billing.today(a.timezone, _due_boundaries.at))
+                    ELSE coalesce(_due_boundaries.as_of, billing.today(a.timezone, _due_boundaries.at))
+               END AS d
+        FROM unnest(accounts, subscriptions) u(account_id, subscription_id)
+        JOIN billing.subscription s ON s.account_id = u.account_id AND s.subscription_id = u.subscription_id
+        JOIN billing.account a ON a.account_id = s.account_id
+    ), b AS (
+        -- recurring periods
+        SELECT s.account_id, s.subscription_id, greatest(lower(p), s.next_bill_date) AS boundary,
+               lower(p) AS cycle_start, upper(p) AS cycle_end, NULL::text AS ends,
+               true AS with_usage, 'subscription_cycle' AS billing_reason, s.d
+        FROM s CROSS JOIN LATERAL billing.periods_between(s.anchor, s.cadence, daterange(s.next_bill_date, s.d, '[]')) p
+        WHERE _due_boundaries.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d
+          AND greatest(lower(p), s.next_bill_date) <= s.d
+          AND (s.stop IS NULL OR greatest(lower(p), s.next_bill_date) < s.stop)
+        UNION ALL
+        -- a scheduled cancellation or pause
+        SELECT s.account_id, s.subscription_id, s.stop, NULL, NULL,
+               CASE WHEN s.stop = s.cancel_at THEN 'canceled' ELSE 'paused' END,
+               true, CASE WHEN s.stop = s.cancel_at THEN 'subscription_cancel' ELSE 'subscription_cycle' END, s.d
+        FROM s
+        WHERE _due_boundaries.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d AND s.stop <= s.d
+        UNION ALL
+        -- an invoice now: usage only when the subscription has ended
+        SELECT s.account_id, s.subscription_id, s.d, NULL, NULL, NULL,
+               s.status = 'canceled',
+               CASE WHEN s.status = 'canceled' THEN 'subscription_cancel' ELSE 'subscription_update' END, s.d
+        FROM s
+        WHERE _due_boundaries.mode = 'now'
+    )
+    SELECT b.account_id, b.subscription_id, b.boundary,
+           row_number() OVER w, count(*) OVER (PARTITION BY b.account_id, b.subscription_id),
+           b.cycle_start, b.cycle_end, lag(b.boundary) OVER w, b.with_usage, b.ends, b.billing_reason, b.d
+    FROM b
+    WINDOW w AS (PARTITION BY b.account_id, b.subscription_id ORDER BY b.boundary, b.ends NULLS FIRST)
+$$;
+COMMENT ON FUNCTION billing._due_boundaries(bigint[], bigint[], date, timestamptz, text) IS
+    'internal: the invoices due for these subscriptions as of a date (NULL: each account''s today at at), '
+    'one row per invoice; mode cycle, preview or now';
+
+-- Every line of every invoice due, with its invoice key (account_id,
+-- subscription_id, boundary).  Line amounts:
+--   recurring  R(price value(quantity)), prorated by billing.prorate over
+--              the cycle period when the period is clipped
+--   usage      R(price value(aggregate of the usage period's events so far))
+--              minus what earlier invoices billed for that item and period
+--   discount   per tax rate group: -R(percent x group net), or amount_off
+--              (at most the net) split over the groups by billing.allocate
+--   tax        per tax rate: R(net x rate / 100) exclusive,
+--              R(net x rate / (100 + rate)) inclusive
+-- where R rounds once to the currency's minor unit by billing.rounding.
+CREATE FUNCTION billing._due_lines(accounts bigint[], subscriptions bigint[], as_of date,
+                                   at timestamptz, mode text)
+RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, billing_reason text,
+               line_no bigint, kind text, description text, subscription_item_id bigint, price_id bigint,
+               quantity numeric, unit_amount numeric, amount billing.amount, period_start date,
+               period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
+               usage_event_ids bigint[], pending_item_id bigint)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+    WITH b AS MATERIALIZED (
+        SELECT b.*, s.anchor, s.cadence, s.coupon_id, s.coupon_from, s.coupon_until,
+               a.currency, a.tax_exempt, a.tax_rate_id AS account_tax_rate_id
+        FROM billing._due_boundaries(accounts, subscriptions, as_of, at, mode) b
+        JOIN billing.subscription s ON s.account_id = b.account_id AND s.subscription_id = b.subscription_id
+        JOIN billing.account a ON a.account_id = b.account_id
+    ), recurring AS (
+        SELECT b.account_id, b.subscription_id, b.boundary, 1 AS sort, 'subscription'::text AS kind,
+               pr.name || coalesce(' (' || p.nickname || ')', '') AS description,
+               i.subscription_item_id, i.price_id, i.quantity, p.unit_amount,
+               CASE WHEN b.boundary = b.cycle_start THEN full_amount
+                    ELSE billing.prorate(full_amount, daterange(b.cycle_start, b.cycle_end),
+                                         daterange(b.boundary, b.cycle_end))
+               END AS amount,
+               b.boundary AS period_start, b.cycle_end AS period_end,
+               CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END AS tax_rate_id,
+               'cycle'::text AS source, NULL::bigint[] AS usage_event_ids, NULL::bigint AS pending_item_id
+        FROM b
+        JOIN billing.subscription_item i
+          ON i.account_id = b.account_id AND i.subscription_id = b.subscription_id
+         AND i.started_on <= b.boundary AND (i.ended_on IS NULL OR i.ended_on > b.boundary)
+        JOIN billing.price p ON p.price_id = i.price_id AND p.usage_type = 'licensed'
+        JOIN billing.product pr ON pr.product_id = p.product_id
+        CROSS JOIN LATERAL (SELECT billing.round_amount(
+                                CASE p.scheme WHEN 'flat' THEN p.unit_amount
+                                              WHEN 'per_unit' THEN p.unit_amount * i.quantity
+                                              ELSE billing._price_value(p.price_id, p.scheme, p.unit_amount,
+                                                                        p.package_size, i.quantity) END,
+                                b.currency) AS full_amount) f
+        WHERE b.cycle_start IS NOT NULL
+    ), new_usage AS (
+        -- the unbilled events each invoice takes, by item and usage period
+        SELECT b.account_id, b.subscription_id, b.boundary, e.subscription_item_id,
+               billing.period_containing(b.anchor, b.cadence, e.usage_date) AS up,
+               array_agg(e.usage_event_id ORDER BY e.usage_event_id) AS ids
+        FROM b
+        JOIN billing.subscription_item i ON i.account_id = b.account_id AND i.subscription_id = b.subscription_id
+        JOIN billing.usage_event e
+          ON e.account_id = i.account_id AND e.subscription_item_id = i.subscription_item_id
+         AND e.invoice_id IS NULL AND e.usage_date < b.boundary
+         AND (b.usage_from IS NULL OR e.usage_date >= b.usage_from)
+        WHERE b.with_usage
+        GROUP BY 1, 2, 3, 4, 5
+    ), usage AS (
+        SELECT u.account_id, u.subscription_id, u.boundary, 2 AS sort, 'usage'::text AS kind,
+               pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage' AS description,
+               u.subscription_item_id, p.price_id, q.total - coalesce(prev.quantity, 0) AS quantity,
+               p.unit_amount,
+               billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.total),
+                                    b.currency)
+                 - coalesce(prev.amount, billing.from_minor_units(0, b.currency)) AS amount,
+               lower(u.up) AS period_start, least(upper(u.up), u.boundary) AS period_end,
+               CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END,
+               'usage ' || p.usage_aggregation, u.ids, NULL::bigint
+        FROM new_usage u
+        JOIN b ON b.account_id = u.account_id AND b.subscription_id = u.subscription_id AND b.boundary = u.boundary
+        JOIN billing.subscription_item i
+          ON i.account_id = u.account_id AND i.subscription_item_id = u.subscription_item_id
+        JOIN billing.price p ON p.price_id = i.price_id
+        JOIN billing.product pr ON pr.product_id = p.product_id
+        -- the aggregate over every event of the usage period up to the boundary
+        CROSS JOIN LATERAL (
+            SELECT CASE p.usage_aggregation
+                   WHEN 'sum' THEN coalesce(sum(e.quantity), 0)
+                   WHEN 'max' THEN coalesce(max(e.quantity), 0)
+                   WHEN 'count' THEN count(*)
+                   WHEN 'unique_count' THEN count(DISTINCT e.value)
+                   ELSE coalesce((array_agg(e.quantity ORDER BY e.occurred_at DESC, e.usage_event_id DESC))[1], 0)
+                   END AS total
+            FROM billing.usage_event e
+            WHERE e.account_id = u.account_id AND e.subscription_item_id = u.subscription_item_id
+              AND e.usage_date >= lower(u.up) AND e.usage_date < least(upper(u.up), u.boundary)
+              AND (e.invoice_id IS NOT NULL OR e.usage_event_id = ANY (u.ids))
+        ) q
+        -- what earlier invoices billed for the same item and usage period
+        LEFT JOIN LATERAL (
+            SELECT sum(l.quantity) AS quantity, billing.sum(l.amount) AS amount
+            FROM billing.invoice_line l
+            WHERE l.account_id = u.account_id AND l.subscription_item_id = u.subscription_item_id
+              AND l.kind = 'usage' AND l.period_start = lower(u.up)
+        ) prev ON true
+    ), pending AS (
+        SELECT b.account_id, b.subscription_id, b.boundary, 3 AS sort, pi.kind, pi.description,
+               pi.subscription_item_id, pi.price_id, pi.quantity, pi.unit_amount, pi.amount,
+               pi.period_start, pi.period_end,
+               CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END,
+               'pending_item ' || pi.pending_item_id, NULL::bigint[], pi.pending_item_id
+        FROM b
+        JOIN billing.pending_item pi
+          ON pi.account_id = b.account_id AND pi.subscription_id = b.subscription_id AND pi.invoice_id IS NULL
+        LEFT JOIN billing.price p ON p.price_id = pi.price_id
+        WHERE b.seq = 1
+    ), charges AS (
+        SELECT * FROM recurring UNION ALL SELECT * FROM usage UNION ALL SELECT * FROM pending
+    ), groups AS (
+        -- the net of each invoice per tax rate, and the coupon that applies
+        SELECT c.account_id, c.subscription_id, c.boundary, c.tax_rate_id, billing.sum(c.amount) AS net,
+               min(b.currency) AS currency, min(cp.coupon_id) AS coupon_id
+        FROM charges c
+        JOIN b ON b.account_id = c.account_id AND b.subscription_id = c.subscription_id AND b.boundary = c.boundary
+        LEFT JOIN billing.coupon cp
+          ON cp.coupon_id = b.coupon_id AND c.boundary >= b.coupon_from
+         AND (b.coupon_until IS NULL OR c.boundary < b.coupon_until)
+        GROUP BY 1, 2, 3, 4
+    ), discounted AS (
+        SELECT g.*, cp.code, cp.percent_off, cp.amount_off,
+               CASE WHEN cp.coupon_id IS NULL THEN NULL
+                    WHEN cp.percent_off IS NOT NULL
+                    THEN -billing.round_amount(to_numeric(g.net) * cp.percent_off / 100, g.currency)
+                    ELSE NULL END AS percent_discount,
+               row_number() OVER inv AS group_no,
+               array_agg(greatest(to_numeric(g.net), 0)) OVER (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS ratios,
+               sum(to_numeric(g.net)) OVER (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS invoice_net
+        FROM groups g
+        LEFT JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id
+        WINDOW inv AS (PARTITION BY g.account_id, g.subscription_id, g.boundary ORDER BY g.tax_rate_id NULLS FIRST)
+    ), discounts AS (
+        SELECT d.*,
+               coalesce(d.percent_discount,
+                        CASE WHEN d.amount_off IS NOT NULL AND d.invoice_net > 0
+                             THEN -(billing.allocate(
+                                      billing.amount(least(to_numeric(d.amount_off), d.invoice_net), d.currency),
+                                      d.ratios))[d.group_no]
+                        END) AS discount
+        FROM discounted d
+    ), discount_lines AS (
+        SELECT d.account_id, d.subscription_id, d.boundary, 4 AS sort, 'discount'::text AS kind,
+               'Coupon ' || d.code || CASE WHEN d.percent_off IS NOT NULL
+                                           THEN ' (' || trim_scale(d.percent_off) || '% off)'
+                                           ELSE ' (' || d.amount_off::text || ' off)' END,
+               NULL::bigint, NULL::bigint, NULL::numeric, d.percent_off, d.discount,
+               NULL::date, NULL::date, d.tax_rate_id, 'coupon ' || d.code, NULL::bigint[], NULL::bigint
+        FROM discounts d
+        WHERE d.discount IS NOT NULL
+    ), tax_lines AS (
+        SELECT d.account_id, d.subscription_id, d.boundary, 5 AS sort, 'tax'::text AS kind,
+               t.name || ' ' || trim_scale(t.percentage) || '%' || CASE WHEN t.inclusive THEN ' (included)' ELSE '' END,
+               NULL::bigint, NULL::bigint, NULL::numeric, t.percentage,
+               billing.round_amount(
+                   (to_numeric(d.net) + coalesce(to_numeric(d.discount), 0)) * t.percentage
+                   / CASE WHEN t.inclusive THEN 100 + t.percentage ELSE 100 END, d.currency),
+               NULL::date, NULL::date, d.tax_rate_id, 'tax_rate ' || t.tax_rate_id, NULL::bigint[], NULL::bigint
+        FROM discounts d
+        JOIN billing.tax_rate t ON t.tax_rate_id = d.tax_rate_id
+    ), all_lines AS (
+        SELECT * FROM charges UNION ALL SELECT * FROM discount_lines UNION ALL SELECT * FROM tax_lines
+    )
+    SELECT l.account_id, l.subscription_id, l.boundary, b.billing_reason,
+           row_number() OVER (PARTITION BY l.account_id, l.subscription_id, l.boundary
+                              ORDER BY l.sort, l.tax_rate_id NULLS FIRST, l.subscription_item_id, l.period_start,
+                                       l.pending_item_id),
+           l.kind, l.description, l.subscription_item_id, l.price_id, l.quantity, l.unit_amount, l.amount,
+           l.period_start, l.period_end, l.tax_rate_id,
+           l.kind = 'tax' AND coalesce((SELECT t.inclusive FROM billing.tax_rate t WHERE t.tax_rate_id = l.tax_rate_id), false),
+           l.source, l.usage_event_ids, l.pending_item_id
+    FROM all_lines l
+    JOIN b ON b.account_id = l.account_id AND b.subscription_id = l.subscription_id AND b.boundary = l.boundary
+$$;
+COMMENT ON FUNCTION billing._due_lines(bigint[], bigint[], date, timestamptz, text) IS
+    'internal: every line of every invoice due for these subscriptions (see billing._due_boundaries); '
+    'the cycle inserts them, billing.preview_invoice returns them';
+
+-- Bills these subscriptions as of a date, in one statement: the lines of
+-- billing._due_lines, one invoice per boundary with its totals and its
+-- gapless number (finalized: status open, or paid when the total is zero),
+-- the usage events and pending items marked with their invoice, the
+-- subscriptions advanced (mode cycle), and an invoice.finalized event per
+-- invoice.  The caller holds the subscriptions' row locks.  The unique
+-- index invoice_line_one_per_item_period turns any double bill into an
+-- error that rolls the whole statement back (no ON CONFLICT DO NOTHING: an
+-- invoice must never total lines it does not have).
+CREATE FUNCTION billing._bill(accounts bigint[], subscriptions bigint[], as_of date, at timestamptz,
+                              mode text, cycle_run_id bigint DEFAULT NULL,
+                              OUT invoices integer, OUT lines integer)
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    WITH due AS MATERIALIZED (
+        SELECT * FROM billing._due_lines(accounts, subscriptions, as_of, at, mode)
+    ), bounds AS MATERIALIZED (
+        SELECT * FROM billing._due_boundaries(accounts, subscriptions, as_of, at, mode)
+    ), totals AS (
+        SELECT d.account_id, d.subscription_id, d.boundary, min(d.billing_reason) AS billing_reason,
+               billing.sum(d.amount) FILTER (WHERE d.kind NOT IN ('discount', 'tax')) AS subtotal,
+               billing.sum(d.amount) FILTER (WHERE d.kind = 'discount') AS discount,
+               billing.sum(d.amount) FILTER (WHERE d.kind = 'tax') AS tax,
+               billing.sum(d.amount) FILTER (WHERE NOT d.tax_inclusive) AS total,
+               min(d.period_start) FILTER (WHERE d.kind = 'subscription') AS period_start,
+               max(d.period_end) FILTER (WHERE d.kind = 'subscription') AS period_end
+        FROM due d
+        GROUP BY 1, 2, 3
+    ), inv AS MATERIALIZED (
+        SELECT t.*, nextval('billing.invoice_invoice_id_seq') AS invoice_id, a.entity_id, a.currency,
+               bo.as_of_date AS issue_date, bo.as_of_date + a.payment_terms_days AS due_date,
+               e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM bo.as_of_date) ELSE '' END
+                   AS series,
+               e.number_digits,
+               billing.from_minor_units(0, a.currency) AS zero
+        FROM totals t
+        JOIN bounds bo ON bo.account_id = t.account_id AND bo.subscription_id = t.subscription_id
+                      AND bo.boundary = t.boundary
+        JOIN billing.account a ON a.account_id = t.account_id
+        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+    ), numbered AS MATERIALIZED (
+        SELECT i.*, row_number() OVER (PARTITION BY i.entity_id, i.series
+                                       ORDER BY i.account_id, i.subscription_id, i.boundary) AS rn,
+               count(*) OVER (PARTITION BY i.entity_id, i.series) AS in_series
+        FROM inv i
+    ), counter AS (
+        -- takes the numbers: the row lock serializes concurrent finalization
+        INSERT INTO billing.invoice_number_series AS c (entity_id, series, last_number)
+        SELECT entity_id, series, count(*) FROM numbered GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (entity_id, series) DO UPDATE SET last_number = c.last_number + excluded.last_number
+        RETURNING c.entity_id, c.series, c.last_number
+    ), ins_invoice AS (
+        INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
+                                     billing_reason, currency, subtotal, discount, tax, total, amount_paid,
+                                     amount_due, issue_date, due_date, period_start, period_end, cycle_run_id,
+                                     finalized_at)
+        SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id,
+               n.series || '-' || lpad((c.last_number - n.in_series + n.rn)::text, n.number_digits, '0'),
+               CASE WHEN coalesce(n.total, n.zero) = n.zero THEN 'paid' ELSE 'open' END,
+               n.billing_reason, n.currency, coalesce(n.subtotal, n.zero), coalesce(n.discount, n.zero),
+               coalesce(n.tax, n.zero), coalesce(n.total, n.zero), n.zero,
+               CASE WHEN coalesce(n.total, n.zero) = n.zero THEN n.zero ELSE n.total END,
+               n.issue_date, n.due_date, n.period_start, n.period_end, _bill.cycle_run_id, billing.now()
+        FROM numbered n
+        JOIN counter c ON c.entity_id = n.entity_id AND c.series = n.series
+        RETURNING account_id, invoice_id, number, subscription_id, total, due_date
+    ), ins_lines AS (
+        INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, subscription_id,
+                                          subscription_item_id, price_id, quantity, unit_amount, amount,
+                                          period_start, period_end, tax_rate_id, tax_inclusive, source)
+        SELECT d.account_id, i.invoice_id, d.kind, d.description, d.subscription_id, d.subscription_item_id,
+               d.price_id, d.quantity, d.unit_amount, d.amount, d.period_start, d.period_end, d.tax_rate_id,
+               d.tax_inclusive, d.source
+        FROM due d
+        JOIN inv i ON i.account_id = d.account_id AND i.subscription_id = d.subscription_id
+                  AND i.boundary = d.boundary
+        ORDER BY i.invoice_id, d.line_no
+        RETURNING 1
+    ), mark_usage AS (
+        UPDATE billing.usage_event e SET invoice_id = x.invoice_id
+        FROM (SELECT d.account_id, i.invoice_id, unnest(d.usage_event_ids) AS usage_event_id
+              FROM due d
+              JOIN inv i ON i.account_id = d.account_id AND i.subscription_id = d.subscription_id
+                        AND i.boundary = d.boundary
+              WHERE d.usage_event_ids IS NOT NULL) x
+        WHERE e.account_id = x.account_id AND e.usage_event_id = x.usage_event_id
+        RETURNING 1
+    ), mark_pending AS (
+        UPDATE billing.pending_item p SET invoice_id = i.invoice_id
+        FROM due d
+        JOIN inv i ON i.account_id = d.account_id AND i.subscription_id = d.subscription_id
+                  AND i.boundary = d.boundary
+        WHERE d.pending_item_id IS NOT NULL
+          AND p.account_id = d.account_id AND p.pending_item_id = d.pending_item_id
+        RETURNING 1
+    ), advance AS (
+        UPDATE billing.subscription s
+        SET next_bill_date = CASE WHEN x.ends IS NULL THEN x.last_end END,
+            current_period_start = coalesce(x.last_start, s.current_period_start),
+            current_period_end = coalesce(x.last_end, s.current_period_end),
+            status = CASE WHEN x.ends IS NOT NULL THEN x.ends
+                          WHEN s.status = 'trialing' THEN 'active' ELSE s.status END,
+            canceled_at = CASE WHEN x.ends = 'canceled' THEN x.stop ELSE s.canceled_at END,
+            paused_at = CASE WHEN x.ends = 'paused' THEN x.stop ELSE s.paused_at END,
+            pause_at = CASE WHEN x.ends = 'paused' THEN NULL ELSE s.pause_at END,
+            updated_at = billing.now()
+        FROM (SELECT bo.account_id, bo.subscription_id,
+                     max(bo.boundary) FILTER (WHERE bo.cycle_start IS NOT NULL) AS last_start,
+                     max(bo.cycle_end) AS last_end,
+                     max(bo.ends) AS ends, max(bo.boundary) FILTER (WHERE bo.ends IS NOT NULL) AS stop
+              FROM bounds bo GROUP BY 1, 2) x
+        WHERE _bill.mode = 'cycle' AND s.account_id = x.account_id AND s.subscription_id = x.subscription_id
+        RETURNING s.account_id, s.subscription_id, s.status, x.ends
+    ), events AS (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT i.account_id, 'invoice.finalized',
+               jsonb_build_object('invoice_id', i.invoice_id, 'number', i.number,
+                                  'subscription_id', i.subscription_id, 'total', i.total::text,
+                                  'due_date', i.due_date)
+        FROM ins_invoice i
+        UNION ALL
+        SELECT a.account_id, 'subscription.' || a.ends, jsonb_build_object('subscription_id', a.subscription_id)
+        FROM advance a WHERE a.ends IS NOT NULL
+        RETURNING 1
+    )
+    SELECT (SELECT count(*)::integer FROM ins_invoice), (SELECT count(*)::integer FROM ins_lines)
+    FROM (SELECT (SELECT count(*) FROM mark_usage) + (SELECT count(*) FROM mark_pending)
+                 + (SELECT count(*) FROM events)) AS force_all
+$$;
+COMMENT ON FUNCTION billing._bill(bigint[], bigint[], date, timestamptz, text, bigint) IS
+    'internal: creates and finalizes the invoices due for these (locked) subscriptions, marks usage and '
+    'pending items, advances the subscriptions (mode cycle) and writes the outbox, in one statement';
+
+-- One batch of the cycle: picks up to batch_size due subscriptions that no
+-- other session holds (FOR UPDATE SKIP LOCKED) and bills them in one
+-- statement.  If that fails, each subscription of the batch is billed on
+-- its own so that one bad subscription cannot stop the others; those that
+-- still fail are returned in failed and logged in errors.
+CREATE FUNCTION billing._run_batch(cycle_run_id bigint, as_of date, at timestamptz, batch_size integer,
+                                   skip bigint[],
+                                   OUT subscriptions integer, OUT invoices integer, OUT lines integer,
+                                   OUT failed bigint[], OUT errors jsonb)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v_accounts bigint[];
+    v_subs bigint[];
+    -- no account is ahead of UTC+14: an index bound for every time zone
+    v_latest date := coalesce(as_of, billing.today('Etc/GMT-14', at));
+    r record;
+    v_state text;
+    v_msg text;
+BEGIN
+    failed := '{}';
+    errors := '[]';
+    invoices := 0;
+    lines := 0;
+    SELECT array_agg(x.account_id), array_agg(x.subscription_id) INTO v_accounts, v_subs
+    FROM (SELECT s.account_id, s.subscription_id
+          FROM billing.subscription s
+          JOIN billing.account a ON a.account_id = s.account_id
+          WHERE s.next_bill_date <= v_latest
+            AND s.next_bill_date <= coalesce(as_of, billing.today(a.timezone, at))
+            AND s.subscription_id <> ALL (skip)
+          LIMIT batch_size
+          FOR UPDATE OF s SKIP LOCKED) x;
+    subscriptions := coalesce(cardinality(v_subs), 0);
+    IF subscriptions = 0 THEN
+        RETURN;
+    END IF;
+    BEGIN
+        SELECT b.invoices, b.lines INTO invoices, lines
+        FROM billing._bill(v_accounts, v_subs, as_of, at, 'cycle', cycle_run_id) b;
+    EXCEPTION WHEN OTHERS THEN
+        -- the slow path, only after an error: one subscription at a time
+        FOR i IN 1 .. cardinality(v_subs) LOOP
+            BEGIN
+                SELECT * INTO r FROM billing._bill(ARRAY[v_accounts[i]], ARRAY[v_subs[i]], as_of, at, 'cycle',
+                                                   cycle_run_id);
+                invoices := invoices + r.invoices;
+                lines := lines + r.lines;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                failed := failed || v_subs[i];
+                errors := errors || jsonb_build_object('account_id', v_accounts[i], 'subscription_id', v_subs[i],
+                                                       'sqlstate', v_state, 'message', v_msg);
+            END;
+        END LOOP;
+    END;
+END $$;
+COMMENT ON FUNCTION billing._run_batch(bigint, date, timestamptz, integer, bigint[]) IS
+    'internal: one committed batch of billing.run_cycle';
+
+-- trial.ending events, once per subscription, days_before its trial ends.
+CREATE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
+RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    WITH n AS (
+        UPDATE billing.subscription s SET trial_ending_notified = true
+        FROM billing.account a
+        WHERE a.account_id = s.account_id AND s.status = 'trialing' AND NOT s.trial_ending_notified
+          AND s.trial_end <= coalesce(as_of, billing.today(a.timezone, at)) + days_before
+        RETURNING s.account_id, s.subscription_id, s.trial_end
+    ), e AS (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT account_id, 'trial.ending', jsonb_build_object('subscription_id', subscription_id, 'trial_end', trial_end)
+        FROM n
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM e
+$$;
+COMMENT ON FUNCTION billing._trial_notices(date, timestamptz, integer) IS
+    'internal: writes one trial.ending event per trialing subscription whose trial ends within days_before days';
+
+-- The cycle.  A PROCEDURE so that it commits after each batch; it has no
+-- SET search_path (a procedure with one cannot commit), so its body names
+-- everything with its schema and leaves the work to the functions above.
+CREATE PROCEDURE billing.run_cycle(as_of date DEFAULT NULL, batch_size integer DEFAULT 1000,
+                                   at timestamptz DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_at timestamptz := coalesce(at, billing.now());
+    v_run bigint;
+    v_skip bigint[] := '{}';
+    r record;
+    v_subs integer := 0;
+    v_invoices integer := 0;
+    v_lines integer := 0;
+    v_batches integer := 0;
+    v_errors jsonb := '[]';
+BEGIN
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 1000.';
+    END IF;
+    INSERT INTO billing.cycle_run (as_of, at, started_at) VALUES (as_of, v_at, pg_catalog.clock_timestamp())
+    RETURNING cycle_run_id INTO v_run;
+    PERFORM billing._trial_notices(as_of, v_at);
+    COMMIT;
+    LOOP
+        SELECT * INTO r FROM billing._run_batch(v_run, as_of, v_at, batch_size, v_skip);
+        EXIT WHEN r.subscriptions OPERATOR(pg_catalog.=) 0;
+        v_batches := v_batches OPERATOR(pg_catalog.+) 1;
+        v_subs := v_subs OPERATOR(pg_catalog.+) r.subscriptions;
+        v_invoices := v_invoices OPERATOR(pg_catalog.+) r.invoices;
+        v_lines := v_lines OPERATOR(pg_catalog.+) r.lines;
+        v_skip := v_skip OPERATOR(pg_catalog.||) r.failed;
+        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
+        UPDATE billing.cycle_run
+        SET batches = v_batches, subscriptions = v_subs, invoices = v_invoices, lines = v_lines, errors = v_errors
+        WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
+        IF r.invoices OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', r.invoices::text);
+        END IF;
+        COMMIT;
+    END LOOP;
+    UPDATE billing.cycle_run
+    SET finished_at = pg_catalog.clock_timestamp(),
+        status = CASE WHEN v_errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
+    WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
+    COMMIT;
+END $$;
+COMMENT ON PROCEDURE billing.run_cycle(date, integer, timestamptz) IS
+    'bills every subscription whose next period has been reached by as_of (NULL: each account''s today in '
+    'its time zone at at, default billing.now()), in committed batches of batch_size, SKIP LOCKED so several '
+    'sessions can share a run; logs the run in billing.cycle_run and NOTIFYs billing_events once per batch';
+
+CREATE FUNCTION billing.preview_invoice(account_id bigint, subscription_id bigint DEFAULT NULL,
+                                        as_of date DEFAULT NULL)
+RETURNS TABLE (subscription_id bigint, invoice_date date, line_no bigint, kind text, description text,
+               subscription_item_id bigint, price_id bigint, quantity numeric, unit_amount numeric,
+               amount billing.amount, period_start date, period_end date, tax_rate_id bigint,
+               tax_inclusive boolean)
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v_accounts bigint[];
+    v_subs bigint[];
+BEGIN
+    IF NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = preview_invoice.account_id) THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(preview_invoice.account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+    SELECT array_agg(s.account_id), array_agg(s.subscription_id) INTO v_accounts, v_subs
+    FROM billing.subscription s
+    WHERE s.account_id = preview_invoice.account_id
+      AND (preview_invoice.subscription_id IS NULL OR s.subscription_id = preview_invoice.subscription_id);
+    IF preview_invoice.subscription_id IS NOT NULL AND v_subs IS NULL THEN
+        RAISE EXCEPTION 'subscription % of account % does not exist', preview_invoice.subscription_id,
+            preview_invoice.account_id
+            USING ERRCODE = 'no_data_found', HINT = 'billing.subscription lists the account''s subscriptions.';
+    END IF;
+    RETURN QUERY
+    SELECT d.subscription_id, d.boundary, d.line_no, d.kind, d.description, d.subscription_item_id, d.price_id,
+           d.quantity, d.unit_amount, d.amount, d.period_start, d.period_end, d.tax_rate_id, d.tax_inclusive
+    FROM billing._due_lines(coalesce(v_accounts, '{}'), coalesce(v_subs, '{}'), as_of, billing.now(), 'preview') d
+    ORDER BY d.subscription_id, d.boundary, d.line_no;
+END $$;
+COMMENT ON FUNCTION billing.preview_invoice(bigint, bigint, date) IS
+    'the lines the cycle will create for an account''s subscriptions (or one), writing nothing: as of as_of, '
+    'or by default of each subscription''s next bill date (its today if that has passed); '
+    'invoice_date is the boundary each invoice belongs to';
+
+CREATE FUNCTION billing.mark_events_done(event_ids bigint[])
+RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    WITH d AS (
+        UPDATE billing.outbox o SET processed_at = billing.now()
+        WHERE o.event_id = ANY (event_ids) AND o.processed_at IS NULL
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM d
+$$;
+COMMENT ON FUNCTION billing.mark_events_done(bigint[]) IS
+    'marks outbox events as processed by a consumer; returns how many were still pending';
