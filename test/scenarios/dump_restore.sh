@@ -34,13 +34,11 @@ pg_restore -d "$DST" "$DUMP"
 
 digest() { # every table of the extension: name, rows, md5 of its rows in key order
 	$PSQL -A -t -d "$1" <<'SQL'
-SELECT c.relname || ' ' || (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM billing.%I', c.relname), false, false, '')))[1]::text
-       || ' ' || (xpath('/row/d/text()', query_to_xml(format(
-            'SELECT md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) AS d FROM billing.%I t', c.relname),
-            false, false, '')))[1]::text
+SELECT format('SELECT %L || '' '' || count(*) || '' '' || md5(coalesce(string_agg(t::text, E''\\n'' ORDER BY t::text), '''')) FROM billing.%I t',
+              c.relname, c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'billing' AND c.relkind = 'r'
-ORDER BY 1;
+ORDER BY c.relname \gexec
 SELECT 'seq ' || sequencename || ' ' || coalesce(last_value, 0) FROM pg_sequences WHERE schemaname = 'billing' ORDER BY 1;
 SQL
 }

@@ -78,7 +78,8 @@ SELECT expect('late usage on the next invoice',
     (SELECT array_agg(l.period_start || ' ' || l.quantity || ' ' || l.amount::text ORDER BY l.invoice_line_id)
      FROM invoice_line l JOIN invoice i USING (account_id, invoice_id)
      WHERE i.subscription_id = :u_sub AND i.issue_date = '2024-03-01'),
-    '{"2024-01-01 500 1.75 USD","2024-01-01 3 3.00 USD","2024-01-01 1 2.50 USD","2024-02-01 100 0.35 USD"}'::text[]);
+    -- lines in item order, then period
+    '{"2024-01-01 500 1.75 USD","2024-02-01 100 0.35 USD","2024-01-01 3 3.00 USD","2024-01-01 1 2.50 USD"}'::text[]);
 
 -- Downtime: nothing runs from Mar 2 until Jun 15.  One run catches up Apr
 -- 1, May 1 and Jun 1 for each licensed subscription, one invoice each.
