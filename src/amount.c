@@ -310,7 +310,7 @@ amount_cmp_fn(PG_FUNCTION_ARGS)
 }
 
 static int
-amount_sort_cmp(Datum x, Datum y, SortSupport ssup)
+amount_sort_cmp(Datum x, Datum y, SortSupport ssup pg_attribute_unused())
 {
 	return amount_total_order(DatumGetAmountP(x), DatumGetAmountP(y));
 }

@@ -51,7 +51,8 @@ parse_clock(const char *text, TimestampTz *out)
 }
 
 static bool
-clock_check_hook(char **newval, void **extra, GucSource source)
+clock_check_hook(char **newval, void **extra pg_attribute_unused(),
+				 GucSource source pg_attribute_unused())
 {
 	TimestampTz ts;
 
