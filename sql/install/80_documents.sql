@@ -200,8 +200,11 @@ BEGIN
                         billing.format_date((line ->> 'period_start')::date, loc, 'medium') || ' – '
                         || billing.format_date((line ->> 'period_end')::date - 1, loc, 'medium')) || '</div>'
                  ELSE '' END,
-            html_escape(coalesce(trim_scale((line ->> 'quantity')::numeric)::text, '')),
-            html_escape(billing._format_unit_price((line ->> 'unit_amount')::numeric, cur, loc)),
+            -- a tax line's unit_amount is its rate, already in its description
+            CASE WHEN line ->> 'kind' = 'tax' THEN ''
+                 ELSE html_escape(coalesce(trim_scale((line ->> 'quantity')::numeric)::text, '')) END,
+            CASE WHEN line ->> 'kind' = 'tax' THEN ''
+                 ELSE html_escape(billing._format_unit_price((line ->> 'unit_amount')::numeric, cur, loc)) END,
             html_escape(billing.format_amount((line ->> 'amount')::billing.amount, loc)));
     END LOOP;
     money_rows := format('<tr><th>%s</th><td class="num">%s</td></tr>',
@@ -238,7 +241,7 @@ table.lines td { border-bottom: 1px solid #ddd; padding: 0.4em; vertical-align: 
 .num { text-align: end; white-space: nowrap; }
 .period { color: #666; font-size: 0.85em; }
 table.totals { margin-inline-start: auto; margin-top: 1em; border-collapse: collapse; }
-table.totals th { text-align: start; padding: 0.3em 1.5em 0.3em 0; font-weight: normal; }
+table.totals th { text-align: start; padding-block: 0.3em; padding-inline-end: 1.5em; font-weight: normal; }
 table.totals td { padding: 0.3em 0; }
 tr.total th, tr.total td { font-weight: bold; border-top: 2px solid #222; }
 tr.due th, tr.due td { font-weight: bold; font-size: 1.15em; }
