@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include <unicode/ucal.h>
 #include <unicode/udat.h>
 #include <unicode/uloc.h>
 #include <unicode/ustring.h>
@@ -94,6 +95,26 @@ locale_format_date(int32_t days, const char *icu_id, DateStyle style,
 	fmt = udat_open(UDAT_NONE, styles[style], icu_id, utc, -1, NULL, 0, &status);
 	if (U_FAILURE(status))
 		return -1;
+
+	/*
+	 * ICU's Gregorian calendar switches to Julian before 1582; PostgreSQL's
+	 * dates are proleptic Gregorian.  Move the switch to the beginning of
+	 * time so that both name the same day.
+	 */
+	if (ucal_getType(udat_getCalendar(fmt), &status) != NULL &&
+		strcmp(ucal_getType(udat_getCalendar(fmt), &status), "gregorian") == 0)
+	{
+		UCalendar  *cal = ucal_clone(udat_getCalendar(fmt), &status);
+
+		ucal_setGregorianChange(cal, -1.8e17, &status);
+		udat_setCalendar(fmt, cal);
+		ucal_close(cal);
+	}
+	if (U_FAILURE(status))
+	{
+		udat_close(fmt);
+		return -1;
+	}
 	ulen = udat_format(fmt, instant, out, 256, NULL, &status);
 	udat_close(fmt);
 	if (U_FAILURE(status) || status == U_STRING_NOT_TERMINATED_WARNING)
