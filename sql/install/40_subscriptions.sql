@@ -45,8 +45,11 @@ COMMENT ON TABLE billing.subscription IS
 COMMENT ON COLUMN billing.subscription.next_bill_date IS
     'the first day not yet billed in advance: the cycle bills the subscription once this day is reached '
     'in the account''s time zone; NULL when paused or canceled';
--- The work queue of billing.run_cycle.
-CREATE INDEX subscription_due ON billing.subscription (next_bill_date) WHERE next_bill_date IS NOT NULL;
+-- The work queue of billing.run_cycle, read in key order from where the
+-- previous batch stopped (so a run never wades through the index entries of
+-- what it already billed).
+CREATE INDEX subscription_due ON billing.subscription (next_bill_date, account_id, subscription_id)
+    WHERE next_bill_date IS NOT NULL;
 
 -- An item: a price and a quantity, valid on [started_on, ended_on).  A
 -- change of price or quantity ends the item and starts a new one, so a
@@ -415,7 +418,7 @@ BEGIN
         v_cycle := billing.period_containing(s.anchor, s.cadence, v_d);
         INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
                                           description, quantity, unit_amount, amount, period_start, period_end)
-        SELECT s.account_id, s.subscription_id, x.item, x.pid, 'proration', x.descr, x.qty, pr.unit_amount,
+        SELECT s.account_id, s.subscription_id, x.item, x.pid, 'proration', dd.descr, x.qty, pr.unit_amount,
                x.sign * billing.prorate(billing.price_amount(x.pid, x.qty), v_cycle,
                                         daterange(v_d, s.current_period_end)),
                v_d, s.current_period_end
