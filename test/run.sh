@@ -13,7 +13,7 @@ MODE=${1:-test}
 GROUP=${2:-}
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libicu-dev
-pkg-config build-essential clang libclang-rt-14-dev util-linux"
+pkg-config build-essential clang libclang-rt-14-dev util-linux chromium fonts-dejavu-core"
 
 bootstrap() {
 	missing=""

@@ -2,6 +2,7 @@
  * currency.c - currency metadata and locale formatting from ICU.
  */
 #include "currency.h"
+#include "icu_locale.h"
 
 #include <string.h>
 
@@ -136,44 +137,6 @@ currency_next(int *cursor, char code[3])
 		}
 	}
 	*cursor = CODE_SPACE;
-	return false;
-}
-
-/*
- * A locale is usable when it parses completely as a language tag and ICU has
- * data for its language.  unum_open() alone cannot tell: it falls back to the
- * root locale for "xx-YY" and reports the same warning as for "de-DE".
- */
-static bool
-locale_to_icu(const char *locale, char *id, size_t idsize)
-{
-	char		tag[ULOC_FULLNAME_CAPACITY];
-	char		lang[ULOC_LANG_CAPACITY];
-	size_t		len = strlen(locale);
-	int32_t		parsed = 0;
-	UErrorCode	status = U_ZERO_ERROR;
-	int32_t		n;
-
-	if (len == 0 || len >= sizeof(tag))
-		return false;
-	for (size_t i = 0; i <= len; i++)
-		tag[i] = locale[i] == '_' ? '-' : locale[i];
-	uloc_forLanguageTag(tag, id, (int32_t) idsize, &parsed, &status);
-	if (U_FAILURE(status) || status == U_STRING_NOT_TERMINATED_WARNING ||
-		(size_t) parsed != len || id[0] == '\0')
-		return false;
-	uloc_getLanguage(id, lang, sizeof(lang), &status);
-	if (U_FAILURE(status) || lang[0] == '\0')
-		return false;
-	n = uloc_countAvailable();
-	for (int32_t i = 0; i < n; i++)
-	{
-		const char *avail = uloc_getAvailable(i);
-		size_t		l = strlen(lang);
-
-		if (strncmp(avail, lang, l) == 0 && (avail[l] == '\0' || avail[l] == '_'))
-			return true;
-	}
 	return false;
 }
 
