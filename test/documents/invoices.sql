@@ -23,5 +23,5 @@ SELECT billing.create_price(product_id => :ip, currency => 'USD', unit_amount =>
 SELECT billing.create_price(product_id => :fiber_he, currency => 'ILS', unit_amount => 129.90) AS fiber_ils \gset
 SELECT billing.subscribe(account_id => :en,
     items => jsonb_build_array(jsonb_build_object('price_id', :fiber_usd),
-                               jsonb_build_object('price_id', :ip_usd, 'quantity', 3)));
-SELECT billing.subscribe(account_id => :he, price_id => :fiber_ils);
+                               jsonb_build_object('price_id', :ip_usd, 'quantity', 3))) AS sub_en \gset
+SELECT billing.subscribe(account_id => :he, price_id => :fiber_ils) AS sub_he \gset
