@@ -178,6 +178,9 @@ BEGIN
         END LOOP;
         body := body || E'\n\n' || concat_ws(E'\n',
             rpad(lb ->> 'subtotal', 48) || ' ' || lpad(billing.format_amount((f ->> 'subtotal')::billing.amount, loc), 20),
+            CASE WHEN (f ->> 'discount')::billing.amount <> billing.from_minor_units(0, cur)
+                 THEN rpad(lb ->> 'discount', 48) || ' '
+                      || lpad(billing.format_amount((f ->> 'discount')::billing.amount, loc), 20) END,
             rpad(lb ->> 'tax', 48) || ' ' || lpad(billing.format_amount((f ->> 'tax')::billing.amount, loc), 20),
             rpad(lb ->> 'total', 48) || ' ' || lpad(billing.format_amount((f ->> 'total')::billing.amount, loc), 20),
             rpad(lb ->> 'amount_paid', 48) || ' ' || lpad(billing.format_amount((f ->> 'amount_paid')::billing.amount, loc), 20),
@@ -189,7 +192,8 @@ BEGIN
         RETURN body || E'\n';
     END IF;
 
-    -- html: every value from a table goes through html_escape
+    -- html: every value from a table goes through html_escape; invoice.discount
+    -- is already negative (the sum of the discount lines)
     body := '';
     FOR line IN SELECT value FROM jsonb_array_elements(f -> 'lines') LOOP
         body := body || format(
@@ -213,7 +217,7 @@ BEGIN
     IF ((f ->> 'discount')::billing.amount) <> billing.from_minor_units(0, cur) THEN
         money_rows := money_rows || format('<tr><th>%s</th><td class="num">%s</td></tr>',
                          html_escape(lb ->> 'discount'),
-                         html_escape(billing.format_amount(-((f ->> 'discount')::billing.amount), loc)));
+                         html_escape(billing.format_amount((f ->> 'discount')::billing.amount, loc)));
     END IF;
     money_rows := money_rows || format(
         '<tr><th>%s</th><td class="num">%s</td></tr><tr class="total"><th>%s</th><td class="num">%s</td></tr>'
