@@ -60,6 +60,22 @@ INSERT INTO amount_raw VALUES ('\x0000000000000001555344');  -- too short
 COPY amount_raw TO '/tmp/billing_regress_amount_bad.bin' (FORMAT binary);
 COPY amount_io2 FROM '/tmp/billing_regress_amount_bad.bin' (FORMAT binary);
 SELECT count(*) AS rows_after_bad_copies FROM amount_io2;
+-- A value stored with another scale (as a future ICU could define USD with
+-- 4 digits) keeps its meaning: it prints with its own digits, equals and
+-- hashes like the same money at 2 digits, and adds exactly.
+TRUNCATE amount_raw;
+INSERT INTO amount_raw VALUES ('\x000000000001e20855534404'),  -- 123400 at scale 4
+                              ('\x000000000001e20c55534404');  -- 123404 at scale 4
+COPY amount_raw TO '/tmp/billing_regress_amount_scale.bin' (FORMAT binary);
+CREATE TABLE amount_scaled (a billing.amount);
+COPY amount_scaled FROM '/tmp/billing_regress_amount_scale.bin' (FORMAT binary);
+SELECT a, billing.scale(a), a = '12.34 USD' AS equals_two_digits,
+       billing.amount_hash(a) = billing.amount_hash('12.34 USD') AS same_hash,
+       a + '0.01 USD' AS sum_at_finer_scale, a::numeric AS exact
+FROM amount_scaled ORDER BY a;
+SET enable_mergejoin = off; SET enable_nestloop = off;
+SELECT s.a AS stored, t.a AS typed FROM amount_scaled s JOIN (VALUES ('12.34 USD'::billing.amount)) t(a) ON s.a = t.a;
+RESET enable_mergejoin; RESET enable_nestloop;
 
 -- Arithmetic of one currency.
 SELECT '10.00 USD'::billing.amount + '2.55 USD' AS plus,
@@ -138,6 +154,15 @@ SELECT '1.00 USD'::billing.amount = '1.00 USD' AS eq,
        '-1.00 USD'::billing.amount > '-1.01 USD' AS gt,
        '1.00 USD'::billing.amount >= '1.01 USD' AS ge,
        '1.2300 USD'::billing.amount = '1.23 USD' AS eq_trailing_zeros;
+-- The sort order: currency code, then value; total, never an error.
+SELECT '1.00 USD'::billing.amount ~<~ '2.00 EUR' AS usd_before_eur,
+       '1.00 EUR'::billing.amount ~<~ '2.00 USD' AS eur_before_usd,
+       '1.00 USD'::billing.amount ~<=~ '1.00 USD' AS le_self,
+       '2.00 USD'::billing.amount ~>~ '1.00 USD' AS gt_value,
+       '1.00 EUR'::billing.amount ~>=~ '9.99 EUR' AS ge_false,
+       billing.amount_cmp('1 JPY', '1.00 EUR') AS cmp_jpy_eur,
+       billing.amount_cmp('1.00 EUR', '1.00 EUR') AS cmp_equal,
+       billing.amount_cmp('-1.00 EUR', '1.00 EUR') AS cmp_less;
 SELECT billing_test_error($$SELECT '1.00 USD'::billing.amount < '2.00 EUR'$$) AS lt_mixed,
        billing_test_error($$SELECT '1.00 USD'::billing.amount >= '2.00 EUR'$$) AS ge_mixed;
 

@@ -22,25 +22,6 @@
 
 #include "core/currency.h"
 
-/* the type's OID, looked up once per backend for building arrays */
-static Oid	amount_oid = InvalidOid;
-
-static Oid
-get_amount_oid(void)
-{
-	if (!OidIsValid(amount_oid))
-	{
-		Oid			nsp = get_namespace_oid("billing", false);
-
-		amount_oid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-									 CStringGetDatum("amount"),
-									 ObjectIdGetDatum(nsp));
-		if (!OidIsValid(amount_oid))
-			elog(ERROR, "type billing.amount does not exist");
-	}
-	return amount_oid;
-}
-
 static char *
 amount_cstring(const Amount *a)
 {
@@ -310,7 +291,7 @@ amount_cmp_fn(PG_FUNCTION_ARGS)
 }
 
 static int
-amount_sort_cmp(Datum x, Datum y, SortSupport ssup)
+amount_sort_cmp(Datum x, Datum y, SortSupport ssup pg_attribute_unused())
 {
 	return amount_total_order(DatumGetAmountP(x), DatumGetAmountP(y));
 }
@@ -441,6 +422,37 @@ int8_mul_amount(PG_FUNCTION_ARGS)
 	Amount	   *r = palloc(sizeof(Amount));
 
 	return amount_result(amount_mul_int(a, PG_GETARG_INT64(0), r), r, a, NULL, "multiply");
+}
+
+PG_FUNCTION_INFO_V1(amount_mul_int4);
+Datum
+amount_mul_int4(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_mul_int(a, PG_GETARG_INT32(1), r), r, a, NULL, "multiply");
+}
+
+PG_FUNCTION_INFO_V1(int4_mul_amount);
+Datum
+int4_mul_amount(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(1);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_mul_int(a, PG_GETARG_INT32(0), r), r, a, NULL, "multiply");
+}
+
+PG_FUNCTION_INFO_V1(amount_div_int4);
+Datum
+amount_div_int4(PG_FUNCTION_ARGS)
+{
+	Amount	   *a = PG_GETARG_AMOUNT_P(0);
+	Amount	   *r = palloc(sizeof(Amount));
+
+	return amount_result(amount_div_int(a, PG_GETARG_INT32(1), billing_rounding_mode(), r),
+						 r, a, NULL, "divide");
 }
 
 PG_FUNCTION_INFO_V1(amount_div_int8);
@@ -618,10 +630,15 @@ amount_sum_accum(PG_FUNCTION_ARGS)
 		Amount	   *a = PG_GETARG_AMOUNT_P(1);
 
 		/* the common case inline: same currency and scale, no overflow */
+		int128_t	total;
+
 		if (s->count > 0 && s->scale == a->scale &&
 			memcmp(s->currency, a->currency, 3) == 0 &&
-			!__builtin_add_overflow(s->total, (int128_t) a->units, &s->total))
+			!__builtin_add_overflow(s->total, (int128_t) a->units, &total))
+		{
+			s->total = total;
 			s->count++;
+		}
 		else
 		{
 			AmountError err = amount_sum_add(s, a);
@@ -885,21 +902,29 @@ amount_to_numeric(PG_FUNCTION_ARGS)
  * Allocation
  */
 
+/*
+ * The element type comes from the call's own result type, looked up per call
+ * (a syscache hit): a cached OID would go stale when the extension is dropped
+ * and created again in the same session.
+ */
 static Datum
-build_amount_array(Amount *parts, int n)
+build_amount_array(FunctionCallInfo fcinfo, Amount *parts, int n)
 {
+	Oid			elemtype = get_element_type(get_fn_expr_rettype(fcinfo->flinfo));
 	Datum	   *elems = palloc(sizeof(Datum) * n);
 
+	if (!OidIsValid(elemtype))
+		elog(ERROR, "could not determine the element type of billing.amount[]");
 	for (int i = 0; i < n; i++)
 		elems[i] = AmountPGetDatum(&parts[i]);
-	return PointerGetDatum(construct_array(elems, n, get_amount_oid(),
+	return PointerGetDatum(construct_array(elems, n, elemtype,
 										   sizeof(Amount), false, TYPALIGN_DOUBLE));
 }
 
 #define MAX_PARTS 1000000
 
 static Datum
-allocate_common(Amount *total, int64 *weights, int n)
+allocate_common(FunctionCallInfo fcinfo, Amount *total, int64 *weights, int n)
 {
 	Amount	   *parts = palloc(sizeof(Amount) * n);
 	AllocSlot  *slots = palloc(sizeof(AllocSlot) * n);
@@ -907,7 +932,7 @@ allocate_common(Amount *total, int64 *weights, int n)
 
 	if (err != AMOUNT_OK)
 		billing_amount_error(err, total, NULL, "billing.allocate");
-	return build_amount_array(parts, n);
+	return build_amount_array(fcinfo, parts, n);
 }
 
 /*
@@ -987,7 +1012,7 @@ amount_allocate_fn(PG_FUNCTION_ARGS)
 					 errhint("Scale the ratios down; only their proportions matter.")));
 		weights[i] = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(w)));
 	}
-	return allocate_common(total, weights, n);
+	return allocate_common(fcinfo, total, weights, n);
 }
 
 PG_FUNCTION_INFO_V1(amount_split_fn);
@@ -1010,7 +1035,7 @@ amount_split_fn(PG_FUNCTION_ARGS)
 	weights = palloc(sizeof(int64) * n);
 	for (int i = 0; i < n; i++)
 		weights[i] = 1;
-	return allocate_common(total, weights, n);
+	return allocate_common(fcinfo, total, weights, n);
 }
 
 /* ---------------------------------------------------------------------

@@ -14,6 +14,33 @@
 static char *clock_setting = NULL;
 
 /*
+ * DecodeDateTime() itself raises an error for an unknown time zone name.  A
+ * GUC check hook must not: a bad value stored with ALTER DATABASE would then
+ * fail every session's _PG_init.  Nothing is acquired in between, so the
+ * error is caught and dropped here and the value reported as invalid.
+ */
+static bool
+decode_quietly(char **field, int *ftype, int nf, int *dtype,
+			   struct pg_tm *tt, fsec_t *fsec, int *tz)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	volatile bool ok = false;
+
+	PG_TRY();
+	{
+		ok = DecodeDateTime(field, ftype, nf, dtype, tt, fsec, tz) == 0;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
  * Parses a clock value without raising errors, as a GUC check hook must.
  * Only a real, finite timestamp is accepted: 'now', 'today', 'infinity' and
  * friends would make the test clock no clock at all.  A value without a time
@@ -41,7 +68,7 @@ parse_clock(const char *text, TimestampTz *out)
 		if (strcmp(field[i], "now") == 0 || strcmp(field[i], "today") == 0 ||
 			strcmp(field[i], "tomorrow") == 0 || strcmp(field[i], "yesterday") == 0)
 			return false;
-	if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
+	if (!decode_quietly(field, ftype, nf, &dtype, &tt, &fsec, &tz))
 		return false;
 	if (dtype != DTK_DATE)
 		return false;
@@ -51,7 +78,8 @@ parse_clock(const char *text, TimestampTz *out)
 }
 
 static bool
-clock_check_hook(char **newval, void **extra, GucSource source)
+clock_check_hook(char **newval, void **extra pg_attribute_unused(),
+				 GucSource source pg_attribute_unused())
 {
 	TimestampTz ts;
 
@@ -91,7 +119,9 @@ billing_init_clock(void)
 							   "billing at another time.",
 							   &clock_setting,
 							   "",
-							   PGC_USERSET,
+							   /* moving "now" backdates payments and due dates:
+								* superusers, or roles granted SET on it */
+							   PGC_SUSET,
 							   0,
 							   clock_check_hook, NULL, NULL);
 }

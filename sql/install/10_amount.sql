@@ -142,9 +142,9 @@ CREATE FUNCTION billing.amount_mul(billing.amount, bigint) RETURNS billing.amoun
 CREATE FUNCTION billing.amount_mul(bigint, billing.amount) RETURNS billing.amount
     AS 'MODULE_PATHNAME', 'int8_mul_amount' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION billing.amount_mul(billing.amount, integer) RETURNS billing.amount
-    AS 'MODULE_PATHNAME', 'amount_mul_int8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_mul_int4' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION billing.amount_mul(integer, billing.amount) RETURNS billing.amount
-    AS 'MODULE_PATHNAME', 'int8_mul_amount' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'int4_mul_amount' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 -- The numeric and division forms read billing.rounding, hence STABLE.
 CREATE FUNCTION billing.amount_mul(billing.amount, numeric) RETURNS billing.amount
     AS 'MODULE_PATHNAME', 'amount_mul_numeric' LANGUAGE C STABLE STRICT PARALLEL SAFE;
@@ -153,7 +153,7 @@ CREATE FUNCTION billing.amount_mul(numeric, billing.amount) RETURNS billing.amou
 CREATE FUNCTION billing.amount_div(billing.amount, bigint) RETURNS billing.amount
     AS 'MODULE_PATHNAME', 'amount_div_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION billing.amount_div(billing.amount, integer) RETURNS billing.amount
-    AS 'MODULE_PATHNAME', 'amount_div_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'amount_div_int4' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION billing.amount_div(billing.amount, numeric) RETURNS billing.amount
     AS 'MODULE_PATHNAME', 'amount_div_numeric' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION billing.amount_div(billing.amount, billing.amount) RETURNS numeric

@@ -76,7 +76,8 @@ ensure_loaded(void)
 	if (table_loaded)
 		return;
 	load_flags(UCURR_ALL, false);
-	load_flags(UCURR_COMMON | UCURR_NON_DEPRECATED, true);
+	/* in use today: not deprecated (fund codes such as CHE or USN included) */
+	load_flags(UCURR_NON_DEPRECATED, true);
 	table_loaded = true;
 }
 
