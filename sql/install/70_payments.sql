@@ -280,12 +280,19 @@ COMMENT ON FUNCTION billing.apply_payment(bigint, billing.amount, text, text, te
 -- account_id order.
 CREATE FUNCTION billing._consume_credit(accounts bigint[], invoices bigint[])
 RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    -- Step 1 of the lock order, in a statement of its own: the next
+    -- statement's snapshot then sees every balance as it is after the
+    -- transactions we waited for (a row locked and updated in one statement
+    -- would be updated from the version in the statement's snapshot).
+    SELECT count(*) FROM (
+        SELECT FROM billing.account_credit c
+        WHERE c.account_id IN (SELECT DISTINCT unnest(accounts))
+        ORDER BY c.account_id
+        FOR UPDATE) locked;
     WITH cr AS MATERIALIZED (
         SELECT c.account_id, billing.to_numeric(c.balance) AS balance
         FROM billing.account_credit c
         WHERE c.account_id IN (SELECT DISTINCT unnest(accounts)) AND billing.to_numeric(c.balance) > 0
-        ORDER BY c.account_id
-        FOR UPDATE
     ), inv AS MATERIALIZED (
         SELECT i.account_id, i.invoice_id, i.currency, i.issue_date, i.number, cr.balance,
                billing.to_numeric(i.amount_due) AS due,
