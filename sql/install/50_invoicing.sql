@@ -177,11 +177,14 @@ CREATE FUNCTION billing._due_boundaries(accounts bigint[], subscriptions bigint[
                                         at timestamptz, mode text)
 RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, seq bigint, n bigint,
                cycle_start date, cycle_end date, usage_from date, with_usage boolean, ends text,
-               billing_reason text, as_of_date date)
+               billing_reason text, as_of_date date, anchor date, cadence interval, currency text,
+               tax_exempt boolean, account_tax_rate_id bigint, coupon_id bigint)
 LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
     WITH s AS (
         SELECT s.account_id, s.subscription_id, s.anchor, s.cadence, s.next_bill_date, s.status,
                s.cancel_at, s.pause_at, least(s.cancel_at, s.pause_at) AS stop,
+               s.coupon_id, s.coupon_from, s.coupon_until,
+               a.currency, a.tax_exempt, a.tax_rate_id AS account_tax_rate_id,
                CASE WHEN _due_boundaries.mode = 'preview' AND _due_boundaries.as_of IS NULL
                     THEN greatest(s.next_bill_date, billing.today(a.timezone, _due_boundaries.at))
                     ELSE coalesce(_due_boundaries.as_of, billing.today(a.timezone, _due_boundaries.at))
@@ -191,31 +194,35 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
         JOIN billing.account a ON a.account_id = s.account_id
     ), b AS (
         -- recurring periods
-        SELECT s.account_id, s.subscription_id, greatest(lower(p), s.next_bill_date) AS boundary,
+        SELECT s.*, greatest(lower(p), s.next_bill_date) AS boundary,
                lower(p) AS cycle_start, upper(p) AS cycle_end, NULL::text AS ends,
-               true AS with_usage, 'subscription_cycle' AS billing_reason, s.d
+               true AS with_usage, 'subscription_cycle' AS billing_reason
         FROM s CROSS JOIN LATERAL billing.periods_between(s.anchor, s.cadence, daterange(s.next_bill_date, s.d, '[]')) p
         WHERE _due_boundaries.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d
           AND greatest(lower(p), s.next_bill_date) <= s.d
           AND (s.stop IS NULL OR greatest(lower(p), s.next_bill_date) < s.stop)
         UNION ALL
         -- a scheduled cancellation or pause
-        SELECT s.account_id, s.subscription_id, s.stop, NULL, NULL,
+        SELECT s.*, s.stop, NULL, NULL,
                CASE WHEN s.stop = s.cancel_at THEN 'canceled' ELSE 'paused' END,
-               true, CASE WHEN s.stop = s.cancel_at THEN 'subscription_cancel' ELSE 'subscription_cycle' END, s.d
+               true, CASE WHEN s.stop = s.cancel_at THEN 'subscription_cancel' ELSE 'subscription_cycle' END
         FROM s
         WHERE _due_boundaries.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d AND s.stop <= s.d
         UNION ALL
         -- an invoice now: usage only when the subscription has ended
-        SELECT s.account_id, s.subscription_id, s.d, NULL, NULL, NULL,
+        SELECT s.*, s.d, NULL, NULL, NULL,
                s.status = 'canceled',
-               CASE WHEN s.status = 'canceled' THEN 'subscription_cancel' ELSE 'subscription_update' END, s.d
+               CASE WHEN s.status = 'canceled' THEN 'subscription_cancel' ELSE 'subscription_update' END
         FROM s
         WHERE _due_boundaries.mode = 'now'
     )
     SELECT b.account_id, b.subscription_id, b.boundary,
            row_number() OVER w, count(*) OVER (PARTITION BY b.account_id, b.subscription_id),
-           b.cycle_start, b.cycle_end, lag(b.boundary) OVER w, b.with_usage, b.ends, b.billing_reason, b.d
+           b.cycle_start, b.cycle_end, lag(b.boundary) OVER w, b.with_usage, b.ends, b.billing_reason, b.d,
+           b.anchor, b.cadence, b.currency, b.tax_exempt, b.account_tax_rate_id,
+           -- the coupon, if this invoice is in its time
+           CASE WHEN b.boundary >= b.coupon_from AND (b.coupon_until IS NULL OR b.boundary < b.coupon_until)
+                THEN b.coupon_id END
     FROM b
     WINDOW w AS (PARTITION BY b.account_id, b.subscription_id ORDER BY b.boundary, b.ends NULLS FIRST)
 $$;
@@ -234,22 +241,21 @@ COMMENT ON FUNCTION billing._due_boundaries(bigint[], bigint[], date, timestampt
 --   tax        per tax rate: R(net x rate / 100) exclusive,
 --              R(net x rate / (100 + rate)) inclusive
 -- where R rounds once to the currency's minor unit by billing.rounding.
+-- Each step carries the invoice's columns along instead of joining back to
+-- the boundaries: a join of two CTEs has no index and no estimate.
 CREATE FUNCTION billing._due_lines(accounts bigint[], subscriptions bigint[], as_of date,
                                    at timestamptz, mode text)
 RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, billing_reason text,
-               line_no bigint, kind text, description text, subscription_item_id bigint, price_id bigint,
-               quantity numeric, unit_amount numeric, amount billing.amount, period_start date,
-               period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
+               as_of_date date, line_no bigint, kind text, description text, subscription_item_id bigint,
+               price_id bigint, quantity numeric, unit_amount numeric, amount billing.amount,
+               period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
                usage_event_ids bigint[], pending_item_id bigint)
 LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
     WITH b AS MATERIALIZED (
-        SELECT b.*, s.anchor, s.cadence, s.coupon_id, s.coupon_from, s.coupon_until,
-               a.currency, a.tax_exempt, a.tax_rate_id AS account_tax_rate_id
-        FROM billing._due_boundaries(accounts, subscriptions, as_of, at, mode) b
-        JOIN billing.subscription s ON s.account_id = b.account_id AND s.subscription_id = b.subscription_id
-        JOIN billing.account a ON a.account_id = b.account_id
+        SELECT * FROM billing._due_boundaries(accounts, subscriptions, as_of, at, mode)
     ), recurring AS (
-        SELECT b.account_id, b.subscription_id, b.boundary, 1 AS sort, 'subscription'::text AS kind,
+        SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.currency,
+               b.coupon_id, 1 AS sort, 'subscription'::text AS kind,
                pr.name || coalesce(' (' || p.nickname || ')', '') AS description,
                i.subscription_item_id, i.price_id, i.quantity, p.unit_amount,
                CASE WHEN b.boundary = b.cycle_start THEN full_amount
@@ -274,7 +280,8 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
         WHERE b.cycle_start IS NOT NULL
     ), new_usage AS (
         -- the unbilled events each invoice takes, by item and usage period
-        SELECT b.account_id, b.subscription_id, b.boundary, e.subscription_item_id,
+        SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.currency,
+               b.coupon_id, b.tax_exempt, b.account_tax_rate_id, e.subscription_item_id,
                billing.period_containing(b.anchor, b.cadence, e.usage_date) AS up,
                array_agg(e.usage_event_id ORDER BY e.usage_event_id) AS ids
         FROM b
@@ -284,20 +291,20 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
          AND e.invoice_id IS NULL AND e.usage_date < b.boundary
          AND (b.usage_from IS NULL OR e.usage_date >= b.usage_from)
         WHERE b.with_usage
-        GROUP BY 1, 2, 3, 4, 5
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
     ), usage AS (
-        SELECT u.account_id, u.subscription_id, u.boundary, 2 AS sort, 'usage'::text AS kind,
+        SELECT u.account_id, u.subscription_id, u.boundary, u.billing_reason, u.as_of_date, u.currency,
+               u.coupon_id, 2 AS sort, 'usage'::text AS kind,
                pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage' AS description,
                u.subscription_item_id, p.price_id, q.total - coalesce(prev.quantity, 0) AS quantity,
                p.unit_amount,
                billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.total),
-                                    b.currency)
-                 - coalesce(prev.amount, billing.from_minor_units(0, b.currency)) AS amount,
+                                    u.currency)
+                 - coalesce(prev.amount, billing.from_minor_units(0, u.currency)) AS amount,
                lower(u.up) AS period_start, least(upper(u.up), u.boundary) AS period_end,
-               CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END,
+               CASE WHEN u.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, u.account_tax_rate_id) END,
                'usage ' || p.usage_aggregation, u.ids, NULL::bigint
         FROM new_usage u
-        JOIN b ON b.account_id = u.account_id AND b.subscription_id = u.subscription_id AND b.boundary = u.boundary
         JOIN billing.subscription_item i
           ON i.account_id = u.account_id AND i.subscription_item_id = u.subscription_item_id
         JOIN billing.price p ON p.price_id = i.price_id
@@ -324,7 +331,8 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
               AND l.kind = 'usage' AND l.period_start = lower(u.up)
         ) prev ON true
     ), pending AS (
-        SELECT b.account_id, b.subscription_id, b.boundary, 3 AS sort, pi.kind, pi.description,
+        SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.currency,
+               b.coupon_id, 3 AS sort, pi.kind, pi.description,
                pi.subscription_item_id, pi.price_id, pi.quantity, pi.unit_amount, pi.amount,
                pi.period_start, pi.period_end,
                CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END,
@@ -334,31 +342,27 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
           ON pi.account_id = b.account_id AND pi.subscription_id = b.subscription_id AND pi.invoice_id IS NULL
         LEFT JOIN billing.price p ON p.price_id = pi.price_id
         WHERE b.seq = 1
-    ), charges AS (
+    ), charges AS MATERIALIZED (
         SELECT * FROM recurring UNION ALL SELECT * FROM usage UNION ALL SELECT * FROM pending
     ), groups AS (
         -- the net of each invoice per tax rate, and the coupon that applies
-        SELECT c.account_id, c.subscription_id, c.boundary, c.tax_rate_id, billing.sum(c.amount) AS net,
-               min(b.currency) AS currency, min(cp.coupon_id) AS coupon_id
+        SELECT c.account_id, c.subscription_id, c.boundary, c.billing_reason, c.as_of_date, c.currency,
+               c.coupon_id, c.tax_rate_id, billing.sum(c.amount) AS net
         FROM charges c
-        JOIN b ON b.account_id = c.account_id AND b.subscription_id = c.subscription_id AND b.boundary = c.boundary
-        LEFT JOIN billing.coupon cp
-          ON cp.coupon_id = b.coupon_id AND c.boundary >= b.coupon_from
-         AND (b.coupon_until IS NULL OR c.boundary < b.coupon_until)
-        GROUP BY 1, 2, 3, 4
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
     ), discounted AS (
         SELECT g.*, cp.code, cp.percent_off, cp.amount_off,
-               CASE WHEN cp.coupon_id IS NULL THEN NULL
-                    WHEN cp.percent_off IS NOT NULL
+               CASE WHEN cp.percent_off IS NOT NULL
                     THEN -billing.round_amount(to_numeric(g.net) * cp.percent_off / 100, g.currency)
-                    ELSE NULL END AS percent_discount,
+               END AS percent_discount,
                row_number() OVER inv AS group_no,
-               array_agg(greatest(to_numeric(g.net), 0)) OVER (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS ratios,
-               sum(to_numeric(g.net)) OVER (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS invoice_net
+               array_agg(greatest(to_numeric(g.net), 0)) OVER whole AS ratios,
+               sum(to_numeric(g.net)) OVER whole AS invoice_net
         FROM groups g
         LEFT JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id
-        WINDOW inv AS (PARTITION BY g.account_id, g.subscription_id, g.boundary ORDER BY g.tax_rate_id NULLS FIRST)
-    ), discounts AS (
+        WINDOW inv AS (PARTITION BY g.account_id, g.subscription_id, g.boundary ORDER BY g.tax_rate_id NULLS FIRST),
+               whole AS (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+    ), discounts AS MATERIALIZED (
         SELECT d.*,
                coalesce(d.percent_discount,
                         CASE WHEN d.amount_off IS NOT NULL AND d.invoice_net > 0
@@ -368,7 +372,8 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
                         END) AS discount
         FROM discounted d
     ), discount_lines AS (
-        SELECT d.account_id, d.subscription_id, d.boundary, 4 AS sort, 'discount'::text AS kind,
+        SELECT d.account_id, d.subscription_id, d.boundary, d.billing_reason, d.as_of_date, d.currency,
+               d.coupon_id, 4 AS sort, 'discount'::text AS kind,
                'Coupon ' || d.code || CASE WHEN d.percent_off IS NOT NULL
                                            THEN ' (' || trim_scale(d.percent_off) || '% off)'
                                            ELSE ' (' || d.amount_off::text || ' off)' END,
@@ -377,28 +382,30 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
         FROM discounts d
         WHERE d.discount IS NOT NULL
     ), tax_lines AS (
-        SELECT d.account_id, d.subscription_id, d.boundary, 5 AS sort, 'tax'::text AS kind,
+        SELECT d.account_id, d.subscription_id, d.boundary, d.billing_reason, d.as_of_date, d.currency,
+               d.coupon_id, 5 AS sort, 'tax'::text AS kind,
                t.name || ' ' || trim_scale(t.percentage) || '%' || CASE WHEN t.inclusive THEN ' (included)' ELSE '' END,
                NULL::bigint, NULL::bigint, NULL::numeric, t.percentage,
                billing.round_amount(
                    (to_numeric(d.net) + coalesce(to_numeric(d.discount), 0)) * t.percentage
                    / CASE WHEN t.inclusive THEN 100 + t.percentage ELSE 100 END, d.currency),
-               NULL::date, NULL::date, d.tax_rate_id, 'tax_rate ' || t.tax_rate_id, NULL::bigint[], NULL::bigint
+               NULL::date, NULL::date, d.tax_rate_id, 'tax_rate ' || t.tax_rate_id, NULL::bigint[],
+               -- in place of pending_item_id: whether the tax is inclusive
+               t.inclusive::integer::bigint
         FROM discounts d
         JOIN billing.tax_rate t ON t.tax_rate_id = d.tax_rate_id
     ), all_lines AS (
         SELECT * FROM charges UNION ALL SELECT * FROM discount_lines UNION ALL SELECT * FROM tax_lines
     )
-    SELECT l.account_id, l.subscription_id, l.boundary, b.billing_reason,
+    SELECT l.account_id, l.subscription_id, l.boundary, l.billing_reason, l.as_of_date,
            row_number() OVER (PARTITION BY l.account_id, l.subscription_id, l.boundary
                               ORDER BY l.sort, l.tax_rate_id NULLS FIRST, l.subscription_item_id, l.period_start,
                                        l.pending_item_id),
            l.kind, l.description, l.subscription_item_id, l.price_id, l.quantity, l.unit_amount, l.amount,
            l.period_start, l.period_end, l.tax_rate_id,
-           l.kind = 'tax' AND coalesce((SELECT t.inclusive FROM billing.tax_rate t WHERE t.tax_rate_id = l.tax_rate_id), false),
-           l.source, l.usage_event_ids, l.pending_item_id
+           l.kind = 'tax' AND l.pending_item_id = 1,
+           l.source, l.usage_event_ids, CASE WHEN l.kind <> 'tax' THEN l.pending_item_id END
     FROM all_lines l
-    JOIN b ON b.account_id = l.account_id AND b.subscription_id = l.subscription_id AND b.boundary = l.boundary
 $$;
 COMMENT ON FUNCTION billing._due_lines(bigint[], bigint[], date, timestamptz, text) IS
     'internal: every line of every invoice due for these subscriptions (see billing._due_boundaries); '
@@ -418,11 +425,16 @@ CREATE FUNCTION billing._bill(accounts bigint[], subscriptions bigint[], as_of d
                               OUT invoices integer, OUT lines integer)
 LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
     WITH due AS MATERIALIZED (
-        SELECT * FROM billing._due_lines(accounts, subscriptions, as_of, at, mode)
+        -- one invoice id per invoice key, handed out on its first line
+        SELECT d.*, max(CASE WHEN d.line_no = 1 THEN nextval('billing.invoice_invoice_id_seq') END)
+                        OVER (PARTITION BY d.account_id, d.subscription_id, d.boundary) AS invoice_id
+        FROM billing._due_lines(accounts, subscriptions, as_of, at, mode) d
     ), bounds AS MATERIALIZED (
         SELECT * FROM billing._due_boundaries(accounts, subscriptions, as_of, at, mode)
     ), totals AS (
-        SELECT d.account_id, d.subscription_id, d.boundary, min(d.billing_reason) AS billing_reason,
+        SELECT d.invoice_id, min(d.account_id) AS account_id, min(d.subscription_id) AS subscription_id,
+               min(d.boundary) AS boundary, min(d.billing_reason) AS billing_reason,
+               min(d.as_of_date) AS issue_date,
                billing.sum(d.amount) FILTER (WHERE d.kind NOT IN ('discount', 'tax')) AS subtotal,
                billing.sum(d.amount) FILTER (WHERE d.kind = 'discount') AS discount,
                billing.sum(d.amount) FILTER (WHERE d.kind = 'tax') AS tax,
@@ -430,17 +442,14 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
                min(d.period_start) FILTER (WHERE d.kind = 'subscription') AS period_start,
                max(d.period_end) FILTER (WHERE d.kind = 'subscription') AS period_end
         FROM due d
-        GROUP BY 1, 2, 3
-    ), inv AS MATERIALIZED (
-        SELECT t.*, nextval('billing.invoice_invoice_id_seq') AS invoice_id, a.entity_id, a.currency,
-               bo.as_of_date AS issue_date, bo.as_of_date + a.payment_terms_days AS due_date,
-               e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM bo.as_of_date) ELSE '' END
+        GROUP BY d.invoice_id
+    ), inv AS (
+        SELECT t.*, a.entity_id, a.currency, t.issue_date + a.payment_terms_days AS due_date,
+               e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM t.issue_date) ELSE '' END
                    AS series,
                e.number_digits,
                billing.from_minor_units(0, a.currency) AS zero
         FROM totals t
-        JOIN bounds bo ON bo.account_id = t.account_id AND bo.subscription_id = t.subscription_id
-                      AND bo.boundary = t.boundary
         JOIN billing.account a ON a.account_id = t.account_id
         JOIN billing.billing_entity e ON e.entity_id = a.entity_id
     ), numbered AS MATERIALIZED (
@@ -473,28 +482,22 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
         INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, subscription_id,
                                           subscription_item_id, price_id, quantity, unit_amount, amount,
                                           period_start, period_end, tax_rate_id, tax_inclusive, source)
-        SELECT d.account_id, i.invoice_id, d.kind, d.description, d.subscription_id, d.subscription_item_id,
+        SELECT d.account_id, d.invoice_id, d.kind, d.description, d.subscription_id, d.subscription_item_id,
                d.price_id, d.quantity, d.unit_amount, d.amount, d.period_start, d.period_end, d.tax_rate_id,
                d.tax_inclusive, d.source
         FROM due d
-        JOIN inv i ON i.account_id = d.account_id AND i.subscription_id = d.subscription_id
-                  AND i.boundary = d.boundary
-        ORDER BY i.invoice_id, d.line_no
+        ORDER BY d.invoice_id, d.line_no
         RETURNING 1
     ), mark_usage AS (
         UPDATE billing.usage_event e SET invoice_id = x.invoice_id
-        FROM (SELECT d.account_id, i.invoice_id, unnest(d.usage_event_ids) AS usage_event_id
+        FROM (SELECT d.account_id, d.invoice_id, unnest(d.usage_event_ids) AS usage_event_id
               FROM due d
-              JOIN inv i ON i.account_id = d.account_id AND i.subscription_id = d.subscription_id
-                        AND i.boundary = d.boundary
               WHERE d.usage_event_ids IS NOT NULL) x
         WHERE e.account_id = x.account_id AND e.usage_event_id = x.usage_event_id
         RETURNING 1
     ), mark_pending AS (
-        UPDATE billing.pending_item p SET invoice_id = i.invoice_id
+        UPDATE billing.pending_item p SET invoice_id = d.invoice_id
         FROM due d
-        JOIN inv i ON i.account_id = d.account_id AND i.subscription_id = d.subscription_id
-                  AND i.boundary = d.boundary
         WHERE d.pending_item_id IS NOT NULL
           AND p.account_id = d.account_id AND p.pending_item_id = d.pending_item_id
         RETURNING 1
@@ -668,12 +671,15 @@ COMMENT ON PROCEDURE billing.run_cycle(date, integer, timestamptz) IS
     'its time zone at at, default billing.now()), in committed batches of batch_size, SKIP LOCKED so several '
     'sessions can share a run; logs the run in billing.cycle_run and NOTIFYs billing_events once per batch';
 
+CREATE TYPE billing.preview_line AS (
+    subscription_id bigint, invoice_date date, line_no bigint, kind text, description text,
+    subscription_item_id bigint, price_id bigint, quantity numeric, unit_amount numeric,
+    amount billing.amount, period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean);
+COMMENT ON TYPE billing.preview_line IS 'a line billing.preview_invoice returns';
+
 CREATE FUNCTION billing.preview_invoice(account_id bigint, subscription_id bigint DEFAULT NULL,
                                         as_of date DEFAULT NULL)
-RETURNS TABLE (subscription_id bigint, invoice_date date, line_no bigint, kind text, description text,
-               subscription_item_id bigint, price_id bigint, quantity numeric, unit_amount numeric,
-               amount billing.amount, period_start date, period_end date, tax_rate_id bigint,
-               tax_inclusive boolean)
+RETURNS SETOF billing.preview_line
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
 DECLARE
     v_accounts bigint[];

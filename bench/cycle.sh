@@ -1,0 +1,108 @@
+#!/bin/sh
+# bench/cycle.sh - billing.run_cycle over 100k and 1M active monthly
+# subscriptions (one flat item each, every other account taxed), against a
+# bare INSERT ... SELECT of the same invoice and line rows into the same
+# tables in the same database.  Run by bench/run.sh with PGDATABASE set to a
+# fresh database: sh test/run.sh bench cycle.  Prints
+#   BENCH cycle_100k_seconds <s>
+#   BENCH cycle_1m_seconds <s>
+#   BENCH bare_insert_1m_seconds <s>
+#   BENCH cycle_vs_bare_insert <r> x   the 1M cycle / the 1M bare insert
+#   BENCH cycle_peak_rss_mb <mb>       VmHWM of the backend that ran the 1M cycle
+#   BENCH cycle_peak_private_mb <mb>   that less the shared memory it mapped (RssShmem)
+# Each timed part runs in a fresh backend (psql connection); the set-up is
+# set-based SQL and not timed.  The cluster runs on this machine, so the
+# backend's /proc/<pid>/status is readable from here.
+set -eu
+BATCH=${BENCH_BATCH:-10000}
+PSQL="psql -X -q -v ON_ERROR_STOP=1"
+
+$PSQL <<'SQL' >/dev/null
+CREATE EXTENSION IF NOT EXISTS billing;
+SELECT billing.create_billing_entity('Bench Inc', 'USD');
+SELECT billing.create_tax_rate('Sales tax', 8.875);
+SELECT billing.create_product('Plan');
+SELECT billing.create_price(1, 'USD', 19.99);
+SQL
+
+setup() { # $1 first account id, $2 count: one subscription each, due 2024-01-01
+	$PSQL <<SQL >/dev/null
+INSERT INTO billing.account (account_id, entity_id, name, currency, tax_rate_id)
+SELECT i, 1, 'customer ' || i, 'USD', CASE WHEN i % 2 = 0 THEN 1 END
+FROM generate_series($1::bigint, $1 + $2 - 1) i;
+INSERT INTO billing.subscription (account_id, subscription_id, status, anchor, cadence, start_date, next_bill_date)
+SELECT i, i, 'active', '2024-01-01', '1 month', '2024-01-01', '2024-01-01'
+FROM generate_series($1::bigint, $1 + $2 - 1) i;
+INSERT INTO billing.subscription_item (account_id, subscription_item_id, subscription_id, price_id, quantity, started_on)
+SELECT i, i, i, 1, 1, '2024-01-01' FROM generate_series($1::bigint, $1 + $2 - 1) i;
+VACUUM ANALYZE;
+CHECKPOINT;
+SQL
+}
+
+# $1: SQL to time, in a fresh backend; prints "<seconds> <VmHWM kB> <RssShmem kB>"
+timed() {
+	$PSQL -A -t <<SQL
+SELECT pg_backend_pid() AS pid, extract(epoch FROM clock_timestamp()) AS t0 \gset
+\setenv BENCH_PID :pid
+$1
+SELECT extract(epoch FROM clock_timestamp()) - :t0 AS seconds \gset
+\setenv BENCH_SECONDS :seconds
+\\! echo "\$BENCH_SECONDS \$(awk '/^VmHWM/ {h=\$2} /^RssShmem/ {s=\$2} END {print h, s}' /proc/\$BENCH_PID/status)"
+SQL
+}
+
+setup 1 100000
+set -- $(timed "CALL billing.run_cycle(as_of => '2024-01-01', batch_size => $BATCH);")
+printf 'BENCH cycle_100k_seconds %.2f\n' "$1"
+
+# 1M more, due on 2024-01-01 (the first 100k are billed through January)
+setup 100001 ${BENCH_N:-1000000}
+set -- $(timed "CALL billing.run_cycle(as_of => '2024-01-01', batch_size => $BATCH);")
+CYCLE=$1
+printf 'BENCH cycle_1m_seconds %.2f\n' "$CYCLE"
+printf 'BENCH cycle_peak_rss_mb %.0f\n' "$(echo "$2 / 1024" | bc -l)"
+printf 'BENCH cycle_peak_private_mb %.0f\n' "$(echo "($2 - $3) / 1024" | bc -l)"
+
+# The same rows for the same 1M subscriptions' next period, by bare SQL: the
+# invoices with their totals and numbers, then their lines.
+set -- $(timed "
+BEGIN;
+INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status, billing_reason,
+                             currency, subtotal, discount, tax, total, amount_paid, amount_due, issue_date,
+                             due_date, period_start, period_end, finalized_at)
+SELECT s.account_id, nextval('billing.invoice_invoice_id_seq'), 1, s.subscription_id,
+       'BARE-' || lpad(s.subscription_id::text, 7, '0'), 'open', 'subscription_cycle', 'USD', '19.99 USD', '0.00 USD',
+       CASE WHEN a.tax_rate_id IS NULL THEN '0.00 USD' ELSE '1.77 USD' END::billing.amount,
+       CASE WHEN a.tax_rate_id IS NULL THEN '19.99 USD' ELSE '21.76 USD' END::billing.amount, '0.00 USD',
+       CASE WHEN a.tax_rate_id IS NULL THEN '19.99 USD' ELSE '21.76 USD' END::billing.amount,
+       '2024-02-01', '2024-03-02', '2024-02-01', '2024-03-01', now()
+FROM billing.subscription s JOIN billing.account a ON a.account_id = s.account_id
+WHERE s.account_id > 100000;
+INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, subscription_id, subscription_item_id,
+                                  price_id, quantity, unit_amount, amount, period_start, period_end, tax_rate_id,
+                                  source)
+SELECT i.account_id, i.invoice_id, 'subscription', 'Plan', i.subscription_id, i.subscription_id, 1, 1, 19.99,
+       '19.99 USD'::billing.amount, '2024-02-01', '2024-03-01', a.tax_rate_id, 'cycle'
+FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
+WHERE i.number LIKE 'BARE-%'
+UNION ALL
+SELECT i.account_id, i.invoice_id, 'tax', 'Sales tax 8.875%', NULL, NULL, NULL, NULL, 8.875, '1.77 USD',
+       NULL, NULL, 1, 'tax_rate 1'
+FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
+WHERE i.number LIKE 'BARE-%' AND a.tax_rate_id IS NOT NULL;
+COMMIT;")
+BARE=$1
+printf 'BENCH bare_insert_1m_seconds %.2f\n' "$BARE"
+printf 'BENCH cycle_vs_bare_insert %.2f x\n' "$(echo "$CYCLE / $BARE" | bc -l)"
+
+# The run did what it should: every subscription billed once, invariants hold.
+$PSQL -A -t <<'SQL'
+SELECT 'check: ' || count(*) FILTER (WHERE number NOT LIKE 'BARE-%') || ' cycle invoices, '
+       || count(*) FILTER (WHERE number LIKE 'BARE-%') || ' bare, '
+       || (SELECT count(*) FROM billing.check_invariants() WHERE invariant <> 'invoice_numbers_gapless')
+       || ' invariant violations'
+FROM billing.invoice;
+SELECT 'run: ' || subscriptions || ' subscriptions, ' || invoices || ' invoices, ' || lines || ' lines, '
+       || batches || ' batches, ' || status FROM billing.cycle_run ORDER BY cycle_run_id;
+SQL
