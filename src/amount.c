@@ -404,67 +404,30 @@ amount_um(PG_FUNCTION_ARGS)
 	return amount_result(amount_neg(a, r), r, a, NULL, "negate");
 }
 
-PG_FUNCTION_INFO_V1(amount_mul_int8);
-Datum
-amount_mul_int8(PG_FUNCTION_ARGS)
-{
-	Amount	   *a = PG_GETARG_AMOUNT_P(0);
-	Amount	   *r = palloc(sizeof(Amount));
-
-	return amount_result(amount_mul_int(a, PG_GETARG_INT64(1), r), r, a, NULL, "multiply");
+/*
+ * amount * integer and amount / integer, for int8 and int4 on either side:
+ * `arg` is the amount's argument number, `factor` how to read the integer.
+ */
+#define AMOUNT_INT_OP(name, arg, factor, call, what) \
+PG_FUNCTION_INFO_V1(name); \
+Datum \
+name(PG_FUNCTION_ARGS) \
+{ \
+	Amount	   *a = PG_GETARG_AMOUNT_P(arg); \
+	Amount	   *r = palloc(sizeof(Amount)); \
+	\
+	return amount_result(call(a, factor, r), r, a, NULL, what); \
 }
 
-PG_FUNCTION_INFO_V1(int8_mul_amount);
-Datum
-int8_mul_amount(PG_FUNCTION_ARGS)
-{
-	Amount	   *a = PG_GETARG_AMOUNT_P(1);
-	Amount	   *r = palloc(sizeof(Amount));
+/* integer division rounds by the setting billing.rounding */
+#define amount_div_by_setting(a, d, r) amount_div_int(a, d, billing_rounding_mode(), r)
 
-	return amount_result(amount_mul_int(a, PG_GETARG_INT64(0), r), r, a, NULL, "multiply");
-}
-
-PG_FUNCTION_INFO_V1(amount_mul_int4);
-Datum
-amount_mul_int4(PG_FUNCTION_ARGS)
-{
-	Amount	   *a = PG_GETARG_AMOUNT_P(0);
-	Amount	   *r = palloc(sizeof(Amount));
-
-	return amount_result(amount_mul_int(a, PG_GETARG_INT32(1), r), r, a, NULL, "multiply");
-}
-
-PG_FUNCTION_INFO_V1(int4_mul_amount);
-Datum
-int4_mul_amount(PG_FUNCTION_ARGS)
-{
-	Amount	   *a = PG_GETARG_AMOUNT_P(1);
-	Amount	   *r = palloc(sizeof(Amount));
-
-	return amount_result(amount_mul_int(a, PG_GETARG_INT32(0), r), r, a, NULL, "multiply");
-}
-
-PG_FUNCTION_INFO_V1(amount_div_int4);
-Datum
-amount_div_int4(PG_FUNCTION_ARGS)
-{
-	Amount	   *a = PG_GETARG_AMOUNT_P(0);
-	Amount	   *r = palloc(sizeof(Amount));
-
-	return amount_result(amount_div_int(a, PG_GETARG_INT32(1), billing_rounding_mode(), r),
-						 r, a, NULL, "divide");
-}
-
-PG_FUNCTION_INFO_V1(amount_div_int8);
-Datum
-amount_div_int8(PG_FUNCTION_ARGS)
-{
-	Amount	   *a = PG_GETARG_AMOUNT_P(0);
-	Amount	   *r = palloc(sizeof(Amount));
-
-	return amount_result(amount_div_int(a, PG_GETARG_INT64(1), billing_rounding_mode(), r),
-						 r, a, NULL, "divide");
-}
+AMOUNT_INT_OP(amount_mul_int8, 0, PG_GETARG_INT64(1), amount_mul_int, "multiply")
+AMOUNT_INT_OP(int8_mul_amount, 1, PG_GETARG_INT64(0), amount_mul_int, "multiply")
+AMOUNT_INT_OP(amount_mul_int4, 0, PG_GETARG_INT32(1), amount_mul_int, "multiply")
+AMOUNT_INT_OP(int4_mul_amount, 1, PG_GETARG_INT32(0), amount_mul_int, "multiply")
+AMOUNT_INT_OP(amount_div_int8, 0, PG_GETARG_INT64(1), amount_div_by_setting, "divide")
+AMOUNT_INT_OP(amount_div_int4, 0, PG_GETARG_INT32(1), amount_div_by_setting, "divide")
 
 /*
  * n / d rounded to an integer by `mode`, exactly, for numerics of any size:

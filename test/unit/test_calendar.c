@@ -15,17 +15,6 @@ day(int64_t y, int m, int d)
 }
 
 /* A deterministic generator, so that a failure can be replayed. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
 static Cadence
 cad(CadenceUnit u, int32_t n)
 {
@@ -213,7 +202,7 @@ main(void)
 	bad = 0;
 	for (int i = 0; i < 1000000; i++)
 	{
-		int64_t		n = CAL_MIN_DAY + (int64_t) (rng() % ((uint64_t) CAL_MAX_DAY - CAL_MIN_DAY + 1));
+		int64_t		n = CAL_MIN_DAY + (int64_t) (unit_rng() % ((uint64_t) CAL_MAX_DAY - CAL_MIN_DAY + 1));
 		CivilDate	w = cal_civil_from_day(n);
 
 		if (w.month < 1 || w.month > 12 || w.day < 1 || w.day > cal_days_in_month(w.year, w.month) ||
@@ -368,7 +357,7 @@ main(void)
 		for (int r = 0; r < 2; r++)
 			for (int64_t a = ranges[r][0]; a < ranges[r][1]; a++)
 				for (size_t ci = 0; ci < sizeof(cadences) / sizeof(cadences[0]); ci++)
-					for (int64_t d = a - 400; d <= a + 800; d += 1 + (int64_t) (rng() % 9))
+					for (int64_t d = a - 400; d <= a + 800; d += 1 + (int64_t) (unit_rng() % 9))
 					{
 						bad += check_one((int32_t) a, &cadences[ci], (int32_t) d, false);
 						cases++;
@@ -382,10 +371,10 @@ main(void)
 	for (int i = 0; i < 200000; i++)
 	{
 		uint64_t	span = (uint64_t) CAL_MAX_DAY - CAL_MIN_DAY;
-		int32_t		a = (int32_t) (CAL_MIN_DAY + (int64_t) (rng() % span));
-		int32_t		d = (int32_t) (CAL_MIN_DAY + (int64_t) (rng() % span));
-		Cadence		rc = cad(rng() % 2 ? CADENCE_DAYS : CADENCE_MONTHS,
-							 (int32_t) (1 + rng() % (rng() % 2 ? 40 : 100000)));
+		int32_t		a = (int32_t) (CAL_MIN_DAY + (int64_t) (unit_rng() % span));
+		int32_t		d = (int32_t) (CAL_MIN_DAY + (int64_t) (unit_rng() % span));
+		Cadence		rc = cad(unit_rng() % 2 ? CADENCE_DAYS : CADENCE_MONTHS,
+							 (int32_t) (1 + unit_rng() % (unit_rng() % 2 ? 40 : 100000)));
 		CalError	err = cal_period_containing(a, &rc, d, &p, &k);
 
 		if (err == CAL_OK)

@@ -6,17 +6,6 @@
 #include "../../src/core/proration.h"
 #include "unit.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
 static Period
 per(int64_t s, int64_t e)
 {
@@ -45,6 +34,7 @@ share(int64_t price, Period period, Period part, DayCount dc, RoundingMode m)
 int
 main(void)
 {
+	unit_rng_state = 0x2545f4914f6cdd1dULL;
 	Period		jan = per(day(2024, 1, 1), day(2024, 2, 1));
 	Period		p;
 	Amount		price,
@@ -135,29 +125,29 @@ main(void)
 	bad = 0;
 	for (int i = 0; i < 200000; i++)
 	{
-		int32_t		s = day(1900, 1, 1) + (int32_t) (rng() % 73000);
-		int32_t		e = s + 1 + (int32_t) (rng() % 1100);
+		int32_t		s = day(1900, 1, 1) + (int32_t) (unit_rng() % 73000);
+		int32_t		e = s + 1 + (int32_t) (unit_rng() % 1100);
 		int64_t		price_u;
-		int			ncut = (int) (rng() % 12);
+		int			ncut = (int) (unit_rng() % 12);
 		int32_t		cuts[14];
-		DayCount	dc = (DayCount) (rng() % DAYCOUNT_COUNT);
-		RoundingMode mode = (RoundingMode) (rng() % ROUNDING_MODE_COUNT);
+		DayCount	dc = (DayCount) (unit_rng() % DAYCOUNT_COUNT);
+		RoundingMode mode = (RoundingMode) (unit_rng() % ROUNDING_MODE_COUNT);
 		int128_t	sum = 0;
 		Period		whole = per(s, e);
 
-		switch (rng() % 4)
+		switch (unit_rng() % 4)
 		{
 			case 0:
-				price_u = (int64_t) (rng() % 100000) - 50000;
+				price_u = (int64_t) (unit_rng() % 100000) - 50000;
 				break;
 			case 1:
-				price_u = (int64_t) (rng() >> 1);
+				price_u = (int64_t) (unit_rng() >> 1);
 				break;
 			case 2:
-				price_u = -(int64_t) (rng() >> 1);
+				price_u = -(int64_t) (unit_rng() >> 1);
 				break;
 			default:
-				price_u = (rng() % 2) ? INT64_MAX : -INT64_MAX;
+				price_u = (unit_rng() % 2) ? INT64_MAX : -INT64_MAX;
 				break;
 		}
 		if (dc == DAYCOUNT_30E_360 && cal_day_count(dc, s, e) == 0)
@@ -165,7 +155,7 @@ main(void)
 		/* sorted cut points strictly inside, duplicates allowed (skipped) */
 		cuts[0] = s;
 		for (int c = 1; c <= ncut; c++)
-			cuts[c] = s + (int32_t) (rng() % (uint64_t) (e - s));
+			cuts[c] = s + (int32_t) (unit_rng() % (uint64_t) (e - s));
 		cuts[ncut + 1] = e;
 		for (int x = 1; x <= ncut; x++)
 			for (int y = x + 1; y <= ncut; y++)

@@ -53,6 +53,18 @@ static int	unit_failed;
 		} \
 	} while (0)
 
+/* xorshift64: a reproducible pseudo-random stream for property loops */
+static uint64_t unit_rng_state = 0x9e3779b97f4a7c15ULL;
+
+static inline uint64_t
+unit_rng(void)
+{
+	unit_rng_state ^= unit_rng_state << 13;
+	unit_rng_state ^= unit_rng_state >> 7;
+	unit_rng_state ^= unit_rng_state << 17;
+	return unit_rng_state;
+}
+
 #define UNIT_DONE() \
 	(printf("%s: %d passed, %d failed\n", __FILE__, unit_passed, unit_failed), \
 	 unit_failed == 0 ? 0 : 1)
