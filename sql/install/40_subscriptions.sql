@@ -415,7 +415,7 @@ BEGIN
         v_cycle := billing.period_containing(s.anchor, s.cadence, v_d);
         INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
                                           description, quantity, unit_amount, amount, period_start, period_end)
-        SELECT s.account_id, s.subscription_id, x.item, x.pid, 'proration', x.descr, x.qty, pr.unit_amount,
+        SELECT s.account_id, s.subscription_id, x.item, x.pid, 'proration', dd.descr, x.qty, pr.unit_amount,
                x.sign * billing.prorate(billing.price_amount(x.pid, x.qty), v_cycle,
                                         daterange(v_d, s.current_period_end)),
                v_d, s.current_period_end

@@ -40,7 +40,7 @@ SELECT subscribe(:berlin, :ptrial, start_date => '2024-03-01', invoice_now => fa
 SELECT subscribe(:berlin, :basic, start_date => '2024-04-01', invoice_now => false) AS d_sub \gset
 -- E: 10.00 from Jan 15, canceled at period end on Mar 20 -> ends Apr 15.
 SELECT subscribe(:berlin, :p10, start_date => '2024-01-15', invoice_now => false) AS e_sub \gset
--- F: basic 30.00 from Jan 1, paused from Mar 1, resumed Apr 16.
+-- F: basic 30.00 from Jan 1, paused (on Mar 20) from Apr 1, resumed Apr 16.
 SELECT subscribe(:berlin, :basic, start_date => '2024-01-01', invoice_now => false) AS f_sub \gset
 -- I: coupons on a VAT account: 50.00 - 20% = 40.00 net, VAT 19% = 7.60,
 -- total 47.60, every month (forever).
@@ -57,7 +57,8 @@ SELECT subscribe(:tokyo, :pyen, start_date => '2024-01-10', invoice_now => false
 
 CALL drive('2024-01-01', '2024-03-20');
 SELECT cancel_subscription(:berlin, :e_sub);                 -- at period end: Apr 15
-SELECT pause_subscription(:berlin, :f_sub) AS f_pause \gset  -- pauses at Apr 1 (paid through Mar 31)
+-- F pauses at Apr 1 (paid through Mar 31)
+SELECT pause_subscription(:berlin, :f_sub) AS f_pause \gset
 SELECT expect('F pauses at the end of its period', :'f_pause'::date, '2024-04-01');
 CALL drive('2024-03-21', '2024-04-10');
 
