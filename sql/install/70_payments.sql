@@ -358,11 +358,13 @@ BEGIN
     IF v_accounts IS NOT NULL THEN
         PERFORM billing._post_invoices_finalized(v_accounts, v_invoices);
         PERFORM billing._consume_credit(v_accounts, v_invoices);
+        PERFORM billing._queue_collection(v_accounts, v_invoices);
     END IF;
     RETURN NULL;
 END $$;
 COMMENT ON FUNCTION billing._invoice_finalized_trigger() IS
-    'internal trigger: posts finalized invoices to the ledger and applies the accounts'' unapplied credit to them';
+    'internal trigger: posts finalized invoices to the ledger, applies the accounts'' unapplied credit to them '
+    'and queues automatic collection of what is left due';
 
 CREATE TRIGGER invoice_finalized_insert AFTER INSERT ON billing.invoice
     REFERENCING NEW TABLE AS new_invoices
