@@ -85,6 +85,9 @@ COMMENT ON TABLE billing.account_credit IS
     'an account''s unapplied credit (overpayments, credit notes to balance), consumed by its next invoices; '
     'its row lock serializes the account''s money movements';
 
+-- the chart above is the extension's; accounts a user adds are dumped
+SELECT pg_catalog.pg_extension_config_dump('billing.ledger_account',
+    'WHERE code NOT IN (''receivable'', ''customer_credit'', ''cash'', ''revenue'', ''tax_payable'', ''discounts'', ''bad_debt'')');
 SELECT pg_catalog.pg_extension_config_dump('billing.ledger_transaction', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.ledger_entry', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.account_credit', '');

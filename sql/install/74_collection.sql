@@ -23,7 +23,9 @@ COMMENT ON TABLE billing.payment_method IS
     'a payment method on file: the provider''s token (never a card or bank number); the default active one is charged';
 CREATE UNIQUE INDEX payment_method_one_default ON billing.payment_method (account_id) WHERE is_default AND active;
 
--- The retry schedule: days after the nth failure until attempt n+1.
+-- The retry schedule: days after the nth failure until attempt n+1.  No
+-- row means the default, {1,3,5,7} (a row the extension inserted would
+-- clash with the dumped one on restore).
 CREATE TABLE billing.collection_setting (
     setting_id integer PRIMARY KEY DEFAULT 1 CHECK (setting_id = 1),
     retry_days integer[] NOT NULL DEFAULT '{1,3,5,7}'
@@ -31,7 +33,6 @@ CREATE TABLE billing.collection_setting (
 );
 COMMENT ON TABLE billing.collection_setting IS
     'automatic collection settings: retry_days[n] is the wait after the nth failed attempt (default 1, 3, 5, 7 days)';
-INSERT INTO billing.collection_setting DEFAULT VALUES;
 
 CREATE TABLE billing.collection_attempt (
     account_id        bigint NOT NULL,
@@ -128,7 +129,8 @@ BEGIN
         RAISE EXCEPTION 'retry_days must be up to 50 positive day counts, not %', coalesce(retry_days::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: ''{1,3,5,7}''; ''{}'' never retries.';
     END IF;
-    UPDATE billing.collection_setting SET retry_days = set_collection_retry_days.retry_days;
+    INSERT INTO billing.collection_setting AS s (setting_id, retry_days) VALUES (1, set_collection_retry_days.retry_days)
+    ON CONFLICT ON CONSTRAINT collection_setting_pkey DO UPDATE SET retry_days = excluded.retry_days;
 END $$;
 COMMENT ON FUNCTION billing.set_collection_retry_days(integer[]) IS
     'sets the retry schedule of automatic collection: the nth failed attempt is retried after retry_days[n] days';
@@ -248,7 +250,7 @@ BEGIN
     SET status = 'failed', finished_at = billing.now(), provider_reference = report_collection_result.provider_reference,
         failure_code = report_collection_result.failure_code, failure_message = report_collection_result.failure_message
     WHERE x.account_id = a.account_id AND x.attempt_id = c.attempt_id;
-    SELECT s.retry_days INTO v_days FROM billing.collection_setting s;
+    v_days := coalesce((SELECT s.retry_days FROM billing.collection_setting s), '{1,3,5,7}');
     IF c.attempt_no <= cardinality(v_days) AND m.active THEN
         INSERT INTO billing.collection_attempt AS x (account_id, invoice_id, payment_method_id, attempt_no, amount,
                                                      scheduled_at)
