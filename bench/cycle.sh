@@ -86,12 +86,12 @@ INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, sub
                                   source)
 SELECT account_id, invoice_id, 'subscription', 'Plan', subscription_id, subscription_id, 1, 1, 19.99,
        '19.99 USD'::billing.amount, '2024-02-01'::date, '2024-03-01'::date,
-       CASE WHEN tax <> '0.00 USD'::billing.amount THEN 1 END, 'cycle'
+       CASE WHEN billing.minor_units(tax) <> 0 THEN 1 END, 'cycle'
 FROM inv
 UNION ALL
 SELECT account_id, invoice_id, 'tax', 'Sales tax 8.875%', NULL, NULL, NULL, NULL, 8.875, tax, NULL, NULL, 1,
        'tax_rate 1'
-FROM inv WHERE tax <> '0.00 USD'::billing.amount;
+FROM inv WHERE billing.minor_units(tax) <> 0;
 ")
 BARE=$1
 printf 'BENCH bare_insert_1m_seconds %.2f\n' "$BARE"

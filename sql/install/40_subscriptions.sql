@@ -45,8 +45,11 @@ COMMENT ON TABLE billing.subscription IS
 COMMENT ON COLUMN billing.subscription.next_bill_date IS
     'the first day not yet billed in advance: the cycle bills the subscription once this day is reached '
     'in the account''s time zone; NULL when paused or canceled';
--- The work queue of billing.run_cycle.
-CREATE INDEX subscription_due ON billing.subscription (next_bill_date) WHERE next_bill_date IS NOT NULL;
+-- The work queue of billing.run_cycle, read in key order from where the
+-- previous batch stopped (so a run never wades through the index entries of
+-- what it already billed).
+CREATE INDEX subscription_due ON billing.subscription (next_bill_date, account_id, subscription_id)
+    WHERE next_bill_date IS NOT NULL;
 
 -- An item: a price and a quantity, valid on [started_on, ended_on).  A
 -- change of price or quantity ends the item and starts a new one, so a

@@ -560,41 +560,51 @@ COMMENT ON FUNCTION billing._bill(bigint[], bigint[], date, timestamptz, text, b
     'pending items, advances the subscriptions (mode cycle) and writes the outbox, in one statement';
 
 -- One batch of the cycle: picks up to batch_size due subscriptions that no
--- other session holds (FOR UPDATE SKIP LOCKED) and bills them in one
--- statement.  If that fails, each subscription of the batch is billed on
--- its own so that one bad subscription cannot stop the others; those that
--- still fail are returned in failed and logged in errors.
+-- other session holds (FOR UPDATE SKIP LOCKED), in the order of the queue
+-- index after the key where this session's previous batch stopped, and
+-- bills them in one statement.  If that fails, each subscription of the
+-- batch is billed on its own so that one bad subscription cannot stop the
+-- others; those that still fail are logged in errors.  Returns the key of
+-- the last subscription picked, where the next batch starts.
 CREATE FUNCTION billing._run_batch(cycle_run_id bigint, as_of date, at timestamptz, batch_size integer,
-                                   skip bigint[],
+                                   INOUT after_date date, INOUT after_account bigint, INOUT after_subscription bigint,
                                    OUT subscriptions integer, OUT invoices integer, OUT lines integer,
-                                   OUT failed bigint[], OUT errors jsonb)
+                                   OUT errors jsonb)
 LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 DECLARE
     v_accounts bigint[];
     v_subs bigint[];
+    v_dates date[];
     -- no account is ahead of UTC+14: an index bound for every time zone
     v_latest date := coalesce(as_of, billing.today('Etc/GMT-14', at));
     r record;
     v_state text;
     v_msg text;
 BEGIN
-    failed := '{}';
     errors := '[]';
     invoices := 0;
     lines := 0;
-    SELECT array_agg(x.account_id), array_agg(x.subscription_id) INTO v_accounts, v_subs
-    FROM (SELECT s.account_id, s.subscription_id
+    SELECT array_agg(x.account_id ORDER BY x.next_bill_date, x.account_id, x.subscription_id),
+           array_agg(x.subscription_id ORDER BY x.next_bill_date, x.account_id, x.subscription_id),
+           array_agg(x.next_bill_date ORDER BY x.next_bill_date, x.account_id, x.subscription_id)
+    INTO v_accounts, v_subs, v_dates
+    FROM (SELECT s.next_bill_date, s.account_id, s.subscription_id
           FROM billing.subscription s
           JOIN billing.account a ON a.account_id = s.account_id
-          WHERE s.next_bill_date <= v_latest
+          WHERE s.next_bill_date IS NOT NULL AND s.next_bill_date <= v_latest
+            AND (s.next_bill_date, s.account_id, s.subscription_id)
+                > (coalesce(after_date, '-infinity'), coalesce(after_account, 0), coalesce(after_subscription, 0))
             AND s.next_bill_date <= coalesce(as_of, billing.today(a.timezone, at))
-            AND s.subscription_id <> ALL (skip)
+          ORDER BY s.next_bill_date, s.account_id, s.subscription_id
           LIMIT batch_size
           FOR UPDATE OF s SKIP LOCKED) x;
     subscriptions := coalesce(cardinality(v_subs), 0);
     IF subscriptions = 0 THEN
         RETURN;
     END IF;
+    after_date := v_dates[subscriptions];
+    after_account := v_accounts[subscriptions];
+    after_subscription := v_subs[subscriptions];
     BEGIN
         SELECT b.invoices, b.lines INTO invoices, lines
         FROM billing._bill(v_accounts, v_subs, as_of, at, 'cycle', cycle_run_id) b;
@@ -608,15 +618,14 @@ BEGIN
                 lines := lines + r.lines;
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-                failed := failed || v_subs[i];
                 errors := errors || jsonb_build_object('account_id', v_accounts[i], 'subscription_id', v_subs[i],
                                                        'sqlstate', v_state, 'message', v_msg);
             END;
         END LOOP;
     END;
 END $$;
-COMMENT ON FUNCTION billing._run_batch(bigint, date, timestamptz, integer, bigint[]) IS
-    'internal: one committed batch of billing.run_cycle';
+COMMENT ON FUNCTION billing._run_batch(bigint, date, timestamptz, integer, date, bigint, bigint) IS
+    'internal: one committed batch of billing.run_cycle, starting after the given queue key';
 
 -- trial.ending events, once per subscription, days_before its trial ends.
 CREATE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
@@ -647,7 +656,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_at timestamptz := coalesce(at, billing.now());
     v_run bigint;
-    v_skip bigint[] := '{}';
+    v_after_date date;
+    v_after_account bigint;
+    v_after_sub bigint;
     r record;
     v_subs integer := 0;
     v_invoices integer := 0;
@@ -664,13 +675,16 @@ BEGIN
     PERFORM billing._trial_notices(as_of, v_at);
     COMMIT;
     LOOP
-        SELECT * INTO r FROM billing._run_batch(v_run, as_of, v_at, batch_size, v_skip);
+        SELECT * INTO r FROM billing._run_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
+                                                v_after_sub);
         EXIT WHEN r.subscriptions OPERATOR(pg_catalog.=) 0;
+        v_after_date := r.after_date;
+        v_after_account := r.after_account;
+        v_after_sub := r.after_subscription;
         v_batches := v_batches OPERATOR(pg_catalog.+) 1;
         v_subs := v_subs OPERATOR(pg_catalog.+) r.subscriptions;
         v_invoices := v_invoices OPERATOR(pg_catalog.+) r.invoices;
         v_lines := v_lines OPERATOR(pg_catalog.+) r.lines;
-        v_skip := v_skip OPERATOR(pg_catalog.||) r.failed;
         v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
         UPDATE billing.cycle_run
         SET batches = v_batches, subscriptions = v_subs, invoices = v_invoices, lines = v_lines, errors = v_errors
