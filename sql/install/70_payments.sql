@@ -16,8 +16,13 @@
 -- Payment methods: a provider's token or reference is stored, never a card
 -- or bank number.
 CREATE FUNCTION billing.looks_like_card_number(value text) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
-    SELECT EXISTS (
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+BEGIN
+    -- fast path: no run of 13 digits at all (a plpgsql expression, no query)
+    IF value !~ '[0-9](?:[ -]?[0-9]){12}' THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
         SELECT FROM (SELECT regexp_replace(m[1], '[ -]', '', 'g') AS d
                      FROM regexp_matches(value, '([0-9](?:[ -]?[0-9])*)', 'g') m) run
         WHERE length(run.d) BETWEEN 13 AND 19
@@ -25,8 +30,8 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalo
                                THEN CASE WHEN x * 2 > 9 THEN x * 2 - 9 ELSE x * 2 END
                                ELSE x END) % 10 = 0
                FROM (SELECT i, substr(reverse(run.d), i, 1)::integer AS x
-                     FROM generate_series(1, length(run.d)) i) digits))
-$$;
+                     FROM generate_series(1, length(run.d)) i) digits));
+END $$;
 COMMENT ON FUNCTION billing.looks_like_card_number(text) IS
     'true if the text holds a run of 13 to 19 digits (single spaces or dashes between them allowed) '
     'that passes the Luhn check: such values are refused in every payment reference field';
@@ -86,15 +91,32 @@ SELECT pg_catalog.pg_extension_config_dump('billing.payment_application', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.payment_payment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.payment_application_application_id_seq', '');
 
+-- Outbox events of money movements.  Unlike billing._event these do not
+-- NOTIFY: a transaction that notifies takes a database-wide lock at commit,
+-- which serialized concurrent payments (345 payments/s with 8 clients).
+-- Consumers find them with the next NOTIFY (every cycle batch notifies) or
+-- by polling billing.outbox.
+CREATE FUNCTION billing._money_event(account_id bigint, event_type text, payload jsonb)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+BEGIN
+    INSERT INTO billing.outbox (account_id, event_type, payload) VALUES ($1, $2, $3);
+END $$;
+COMMENT ON FUNCTION billing._money_event(bigint, text, jsonb) IS
+    'internal: writes an outbox event of a money movement, without NOTIFY (it would serialize commits)';
+
 -- Takes lock 1 of the lock order: the account's credit row, created at
 -- zero on first use.  Returns the unapplied credit.
 CREATE FUNCTION billing._lock_account_money(account_id bigint, currency text)
-RETURNS billing.amount LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS billing.amount LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v billing.amount;
+BEGIN
     INSERT INTO billing.account_credit AS c (account_id, balance)
     VALUES ($1, billing.from_minor_units(0, $2))
     ON CONFLICT ON CONSTRAINT account_credit_pkey DO UPDATE SET updated_at = c.updated_at
-    RETURNING c.balance
-$$;
+    RETURNING c.balance INTO v;
+    RETURN v;
+END $$;
 COMMENT ON FUNCTION billing._lock_account_money(bigint, text) IS
     'internal: locks the account''s credit row (step 1 of the lock order) and returns its unapplied credit';
 
@@ -158,7 +180,10 @@ COMMENT ON FUNCTION billing.set_early_payment_discount(bigint, numeric, integer)
 -- Returns what was applied from the funds.
 CREATE FUNCTION billing._apply_funds(account_id bigint, currency text, funds numeric, invoice_ids bigint[],
                                      payment_id bigint, received_on date)
-RETURNS numeric LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS numeric LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v numeric;
+BEGIN
     WITH inv AS MATERIALIZED (
         SELECT i.invoice_id, i.due_date, i.number, billing.to_numeric(i.amount_due) AS due,
                CASE WHEN t.account_id IS NOT NULL AND $6 <= i.issue_date + t.within_days
@@ -206,8 +231,9 @@ RETURNS numeric LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $
         FROM txn t JOIN app a ON a.invoice_id = t.invoice_id
         CROSS JOIN LATERAL (VALUES ('discounts', a.discount), ('receivable', -a.discount)) e(ledger_account, amount)
     )
-    SELECT coalesce(sum(billing.to_numeric(amount)), 0) FROM app
-$$;
+    SELECT coalesce(sum(billing.to_numeric(app.amount)), 0) INTO v FROM app;
+    RETURN v;
+END $$;
 COMMENT ON FUNCTION billing._apply_funds(bigint, text, numeric, bigint[], bigint, date) IS
     'internal: applies a payment to open invoices, oldest due first or in the named order, with early-payment '
     'discounts; returns the amount applied from the payment';
@@ -218,7 +244,10 @@ CREATE FUNCTION billing._post(account_id bigint, kind text, posted_on date, desc
                               ledger_accounts text[], amounts billing.amount[],
                               invoice_id bigint DEFAULT NULL, payment_id bigint DEFAULT NULL,
                               source_id bigint DEFAULT NULL)
-RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v bigint;
+BEGIN
     WITH t AS (
         INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, description, invoice_id, payment_id,
                                                 source_id)
@@ -230,8 +259,9 @@ RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
         FROM t, unnest($5, $6) x(ledger_account, amount)
         WHERE billing.to_numeric(x.amount) <> 0
     )
-    SELECT txn_id FROM t
-$$;
+    SELECT t.txn_id INTO v FROM t;
+    RETURN v;
+END $$;
 COMMENT ON FUNCTION billing._post(bigint, text, date, text, text[], billing.amount[], bigint, bigint, bigint) IS
     'internal: posts one ledger transaction with its entries (zero amounts left out) in one statement';
 
@@ -330,7 +360,7 @@ BEGIN
     PERFORM billing._post(a.account_id, 'payment', v_received, format('payment %s by %s', v_id, method),
                           ARRAY['cash', 'receivable', 'customer_credit'],
                           ARRAY[amount, -v_applied_amt, -v_excess], payment_id => v_id);
-    PERFORM billing._event(a.account_id, 'payment.received',
+    PERFORM billing._money_event(a.account_id, 'payment.received',
                            jsonb_build_object('payment_id', v_id, 'amount', amount::text,
                                               'applied', v_applied_amt::text, 'credited', v_excess::text));
     RETURN v_id;

@@ -170,7 +170,7 @@ BEGIN
                           ARRAY[billing.amount(v_from_credit, a.currency), billing.amount(v_rest, a.currency),
                                 billing.amount(-v_amount, a.currency)],
                           payment_id => p.payment_id, source_id => v_id);
-    PERFORM billing._event(a.account_id, 'payment.' || kind,
+    PERFORM billing._money_event(a.account_id, 'payment.' || kind,
                            jsonb_build_object(kind || '_id', v_id, 'payment_id', p.payment_id,
                                               'amount', billing.amount(v_amount, a.currency)::text));
     RETURN v_id;
@@ -277,7 +277,7 @@ BEGIN
                                             WHEN 'credit_balance' THEN 'customer_credit' ELSE 'cash' END],
                           ARRAY[v_parts[1], v_parts[2], -amount],
                           invoice_id => i.invoice_id, source_id => v_id);
-    PERFORM billing._event(a.account_id, 'credit_note.issued',
+    PERFORM billing._money_event(a.account_id, 'credit_note.issued',
                            jsonb_build_object('credit_note_id', v_id, 'invoice_id', i.invoice_id,
                                               'amount', amount::text, 'method', method));
     RETURN v_id;
@@ -306,7 +306,7 @@ BEGIN
     PERFORM billing._post(a.account_id, 'void', billing.today(a.timezone), format('void invoice %s', i.number),
                           ARRAY['revenue', 'tax_payable', 'receivable'],
                           ARRAY[i.total - i.tax, i.tax, -i.total], invoice_id => i.invoice_id);
-    PERFORM billing._event(a.account_id, 'invoice.voided', jsonb_build_object('invoice_id', i.invoice_id));
+    PERFORM billing._money_event(a.account_id, 'invoice.voided', jsonb_build_object('invoice_id', i.invoice_id));
 END $$;
 COMMENT ON FUNCTION billing.void_invoice(bigint, bigint, text) IS
     'voids an open invoice on which nothing was paid: it is no longer due and its posting is reversed';
@@ -329,7 +329,7 @@ BEGIN
     PERFORM billing._post(a.account_id, 'write_off', billing.today(a.timezone), format('write off invoice %s', i.number),
                           ARRAY['bad_debt', 'receivable'], ARRAY[i.amount_due, -i.amount_due],
                           invoice_id => i.invoice_id);
-    PERFORM billing._event(a.account_id, 'invoice.uncollectible',
+    PERFORM billing._money_event(a.account_id, 'invoice.uncollectible',
                            jsonb_build_object('invoice_id', i.invoice_id, 'amount', i.amount_due::text));
 END $$;
 COMMENT ON FUNCTION billing.write_off_invoice(bigint, bigint, text) IS

@@ -258,7 +258,7 @@ BEGIN
                 billing.now() + make_interval(days => v_days[c.attempt_no]))
         RETURNING x.attempt_id INTO v_next;
     END IF;
-    PERFORM billing._event(a.account_id, 'collection.failed',
+    PERFORM billing._money_event(a.account_id, 'collection.failed',
                            jsonb_build_object('attempt_id', c.attempt_id, 'invoice_id', c.invoice_id,
                                               'attempt_no', c.attempt_no, 'failure_code', failure_code,
                                               'next_attempt_id', v_next,

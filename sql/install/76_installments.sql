@@ -58,7 +58,7 @@ BEGIN
            (coalesce(first_due, i.due_date) + every * (n - 1))::date, part
     FROM unnest(billing.split(i.amount_due, installments)) WITH ORDINALITY s(part, n)
     RETURNING x.installment_no, x.due_date, x.amount;
-    PERFORM billing._event(a.account_id, 'invoice.installment_plan',
+    PERFORM billing._money_event(a.account_id, 'invoice.installment_plan',
                            jsonb_build_object('invoice_id', i.invoice_id, 'installments', installments));
 END $$;
 COMMENT ON FUNCTION billing.create_installment_plan(bigint, bigint, integer, interval, date) IS
