@@ -36,7 +36,7 @@ echo "open invoices: $OPEN"
 SCRIPT=$(mktemp)
 cat > "$SCRIPT" <<PGB
 \set acct random(1, $ACCOUNTS)
-\set key random(1, 1000000000000)
+\set key random(1, 99999999999)
 SELECT billing.apply_payment(:acct, '1.00 USD', 'card', reference => 'tok_bench', idempotency_key => 'k' || :key, received_on => '2024-01-05');
 PGB
 DB=$(psql -X -A -t -c "SELECT current_database()")
