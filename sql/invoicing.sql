@@ -299,3 +299,12 @@ SELECT count(*) AS pending_events FROM outbox WHERE processed_at IS NULL;
 SELECT number FROM invoice ORDER BY number;
 SELECT * FROM invoice_number_series;
 SELECT * FROM check_invariants();
+
+-- Numbers are padded to number_digits, never cut: with one digit the tenth
+-- invoice is S-10.
+SELECT create_billing_entity('Tiny', 'EUR', invoice_prefix => 'S', number_per_year => false, number_digits => 1) AS tiny \gset
+SELECT create_account(:tiny, 'Tiny customer') AS tiny_customer \gset
+SET billing.clock = '2024-06-01 00:00+00';
+SELECT count(subscribe(:tiny_customer, 1)) AS subscribed FROM generate_series(1, 11);
+SELECT string_agg(number, ',' ORDER BY invoice_id) AS numbers FROM invoice WHERE entity_id = :tiny;
+SELECT * FROM check_invariants();

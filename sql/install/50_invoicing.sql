@@ -488,7 +488,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
                                      amount_due, issue_date, due_date, period_start, period_end, cycle_run_id,
                                      finalized_at)
         SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id,
-               n.series || '-' || lpad((c.last_number - n.in_series + n.rn)::text, n.number_digits, '0'),
+               n.series || '-' || lpad(x.seq, greatest(n.number_digits, length(x.seq)), '0'),
                CASE WHEN coalesce(n.total, n.zero) = n.zero THEN 'paid' ELSE 'open' END,
                n.billing_reason, n.currency, coalesce(n.subtotal, n.zero), coalesce(n.discount, n.zero),
                coalesce(n.tax, n.zero), coalesce(n.total, n.zero), n.zero,
@@ -496,6 +496,8 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
                n.issue_date, n.due_date, n.period_start, n.period_end, _bill.cycle_run_id, billing.now()
         FROM numbered n
         JOIN counter c ON c.entity_id = n.entity_id AND c.series = n.series
+        -- zero-padded to number_digits, never cut: 1000000 stays 1000000
+        CROSS JOIN LATERAL (SELECT (c.last_number - n.in_series + n.rn)::text AS seq) x
         RETURNING account_id, invoice_id, number, subscription_id, total, due_date
     ), ins_lines AS (
         INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, subscription_id,
