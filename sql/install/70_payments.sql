@@ -249,10 +249,12 @@ BEGIN
     END IF;
     v_received := coalesce(received_on, billing.today(a.timezone));
 
-    -- lock 1 (billing._lock_account_money, inline: this is the hot path)
-    INSERT INTO billing.account_credit AS c (account_id, balance)
-    VALUES (a.account_id, billing.from_minor_units(0, a.currency))
-    ON CONFLICT ON CONSTRAINT account_credit_pkey DO UPDATE SET updated_at = c.updated_at;
+    -- lock 1 (billing._lock_account_money, inline: this is the hot path;
+    -- a row lock, not an upsert that writes a new row version each time)
+    PERFORM FROM billing.account_credit c WHERE c.account_id = a.account_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM billing._lock_account_money(a.account_id, a.currency);
+    END IF;
     IF idempotency_key IS NOT NULL THEN
         SELECT * INTO p FROM billing.payment x
         WHERE x.account_id = a.account_id AND x.idempotency_key = apply_payment.idempotency_key;
