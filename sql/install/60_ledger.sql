@@ -66,10 +66,8 @@ CREATE TABLE billing.ledger_entry (
     ledger_account text NOT NULL CHECK (ledger_account IN ('receivable', 'customer_credit', 'cash', 'revenue',
                                                            'tax_payable', 'discounts', 'bad_debt')),
     amount         billing.amount NOT NULL CHECK (billing.to_numeric(amount) <> 0),
-    PRIMARY KEY (account_id, entry_id)
-    -- (account_id, txn_id) names a ledger_transaction: checked by the
-    -- balance trigger once per statement instead of a foreign key per entry;
-    -- transactions are never deleted
+    PRIMARY KEY (account_id, entry_id),
+    FOREIGN KEY (account_id, txn_id) REFERENCES billing.ledger_transaction
 );
 COMMENT ON TABLE billing.ledger_entry IS
     'one line of a ledger transaction: a ledger account and a signed amount (debit positive, credit negative); '
@@ -107,14 +105,6 @@ LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
 DECLARE
     bad record;
 BEGIN
-    SELECT n.account_id, n.txn_id INTO bad FROM new_entries n
-    WHERE NOT EXISTS (SELECT FROM billing.ledger_transaction t
-                      WHERE t.account_id = n.account_id AND t.txn_id = n.txn_id)
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'ledger transaction % of account % does not exist', bad.txn_id, bad.account_id
-            USING ERRCODE = 'foreign_key_violation', HINT = 'Insert the transaction first, in the same statement.';
-    END IF;
     SELECT e.account_id, e.txn_id, billing.currency(e.amount) AS currency, billing.sum(e.amount) AS total
     INTO bad
     FROM billing.ledger_entry e
@@ -131,8 +121,7 @@ BEGIN
     RETURN NULL;
 END $$;
 COMMENT ON FUNCTION billing._ledger_check_balance() IS
-    'internal trigger: the entries an INSERT added name existing transactions (23503), and every transaction '
-    'they touched sums to zero per currency (23514)';
+    'internal trigger: every ledger transaction an INSERT touched sums to zero per currency (23514)';
 
 CREATE TRIGGER ledger_entry_balanced AFTER INSERT ON billing.ledger_entry
     REFERENCING NEW TABLE AS new_entries
