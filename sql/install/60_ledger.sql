@@ -105,12 +105,18 @@ LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
 DECLARE
     bad record;
 BEGIN
-    SELECT e.account_id, e.txn_id, billing.currency(e.amount) AS currency, billing.sum(e.amount) AS total
+    -- each touched transaction through the (account_id, txn_id) index: a
+    -- join to the whole ledger would scan it once per cycle batch
+    SELECT n.account_id, n.txn_id, x.currency, x.total
     INTO bad
-    FROM billing.ledger_entry e
-    WHERE (e.account_id, e.txn_id) IN (SELECT DISTINCT n.account_id, n.txn_id FROM new_entries n)
-    GROUP BY 1, 2, 3
-    HAVING billing.to_numeric(billing.sum(e.amount)) <> 0
+    FROM (SELECT DISTINCT account_id, txn_id FROM new_entries) n
+    CROSS JOIN LATERAL (
+        SELECT billing.currency(e.amount) AS currency, billing.sum(e.amount) AS total
+        FROM billing.ledger_entry e
+        WHERE e.account_id = n.account_id AND e.txn_id = n.txn_id
+        GROUP BY 1
+    ) x
+    WHERE billing.to_numeric(x.total) <> 0
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'ledger transaction % of account % does not balance: its % entries sum to %',
