@@ -456,11 +456,35 @@ BEGIN
     IF current_query() ~* '^\s*COPY\s' THEN
         RETURN NULL;
     END IF;
+    -- Everything is read from the transition table, never by joining the
+    -- batch's ids back to billing.invoice (with 10k ids the planner would
+    -- hash-join the whole invoice table, once per batch).
+    WITH txn AS (
+        INSERT INTO billing.ledger_transaction AS t (account_id, kind, posted_on, invoice_id, description)
+        SELECT n.account_id, 'invoice_finalized', n.issue_date, n.invoice_id, 'invoice ' || n.number
+        FROM new_invoices n
+        WHERE n.status <> 'draft' AND (billing.to_numeric(n.total) <> 0 OR billing.to_numeric(n.tax) <> 0)
+        RETURNING t.account_id, t.txn_id, t.invoice_id
+    )
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
+    FROM txn t
+    JOIN new_invoices n ON n.account_id = t.account_id AND n.invoice_id = t.invoice_id
+    CROSS JOIN LATERAL (VALUES ('receivable', n.total), ('revenue', -(n.total - n.tax)),
+                               ('tax_payable', -n.tax)) e(ledger_account, amount)
+    WHERE billing.to_numeric(e.amount) <> 0;
+    -- credit and collection only for the few accounts that have some
     SELECT array_agg(n.account_id), array_agg(n.invoice_id) INTO v_accounts, v_invoices
-    FROM new_invoices n WHERE n.status <> 'draft';
+    FROM new_invoices n
+    WHERE n.status = 'open' AND n.account_id IN (SELECT c.account_id FROM billing.account_credit c);
     IF v_accounts IS NOT NULL THEN
-        PERFORM billing._post_invoices_finalized(v_accounts, v_invoices);
         PERFORM billing._consume_credit(v_accounts, v_invoices);
+    END IF;
+    SELECT array_agg(n.account_id), array_agg(n.invoice_id) INTO v_accounts, v_invoices
+    FROM new_invoices n
+    WHERE n.status = 'open'
+      AND n.account_id IN (SELECT m.account_id FROM billing.payment_method m WHERE m.is_default AND m.active);
+    IF v_accounts IS NOT NULL THEN
         PERFORM billing._queue_collection(v_accounts, v_invoices);
     END IF;
     RETURN NULL;
