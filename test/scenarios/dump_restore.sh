@@ -24,8 +24,16 @@ SELECT create_coupon('HALF', 'once', percent_off => 50);
 SELECT create_price(1, 'EUR', scheme => 'graduated', tiers => '[{"up_to": 5, "unit_amount": 2}, {"up_to": null, "unit_amount": 1}]');
 SELECT subscribe(1, 1, coupon => 'HALF'), subscribe(2, 2);
 SELECT record_usage(2, 2, 123, 'u1', '2024-01-10 10:00+00');
+SELECT add_payment_method(1, 'card', 'pm_dump'), set_early_payment_discount(2, 2, 10),
+       set_collection_retry_days('{1,2}');
 SET billing.clock = '2024-03-01 12:00+00';
 CALL run_cycle();
+-- payments (issue 7): a row in each of their tables
+SELECT apply_payment(2, '100.00 USD', 'bank_transfer', idempotency_key => 'dump-1') AS p \gset
+SELECT refund_payment(2, :p, '1.00 USD');
+SELECT issue_credit_note(1, (SELECT min(invoice_id) FROM invoice WHERE account_id = 1 AND status = 'open'),
+                         '1.00 EUR', method => 'credit_balance');
+SELECT create_installment_plan(1, (SELECT max(invoice_id) FROM invoice WHERE account_id = 1 AND status = 'open'), 2);
 SQL
 
 pg_dump -Fc -f "$DUMP" "$SRC"

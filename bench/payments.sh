@@ -1,0 +1,54 @@
+#!/bin/sh
+# bench/payments.sh - billing.apply_payment under pgbench: 8 clients over
+# 10k accounts that each have an open invoice (billed by run_cycle, so the
+# ledger holds their finalization).  Each transaction pays 1.00 USD with a
+# fresh idempotency key to a random account: oldest invoice first, the rest
+# (after ten payments) to credit.  Run by bench/run.sh with PGDATABASE set
+# to a fresh database: sh test/run.sh bench payments.  Prints
+#   BENCH payments_per_second <tps>   pgbench's tps, excluding connections
+#   BENCH payments_deadlocks <n>      pg_stat_database.deadlocks after the run
+#   BENCH payments_broken_invariants <n>  rows of check_invariants() after it
+set -eu
+CLIENTS=${BENCH_CLIENTS:-8}
+SECONDS_=${BENCH_SECONDS:-20}
+ACCOUNTS=${BENCH_ACCOUNTS:-10000}
+PSQL="psql -X -q -v ON_ERROR_STOP=1"
+
+$PSQL <<SQL >/dev/null
+CREATE EXTENSION IF NOT EXISTS billing;
+SELECT billing.create_billing_entity('Bench Inc', 'USD');
+SELECT billing.create_product('Plan');
+SELECT billing.create_price(1, 'USD', 10.00);
+INSERT INTO billing.account (account_id, entity_id, name, currency)
+SELECT i, 1, 'customer ' || i, 'USD' FROM generate_series(1, $ACCOUNTS) i;
+INSERT INTO billing.subscription (account_id, subscription_id, status, anchor, cadence, start_date, next_bill_date)
+SELECT i, i, 'active', '2024-01-01', '1 month', '2024-01-01', '2024-01-01' FROM generate_series(1, $ACCOUNTS) i;
+INSERT INTO billing.subscription_item (account_id, subscription_item_id, subscription_id, price_id, quantity, started_on)
+SELECT i, i, i, 1, 1, '2024-01-01' FROM generate_series(1, $ACCOUNTS) i;
+SET billing.clock = '2024-01-01 12:00+00';
+CALL billing.run_cycle(as_of => '2024-01-01');
+VACUUM ANALYZE;
+CHECKPOINT;
+SQL
+OPEN=$($PSQL -A -t -c "SELECT count(*) FROM billing.invoice WHERE status = 'open'")
+echo "open invoices: $OPEN"
+
+SCRIPT=$(mktemp)
+cat > "$SCRIPT" <<PGB
+\set acct random(1, $ACCOUNTS)
+\set key random(1, 99999999999)
+SELECT billing.apply_payment(:acct, '1.00 USD', 'card', reference => 'tok_bench', idempotency_key => 'k' || :key, received_on => '2024-01-05');
+PGB
+DB=$(psql -X -A -t -c "SELECT current_database()")
+BEFORE=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
+pgbench -n -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_" -f "$SCRIPT" > "$SCRIPT.out" 2>&1 || { cat "$SCRIPT.out"; exit 1; }
+grep -E 'number of transactions actually processed|number of failed|latency average|tps' "$SCRIPT.out" || true
+TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$SCRIPT.out")
+AFTER=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
+BROKEN=$(psql -X -A -t -c "SELECT count(*) FROM billing.check_invariants()")
+PAID=$(psql -X -A -t -c "SELECT count(*) FROM billing.invoice WHERE status = 'paid'")
+echo "invoices paid: $PAID"
+printf 'BENCH payments_per_second %.0f\n' "$TPS"
+echo "BENCH payments_deadlocks $((AFTER - BEFORE))"
+echo "BENCH payments_broken_invariants $BROKEN"
+rm -f "$SCRIPT" "$SCRIPT.out"
