@@ -4,14 +4,7 @@
 -- Operators live in schema billing: it must be on the search_path (README).
 SET search_path = public, billing;
 
-CREATE FUNCTION billing_test_error(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i test/regress_helpers.sql
 
 -- Text input: both orders, signs, case, spaces; output has exactly the
 -- currency's digits.

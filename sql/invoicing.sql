@@ -6,14 +6,7 @@
 SET search_path = public, billing;
 SET billing.clock = '2024-01-01 12:00+00';
 
-CREATE OR REPLACE FUNCTION billing_test_error(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i test/regress_helpers.sql
 
 -- Every table that holds user data, and its sequence, is dumped by pg_dump.
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

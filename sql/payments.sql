@@ -15,14 +15,7 @@ SET TimeZone = 'UTC';
 SET billing.rounding = 'half_up';
 SET billing.clock = '2026-01-01 12:00+00';
 \pset null '(null)'
-CREATE FUNCTION billing_test_error(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i test/regress_helpers.sql
 CREATE VIEW ledger AS
 SELECT t.account_id, t.txn_id, t.kind, t.posted_on, e.ledger_account, e.amount
 FROM billing.ledger_entry e JOIN billing.ledger_transaction t USING (account_id, txn_id)

@@ -13,14 +13,7 @@ SET TimeZone = 'UTC';
 SET billing.rounding = 'half_up';
 SET billing.clock = '2026-01-01 12:00+00';
 \pset null '(null)'
-CREATE FUNCTION billing_test_error(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i test/regress_helpers.sql
 -- the state that invariant 5 relates, and the broken invariants (none)
 CREATE FUNCTION state(acct bigint) RETURNS TABLE (invoices text, credit text, balance text, broken bigint)
 LANGUAGE sql AS $$

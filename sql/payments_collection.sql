@@ -13,14 +13,7 @@ SET TimeZone = 'UTC';
 SET billing.rounding = 'half_up';
 SET billing.clock = '2026-01-01 12:00+00';
 \pset null '(null)'
-CREATE FUNCTION billing_test_error(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i test/regress_helpers.sql
 CREATE VIEW attempts AS
 SELECT attempt_id, invoice_id, attempt_no, amount, status, scheduled_at, worker, failure_code, payment_id
 FROM billing.collection_attempt ORDER BY attempt_id;

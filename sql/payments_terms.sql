@@ -12,14 +12,7 @@ SET TimeZone = 'UTC';
 SET billing.rounding = 'half_up';
 SET billing.clock = '2026-01-01 12:00+00';
 \pset null '(null)'
-CREATE FUNCTION billing_test_error(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i test/regress_helpers.sql
 
 SELECT billing.create_billing_entity('Acme', 'USD') AS entity \gset
 SELECT billing.create_account(:entity, 'Alice') AS a \gset

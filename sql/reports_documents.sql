@@ -2,14 +2,7 @@
 -- billing.invoice_document in html, text and json.
 \pset null '(null)'
 SET search_path = public, billing;
-CREATE FUNCTION doc_test_error(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i test/regress_helpers.sql
 
 -- Dates in the reader's locale, every style; month ends and Feb 29.
 SELECT l, billing.format_date('2028-02-29', l) AS long_date,
@@ -21,7 +14,7 @@ SELECT billing.format_date('0001-01-01', 'en-US') AS first_year,
        billing.format_date('9999-12-31', 'en-US') AS last_four_digit_year;
 SELECT l, billing.locale_direction(l) AS direction
 FROM unnest(ARRAY['en-US', 'he-IL', 'he', 'ar-EG', 'fa-IR', 'ur-PK', 'de_DE', 'ja']) l;
-SELECT q, doc_test_error(q) AS error FROM (VALUES
+SELECT q, billing_test_error(q) AS error FROM (VALUES
     ($$SELECT billing.format_date('2026-01-01', 'xx-YY')$$),
     ($$SELECT billing.format_date('2026-01-01', '')$$),
     ($$SELECT billing.format_date('2026-01-01', 'en-US', 'longest')$$),
@@ -83,7 +76,7 @@ INSERT INTO billing.document_label VALUES ('fr', 'invoice', 'Facture');
 SELECT split_part(billing.invoice_document(:en_invoice, 'text'), E'\n', 1) AS first_line;
 
 -- Bad input.
-SELECT q, doc_test_error(q) AS error FROM (VALUES
+SELECT q, billing_test_error(q) AS error FROM (VALUES
     ($$SELECT billing.invoice_document(0)$$),
     ($$SELECT billing.invoice_document(-1, 'json')$$),
     ($$SELECT billing.invoice_document(NULL)$$),
