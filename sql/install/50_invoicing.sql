@@ -90,8 +90,7 @@ CREATE TABLE billing.invoice_line (
     tax_inclusive        boolean NOT NULL DEFAULT false,
     source               text,
     PRIMARY KEY (account_id, invoice_line_id),
-    -- (account_id, invoice_id) references billing.invoice: enforced by the
-    -- statement-level triggers below, not by a FOREIGN KEY
+    FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoice,
     CHECK (tax_inclusive IS FALSE OR kind = 'tax'),
     CHECK (period_end IS NULL OR period_end >= period_start)
 );
@@ -108,101 +107,6 @@ CREATE UNIQUE INDEX invoice_line_one_per_item_period
 CREATE UNIQUE INDEX invoice_line_usage_per_invoice
     ON billing.invoice_line (account_id, subscription_item_id, period_start, invoice_id)
     WHERE kind = 'usage';
-
--- invoice_line (account_id, invoice_id) -> invoice, checked once per
--- statement instead of per row.  A FOREIGN KEY runs one SPI index probe (a
--- SELECT .. FOR KEY SHARE) per line: in the cycle, which inserts the lines
--- of a whole batch in one statement, that was a third of the time of the
--- insert (bench/cycle.sh; docs/invoicing.md, Performance).  These triggers
--- give the same guarantee set-based, with transition tables:
---   * after an INSERT or UPDATE of lines: every (account_id, invoice_id) of
---     the statement's new lines exists in billing.invoice, and those
---     invoices are locked FOR KEY SHARE (as the FOREIGN KEY does), so a
---     concurrent DELETE of one waits, or this statement fails;
---   * after a DELETE or UPDATE of invoices: no line references a key that
---     the statement removed; after a TRUNCATE of invoices: no line is left
---     (TRUNCATE billing.invoice, billing.invoice_line together is fine).
--- SQLSTATE 23503 (foreign_key_violation), as the FOREIGN KEY.  One gap the
--- FOREIGN KEY does not have: a DELETE of an invoice in a REPEATABLE READ or
--- SERIALIZABLE transaction does not see lines committed after its snapshot
--- (the FOREIGN KEY re-checks with a fresh snapshot).  No code of the
--- extension deletes invoices or changes their keys (finalized invoices are
--- voided, not deleted).
-CREATE FUNCTION billing._invoice_line_invoice_check() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
-DECLARE
-    v_keys bigint;
-    v_locked bigint;
-    v_account bigint;
-    v_invoice bigint;
-BEGIN
-    SELECT count(*) INTO v_keys FROM (SELECT DISTINCT n.account_id, n.invoice_id FROM new_lines n) k;
-    SELECT count(*) INTO v_locked
-    FROM (SELECT 1 FROM billing.invoice i
-          WHERE (i.account_id, i.invoice_id) IN (SELECT n.account_id, n.invoice_id FROM new_lines n)
-          FOR KEY SHARE OF i) l;
-    IF v_locked <> v_keys THEN
-        SELECT n.account_id, n.invoice_id INTO v_account, v_invoice
-        FROM new_lines n
-        WHERE NOT EXISTS (SELECT FROM billing.invoice i
-                          WHERE i.account_id = n.account_id AND i.invoice_id = n.invoice_id)
-        LIMIT 1;
-        RAISE EXCEPTION 'insert or update on table "invoice_line" violates foreign key to "invoice"'
-            USING ERRCODE = 'foreign_key_violation', TABLE = 'invoice_line', SCHEMA = 'billing',
-                  DETAIL = format('Key (account_id, invoice_id)=(%s, %s) is not present in table "invoice".',
-                                  v_account, v_invoice);
-    END IF;
-    RETURN NULL;
-END $$;
-COMMENT ON FUNCTION billing._invoice_line_invoice_check() IS
-    'internal: statement-level check that the new invoice lines'' invoices exist (in place of a foreign key)';
-
-CREATE FUNCTION billing._invoice_lines_orphaned() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
-DECLARE
-    v_account bigint;
-    v_invoice bigint;
-BEGIN
-    IF TG_OP = 'TRUNCATE' THEN
-        SELECT l.account_id, l.invoice_id INTO v_account, v_invoice FROM billing.invoice_line l LIMIT 1;
-    ELSE
-        -- the keys the statement removed (an UPDATE that keeps the keys removes none)
-        SELECT l.account_id, l.invoice_id INTO v_account, v_invoice
-        FROM (SELECT o.account_id, o.invoice_id FROM old_invoices o
-              EXCEPT
-              SELECT i.account_id, i.invoice_id FROM billing.invoice i
-              WHERE TG_OP = 'UPDATE'
-                AND (i.account_id, i.invoice_id) IN (SELECT o.account_id, o.invoice_id FROM old_invoices o)) o
-        JOIN billing.invoice_line l ON l.account_id = o.account_id AND l.invoice_id = o.invoice_id
-        WHERE NOT EXISTS (SELECT FROM billing.invoice i
-                          WHERE i.account_id = o.account_id AND i.invoice_id = o.invoice_id)
-        LIMIT 1;
-    END IF;
-    IF FOUND THEN
-        RAISE EXCEPTION '% on table "invoice" violates foreign key of table "invoice_line"', lower(TG_OP)
-            USING ERRCODE = 'foreign_key_violation', TABLE = 'invoice', SCHEMA = 'billing',
-                  DETAIL = format('Key (account_id, invoice_id)=(%s, %s) is still referenced from table "invoice_line".',
-                                  v_account, v_invoice);
-    END IF;
-    RETURN NULL;
-END $$;
-COMMENT ON FUNCTION billing._invoice_lines_orphaned() IS
-    'internal: statement-level check that no invoice line lost its invoice (in place of a foreign key)';
-
-CREATE TRIGGER invoice_line_invoice_insert AFTER INSERT ON billing.invoice_line
-    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT
-    EXECUTE FUNCTION billing._invoice_line_invoice_check();
-CREATE TRIGGER invoice_line_invoice_update AFTER UPDATE ON billing.invoice_line
-    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT
-    EXECUTE FUNCTION billing._invoice_line_invoice_check();
-CREATE TRIGGER invoice_lines_orphaned_delete AFTER DELETE ON billing.invoice
-    REFERENCING OLD TABLE AS old_invoices FOR EACH STATEMENT
-    EXECUTE FUNCTION billing._invoice_lines_orphaned();
-CREATE TRIGGER invoice_lines_orphaned_update AFTER UPDATE ON billing.invoice
-    REFERENCING OLD TABLE AS old_invoices FOR EACH STATEMENT
-    EXECUTE FUNCTION billing._invoice_lines_orphaned();
-CREATE TRIGGER invoice_lines_orphaned_truncate AFTER TRUNCATE ON billing.invoice
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._invoice_lines_orphaned();
 
 -- The outbox: events for email, CRM and ERP workers, woken by
 -- NOTIFY billing_events (payload: the number of new events).  A consumer
