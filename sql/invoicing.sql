@@ -13,13 +13,14 @@ SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'billing' AND c.relkind IN ('r', 'S')
   AND c.oid NOT IN (SELECT unnest(extconfig) FROM pg_extension WHERE extname = 'billing')
 ORDER BY 1;
--- Every function and procedure has a comment and a safe search_path
--- (run_cycle cannot: a procedure with SET cannot commit).
+-- Every function, procedure and aggregate has a comment, and every SQL or
+-- PL/pgSQL one a safe search_path (run_cycle cannot: a procedure with SET
+-- cannot commit).
 SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = 'billing' AND p.prokind IN ('f', 'p')
-  AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
+WHERE n.nspname = 'billing' AND p.prokind IN ('f', 'p', 'a')
   AND (obj_description(p.oid, 'pg_proc') IS NULL
-       OR (p.proconfig IS NULL AND p.proname <> 'run_cycle'))
+       OR (p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c') AND p.prokind <> 'a'
+           AND p.proconfig IS NULL AND p.proname <> 'run_cycle'))
 ORDER BY 1;
 
 -- The seller, tax rates, accounts.

@@ -21,6 +21,10 @@ CREATE TYPE billing.amount (
     ALIGNMENT = double,
     STORAGE = plain
 );
+COMMENT ON FUNCTION billing.amount_in(cstring) IS 'text input: ''12.34 USD'', ''USD 12.34'', signs, lower-case codes';
+COMMENT ON FUNCTION billing.amount_out(billing.amount) IS 'text output: the number with the currency''s digits, then the code';
+COMMENT ON FUNCTION billing.amount_recv(internal) IS 'binary input: int64 minor units, three code letters, one scale byte (validated)';
+COMMENT ON FUNCTION billing.amount_send(billing.amount) IS 'binary output: int64 minor units, three code letters, one scale byte';
 COMMENT ON TYPE billing.amount IS
     'Money: exact minor units with their ISO 4217 currency, such as ''12.34 USD''';
 
