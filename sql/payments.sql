@@ -6,16 +6,7 @@
 -- A database of its own, so that ids do not depend on the tests before.
 CREATE DATABASE payments_regress;
 \c payments_regress
-SET client_min_messages = warning;
-CREATE EXTENSION billing CASCADE;
-RESET client_min_messages;
-SET search_path = public, billing;
-SET DateStyle = 'ISO, YMD';
-SET TimeZone = 'UTC';
-SET billing.rounding = 'half_up';
-SET billing.clock = '2026-01-01 12:00+00';
-\pset null '(null)'
-\i test/regress_helpers.sql
+\i test/regress_own_database.sql
 CREATE VIEW ledger AS
 SELECT t.account_id, t.txn_id, t.kind, t.posted_on, e.ledger_account, e.amount
 FROM billing.ledger_entry e JOIN billing.ledger_transaction t USING (account_id, txn_id)

@@ -4,16 +4,7 @@
 --
 CREATE DATABASE payments_adj_regress;
 \c payments_adj_regress
-SET client_min_messages = warning;
-CREATE EXTENSION billing CASCADE;
-RESET client_min_messages;
-SET search_path = public, billing;
-SET DateStyle = 'ISO, YMD';
-SET TimeZone = 'UTC';
-SET billing.rounding = 'half_up';
-SET billing.clock = '2026-01-01 12:00+00';
-\pset null '(null)'
-\i test/regress_helpers.sql
+\i test/regress_own_database.sql
 -- the state that invariant 5 relates, and the broken invariants (none)
 CREATE FUNCTION state(acct bigint) RETURNS TABLE (invoices text, credit text, balance text, broken bigint)
 LANGUAGE sql AS $$

@@ -4,16 +4,7 @@
 --
 CREATE DATABASE payments_col_regress;
 \c payments_col_regress
-SET client_min_messages = warning;
-CREATE EXTENSION billing CASCADE;
-RESET client_min_messages;
-SET search_path = public, billing;
-SET DateStyle = 'ISO, YMD';
-SET TimeZone = 'UTC';
-SET billing.rounding = 'half_up';
-SET billing.clock = '2026-01-01 12:00+00';
-\pset null '(null)'
-\i test/regress_helpers.sql
+\i test/regress_own_database.sql
 CREATE VIEW attempts AS
 SELECT attempt_id, invoice_id, attempt_no, amount, status, scheduled_at, worker, failure_code, payment_id
 FROM billing.collection_attempt ORDER BY attempt_id;

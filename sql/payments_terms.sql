@@ -3,16 +3,7 @@
 --
 CREATE DATABASE payments_terms_regress;
 \c payments_terms_regress
-SET client_min_messages = warning;
-CREATE EXTENSION billing CASCADE;
-RESET client_min_messages;
-SET search_path = public, billing;
-SET DateStyle = 'ISO, YMD';
-SET TimeZone = 'UTC';
-SET billing.rounding = 'half_up';
-SET billing.clock = '2026-01-01 12:00+00';
-\pset null '(null)'
-\i test/regress_helpers.sql
+\i test/regress_own_database.sql
 
 SELECT billing.create_billing_entity('Acme', 'USD') AS entity \gset
 SELECT billing.create_account(:entity, 'Alice') AS a \gset

@@ -221,19 +221,24 @@ amount_compare(const Amount *a, const Amount *b)
 	return result;
 }
 
-#define AMOUNT_CMP_FUNC(name, expr) \
+/*
+ * One boolean comparison operator: `order` is amount_compare (the money
+ * comparisons, an error across currencies) or amount_total_order (the
+ * btree order, defined below).
+ */
+#define AMOUNT_COMPARISON(name, order, expr) \
 PG_FUNCTION_INFO_V1(name); \
 Datum \
 name(PG_FUNCTION_ARGS) \
 { \
-	int			c = amount_compare(PG_GETARG_AMOUNT_P(0), PG_GETARG_AMOUNT_P(1)); \
+	int			c = order(PG_GETARG_AMOUNT_P(0), PG_GETARG_AMOUNT_P(1)); \
 	PG_RETURN_BOOL(expr); \
 }
 
-AMOUNT_CMP_FUNC(amount_lt, c < 0)
-AMOUNT_CMP_FUNC(amount_le, c <= 0)
-AMOUNT_CMP_FUNC(amount_gt, c > 0)
-AMOUNT_CMP_FUNC(amount_ge, c >= 0)
+AMOUNT_COMPARISON(amount_lt, amount_compare, c < 0)
+AMOUNT_COMPARISON(amount_le, amount_compare, c <= 0)
+AMOUNT_COMPARISON(amount_gt, amount_compare, c > 0)
+AMOUNT_COMPARISON(amount_ge, amount_compare, c >= 0)
 
 /* Equality is false, not an error, across currencies: a join stays usable. */
 PG_FUNCTION_INFO_V1(amount_eq_fn);
@@ -269,19 +274,10 @@ amount_total_order(const Amount *a, const Amount *b)
 	return amount_compare(a, b);
 }
 
-#define AMOUNT_ORDER_FUNC(name, expr) \
-PG_FUNCTION_INFO_V1(name); \
-Datum \
-name(PG_FUNCTION_ARGS) \
-{ \
-	int			c = amount_total_order(PG_GETARG_AMOUNT_P(0), PG_GETARG_AMOUNT_P(1)); \
-	PG_RETURN_BOOL(expr); \
-}
-
-AMOUNT_ORDER_FUNC(amount_order_lt, c < 0)
-AMOUNT_ORDER_FUNC(amount_order_le, c <= 0)
-AMOUNT_ORDER_FUNC(amount_order_gt, c > 0)
-AMOUNT_ORDER_FUNC(amount_order_ge, c >= 0)
+AMOUNT_COMPARISON(amount_order_lt, amount_total_order, c < 0)
+AMOUNT_COMPARISON(amount_order_le, amount_total_order, c <= 0)
+AMOUNT_COMPARISON(amount_order_gt, amount_total_order, c > 0)
+AMOUNT_COMPARISON(amount_order_ge, amount_total_order, c >= 0)
 
 PG_FUNCTION_INFO_V1(amount_cmp_fn);
 Datum
