@@ -13,8 +13,16 @@ OBJS        = $(CORE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
 
 # The install script is built from one file per topic, in name order.
 INSTALL_SQL = $(sort $(wildcard sql/install/*.sql))
-DATA_built  = billing--$(EXTVERSION).sql
-DATA        = $(wildcard sql/billing--*--*.sql)
+# Upgrades (README, Operations: Upgrades): the released scripts are frozen
+# in sql/versions/; the script from the previous release to this one is
+# built from the hand-written sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql,
+# then the install files that are wholly new since $(PREV_VERSION) (UPGRADE_NEW,
+# in name order), then 99_privileges.sql.
+PREV_VERSION = 0.1.0
+UPGRADE_NEW =
+UPGRADE_SQL = billing--$(PREV_VERSION)--$(EXTVERSION).sql
+DATA_built  = billing--$(EXTVERSION).sql $(UPGRADE_SQL)
+DATA        = $(wildcard sql/versions/billing--*.sql) $(wildcard sql/billing--*--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out, in name order.
 REGRESS     = $(sort $(basename $(notdir $(filter-out sql/billing--%,$(wildcard sql/*.sql)))))
@@ -31,7 +39,7 @@ PG_CPPFLAGS = -isystem $(includedir_server)
 PG_CFLAGS   = -Wall -Wextra -Werror $(ICU_CFLAGS)
 SHLIB_LINK  = $(ICU_LIBS)
 
-EXTRA_CLEAN = billing--$(EXTVERSION).sql results/ regression.diffs regression.out \
+EXTRA_CLEAN = billing--$(EXTVERSION).sql $(UPGRADE_SQL) results/ regression.diffs regression.out \
               output_iso/ test/unit/bin/ test/fuzz/bin/ log/
 
 PG_CONFIG  ?= pg_config
@@ -42,6 +50,12 @@ billing--$(EXTVERSION).sql: $(INSTALL_SQL) billing.control
 	( echo "-- billing $(EXTVERSION): generated from sql/install/*.sql, do not edit"; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION billing" to load this file. \quit'; \
 	  for f in $(INSTALL_SQL); do echo; echo "-- $$f"; cat $$f; done ) > $@
+
+$(UPGRADE_SQL): sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql $(sort $(UPGRADE_NEW)) \
+		sql/install/99_privileges.sql billing.control Makefile
+	( echo "-- billing $(PREV_VERSION) -> $(EXTVERSION): generated from sql/upgrade/ and sql/install/, do not edit"; \
+	  printf '%s\n' '\echo Use "ALTER EXTENSION billing UPDATE" to load this file. \quit'; \
+	  for f in $^; do case $$f in *.sql) echo; echo "-- $$f"; cat $$f;; esac; done ) > $@
 
 # ---------------------------------------------------------------------------
 # The pure C core on its own: unit tests and fuzzing under ASan + UBSan.

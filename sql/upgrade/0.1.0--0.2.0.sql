@@ -1,0 +1,19 @@
+-- billing 0.1.0 -> 0.2.0, the hand-written part of the upgrade script.
+--
+-- The Makefile builds billing--0.1.0--0.2.0.sql from this file, then the
+-- install files that are wholly new since 0.1.0 (UPGRADE_NEW in the
+-- Makefile, in name order), then sql/install/99_privileges.sql.  Here goes
+-- every change to an object that 0.1.0 already had, in the order the
+-- changes depend on each other:
+--   * a new column:    ALTER TABLE billing.t ADD COLUMN IF NOT EXISTS ...
+--     (idempotent DDL: under Citus a plain ALTER TABLE of a distributed
+--     member table fails, DESIGN.md Scale); a new constraint, index or
+--     trigger on an old table likewise (CREATE INDEX IF NOT EXISTS, ...);
+--   * a changed function: its new definition as CREATE OR REPLACE FUNCTION
+--     (copied from sql/install/, with its COMMENT ON when that changed); a
+--     changed signature or return type: DROP FUNCTION the old one first;
+--   * a new table in an old file: its CREATE TABLE, indexes, comments and
+--     pg_extension_config_dump calls;
+--   * rows that an old file's install adds to a table (labels, settings).
+-- test/scenarios/upgrade.sh proves the result: the extension's objects in
+-- a database updated from 0.1.0 equal those of a fresh 0.2.0 install.
