@@ -98,7 +98,7 @@ test:
 demo:
 	sh test/run.sh demo
 bench:
-	sh test/run.sh bench $(BENCH)
+	sh test/run.sh bench "$(BENCH)"
 
 # PGXS tracks no header dependencies: rebuild everything when one changes.
 $(OBJS): $(wildcard src/*.h src/core/*.h)

@@ -50,7 +50,7 @@ echo "machine: $(nproc) cores $(sed -n 's/^model name[[:space:]]*: //p' /proc/cp
 	"$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
 	"PostgreSQL $(psql -X -A -t -d postgres -c 'SHOW server_version' | cut -d' ' -f1)," \
 	"load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-awk '{ printf "| %s | `%s` | %s |\n", $1, $2, $3 ($4 == "" ? "" : " " $4) }' "$OUT"
+awk '{ printf "| %s | `%s` | %s | |\n", $1, $2, $3 ($4 == "" ? "" : " " $4) }' "$OUT"
 if [ -n "$failed" ]; then
 	echo "FAILED groups:$failed" >&2
 	exit 1
