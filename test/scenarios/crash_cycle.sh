@@ -39,9 +39,18 @@ cleanup() {
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
+# the processes whose parent is $1, from /proc in one pass (field 4 of stat
+# is the parent; the name in field 2 has no spaces for PostgreSQL's)
+children_of() {
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v parent="$1" '$4 == parent { printf "%s ", $1 }'
+}
 fail() {
 	echo "FAILED: $*"
-	echo "-- server log (tail)"; tail -20 "$DIR/server.log" 2>/dev/null || true
+	echo "-- server log (errors, then the tail)"
+	grep -E 'PANIC|FATAL|ERROR|terminated by signal|was terminated' "$DIR/server.log" | tail -20 || true
+	tail -40 "$DIR/server.log" 2>/dev/null || true
+	# the whole log next to the suite's (test/cluster.sh runs from the top)
+	[ -d log ] && cp "$DIR/server.log" log/crash_cycle.server.log && echo "server log: log/crash_cycle.server.log"
 	exit 1
 }
 
@@ -125,7 +134,7 @@ for delay in $delays; do
 		how="SIGKILL"
 		pm=$(head -1 "$DATA/postmaster.pid")
 		kill -STOP "$pm"                      # no new child from here on
-		children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
+		children=$(children_of "$pm")
 		kill -KILL $children "$pm"
 		for p in $children $pm; do
 			while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
