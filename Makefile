@@ -15,12 +15,18 @@ OBJS        = $(CORE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
 INSTALL_SQL = $(sort $(wildcard sql/install/*.sql))
 # Upgrades (README, Operations: Upgrades): the released scripts are frozen
 # in sql/versions/; the script from the previous release to this one is
-# built from the hand-written sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql,
-# then the install files that are wholly new since $(PREV_VERSION) (UPGRADE_NEW,
-# in name order), then 99_privileges.sql.
+# built, in this order, from the hand-written
+# sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql, every function and procedure of
+# the install files in UPGRADE_FUNCTIONS (as CREATE OR REPLACE, by
+# sql/upgrade/functions.awk), the install files that are wholly new since
+# $(PREV_VERSION) (UPGRADE_NEW), sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql if
+# it exists (what needs the new files' objects), and 99_privileges.sql.
 PREV_VERSION = 0.1.0
+UPGRADE_FUNCTIONS =
 UPGRADE_NEW =
 UPGRADE_SQL = billing--$(PREV_VERSION)--$(EXTVERSION).sql
+UPGRADE_PRE = sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql
+UPGRADE_POST = $(wildcard sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql)
 DATA_built  = billing--$(EXTVERSION).sql $(UPGRADE_SQL)
 DATA        = $(wildcard sql/versions/billing--*.sql) $(wildcard sql/billing--*--*.sql)
 
@@ -51,11 +57,15 @@ billing--$(EXTVERSION).sql: $(INSTALL_SQL) billing.control
 	  printf '%s\n' '\echo Use "CREATE EXTENSION billing" to load this file. \quit'; \
 	  for f in $(INSTALL_SQL); do echo; echo "-- $$f"; cat $$f; done ) > $@
 
-$(UPGRADE_SQL): sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql $(sort $(UPGRADE_NEW)) \
-		sql/install/99_privileges.sql billing.control Makefile
+$(UPGRADE_SQL): $(UPGRADE_PRE) $(UPGRADE_FUNCTIONS) $(UPGRADE_NEW) $(UPGRADE_POST) \
+		sql/install/99_privileges.sql sql/upgrade/functions.awk billing.control Makefile
 	( echo "-- billing $(PREV_VERSION) -> $(EXTVERSION): generated from sql/upgrade/ and sql/install/, do not edit"; \
 	  printf '%s\n' '\echo Use "ALTER EXTENSION billing UPDATE" to load this file. \quit'; \
-	  for f in $^; do case $$f in *.sql) echo; echo "-- $$f"; cat $$f;; esac; done ) > $@
+	  echo; echo "-- $(UPGRADE_PRE)"; cat $(UPGRADE_PRE); \
+	  for f in $(sort $(UPGRADE_FUNCTIONS)); do \
+	    echo; echo "-- the functions of $$f"; awk -f sql/upgrade/functions.awk $$f || exit 1; done; \
+	  for f in $(sort $(UPGRADE_NEW)) $(UPGRADE_POST) sql/install/99_privileges.sql; do \
+	    echo; echo "-- $$f"; cat $$f; done ) > $@.tmp && mv $@.tmp $@
 
 # ---------------------------------------------------------------------------
 # The pure C core on its own: unit tests and fuzzing under ASan + UBSan.

@@ -1,19 +1,26 @@
 -- billing 0.1.0 -> 0.2.0, the hand-written part of the upgrade script.
 --
--- The Makefile builds billing--0.1.0--0.2.0.sql from this file, then the
--- install files that are wholly new since 0.1.0 (UPGRADE_NEW in the
--- Makefile, in name order), then sql/install/99_privileges.sql.  Here goes
--- every change to an object that 0.1.0 already had, in the order the
--- changes depend on each other:
---   * a new column:    ALTER TABLE billing.t ADD COLUMN IF NOT EXISTS ...
---     (idempotent DDL: under Citus a plain ALTER TABLE of a distributed
---     member table fails, DESIGN.md Scale); a new constraint, index or
---     trigger on an old table likewise (CREATE INDEX IF NOT EXISTS, ...);
---   * a changed function: its new definition as CREATE OR REPLACE FUNCTION
---     (copied from sql/install/, with its COMMENT ON when that changed); a
---     changed signature or return type: DROP FUNCTION the old one first;
---   * a new table in an old file: its CREATE TABLE, indexes, comments and
---     pg_extension_config_dump calls;
+-- The Makefile builds billing--0.1.0--0.2.0.sql from, in this order:
+--   1. this file;
+--   2. every function and procedure of the install files listed in
+--      UPGRADE_FUNCTIONS, as CREATE OR REPLACE (sql/upgrade/functions.awk):
+--      list a file there when you change a function in it;
+--   3. the install files that are wholly new since 0.1.0 (UPGRADE_NEW);
+--   4. sql/upgrade/0.1.0--0.2.0.post.sql, if it exists: what needs the
+--      objects of 3 (a policy on an old table that calls a new function);
+--   5. sql/install/99_privileges.sql.
+-- Here goes every other change to an object that 0.1.0 already had, in the
+-- order the changes depend on each other:
+--   * a new or changed column, constraint, index or trigger of an old table:
+--     ALTER TABLE billing.t ADD COLUMN IF NOT EXISTS ..., CREATE INDEX IF NOT
+--     EXISTS ... (idempotent DDL: under Citus a plain ALTER TABLE of a
+--     distributed member table fails, DESIGN.md Scale); a changed CHECK:
+--     ALTER TABLE ... DROP CONSTRAINT IF EXISTS, then ADD CONSTRAINT with the
+--     name PostgreSQL gives it in a fresh install;
+--   * a function whose signature, parameter names or result type changed:
+--     DROP FUNCTION of the old one (CREATE OR REPLACE in 2 cannot do that);
+--   * a new table, view or type in an old file: its statements, comments
+--     and pg_extension_config_dump calls;
 --   * rows that an old file's install adds to a table (labels, settings).
 -- test/scenarios/upgrade.sh proves the result: the extension's objects in
 -- a database updated from 0.1.0 equal those of a fresh 0.2.0 install.
