@@ -55,8 +55,9 @@ SQL
 [ "$($PSQL -A -t -d "$OLD" -c "SELECT extversion FROM pg_extension WHERE extname = 'billing'")" = "$PREV" ] \
 	|| fail "CREATE EXTENSION billing VERSION '$PREV' did not install $PREV"
 
-# The digest of every table, over the columns 0.1.0 has (an update may add
-# columns): one query per table, written now and run before and after.
+# The digest of every table and sequence, over the columns 0.1.0 has (an
+# update may add columns and tables): one query each, written now and run
+# before and after.
 $PSQL -A -t -d "$OLD" > "$TMP/digest.sql" <<'SQL'
 SELECT format('SELECT %L || '' '' || count(*) || '' '' || md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) FROM (SELECT %s FROM billing.%I) t;',
               c.relname, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), c.relname)
@@ -64,7 +65,9 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE n.nspname = 'billing' AND c.relkind = 'r'
 GROUP BY c.relname ORDER BY c.relname;
-SELECT 'SELECT ''seq '' || sequencename || '' '' || coalesce(last_value, 0) FROM pg_sequences WHERE schemaname = ''billing'' ORDER BY 1;';
+SELECT format('SELECT ''seq %s '' || coalesce(last_value, 0) FROM pg_sequences WHERE schemaname = ''billing'' AND sequencename = %L;',
+              sequencename, sequencename)
+FROM pg_sequences WHERE schemaname = 'billing' ORDER BY sequencename;
 SQL
 $PSQL -A -t -d "$OLD" -f "$TMP/digest.sql" > "$TMP/before"
 if grep -E '^[a-z_]+ 0 ' "$TMP/before"; then
