@@ -3,6 +3,7 @@
  */
 #include "clock.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -84,6 +85,13 @@ clock_check_hook(char **newval, void **extra pg_attribute_unused(),
 	TimestampTz ts;
 
 	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	/*
+	 * A parallel worker restores the leader's settings before its time zone
+	 * abbreviations are loaded, and DecodeDateTime would crash on them: the
+	 * leader checked the value, and billing_clock_now() parses it at use.
+	 */
+	if (InitializingParallelWorker)
 		return true;
 	if (parse_clock(*newval, &ts))
 		return true;

@@ -61,6 +61,7 @@ unix_socket_directories = '$DIR'
 port = 5432
 shared_buffers = 256MB
 max_wal_size = 1GB
+log_statement = 'all'
 EOF
 server_up
 export PGHOST="$DIR" PGPORT=5432 PGUSER=postgres
