@@ -93,7 +93,7 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Run CREATE EXTENSION pg_cron; here (this is cron.database_name), then call billing.schedule() again.';
     ELSE
-        RAISE EXCEPTION 'pg_cron runs jobs from database %, not from %: schedule billing''s jobs there', cron_database,
+        RAISE EXCEPTION 'pg_cron runs jobs from database %, not from %: billing''s jobs are managed there', cron_database,
             current_database()
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = format(E'Run in database %s as a superuser:\n%s', cron_database, commands),
