@@ -661,7 +661,8 @@ BEGIN
     )
     INSERT INTO billing.outbox (account_id, event_type, payload)
     SELECT w.account_id, 'invoice.uncollectible',
-           jsonb_build_object('invoice_id', w.invoice_id, 'amount', w.amount_due::text, 'reason', 'dunning')
+           jsonb_build_object('invoice_id', w.invoice_id, 'amount', w.amount_due::text, 'reason', 'dunning',
+                              'on', w.taken_on)
     FROM w ORDER BY w.account_id, w.invoice_id;
 
     SELECT count(*)::integer INTO v_actions FROM billing.dunning_action x
