@@ -123,7 +123,8 @@ COMMENT ON COLUMN billing.dunning_action.outcome IS
     'remind: sent or superseded (a later reminder was due in the same run); retry_payment: queued, already_queued, '
     'no_payment_method or superseded; late_fee: charged (fee_invoice_id) or no_fee; suspend: suspended; '
     'write_off: written_off';
-CREATE INDEX dunning_action_run ON billing.dunning_action (dunning_run_id);
+-- the steps a batch claimed and has not carried out yet (transient)
+CREATE INDEX dunning_action_pending ON billing.dunning_action (dunning_run_id, action) WHERE outcome = 'pending';
 
 -- One row per call of billing.run_dunning.
 CREATE TABLE billing.dunning_run (
@@ -317,9 +318,9 @@ BEGIN
                                  WHERE c.account_id = a.account_id AND c.status = 'active' AND i.due_date < d.d)
                     THEN 'past_due'
                     ELSE 'active' END AS status
-        FROM billing.account a
+        FROM unnest(accounts) u(account_id)
+        JOIN billing.account a ON a.account_id = u.account_id
         CROSS JOIN LATERAL (SELECT coalesce(as_of, billing.today(a.timezone, at)) AS d) d
-        WHERE a.account_id = ANY (accounts)
     ), locked AS (
         SELECT s.account_id, s.subscription_id, s.status AS old, w.status AS new, w.d
         FROM billing.subscription s
@@ -398,6 +399,7 @@ CREATE FUNCTION billing._dunning_accounts(run_id bigint, accounts bigint[], as_o
 RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 DECLARE
     v_actions integer;
+    v_claimed integer;
 BEGIN
     -- 1. the number series a late-fee invoice may take (before the credit
     --    rows, in the cycle's order), when any policy of the batch has a fee
@@ -407,25 +409,34 @@ BEGIN
                                      FROM unnest(accounts) u(account_id)
                                      LEFT JOIN billing.account_dunning_policy o ON o.account_id = u.account_id
                                      UNION
-                                     SELECT c.policy_id FROM billing.dunning_case c
-                                     WHERE c.account_id = ANY (accounts) AND c.status = 'active')) THEN
+                                     SELECT c.policy_id FROM unnest(accounts) u(account_id)
+                                     JOIN billing.dunning_case c ON c.account_id = u.account_id AND c.status = 'active')) THEN
         INSERT INTO billing.invoice_number_series AS c (entity_id, series, last_number)
         SELECT DISTINCT a.entity_id,
                e.invoice_prefix || CASE WHEN e.number_per_year
                                         THEN '-' || extract(year FROM coalesce(as_of, billing.today(a.timezone, at)))
                                         ELSE '' END,
                0
-        FROM billing.account a JOIN billing.billing_entity e ON e.entity_id = a.entity_id
-        WHERE a.account_id = ANY (accounts)
+        FROM unnest(accounts) u(account_id)
+        JOIN billing.account a ON a.account_id = u.account_id
+        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
         ORDER BY 1, 2
         ON CONFLICT (entity_id, series) DO UPDATE SET last_number = c.last_number;
     END IF;
-    -- 2. the accounts' credit rows, in account order (created at zero if missing)
+    -- 2. the accounts' credit rows, in account order (created at zero if
+    --    missing); the next statements' snapshots see what the payments we
+    --    waited for left
     INSERT INTO billing.account_credit AS c (account_id, balance)
     SELECT a.account_id, billing.from_minor_units(0, a.currency)
-    FROM billing.account a WHERE a.account_id = ANY (accounts)
+    FROM unnest(accounts) u(account_id)
+    JOIN billing.account a ON a.account_id = u.account_id
+    WHERE NOT EXISTS (SELECT FROM billing.account_credit x WHERE x.account_id = a.account_id)
     ORDER BY a.account_id
-    ON CONFLICT ON CONSTRAINT account_credit_pkey DO UPDATE SET updated_at = c.updated_at;
+    ON CONFLICT ON CONSTRAINT account_credit_pkey DO NOTHING;
+    PERFORM FROM billing.account_credit c
+    WHERE c.account_id IN (SELECT unnest(accounts))
+    ORDER BY c.account_id
+    FOR UPDATE;
 
     -- 3. cases whose invoice was paid, voided or written off meanwhile close
     WITH r AS (
@@ -433,8 +444,8 @@ BEGIN
         SET status = CASE i.status WHEN 'paid' THEN 'recovered' WHEN 'uncollectible' THEN 'written_off' ELSE 'closed' END,
             closed_on = coalesce(as_of, billing.today(a.timezone, at)),
             close_reason = 'invoice ' || i.status
-        FROM billing.invoice i, billing.account a
-        WHERE c.account_id = ANY (accounts) AND c.status = 'active'
+        FROM unnest(accounts) u(account_id), billing.invoice i, billing.account a
+        WHERE c.account_id = u.account_id AND c.status = 'active'
           AND i.account_id = c.account_id AND i.invoice_id = c.invoice_id
           AND a.account_id = c.account_id
           AND NOT (i.status = 'open' AND billing.to_numeric(i.amount_due) > 0)
@@ -454,14 +465,17 @@ BEGIN
     SELECT i.account_id, i.invoice_id, x.policy_id, 'active', x.d
     FROM (SELECT a.account_id, coalesce(o.policy_id, default_policy) AS policy_id,
                  coalesce(as_of, billing.today(a.timezone, at)) AS d
-          FROM billing.account a
-          LEFT JOIN billing.account_dunning_policy o ON o.account_id = a.account_id
-          WHERE a.account_id = ANY (accounts)) x
+          FROM unnest(accounts) u(account_id)
+          JOIN billing.account a ON a.account_id = u.account_id
+          LEFT JOIN billing.account_dunning_policy o ON o.account_id = a.account_id) x
     JOIN billing.invoice i ON i.account_id = x.account_id AND i.status = 'open'
                           AND billing.to_numeric(i.amount_due) > 0
-    WHERE i.due_date < x.d
-       OR EXISTS (SELECT FROM billing.dunning_step s
-                  WHERE s.policy_id = x.policy_id AND s.active AND i.due_date + s.day_offset <= x.d)
+    WHERE (i.due_date < x.d
+           OR EXISTS (SELECT FROM billing.dunning_step s
+                      WHERE s.policy_id = x.policy_id AND s.active AND i.due_date + s.day_offset <= x.d))
+      -- only new cases, and recovered ones whose invoice reopened
+      AND NOT EXISTS (SELECT FROM billing.dunning_case c
+                      WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id AND c.status <> 'recovered')
     ORDER BY 1, 2
     ON CONFLICT ON CONSTRAINT dunning_case_pkey
     DO UPDATE SET status = 'active', closed_on = NULL, close_reason = NULL WHERE c.status = 'recovered';
@@ -479,7 +493,7 @@ BEGIN
                  row_number() OVER (PARTITION BY c.account_id, c.invoice_id, s.action
                                     ORDER BY s.day_offset DESC, s.step_id DESC) AS later
           FROM (SELECT a.account_id, coalesce(as_of, billing.today(a.timezone, at)) AS d
-                FROM billing.account a WHERE a.account_id = ANY (accounts)) x
+                FROM unnest(accounts) u(account_id) JOIN billing.account a ON a.account_id = u.account_id) x
           JOIN billing.dunning_case c ON c.account_id = x.account_id AND c.status = 'active'
           JOIN billing.invoice i ON i.account_id = c.account_id AND i.invoice_id = c.invoice_id
                                 AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
@@ -490,15 +504,15 @@ BEGIN
                               AND t.step_id = s.step_id)) y
     ORDER BY y.account_id, y.invoice_id, y.day_offset, y.step_id
     ON CONFLICT ON CONSTRAINT dunning_action_pkey DO NOTHING;
-    GET DIAGNOSTICS v_actions = ROW_COUNT;
-    IF v_actions = 0 THEN
+    GET DIAGNOSTICS v_claimed = ROW_COUNT;
+    IF v_claimed = 0 THEN
         RETURN 0;
     END IF;
 
     -- 6. reminders: an outbox event with what an email template needs
     WITH t AS (
         UPDATE billing.dunning_action x SET outcome = 'sent'
-        WHERE x.dunning_run_id = run_id AND x.account_id = ANY (accounts) AND x.action = 'remind'
+        WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'remind'
           AND x.outcome = 'pending'
         RETURNING x.*
     )
@@ -531,7 +545,7 @@ BEGIN
                                           AND c.status IN ('pending', 'processing'))
                            THEN 'already_queued'
                            ELSE 'queued' END
-        WHERE x.dunning_run_id = run_id AND x.account_id = ANY (accounts) AND x.action = 'retry_payment'
+        WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'retry_payment'
           AND x.outcome = 'pending'
         RETURNING x.account_id, x.invoice_id, x.outcome
     )
@@ -546,93 +560,102 @@ BEGIN
     WHERE t.outcome = 'queued'
     ORDER BY t.account_id, t.invoice_id;
 
-    -- 8. late fees: one finalized invoice per fee, numbered like the cycle's
+    -- 8. late fees: one finalized invoice per fee, numbered like the cycle's.
+    --    Each step carries its columns along: a join of two CTEs has no
+    --    index and no estimate (a nested loop over 10k x 10k rows).
     WITH f AS MATERIALIZED (
-        SELECT x.account_id, x.invoice_id, x.step_id, x.taken_on, i.number AS overdue_number, i.due_date AS overdue_due,
-               i.currency, a.entity_id, a.payment_terms_days, s.fee_fixed, s.fee_percent, s.fee_cap, s.name,
-               billing.round_amount(least(s.fee_cap, coalesce(s.fee_fixed, 0)
-                                          + coalesce(s.fee_percent, 0) * billing.to_numeric(x.amount_due) / 100),
-                                    i.currency) AS fee,
-               e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM x.taken_on) ELSE '' END
-                   AS series,
-               e.number_digits
-        FROM billing.dunning_action x
-        JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.invoice_id
-        JOIN billing.account a ON a.account_id = x.account_id
-        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
-        JOIN billing.dunning_step s ON s.step_id = x.step_id
-        WHERE x.dunning_run_id = run_id AND x.account_id = ANY (accounts) AND x.action = 'late_fee'
-          AND x.outcome = 'pending'
+        SELECT y.*, CASE WHEN billing.to_numeric(y.fee) > 0 THEN nextval('billing.invoice_invoice_id_seq') END
+                        AS fee_invoice_id
+        FROM (SELECT x.account_id, x.invoice_id, x.step_id, x.taken_on, i.number AS overdue_number,
+                     i.due_date AS overdue_due, i.currency, a.entity_id, a.payment_terms_days, s.name,
+                     billing.round_amount(least(s.fee_cap, coalesce(s.fee_fixed, 0)
+                                                + coalesce(s.fee_percent, 0) * billing.to_numeric(x.amount_due) / 100),
+                                          i.currency) AS fee,
+                     e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM x.taken_on) ELSE '' END
+                         AS series,
+                     e.number_digits
+              FROM billing.dunning_action x
+              JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.invoice_id
+              JOIN billing.account a ON a.account_id = x.account_id
+              JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+              JOIN billing.dunning_step s ON s.step_id = x.step_id
+              WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'late_fee'
+              ORDER BY x.account_id, x.invoice_id, x.step_id) y
+    ), marked AS (
+        UPDATE billing.dunning_action x
+        SET outcome = CASE WHEN f.fee_invoice_id IS NULL THEN 'no_fee' ELSE 'charged' END,
+            fee_invoice_id = f.fee_invoice_id
+        FROM f
+        WHERE x.account_id = f.account_id AND x.invoice_id = f.invoice_id AND x.step_id = f.step_id
+        RETURNING 1
     ), numbered AS MATERIALIZED (
-        SELECT f.*, nextval('billing.invoice_invoice_id_seq') AS fee_invoice_id,
+        SELECT f.*,
                row_number() OVER (PARTITION BY f.entity_id, f.series ORDER BY f.account_id, f.invoice_id, f.step_id)
                    AS rn,
                count(*) OVER (PARTITION BY f.entity_id, f.series) AS in_series
-        FROM f WHERE billing.to_numeric(f.fee) > 0
-    ), marked AS (
-        UPDATE billing.dunning_action x
-        SET outcome = CASE WHEN n.fee_invoice_id IS NULL THEN 'no_fee' ELSE 'charged' END,
-            fee_invoice_id = n.fee_invoice_id
-        FROM f LEFT JOIN numbered n ON n.account_id = f.account_id AND n.invoice_id = f.invoice_id
-                                   AND n.step_id = f.step_id
-        WHERE x.account_id = f.account_id AND x.invoice_id = f.invoice_id AND x.step_id = f.step_id
-        RETURNING 1
+        FROM f WHERE f.fee_invoice_id IS NOT NULL
     ), counter AS (
         INSERT INTO billing.invoice_number_series AS c (entity_id, series, last_number)
         SELECT entity_id, series, count(*) FROM numbered GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (entity_id, series) DO UPDATE SET last_number = c.last_number + excluded.last_number
         RETURNING c.entity_id, c.series, c.last_number
+    ), fees AS MATERIALIZED (
+        -- one counter row per series: a small join
+        SELECT n.*, n.series || '-' || lpad(q.seq, greatest(n.number_digits, length(q.seq)), '0') AS fee_number,
+               n.taken_on + n.payment_terms_days AS fee_due
+        FROM numbered n
+        JOIN counter c ON c.entity_id = n.entity_id AND c.series = n.series
+        CROSS JOIN LATERAL (SELECT (c.last_number - n.in_series + n.rn)::text AS seq) q
     ), ins_invoice AS (
         INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
                                      billing_reason, currency, subtotal, discount, tax, total, amount_paid,
                                      amount_due, issue_date, due_date, finalized_at, metadata)
-        SELECT n.account_id, n.fee_invoice_id, n.entity_id, NULL,
-               n.series || '-' || lpad(q.seq, greatest(n.number_digits, length(q.seq)), '0'),
+        SELECT n.account_id, n.fee_invoice_id, n.entity_id, NULL, n.fee_number,
                'open', 'late_fee', n.currency, n.fee, billing.from_minor_units(0, n.currency),
                billing.from_minor_units(0, n.currency), n.fee, billing.from_minor_units(0, n.currency), n.fee,
-               n.taken_on, n.taken_on + n.payment_terms_days, billing.now(),
+               n.taken_on, n.fee_due, billing.now(),
                jsonb_build_object('late_fee_for', n.invoice_id, 'late_fee_for_number', n.overdue_number,
                                   'dunning_step_id', n.step_id)
-        FROM numbered n
-        JOIN counter c ON c.entity_id = n.entity_id AND c.series = n.series
-        CROSS JOIN LATERAL (SELECT (c.last_number - n.in_series + n.rn)::text AS seq) q
+        FROM fees n
         ORDER BY n.fee_invoice_id
-        RETURNING account_id, invoice_id, number, total, due_date
+        RETURNING 1
     ), ins_line AS (
         INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, quantity, unit_amount, amount,
                                           source)
         SELECT n.account_id, n.fee_invoice_id, 'late_fee',
                'Late fee on invoice ' || n.overdue_number || ', due ' || n.overdue_due,
                1, billing.to_numeric(n.fee), n.fee, 'dunning_step ' || n.step_id || ' invoice ' || n.invoice_id
-        FROM numbered n
+        FROM fees n
         ORDER BY n.fee_invoice_id
         RETURNING 1
     ), ev AS (
         INSERT INTO billing.outbox (account_id, event_type, payload)
         SELECT n.account_id, 'dunning.late_fee',
                jsonb_build_object('invoice_id', n.invoice_id, 'number', n.overdue_number,
-                                  'fee_invoice_id', i.invoice_id, 'fee_number', i.number, 'fee', i.total::text,
-                                  'due_date', i.due_date, 'step', n.name)
-        FROM numbered n JOIN ins_invoice i ON i.account_id = n.account_id AND i.invoice_id = n.fee_invoice_id
+                                  'fee_invoice_id', n.fee_invoice_id, 'fee_number', n.fee_number, 'fee', n.fee::text,
+                                  'due_date', n.fee_due, 'step', n.name)
+        FROM fees n
+        ORDER BY n.fee_invoice_id
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM marked) + (SELECT count(*) FROM ins_line) + (SELECT count(*) FROM ev)
+    SELECT (SELECT count(*) FROM marked) + (SELECT count(*) FROM ins_invoice) + (SELECT count(*) FROM ins_line)
+           + (SELECT count(*) FROM ev)
     INTO STRICT v_actions;
 
     -- 9. suspensions: the case suspends the account's subscriptions (the
     --    statuses move after this batch commits)
     UPDATE billing.dunning_case c SET suspended = true
     FROM (SELECT DISTINCT x.account_id, x.invoice_id FROM billing.dunning_action x
-          WHERE x.dunning_run_id = run_id AND x.account_id = ANY (accounts) AND x.action = 'suspend'
+          WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend'
             AND x.outcome = 'pending') t
     WHERE c.account_id = t.account_id AND c.invoice_id = t.invoice_id;
     UPDATE billing.dunning_action x SET outcome = 'suspended'
-    WHERE x.dunning_run_id = run_id AND x.account_id = ANY (accounts) AND x.action = 'suspend' AND x.outcome = 'pending';
+    WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend' AND x.outcome = 'pending';
 
     -- 10. write-offs: what is still due goes to bad debt, as write_off_invoice does
     WITH t AS (
         UPDATE billing.dunning_action x SET outcome = 'written_off'
-        WHERE x.dunning_run_id = run_id AND x.account_id = ANY (accounts) AND x.action = 'write_off'
+        WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'write_off'
           AND x.outcome = 'pending'
         RETURNING x.account_id, x.invoice_id, x.taken_on, x.step_id
     ), w AS (
@@ -652,11 +675,13 @@ BEGIN
         FROM w ORDER BY w.account_id, w.invoice_id
         RETURNING account_id, txn_id, invoice_id
     ), ent AS (
+        -- the invoice's amount due by its key (a write-off does not change
+        -- it), not by joining the two CTEs
         INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
         SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
         FROM txn t
-        JOIN w ON w.account_id = t.account_id AND w.invoice_id = t.invoice_id
-        CROSS JOIN LATERAL (VALUES ('bad_debt', w.amount_due), ('receivable', -w.amount_due)) e(ledger_account, amount)
+        JOIN billing.invoice i ON i.account_id = t.account_id AND i.invoice_id = t.invoice_id
+        CROSS JOIN LATERAL (VALUES ('bad_debt', i.amount_due), ('receivable', -i.amount_due)) e(ledger_account, amount)
         RETURNING 1
     )
     INSERT INTO billing.outbox (account_id, event_type, payload)
@@ -665,9 +690,7 @@ BEGIN
                               'on', w.taken_on)
     FROM w ORDER BY w.account_id, w.invoice_id;
 
-    SELECT count(*)::integer INTO v_actions FROM billing.dunning_action x
-    WHERE x.dunning_run_id = run_id AND x.account_id = ANY (accounts);
-    RETURN v_actions;
+    RETURN v_claimed;
 END $$;
 COMMENT ON FUNCTION billing._dunning_accounts(bigint, bigint[], date, timestamptz, bigint) IS
     'internal: the dunning of these accounts in one transaction, one statement per step kind: closes cases of paid '
@@ -758,9 +781,20 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $
                                   'old_amount', billing.price_amount(c.old_price_id, c.old_quantity)::text,
                                   'new_amount', billing.price_amount(c.new_price_id, c.quantity)::text,
                                   'quantity', c.quantity)
-        FROM (SELECT DISTINCT ON (cand.account_id, cand.subscription_item_id) cand.*
-              FROM cand ORDER BY cand.account_id, cand.subscription_item_id, cand.old_price_id) c
-        JOIN ins ON ins.account_id = c.account_id AND ins.subscription_item_id = c.subscription_item_id
+        -- the notices inserted, with their items again by key (no join of two CTEs)
+        FROM ins
+        CROSS JOIN LATERAL (
+            SELECT n.account_id, n.subscription_id, n.subscription_item_id, n.started_on, n.quantity,
+                   n.price_id AS new_price_id, o.price_id AS old_price_id, o.quantity AS old_quantity,
+                   coalesce(as_of, billing.today(a.timezone, at)) AS d
+            FROM billing.subscription_item n
+            JOIN billing.account a ON a.account_id = n.account_id
+            JOIN billing.subscription_item o
+              ON o.account_id = n.account_id AND o.subscription_id = n.subscription_id AND o.ended_on = n.started_on
+             AND o.subscription_item_id <> n.subscription_item_id AND o.price_id <> n.price_id
+            WHERE n.account_id = ins.account_id AND n.subscription_item_id = ins.subscription_item_id
+            ORDER BY o.subscription_item_id
+            LIMIT 1) c
         ORDER BY c.account_id, c.subscription_item_id
         RETURNING 1
     )
