@@ -69,7 +69,7 @@ CREATE UNLOGGED TABLE bench_invoice AS
 SELECT p.account_id, p.cur, m, make_date(2025, 1 + m, p.d) AS issue_date, v.price_id, v.net,
        CASE WHEN p.taxed THEN round(v.net * 0.08875, 2) ELSE 0 END AS tax,
        (p.account_id + m) % 10 <> 0 AND NOT (m = 9 AND p.account_id % 2 = 0) AS paid,
-       row_number() OVER () AS invoice_id
+       row_number() OVER (ORDER BY make_date(2025, 1 + m, p.d), p.account_id) AS invoice_id
 FROM bench_plan p
 CROSS JOIN LATERAL generate_series(p.s, p.last_month) m
 CROSS JOIN LATERAL (SELECT CASE WHEN p.upgraded AND m >= p.s + 2 THEN CASE WHEN p.cur = 'USD' THEN 3 ELSE 4 END
@@ -85,13 +85,13 @@ SELECT account_id, invoice_id, 1, account_id, 'INV-' || invoice_id, CASE WHEN pa
        billing.amount(net + tax, cur), billing.amount(CASE WHEN paid THEN net + tax ELSE 0 END, cur),
        billing.amount(CASE WHEN paid THEN 0 ELSE net + tax END, cur), issue_date, issue_date + 30, issue_date,
        (issue_date + interval '1 month')::date, issue_date
-FROM bench_invoice;
+FROM bench_invoice ORDER BY invoice_id;
 INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, subscription_id, subscription_item_id,
                                   price_id, quantity, unit_amount, amount, period_start, period_end, source)
 SELECT account_id, invoice_id, 'subscription', 'Plan', account_id,
        CASE WHEN price_id IN (3, 4) THEN 1000000000 + account_id ELSE account_id END, price_id, 1, net,
        billing.amount(net, cur), issue_date, (issue_date + interval '1 month')::date, 'cycle'
-FROM bench_invoice;
+FROM bench_invoice ORDER BY invoice_id;
 -- a payment per paid invoice, received 0 to 19 days after the issue date
 INSERT INTO billing.payment (account_id, payment_id, amount, method, received_on, amount_refunded)
 SELECT account_id, invoice_id, billing.amount(net + tax, cur), 'card', issue_date + (account_id % 20)::integer,
@@ -153,29 +153,36 @@ SELECT 'check: ' || count(*) FILTER (WHERE b.balance OPERATOR(billing.<>) billin
 FROM billing.account_balances b WHERE b.account_id % 1000 = 7;
 SQL
 
-# $1 name, $2 query: run in a fresh backend with the clock at 2025-10-31,
-# the result written by the server to /dev/null (every column computed and
-# converted to text, nothing sent): the time of the query alone.
+# $1 name, $2 query: run three times, each in a fresh backend with the
+# clock at 2025-10-31, the result written by the server to /dev/null (every
+# column computed and converted to text, nothing sent to the client); the
+# best of the three, since the machine is shared.
 timed() {
-	S=$($PSQL -A -t <<SQL
+	best=
+	for run in 1 2 3; do
+		S=$($PSQL -A -t <<SQL
 SET billing.clock = '2025-10-31 12:00+00';
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 COPY ($2) TO '/dev/null';
 SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
 SQL
 )
-	echo "BENCH report_$1_seconds $S"
+		best=$(echo "$S $best" | awk '{ if (NF == 1 || $1 < $2) print $1; else print $2 }')
+	done
+	echo "BENCH report_$1_seconds $best"
 }
 
+echo "load average before the timings: $(cut -d' ' -f1-3 /proc/loadavg)"
 timed ar_aging "SELECT * FROM billing.ar_aging"
 timed ar_aging_by_currency "SELECT currency, billing.sum(total_due), billing.sum(days_over_90) FROM billing.ar_aging GROUP BY 1"
 timed account_balances "SELECT * FROM billing.account_balances"
-timed account_balances_one "SELECT * FROM billing.account_balances WHERE account_id = 4242"
-timed account_statements_one "SELECT * FROM billing.account_statements WHERE account_id = 4242"
+timed account_balances_one_account "SELECT * FROM billing.account_balances WHERE account_id = 4242"
+timed account_statements_one_account "SELECT * FROM billing.account_statements WHERE account_id = 4242"
 timed mrr_movements "SELECT * FROM billing.mrr_movements"
 timed mrr_by_month "SELECT * FROM billing.mrr_by_month"
 timed cohort_retention "SELECT * FROM billing.cohort_retention"
 timed revenue_by_month "SELECT * FROM billing.revenue_by_month"
 timed days_sales_outstanding "SELECT * FROM billing.days_sales_outstanding"
-timed upcoming_invoices_7_days "SELECT * FROM billing.upcoming_invoices(7)"
 timed upcoming_invoices "SELECT * FROM billing.upcoming_invoices"
+timed upcoming_invoices_30_days "SELECT * FROM billing.upcoming_invoices(30)"
+echo "load average after the timings: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -213,8 +213,11 @@ SELECT billing_test_error('SELECT * FROM billing.days_sales_outstanding(0)') AS 
 -- 25.00, Fay 04-03 10.00, Eve 03-19, 03-26, 04-02, 04-09 at 7.00.  Dan's
 -- next is 04-15: one day too late, there with 31 days.  Bob's is in 2027.
 SELECT a.name, u.invoice_date, u.currency, u.subtotal, u.discount, u.tax, u.total, u.lines
-FROM billing.upcoming_invoices u JOIN billing.account a USING (account_id)
+FROM billing.upcoming_invoices(30) u JOIN billing.account a USING (account_id)
 ORDER BY u.invoice_date, a.name;
+-- The view: the next 7 days (to 03-22), Eve's 03-19 invoice.
+SELECT a.name, u.invoice_date, u.total
+FROM billing.upcoming_invoices u JOIN billing.account a USING (account_id);
 SELECT a.name, u.invoice_date, u.total
 FROM billing.upcoming_invoices(31) u JOIN billing.account a USING (account_id)
 WHERE u.invoice_date > '2026-04-10' ORDER BY u.invoice_date, a.name;
@@ -226,7 +229,7 @@ SELECT count(*) AS upcoming,
                                          FROM billing.preview_invoice(u.account_id, u.subscription_id,
                                                                       '2026-04-14') p
                                          WHERE p.invoice_date = u.invoice_date)) AS same_as_preview
-FROM billing.upcoming_invoices u;
+FROM billing.upcoming_invoices(30) u;
 SELECT billing_test_error('SELECT * FROM billing.upcoming_invoices(-1)') AS negative_days,
        billing_test_error('SELECT * FROM billing.upcoming_invoices(NULL)') AS null_days;
 

@@ -18,21 +18,39 @@
 -- ---------------------------------------------------------------------------
 -- Receivables aging.
 
-CREATE VIEW billing.ar_aging AS
-SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
-       coalesce(billing.sum(i.amount_due) FILTER (WHERE i.due_date >= a.today), billing.from_minor_units(0, a.currency)) AS current,
-       coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 1 AND 30), billing.from_minor_units(0, a.currency)) AS days_1_30,
-       coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 31 AND 60), billing.from_minor_units(0, a.currency)) AS days_31_60,
-       coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 61 AND 90), billing.from_minor_units(0, a.currency)) AS days_61_90,
-       coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date > 90), billing.from_minor_units(0, a.currency)) AS days_over_90,
-       billing.sum(i.amount_due) AS total_due,
-       count(*) AS open_invoices,
-       min(i.due_date) AS oldest_due_date
-FROM billing.invoice i
-JOIN (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today
-      FROM billing.account x) a ON a.account_id = i.account_id
-WHERE i.status = 'open'
-GROUP BY a.account_id, a.name, a.currency, a.today;
+-- Open invoices only, through the partial index invoice_open (the open
+-- ones are few next to all invoices, and the index holds what aging reads).
+-- The cycle pays one more index entry per open invoice; a payment that
+-- settles an invoice adds none.
+CREATE INDEX invoice_open ON billing.invoice (account_id, due_date) INCLUDE (amount_due) WHERE status = 'open';
+
+-- A function under the view for its settings: the open invoices come out of
+-- invoice_open in account order, so aggregating in that order beats a hash
+-- table of one group per account (5 sums each), which the planner prefers;
+-- and JIT compiling costs more than running it.
+CREATE FUNCTION billing._ar_aging()
+RETURNS TABLE (account_id bigint, account_name text, currency text, as_of date, current billing.amount,
+               days_1_30 billing.amount, days_31_60 billing.amount, days_61_90 billing.amount,
+               days_over_90 billing.amount, total_due billing.amount, open_invoices bigint, oldest_due_date date)
+LANGUAGE sql STABLE SET jit = off SET enable_hashagg = off SET search_path = billing, pg_catalog AS $$
+    SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
+           coalesce(billing.sum(i.amount_due) FILTER (WHERE i.due_date >= a.today), billing.from_minor_units(0, a.currency)) AS current,
+           coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 1 AND 30), billing.from_minor_units(0, a.currency)) AS days_1_30,
+           coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 31 AND 60), billing.from_minor_units(0, a.currency)) AS days_31_60,
+           coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 61 AND 90), billing.from_minor_units(0, a.currency)) AS days_61_90,
+           coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date > 90), billing.from_minor_units(0, a.currency)) AS days_over_90,
+           billing.sum(i.amount_due) AS total_due,
+           count(*) AS open_invoices,
+           min(i.due_date) AS oldest_due_date
+    FROM billing.invoice i
+    JOIN (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today
+          FROM billing.account x) a ON a.account_id = i.account_id
+    WHERE i.status = 'open'
+    GROUP BY a.account_id, a.name, a.currency, a.today
+$$;
+COMMENT ON FUNCTION billing._ar_aging() IS 'internal: the rows of the view billing.ar_aging';
+
+CREATE VIEW billing.ar_aging AS SELECT * FROM billing._ar_aging();
 COMMENT ON VIEW billing.ar_aging IS
     'receivables aging: what open invoices still ask each account for, by days past due as of the account''s '
     'today (billing.now() in its time zone); one row per account with an open invoice';
@@ -57,16 +75,23 @@ COMMENT ON COLUMN billing.ar_aging.oldest_due_date IS 'the earliest due date amo
 
 CREATE VIEW billing.account_balances AS
 SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
-       coalesce(g.total_due, z.zero) AS open_due,
-       coalesce(g.total_due - g.current, z.zero) AS overdue,
+       coalesce(o.open_due, z.zero) AS open_due,
+       coalesce(o.overdue, z.zero) AS overdue,
        coalesce(c.balance, z.zero) AS unapplied_credit,
-       coalesce(g.total_due, z.zero) - coalesce(c.balance, z.zero) AS balance,
-       coalesce(g.open_invoices, 0) AS open_invoices,
-       g.oldest_due_date
+       coalesce(o.open_due, z.zero) - coalesce(c.balance, z.zero) AS balance,
+       o.open_invoices,
+       o.oldest_due_date
 FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today FROM billing.account x) a
 CROSS JOIN LATERAL (SELECT billing.from_minor_units(0, a.currency) AS zero) z
-LEFT JOIN billing.ar_aging g ON g.account_id = a.account_id
-LEFT JOIN billing.account_credit c ON c.account_id = a.account_id;
+LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
+-- the account's open invoices, through the invoice_open index
+CROSS JOIN LATERAL (
+    SELECT billing.sum(i.amount_due) AS open_due,
+           billing.sum(i.amount_due) FILTER (WHERE i.due_date < a.today) AS overdue,
+           count(*) AS open_invoices, min(i.due_date) AS oldest_due_date
+    FROM billing.invoice i
+    WHERE i.account_id = a.account_id AND i.status = 'open'
+) o;
 COMMENT ON VIEW billing.account_balances IS
     'what each account owes now: amount due on open invoices, the overdue part, unapplied credit, and the '
     'balance (= billing.account_balance, the ledger''s receivable + customer credit, by invariant 5)';
@@ -140,68 +165,79 @@ COMMENT ON FUNCTION billing.monthly_factor(interval) IS
     'periods per month of a cadence: 365 / (365 x months + 12 x days); 1 for a month, 1/12 for a year, '
     '365/84 for a week';
 
--- The changes of MRR, one row per account, day and cause.
+-- The changes of MRR, one row per account, day and cause.  The monthly
+-- value is computed once per price and quantity (a few rows), and the
+-- account's today only for the changes dated within a day or two of now,
+-- where time zones disagree: both functions cost more than the join.
 CREATE VIEW billing._mrr_changes AS
-WITH price AS MATERIALIZED (
-    -- a few rows: the monthly factor once per price
-    SELECT p.price_id, p.scheme, p.unit_amount, p.package_size, billing.monthly_factor(p.cadence) AS factor
-    FROM billing.price p
-    WHERE p.usage_type = 'licensed'
-), item AS (
-    SELECT s.account_id, s.subscription_id, a.currency, a.today, s.trial_end,
+WITH bounds AS MATERIALIZED (
+    -- no time zone is behind UTC-12 or ahead of UTC+14
+    SELECT billing.today('Etc/GMT+12') AS earliest, billing.today('Etc/GMT-14') AS latest
+), value AS MATERIALIZED (
+    -- the full period amount, as the cycle bills it, made monthly
+    SELECT q.price_id, q.quantity, p.currency,
+           CASE WHEN f.factor = 1 THEN v.full_amount
+                ELSE to_numeric(billing.round_amount(v.full_amount * f.factor, p.currency)) END AS value
+    FROM (SELECT DISTINCT price_id, quantity FROM billing.subscription_item) q
+    JOIN billing.price p ON p.price_id = q.price_id AND p.usage_type = 'licensed'
+    CROSS JOIN LATERAL (SELECT billing.monthly_factor(p.cadence) AS factor) f
+    CROSS JOIN LATERAL (SELECT to_numeric(billing.round_amount(
+                            billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.quantity),
+                            p.currency)) AS full_amount) v
+ ), item AS (
+    SELECT i.account_id, v.currency, v.value,
+           greatest(i.started_on, s.trial_end) AS from_date,
+           least(i.ended_on, s.cancel_at, s.canceled_at, s.pause_at, s.paused_at) AS until_date
+    FROM billing.subscription_item i
+    JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity
+    JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
+), couponed AS (
+    -- the few subscriptions with a recurring coupon, and their items
+    SELECT s.account_id, s.subscription_id, v.currency, v.value,
            greatest(i.started_on, s.trial_end) AS from_date,
            least(i.ended_on, s.cancel_at, s.canceled_at, s.pause_at, s.paused_at) AS until_date,
-           -- the full period amount, as the cycle bills it, made monthly
-           CASE WHEN p.factor = 1 THEN f.full_amount
-                ELSE to_numeric(billing.round_amount(f.full_amount * p.factor, a.currency)) END AS value,
-           s.coupon_from, s.coupon_until, c.percent_off, c.amount_off, s.cadence,
+           s.trial_end, s.coupon_from, s.coupon_until, s.cadence, c.percent_off, c.amount_off,
            least(s.cancel_at, s.canceled_at, s.pause_at, s.paused_at) AS sub_end
-    FROM billing.subscription_item i
-    JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
-    JOIN price p ON p.price_id = i.price_id
-    JOIN (SELECT x.account_id, x.currency, billing.today(x.timezone) AS today FROM billing.account x) a
-      ON a.account_id = i.account_id
-    LEFT JOIN billing.coupon c ON c.coupon_id = s.coupon_id AND c.duration <> 'once'
-    CROSS JOIN LATERAL (SELECT to_numeric(billing.round_amount(
-                            CASE p.scheme WHEN 'flat' THEN p.unit_amount
-                                          WHEN 'per_unit' THEN p.unit_amount * i.quantity
-                                          ELSE billing._price_value(p.price_id, p.scheme, p.unit_amount,
-                                                                    p.package_size, i.quantity) END,
-                            a.currency)) AS full_amount) f
+    FROM billing.subscription s
+    JOIN billing.coupon c ON c.coupon_id = s.coupon_id AND c.duration <> 'once'
+    JOIN billing.subscription_item i ON i.account_id = s.account_id AND i.subscription_id = s.subscription_id
+    JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity
+    WHERE s.coupon_id IS NOT NULL
 ), piece AS (
     -- the item itself
-    SELECT account_id, currency, today, from_date, until_date, value FROM item
+    SELECT account_id, currency, from_date, until_date, value FROM item
     UNION ALL
     -- its percent discount while the coupon runs
-    SELECT account_id, currency, today, greatest(from_date, coupon_from),
+    SELECT account_id, currency, greatest(from_date, coupon_from),
            CASE WHEN until_date IS NULL THEN coupon_until ELSE least(until_date, coupon_until) END,
            -to_numeric(billing.round_amount(value * percent_off / 100, currency))
-    FROM item WHERE percent_off IS NOT NULL
+    FROM couponed WHERE percent_off IS NOT NULL
     UNION ALL
     -- an amount_off coupon, capped at the subscription's MRR when it starts
-    SELECT account_id, currency, today, greatest(coupon_from, trial_end), least(coupon_until, sub_end),
+    SELECT account_id, currency, greatest(coupon_from, trial_end), least(coupon_until, sub_end),
            -least(to_numeric(billing.round_amount(to_numeric(amount_off) * billing.monthly_factor(cadence), currency)),
                   coalesce(sum(value) FILTER (WHERE from_date <= greatest(coupon_from, trial_end)
                                                 AND (until_date IS NULL
                                                      OR until_date > greatest(coupon_from, trial_end))), 0))
-    FROM item WHERE amount_off IS NOT NULL
-    GROUP BY account_id, subscription_id, currency, today, coupon_from, coupon_until, trial_end, sub_end,
-             amount_off, cadence
+    FROM couponed WHERE amount_off IS NOT NULL
+    GROUP BY account_id, subscription_id, currency, coupon_from, coupon_until, trial_end, sub_end, amount_off, cadence
 )
 SELECT p.account_id, p.currency, v.day, v.change
 FROM piece p
 CROSS JOIN LATERAL (VALUES (p.from_date, p.value), (p.until_date, -p.value)) v(day, change)
-WHERE v.day <= p.today AND (p.until_date IS NULL OR p.until_date > p.from_date) AND p.value <> 0;
+CROSS JOIN bounds b
+WHERE v.day IS NOT NULL AND (p.until_date IS NULL OR p.until_date > p.from_date) AND p.value <> 0
+  AND (v.day <= b.earliest
+       OR (v.day <= b.latest
+           AND v.day <= (SELECT billing.today(a.timezone) FROM billing.account a WHERE a.account_id = p.account_id)));
 COMMENT ON VIEW billing._mrr_changes IS
     'internal: every change of an account''s MRR up to its today (numeric, in the account''s currency): '
     '+value where a recurring item or coupon starts, -value where it ends';
 
--- One row per account and month whose MRR changed.
-CREATE VIEW billing.mrr_movements AS
-SELECT m.account_id, m.currency, m.month,
-       billing.amount(m.after - m.change, m.currency) AS mrr_before,
-       billing.amount(m.after, m.currency) AS mrr_after,
-       billing.amount(m.change, m.currency) AS change,
+-- Per account and month whose MRR changed: the change, the MRR after it
+-- (numeric) and the kind of movement.
+CREATE VIEW billing._mrr_account_months AS
+SELECT m.account_id, m.currency, m.month, m.change, m.after,
        CASE WHEN m.after - m.change = 0 AND m.earlier_months = 0 THEN 'new'
             WHEN m.after - m.change = 0 THEN 'reactivation'
             WHEN m.after = 0 THEN 'churn'
@@ -215,6 +251,24 @@ FROM (SELECT c.account_id, c.currency, c.month, c.change,
             GROUP BY 1, 2, 3
             HAVING sum(change) <> 0) c
       WINDOW w AS (PARTITION BY c.account_id ORDER BY c.month)) m;
+COMMENT ON VIEW billing._mrr_account_months IS
+    'internal: billing.mrr_movements in numeric (the change, the MRR after it, the movement)';
+
+CREATE FUNCTION billing._mrr_movements()
+RETURNS TABLE (account_id bigint, currency text, month date, mrr_before billing.amount, mrr_after billing.amount,
+               change billing.amount, movement text)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+    SELECT account_id, currency, month,
+           billing.amount(after - change, currency) AS mrr_before,
+           billing.amount(after, currency) AS mrr_after,
+           billing.amount(change, currency) AS change,
+           movement
+    FROM billing._mrr_account_months
+$$;
+COMMENT ON FUNCTION billing._mrr_movements() IS
+    'internal: the rows of the view billing.mrr_movements (jit off: compiling it costs more than running it)';
+
+CREATE VIEW billing.mrr_movements AS SELECT * FROM billing._mrr_movements();
 COMMENT ON VIEW billing.mrr_movements IS
     'MRR movements per account and month (only months in which its MRR at the month''s end changed): '
     'new, expansion, contraction, churn, reactivation; see README Reporting for the definition of MRR';
@@ -228,45 +282,51 @@ COMMENT ON COLUMN billing.mrr_movements.movement IS
     'new (first MRR ever), reactivation (MRR again after churn), expansion (up), contraction (down, not to zero), '
     'churn (down to zero)';
 
-CREATE VIEW billing.mrr_by_month AS
-WITH t AS (
-    SELECT currency, month,
-           sum(to_numeric(change)) FILTER (WHERE movement = 'new') AS new,
-           sum(to_numeric(change)) FILTER (WHERE movement = 'expansion') AS expansion,
-           sum(to_numeric(change)) FILTER (WHERE movement = 'contraction') AS contraction,
-           sum(to_numeric(change)) FILTER (WHERE movement = 'churn') AS churn,
-           sum(to_numeric(change)) FILTER (WHERE movement = 'reactivation') AS reactivation,
-           sum(to_numeric(change)) AS net,
-           count(*) FILTER (WHERE movement IN ('new', 'reactivation'))
-             - count(*) FILTER (WHERE movement = 'churn') AS customers_change
-    FROM billing.mrr_movements
-    GROUP BY 1, 2
-), months AS (
-    SELECT r.currency, m::date AS month
-    FROM (SELECT currency, min(month) AS first_month,
-                 greatest(max(month), date_trunc('month', billing.today('UTC')::timestamp)::date) AS last_month
-          FROM t GROUP BY 1) r
-    CROSS JOIN LATERAL generate_series(r.first_month, r.last_month, interval '1 month') m
-), g AS (
-    SELECT ms.currency, ms.month, t.new, t.expansion, t.contraction, t.churn, t.reactivation,
-           sum(coalesce(t.net, 0)) OVER w AS mrr,
-           sum(coalesce(t.customers_change, 0)) OVER w AS customers
-    FROM months ms
-    LEFT JOIN t ON t.currency = ms.currency AND t.month = ms.month
-    WINDOW w AS (PARTITION BY ms.currency ORDER BY ms.month)
-)
-SELECT g.month, g.currency,
-       billing.amount(g.mrr, g.currency) AS mrr,
-       billing.amount(12 * g.mrr, g.currency) AS arr,
-       billing.amount(coalesce(g.new, 0), g.currency) AS new,
-       billing.amount(coalesce(g.expansion, 0), g.currency) AS expansion,
-       billing.amount(coalesce(g.contraction, 0), g.currency) AS contraction,
-       billing.amount(coalesce(g.churn, 0), g.currency) AS churn,
-       billing.amount(coalesce(g.reactivation, 0), g.currency) AS reactivation,
-       billing.amount(coalesce(g.new, 0) + coalesce(g.expansion, 0) + coalesce(g.contraction, 0)
-                      + coalesce(g.churn, 0) + coalesce(g.reactivation, 0), g.currency) AS net_change,
-       g.customers
-FROM g;
+CREATE FUNCTION billing._mrr_by_month()
+RETURNS TABLE (month date, currency text, mrr billing.amount, arr billing.amount, new billing.amount, expansion billing.amount, contraction billing.amount, churn billing.amount, reactivation billing.amount, net_change billing.amount, customers numeric)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+    WITH t AS (
+        SELECT currency, month,
+               sum(change) FILTER (WHERE movement = 'new') AS new,
+               sum(change) FILTER (WHERE movement = 'expansion') AS expansion,
+               sum(change) FILTER (WHERE movement = 'contraction') AS contraction,
+               sum(change) FILTER (WHERE movement = 'churn') AS churn,
+               sum(change) FILTER (WHERE movement = 'reactivation') AS reactivation,
+               sum(change) AS net,
+               count(*) FILTER (WHERE movement IN ('new', 'reactivation'))
+                 - count(*) FILTER (WHERE movement = 'churn') AS customers_change
+        FROM billing._mrr_account_months
+        GROUP BY 1, 2
+    ), months AS (
+        SELECT r.currency, m::date AS month
+        FROM (SELECT currency, min(month) AS first_month,
+                     greatest(max(month), date_trunc('month', billing.today('UTC')::timestamp)::date) AS last_month
+              FROM t GROUP BY 1) r
+        CROSS JOIN LATERAL generate_series(r.first_month, r.last_month, interval '1 month') m
+    ), g AS (
+        SELECT ms.currency, ms.month, t.new, t.expansion, t.contraction, t.churn, t.reactivation,
+               sum(coalesce(t.net, 0)) OVER w AS mrr,
+               sum(coalesce(t.customers_change, 0)) OVER w AS customers
+        FROM months ms
+        LEFT JOIN t ON t.currency = ms.currency AND t.month = ms.month
+        WINDOW w AS (PARTITION BY ms.currency ORDER BY ms.month)
+    )
+    SELECT g.month, g.currency,
+           billing.amount(g.mrr, g.currency) AS mrr,
+           billing.amount(12 * g.mrr, g.currency) AS arr,
+           billing.amount(coalesce(g.new, 0), g.currency) AS new,
+           billing.amount(coalesce(g.expansion, 0), g.currency) AS expansion,
+           billing.amount(coalesce(g.contraction, 0), g.currency) AS contraction,
+           billing.amount(coalesce(g.churn, 0), g.currency) AS churn,
+           billing.amount(coalesce(g.reactivation, 0), g.currency) AS reactivation,
+           billing.amount(coalesce(g.new, 0) + coalesce(g.expansion, 0) + coalesce(g.contraction, 0)
+                          + coalesce(g.churn, 0) + coalesce(g.reactivation, 0), g.currency) AS net_change,
+           g.customers
+    FROM g
+$$;
+COMMENT ON FUNCTION billing._mrr_by_month() IS 'internal: the rows of the view billing.mrr_by_month (jit off: compiling it costs more than running it)';
+
+CREATE VIEW billing.mrr_by_month AS SELECT * FROM billing._mrr_by_month();
 COMMENT ON VIEW billing.mrr_by_month IS
     'MRR and ARR per currency at the end of each month, from the first month with MRR to the current one, with '
     'the month''s movements (mrr = the month before''s mrr + net_change)';
@@ -287,45 +347,51 @@ COMMENT ON COLUMN billing.mrr_by_month.customers IS 'accounts with MRR at the en
 -- Churn and retention by monthly cohort: the cohort of an account is the
 -- month of its first MRR (movement new).
 
-CREATE VIEW billing.cohort_retention AS
-WITH mv AS (
-    SELECT m.*, min(m.month) FILTER (WHERE m.movement = 'new') OVER (PARTITION BY m.account_id) AS cohort_month
-    FROM billing.mrr_movements m
-), ev AS (
+CREATE FUNCTION billing._cohort_retention()
+RETURNS TABLE (cohort_month date, currency text, month date, months_since integer, cohort_customers bigint, active_customers numeric, churned_customers bigint, reactivated_customers bigint, customer_retention numeric, cohort_mrr billing.amount, mrr billing.amount, mrr_retention numeric)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+    WITH mv AS (
+        SELECT m.*, min(m.month) FILTER (WHERE m.movement = 'new') OVER (PARTITION BY m.account_id) AS cohort_month
+        FROM billing._mrr_account_months m
+    ), ev AS (
+        SELECT cohort_month, currency, month,
+               count(*) FILTER (WHERE movement = 'new') AS joined,
+               count(*) FILTER (WHERE movement = 'churn') AS churned,
+               count(*) FILTER (WHERE movement = 'reactivation') AS reactivated,
+               sum(change) AS mrr_change
+        FROM mv
+        GROUP BY 1, 2, 3
+    ), grid AS (
+        SELECT c.cohort_month, c.currency, m::date AS month
+        FROM (SELECT cohort_month, currency, max(month) AS last_month FROM ev GROUP BY 1, 2) c
+        CROSS JOIN LATERAL generate_series(c.cohort_month,
+                                           greatest(c.last_month, date_trunc('month', billing.today('UTC')::timestamp)::date),
+                                           interval '1 month') m
+    ), g AS (
+        SELECT grid.cohort_month, grid.currency, grid.month,
+               coalesce(ev.churned, 0) AS churned, coalesce(ev.reactivated, 0) AS reactivated,
+               first_value(ev.joined) OVER w AS cohort_customers,
+               sum(coalesce(ev.joined, 0) + coalesce(ev.reactivated, 0) - coalesce(ev.churned, 0)) OVER w AS active,
+               first_value(ev.mrr_change) OVER w AS cohort_mrr,
+               sum(coalesce(ev.mrr_change, 0)) OVER w AS mrr
+        FROM grid
+        LEFT JOIN ev ON ev.cohort_month = grid.cohort_month AND ev.currency = grid.currency AND ev.month = grid.month
+        WINDOW w AS (PARTITION BY grid.cohort_month, grid.currency ORDER BY grid.month)
+    )
     SELECT cohort_month, currency, month,
-           count(*) FILTER (WHERE movement = 'new') AS joined,
-           count(*) FILTER (WHERE movement = 'churn') AS churned,
-           count(*) FILTER (WHERE movement = 'reactivation') AS reactivated,
-           sum(to_numeric(change)) AS mrr_change
-    FROM mv
-    GROUP BY 1, 2, 3
-), grid AS (
-    SELECT c.cohort_month, c.currency, m::date AS month
-    FROM (SELECT cohort_month, currency, max(month) AS last_month FROM ev GROUP BY 1, 2) c
-    CROSS JOIN LATERAL generate_series(c.cohort_month,
-                                       greatest(c.last_month, date_trunc('month', billing.today('UTC')::timestamp)::date),
-                                       interval '1 month') m
-), g AS (
-    SELECT grid.cohort_month, grid.currency, grid.month,
-           coalesce(ev.churned, 0) AS churned, coalesce(ev.reactivated, 0) AS reactivated,
-           first_value(ev.joined) OVER w AS cohort_customers,
-           sum(coalesce(ev.joined, 0) + coalesce(ev.reactivated, 0) - coalesce(ev.churned, 0)) OVER w AS active,
-           first_value(ev.mrr_change) OVER w AS cohort_mrr,
-           sum(coalesce(ev.mrr_change, 0)) OVER w AS mrr
-    FROM grid
-    LEFT JOIN ev ON ev.cohort_month = grid.cohort_month AND ev.currency = grid.currency AND ev.month = grid.month
-    WINDOW w AS (PARTITION BY grid.cohort_month, grid.currency ORDER BY grid.month)
-)
-SELECT cohort_month, currency, month,
-       ((extract(year FROM month) - extract(year FROM cohort_month)) * 12
-        + extract(month FROM month) - extract(month FROM cohort_month))::integer AS months_since,
-       cohort_customers, active AS active_customers, churned AS churned_customers,
-       reactivated AS reactivated_customers,
-       round(active / cohort_customers::numeric, 4) AS customer_retention,
-       billing.amount(cohort_mrr, currency) AS cohort_mrr,
-       billing.amount(mrr, currency) AS mrr,
-       CASE WHEN cohort_mrr <> 0 THEN round(mrr / cohort_mrr, 4) END AS mrr_retention
-FROM g;
+           ((extract(year FROM month) - extract(year FROM cohort_month)) * 12
+            + extract(month FROM month) - extract(month FROM cohort_month))::integer AS months_since,
+           cohort_customers, active AS active_customers, churned AS churned_customers,
+           reactivated AS reactivated_customers,
+           round(active / cohort_customers::numeric, 4) AS customer_retention,
+           billing.amount(cohort_mrr, currency) AS cohort_mrr,
+           billing.amount(mrr, currency) AS mrr,
+           CASE WHEN cohort_mrr <> 0 THEN round(mrr / cohort_mrr, 4) END AS mrr_retention
+    FROM g
+$$;
+COMMENT ON FUNCTION billing._cohort_retention() IS 'internal: the rows of the view billing.cohort_retention (jit off: compiling it costs more than running it)';
+
+CREATE VIEW billing.cohort_retention AS SELECT * FROM billing._cohort_retention();
 COMMENT ON VIEW billing.cohort_retention IS
     'churn and retention of each monthly cohort (accounts whose first MRR fell in that month), per currency, '
     'for every month from the cohort''s to the current one';
@@ -349,46 +415,52 @@ COMMENT ON COLUMN billing.cohort_retention.mrr_retention IS
 -- the account's calendar: invoices by issue date, payments by received date,
 -- credit notes and refunds by the day they were made.
 
-CREATE VIEW billing.revenue_by_month AS
-WITH ev AS (
-    SELECT i.currency, date_trunc('month', i.issue_date::timestamp)::date AS month,
-           billing.sum(i.total) AS invoiced, billing.sum(i.tax) AS tax,
-           billing.sum(i.amount_due) FILTER (WHERE i.status = 'open') AS outstanding,
-           billing.sum(i.amount_due) FILTER (WHERE i.status = 'uncollectible') AS written_off,
-           NULL::billing.amount AS collected, NULL::billing.amount AS credited, NULL::billing.amount AS refunded,
-           count(*) AS invoices
-    FROM billing.invoice i
-    WHERE i.status IN ('open', 'paid', 'uncollectible')
-    GROUP BY 1, 2
-    UNION ALL
-    SELECT billing.currency(p.amount), date_trunc('month', p.received_on::timestamp)::date,
-           NULL, NULL, NULL, NULL, billing.sum(p.amount), NULL, NULL, 0
-    FROM billing.payment p
-    GROUP BY 1, 2
-    UNION ALL
-    SELECT a.currency, date_trunc('month', billing.today(a.timezone, c.created_at)::timestamp)::date,
-           NULL, NULL, NULL, NULL, NULL, billing.sum(c.amount), NULL, 0
-    FROM billing.credit_note c JOIN billing.account a ON a.account_id = c.account_id
-    GROUP BY 1, 2
-    UNION ALL
-    SELECT a.currency, date_trunc('month', billing.today(a.timezone, r.created_at)::timestamp)::date,
-           NULL, NULL, NULL, NULL, NULL, NULL, billing.sum(r.amount), 0
-    FROM billing.refund r JOIN billing.account a ON a.account_id = r.account_id
-    GROUP BY 1, 2
-)
-SELECT ev.month, ev.currency,
-       coalesce(billing.sum(ev.invoiced), z.zero) AS invoiced,
-       coalesce(billing.sum(ev.tax), z.zero) AS tax,
-       coalesce(billing.sum(ev.invoiced), z.zero) - coalesce(billing.sum(ev.tax), z.zero) AS net_invoiced,
-       coalesce(billing.sum(ev.credited), z.zero) AS credited,
-       coalesce(billing.sum(ev.collected), z.zero) AS collected,
-       coalesce(billing.sum(ev.refunded), z.zero) AS refunded,
-       coalesce(billing.sum(ev.outstanding), z.zero) AS outstanding,
-       coalesce(billing.sum(ev.written_off), z.zero) AS written_off,
-       sum(ev.invoices) AS invoices
-FROM ev
-CROSS JOIN LATERAL (SELECT billing.from_minor_units(0, ev.currency) AS zero) z
-GROUP BY ev.month, ev.currency, z.zero;
+CREATE FUNCTION billing._revenue_by_month()
+RETURNS TABLE (month date, currency text, invoiced billing.amount, tax billing.amount, net_invoiced billing.amount, credited billing.amount, collected billing.amount, refunded billing.amount, outstanding billing.amount, written_off billing.amount, invoices numeric)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+    WITH ev AS (
+        SELECT i.currency, date_trunc('month', i.issue_date::timestamp)::date AS month,
+               billing.sum(i.total) AS invoiced, billing.sum(i.tax) AS tax,
+               billing.sum(i.amount_due) FILTER (WHERE i.status = 'open') AS outstanding,
+               billing.sum(i.amount_due) FILTER (WHERE i.status = 'uncollectible') AS written_off,
+               NULL::billing.amount AS collected, NULL::billing.amount AS credited, NULL::billing.amount AS refunded,
+               count(*) AS invoices
+        FROM billing.invoice i
+        WHERE i.status IN ('open', 'paid', 'uncollectible')
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT billing.currency(p.amount), date_trunc('month', p.received_on::timestamp)::date,
+               NULL, NULL, NULL, NULL, billing.sum(p.amount), NULL, NULL, 0
+        FROM billing.payment p
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT a.currency, date_trunc('month', billing.today(a.timezone, c.created_at)::timestamp)::date,
+               NULL, NULL, NULL, NULL, NULL, billing.sum(c.amount), NULL, 0
+        FROM billing.credit_note c JOIN billing.account a ON a.account_id = c.account_id
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT a.currency, date_trunc('month', billing.today(a.timezone, r.created_at)::timestamp)::date,
+               NULL, NULL, NULL, NULL, NULL, NULL, billing.sum(r.amount), 0
+        FROM billing.refund r JOIN billing.account a ON a.account_id = r.account_id
+        GROUP BY 1, 2
+    )
+    SELECT ev.month, ev.currency,
+           coalesce(billing.sum(ev.invoiced), z.zero) AS invoiced,
+           coalesce(billing.sum(ev.tax), z.zero) AS tax,
+           coalesce(billing.sum(ev.invoiced), z.zero) - coalesce(billing.sum(ev.tax), z.zero) AS net_invoiced,
+           coalesce(billing.sum(ev.credited), z.zero) AS credited,
+           coalesce(billing.sum(ev.collected), z.zero) AS collected,
+           coalesce(billing.sum(ev.refunded), z.zero) AS refunded,
+           coalesce(billing.sum(ev.outstanding), z.zero) AS outstanding,
+           coalesce(billing.sum(ev.written_off), z.zero) AS written_off,
+           sum(ev.invoices) AS invoices
+    FROM ev
+    CROSS JOIN LATERAL (SELECT billing.from_minor_units(0, ev.currency) AS zero) z
+    GROUP BY ev.month, ev.currency, z.zero
+$$;
+COMMENT ON FUNCTION billing._revenue_by_month() IS 'internal: the rows of the view billing.revenue_by_month (jit off: compiling it costs more than running it)';
+
+CREATE VIEW billing.revenue_by_month AS SELECT * FROM billing._revenue_by_month();
 COMMENT ON VIEW billing.revenue_by_month IS
     'per month and currency: invoiced (by issue date; void invoices left out), collected (payments by received '
     'date), credited (credit notes), refunded, and what is still outstanding or was written off of that month''s '
@@ -410,35 +482,55 @@ COMMENT ON COLUMN billing.revenue_by_month.invoices IS 'how many invoices were i
 -- Days sales outstanding: receivables / what was invoiced over the last
 -- days days x days, per currency, as of each account's today.
 
+-- Invoices are inserted in issue date order (the cycle bills each day's
+-- invoices on that day), so a BRIN index finds the pages of the last days
+-- for the price of a few kilobytes, and costs the cycle next to nothing.
+CREATE INDEX invoice_issue_date_brin ON billing.invoice USING brin (issue_date);
+
 CREATE FUNCTION billing.days_sales_outstanding(days integer DEFAULT 90)
 RETURNS TABLE (currency text, as_of date, window_days integer, receivable billing.amount, invoiced billing.amount,
                dso_days numeric)
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+DECLARE
+    -- no time zone is behind UTC-12 or ahead of UTC+14: every account's
+    -- today is between these two
+    v_earliest date := billing.today('Etc/GMT+12');
+    v_latest date := billing.today('Etc/GMT-14');
 BEGIN
     IF days IS NULL OR days < 1 OR days > 3660 THEN
         RAISE EXCEPTION 'days must be between 1 and 3660, not %', coalesce(days::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 90 days.';
     END IF;
     RETURN QUERY
-    SELECT a.currency::text, max(a.today), days_sales_outstanding.days,
-           coalesce(billing.sum(i.amount_due) FILTER (WHERE i.status = 'open'), min(a.zero)),
-           coalesce(billing.sum(i.total) FILTER (WHERE i.issue_date > a.today - days_sales_outstanding.days
-                                                   AND i.issue_date <= a.today), min(a.zero)),
-           CASE WHEN coalesce(sum(to_numeric(i.total)) FILTER (WHERE i.issue_date > a.today - days_sales_outstanding.days
-                                                              AND i.issue_date <= a.today), 0) > 0
-                THEN round(coalesce(sum(to_numeric(i.amount_due)) FILTER (WHERE i.status = 'open'), 0)
-                           / sum(to_numeric(i.total)) FILTER (WHERE i.issue_date > a.today - days_sales_outstanding.days
-                                                               AND i.issue_date <= a.today)
+    WITH open AS (
+        SELECT billing.currency(i.amount_due) AS currency, billing.sum(i.amount_due) AS receivable
+        FROM billing.invoice i
+        WHERE i.status = 'open'
+        GROUP BY 1
+    ), win AS (
+        -- issued in (today - days, today] of the account; the account's
+        -- today is looked up only for the days where time zones disagree
+        SELECT i.currency, billing.sum(i.total) AS invoiced
+        FROM billing.invoice i
+        WHERE i.status IN ('open', 'paid', 'uncollectible')
+          AND i.issue_date > v_earliest - days_sales_outstanding.days AND i.issue_date <= v_latest
+          AND ((i.issue_date > v_latest - days_sales_outstanding.days AND i.issue_date <= v_earliest)
+               OR (SELECT i.issue_date > t.today - days_sales_outstanding.days AND i.issue_date <= t.today
+                   FROM (SELECT billing.today(a.timezone) AS today FROM billing.account a
+                         WHERE a.account_id = i.account_id) t))
+        GROUP BY 1
+    )
+    SELECT c.currency::text, billing.today('UTC'), days_sales_outstanding.days,
+           coalesce(o.receivable, billing.from_minor_units(0, c.currency)),
+           coalesce(w.invoiced, billing.from_minor_units(0, c.currency)),
+           CASE WHEN to_numeric(w.invoiced) > 0
+                THEN round(coalesce(to_numeric(o.receivable), 0) / to_numeric(w.invoiced)
                            * days_sales_outstanding.days, 1)
            END
-    FROM billing.invoice i
-    JOIN (SELECT x.account_id, x.currency, billing.today(x.timezone) AS today,
-                 billing.from_minor_units(0, x.currency) AS zero
-          FROM billing.account x) a ON a.account_id = i.account_id
-    WHERE i.status IN ('open', 'paid', 'uncollectible')
-      AND (i.status = 'open' OR i.issue_date > a.today - days_sales_outstanding.days)
-    GROUP BY a.currency
-    ORDER BY a.currency;
+    FROM (SELECT o.currency FROM open o UNION SELECT w.currency FROM win w) c
+    LEFT JOIN open o ON o.currency = c.currency
+    LEFT JOIN win w ON w.currency = c.currency
+    ORDER BY 1;
 END $$;
 COMMENT ON FUNCTION billing.days_sales_outstanding(integer) IS
     'days sales outstanding per currency: amount due on open invoices / totals invoiced in the last days days '
@@ -449,7 +541,7 @@ SELECT * FROM billing.days_sales_outstanding(90);
 COMMENT ON VIEW billing.days_sales_outstanding IS
     'days sales outstanding per currency over the last 90 days (billing.days_sales_outstanding(days) for another window)';
 COMMENT ON COLUMN billing.days_sales_outstanding.currency IS 'the currency';
-COMMENT ON COLUMN billing.days_sales_outstanding.as_of IS 'today (the latest of the accounts'' todays in their time zones)';
+COMMENT ON COLUMN billing.days_sales_outstanding.as_of IS 'today in UTC (each account''s window ends on its own today)';
 COMMENT ON COLUMN billing.days_sales_outstanding.window_days IS 'the window: invoices issued in the last days days, today included';
 COMMENT ON COLUMN billing.days_sales_outstanding.receivable IS 'amount due on all open invoices now';
 COMMENT ON COLUMN billing.days_sales_outstanding.invoiced IS 'totals of the invoices issued in the window (void left out)';
@@ -462,7 +554,7 @@ COMMENT ON COLUMN billing.days_sales_outstanding.dso_days IS
 -- inserts and billing.preview_invoice returns (invariant 7), so an upcoming
 -- invoice is the invoice the cycle makes if nothing changes before.
 
-CREATE FUNCTION billing.upcoming_invoices(days integer DEFAULT 30)
+CREATE FUNCTION billing.upcoming_invoices(days integer DEFAULT 7)
 RETURNS TABLE (account_id bigint, subscription_id bigint, invoice_date date, currency text, subtotal billing.amount,
                discount billing.amount, tax billing.amount, total billing.amount, lines bigint)
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
@@ -471,7 +563,7 @@ DECLARE
 BEGIN
     IF days IS NULL OR days < 0 OR days > 3660 THEN
         RAISE EXCEPTION 'days must be between 0 and 3660, not %', coalesce(days::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 30 days.';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 7 days.';
     END IF;
     RETURN QUERY
     WITH s AS (
@@ -504,10 +596,12 @@ COMMENT ON FUNCTION billing.upcoming_invoices(integer) IS
     'per invoice with its totals, by the same computation as billing.preview_invoice; invoices already due and '
     'not yet billed are included';
 
+-- The view covers a week: the preview prices every subscription due in the
+-- window, the same work as the cycle (README Performance).
 CREATE VIEW billing.upcoming_invoices AS
-SELECT * FROM billing.upcoming_invoices(30);
+SELECT * FROM billing.upcoming_invoices(7);
 COMMENT ON VIEW billing.upcoming_invoices IS
-    'the invoices the cycle will make in the next 30 days (billing.upcoming_invoices(days) for another window)';
+    'the invoices the cycle will make in the next 7 days (billing.upcoming_invoices(days) for another window)';
 COMMENT ON COLUMN billing.upcoming_invoices.account_id IS 'the account';
 COMMENT ON COLUMN billing.upcoming_invoices.subscription_id IS 'the subscription the invoice bills';
 COMMENT ON COLUMN billing.upcoming_invoices.invoice_date IS
