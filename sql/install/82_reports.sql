@@ -246,7 +246,9 @@ SELECT m.account_id, m.currency, m.month, m.change, m.after,
 FROM (SELECT c.account_id, c.currency, c.month, c.change,
              sum(c.change) OVER w AS after,
              count(*) OVER w - 1 AS earlier_months
-      FROM (SELECT account_id, currency, date_trunc('month', day::timestamp)::date AS month, sum(change) AS change
+      -- grouped by account and month first: sorted that way, one sort
+      -- serves the grouping and the window (the account fixes the currency)
+      FROM (SELECT account_id, date_trunc('month', day::timestamp)::date AS month, currency, sum(change) AS change
             FROM billing._mrr_changes
             GROUP BY 1, 2, 3
             HAVING sum(change) <> 0) c
