@@ -102,15 +102,16 @@ SELECT a.name, i.issue_date, i.due_date, i.status, i.total, i.amount_due
 FROM billing.invoice i JOIN billing.account a USING (account_id)
 ORDER BY a.name, i.issue_date, i.invoice_id;
 
--- Aging as of 2026-03-15 (open invoices; days past due = 03-15 - due date):
+-- Aging as of 2026-03-15 (open invoices; days past due = 03-15 - due date;
+-- the invoices issued on 03-15 are due on 04-14, current):
 --   Alice: Feb 25.00 - 5.00 credit = 20.00, due 03-03 (12 days: 1-30);
---          Mar 25.00 due 03-31 (current)                     total 45.00
+--          Mar 25.00 (current)                               total 45.00
 --   Bob:   Jan 120.00, 20.00 due again after the refund, due 01-11
 --          (63 days: 61-90)                                  total 20.00
 --   Carla: Feb 15.00 EUR due 03-03 (12: 1-30); Mar 15.00 EUR current 30.00
---   Dan:   Jan 30.00 due 01-31 (43: 31-60); Mar 30.00 due 04-14 current 60.00
---   Eve:   Mar six x 7.00 = 42.00 due 04-14 (current)        total 42.00
---   Fay:   Feb 10.00 due 03-05 (10: 1-30); Mar 10.00 due 04-02  20.00
+--   Dan:   Jan 30.00 due 01-31 (43: 31-60); Mar 30.00 current    60.00
+--   Eve:   Mar six x 7.00 = 42.00 (current)                  total 42.00
+--   Fay:   Feb 10.00 due 03-05 (10: 1-30); Mar 10.00 current    20.00
 --   Gus:   Oct 10.00 due 2025-10-31 (135 days: over 90)      total 10.00
 SELECT account_name, currency, as_of, current, days_1_30, days_31_60, days_61_90, days_over_90, total_due,
        open_invoices, oldest_due_date
