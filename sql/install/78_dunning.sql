@@ -168,8 +168,8 @@ COMMENT ON TABLE billing.dunning_setting IS
     'dunning settings: price_change_notice_days, how long before a scheduled price change its notice is written '
     '(default 30)';
 
--- The dunning work queue: open invoices by account.
-CREATE INDEX invoice_open_by_account ON billing.invoice (account_id, due_date) WHERE status = 'open';
+-- The dunning work queue, open invoices by account, is the partial index
+-- invoice_open (account_id, due_date) WHERE status = 'open' of 82_reports.sql.
 
 SELECT pg_catalog.pg_extension_config_dump('billing.dunning_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.dunning_step', '');
