@@ -24,3 +24,13 @@
 --   * rows that an old file's install adds to a table (labels, settings).
 -- test/scenarios/upgrade.sh proves the result: the extension's objects in
 -- a database updated from 0.1.0 equal those of a fresh 0.2.0 install.
+
+-- dunning (78_dunning.sql): a subscription can be suspended, an invoice can
+-- be a late fee
+ALTER TABLE billing.subscription DROP CONSTRAINT IF EXISTS subscription_status_check;
+ALTER TABLE billing.subscription ADD CONSTRAINT subscription_status_check
+    CHECK (status IN ('trialing', 'active', 'past_due', 'suspended', 'paused', 'canceled'));
+ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_billing_reason_check;
+ALTER TABLE billing.invoice ADD CONSTRAINT invoice_billing_reason_check
+    CHECK (billing_reason IN ('subscription_cycle', 'subscription_update', 'subscription_cancel', 'manual',
+                              'late_fee'));
