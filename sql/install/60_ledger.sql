@@ -54,8 +54,9 @@ COMMENT ON TABLE billing.ledger_transaction IS
     'chargeback, early-payment discount); its entries balance per currency; append-only';
 COMMENT ON COLUMN billing.ledger_transaction.source_id IS
     'the refund, credit note or chargeback that posted the transaction, by kind';
-CREATE INDEX ON billing.ledger_transaction (account_id, posted_on);
-CREATE INDEX ON billing.ledger_transaction (account_id, invoice_id) WHERE invoice_id IS NOT NULL;
+-- No secondary index: every read is per account (balance, statement, an
+-- invoice's postings), through the key's account_id prefix; the cycle
+-- writes a transaction per invoice and a payment one per payment.
 
 CREATE TABLE billing.ledger_entry (
     account_id     bigint NOT NULL,
