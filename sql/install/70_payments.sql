@@ -212,8 +212,10 @@ DECLARE
     v_received date;
     v_id bigint;
     v_funds numeric;
+    v_applied numeric;
     v_bad bigint;
-    v_done bigint;
+    v_excess billing.amount;
+    v_applied_amt billing.amount;
 BEGIN
     SELECT * INTO a FROM billing.account x WHERE x.account_id = apply_payment.account_id;
     IF NOT FOUND THEN
@@ -288,21 +290,19 @@ BEGIN
         END IF;
     END IF;
 
-    -- The payment, lock 2 with the applications, the invoices, the credit,
-    -- the ledger and the outbox in one statement (this is the hot path:
-    -- one executor run instead of six): the open invoices, oldest due
-    -- first or in the order of invoice_ids.  An invoice the funds settle
-    -- within its early-payment window needs its due less the discount, and
-    -- gets the discount as an application of its own, posted to discounts.
-    v_id := nextval('billing.payment_payment_id_seq');
+    INSERT INTO billing.payment AS x (account_id, amount, method, reference, idempotency_key, received_on,
+                                      target_invoice_ids, amount_refunded)
+    VALUES (a.account_id, amount, method, reference, idempotency_key, v_received, invoice_ids,
+            billing.from_minor_units(0, a.currency))
+    RETURNING x.payment_id INTO v_id;
+
     v_funds := billing.to_numeric(amount);
-    WITH pay AS (
-        INSERT INTO billing.payment AS x (account_id, payment_id, amount, method, reference, idempotency_key,
-                                          received_on, target_invoice_ids, amount_refunded)
-        VALUES (a.account_id, v_id, amount, method, reference, idempotency_key, v_received, invoice_ids,
-                billing.from_minor_units(0, a.currency))
-        RETURNING x.payment_id
-    ), inv AS MATERIALIZED (
+    -- lock 2 and the applications, in one statement: the open invoices,
+    -- oldest due first or in the order of invoice_ids.  An invoice the funds
+    -- settle within its early-payment window needs its due less the
+    -- discount, and gets the discount as an application of its own, posted
+    -- to discounts.
+    WITH inv AS MATERIALIZED (
         SELECT i.invoice_id, i.due_date, i.number, billing.to_numeric(i.amount_due) AS due,
                CASE WHEN t.account_id IS NOT NULL AND v_received <= i.issue_date + t.within_days
                          AND NOT EXISTS (SELECT FROM billing.payment_application x
@@ -330,8 +330,7 @@ BEGIN
         FROM run WHERE v_funds > before
     ), ins AS (
         INSERT INTO billing.payment_application (account_id, invoice_id, source, payment_id, amount)
-        SELECT a.account_id, app.invoice_id, 'payment', pay.payment_id, app.amount
-        FROM app, pay WHERE billing.to_numeric(app.amount) > 0
+        SELECT a.account_id, app.invoice_id, 'payment', v_id, app.amount FROM app WHERE billing.to_numeric(app.amount) > 0
         UNION ALL
         SELECT a.account_id, app.invoice_id, 'discount', NULL, app.discount FROM app WHERE billing.to_numeric(app.discount) > 0
     ), upd AS (
@@ -339,48 +338,39 @@ BEGIN
         SET amount_paid = i.amount_paid + ap.amount + ap.discount, amount_due = i.amount_due - ap.amount - ap.discount,
             status = CASE WHEN billing.to_numeric(i.amount_due - ap.amount - ap.discount) = 0 THEN 'paid' ELSE i.status END
         FROM app ap WHERE i.account_id = a.account_id AND i.invoice_id = ap.invoice_id
-    ), total AS (
-        SELECT billing.amount(coalesce(sum(billing.to_numeric(app.amount)), 0), a.currency) AS applied FROM app
-    ), split AS (
-        SELECT total.applied, apply_payment.amount - total.applied AS excess FROM total
-    ), credit AS (
-        UPDATE billing.account_credit c SET balance = c.balance + split.excess, updated_at = billing.now()
-        FROM split
-        WHERE c.account_id = a.account_id AND billing.to_numeric(split.excess) > 0
     ), txn AS (
-        -- the ledger: the early-payment discounts (if any), then the
-        -- payment, each a transaction, in one INSERT per table (so the
-        -- balance trigger runs once)
-        INSERT INTO billing.ledger_transaction AS x (account_id, kind, posted_on, invoice_id, payment_id, description)
+        INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, payment_id, description)
         SELECT a.account_id, 'early_payment_discount', v_received, app.invoice_id, v_id,
                'early-payment discount on invoice ' || app.number
         FROM app WHERE billing.to_numeric(app.discount) > 0
-        UNION ALL
-        SELECT a.account_id, 'payment', v_received, NULL, pay.payment_id,
-               format('payment %s by %s', pay.payment_id, method)
-        FROM pay
-        RETURNING x.txn_id, x.kind, x.invoice_id
+        RETURNING txn_id, invoice_id
     ), ent AS (
         INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
         SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
-        FROM txn t
-        LEFT JOIN app ON t.kind = 'early_payment_discount' AND app.invoice_id = t.invoice_id
-        CROSS JOIN split
-        CROSS JOIN LATERAL (VALUES (1, 'discounts', app.discount, 'early_payment_discount'),
-                                   (2, 'receivable', -app.discount, 'early_payment_discount'),
-                                   (1, 'cash', apply_payment.amount, 'payment'),
-                                   (2, 'receivable', -split.applied, 'payment'),
-                                   (3, 'customer_credit', -split.excess, 'payment')) e(ord, ledger_account, amount, kind)
-        WHERE e.kind = t.kind AND billing.to_numeric(e.amount) <> 0
-        ORDER BY t.txn_id, e.ord
-    ), event AS (
-        INSERT INTO billing.outbox (account_id, event_type, payload)
-        SELECT a.account_id, 'payment.received',
-               jsonb_build_object('payment_id', pay.payment_id, 'amount', amount::text,
-                                  'applied', split.applied::text, 'credited', split.excess::text)
-        FROM pay, split
+        FROM txn t JOIN app ap ON ap.invoice_id = t.invoice_id
+        CROSS JOIN LATERAL (VALUES ('discounts', ap.discount), ('receivable', -ap.discount)) e(ledger_account, amount)
     )
-    SELECT count(*) INTO v_done FROM split;
+    SELECT coalesce(sum(billing.to_numeric(app.amount)), 0) INTO v_applied FROM app;
+    v_applied_amt := billing.amount(v_applied, a.currency);
+    v_excess := amount - v_applied_amt;
+    IF billing.to_numeric(v_excess) > 0 THEN
+        UPDATE billing.account_credit c SET balance = c.balance + v_excess, updated_at = billing.now()
+        WHERE c.account_id = a.account_id;
+    END IF;
+    -- the ledger transaction (billing._post, inline) and the outbox event
+    WITH t AS (
+        INSERT INTO billing.ledger_transaction AS x (account_id, kind, posted_on, description, payment_id)
+        VALUES (a.account_id, 'payment', v_received, format('payment %s by %s', v_id, method), v_id)
+        RETURNING x.txn_id
+    )
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
+    FROM t, (VALUES ('cash', amount), ('receivable', -v_applied_amt), ('customer_credit', -v_excess)) e(ledger_account, amount)
+    WHERE billing.to_numeric(e.amount) <> 0;
+    INSERT INTO billing.outbox (account_id, event_type, payload)
+    VALUES (a.account_id, 'payment.received',
+            jsonb_build_object('payment_id', v_id, 'amount', amount::text, 'applied', v_applied_amt::text,
+                               'credited', v_excess::text));
     RETURN v_id;
 END $$;
 COMMENT ON FUNCTION billing.apply_payment(bigint, billing.amount, text, text, text, date, bigint[]) IS
