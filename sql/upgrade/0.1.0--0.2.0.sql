@@ -34,3 +34,16 @@ ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_billing_reason_che
 ALTER TABLE billing.invoice ADD CONSTRAINT invoice_billing_reason_check
     CHECK (billing_reason IN ('subscription_cycle', 'subscription_update', 'subscription_cancel', 'manual',
                               'late_fee'));
+
+-- invoice lines and ledger entries keyed under their invoice and transaction
+-- (the perf work): the keys lead with the parent, the indexes they replace go
+ALTER TABLE billing.invoice_line DROP CONSTRAINT IF EXISTS invoice_line_pkey;
+ALTER TABLE billing.invoice_line ADD CONSTRAINT invoice_line_pkey PRIMARY KEY (account_id, invoice_id, invoice_line_id);
+DROP INDEX IF EXISTS billing.invoice_line_account_id_invoice_id_idx;
+DROP INDEX IF EXISTS billing.ledger_transaction_account_id_posted_on_idx;
+DROP INDEX IF EXISTS billing.ledger_transaction_account_id_invoice_id_idx;
+ALTER TABLE billing.ledger_entry DROP CONSTRAINT IF EXISTS ledger_entry_account_id_txn_id_fkey;
+ALTER TABLE billing.ledger_entry DROP CONSTRAINT IF EXISTS ledger_entry_pkey;
+ALTER TABLE billing.ledger_entry ADD CONSTRAINT ledger_entry_pkey PRIMARY KEY (account_id, txn_id, entry_id);
+DROP INDEX IF EXISTS billing.ledger_entry_account_id_txn_id_idx;
+DROP INDEX IF EXISTS billing.ledger_entry_account_id_ledger_account_idx;
