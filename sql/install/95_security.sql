@@ -378,3 +378,24 @@ BEGIN
         EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', v);
     END LOOP;
 END $$;
+
+-- ---------------------------------------------------------------------------
+-- Values that sql/bad_input.sql found accepted and stored: NaN and infinite
+-- numerics (NaN sorts above every number, so "unit_amount >= 0" let it in)
+-- and infinite dates.  Each would have stopped the cycle or a report later,
+-- far from the call that stored it; a CHECK refuses it at once (23514),
+-- whatever function or path writes the row.
+ALTER TABLE billing.price ADD CONSTRAINT price_amounts_finite
+    CHECK (unit_amount < 'Infinity' AND setup_fee < 'Infinity' AND package_size < 'Infinity');
+ALTER TABLE billing.price_tier ADD CONSTRAINT price_tier_amounts_finite
+    CHECK (up_to < 'Infinity' AND unit_amount < 'Infinity' AND flat_amount < 'Infinity');
+ALTER TABLE billing.subscription ADD CONSTRAINT subscription_dates_finite
+    CHECK (isfinite(start_date) AND isfinite(anchor));
+ALTER TABLE billing.subscription_item ADD CONSTRAINT subscription_item_quantity_finite
+    CHECK (quantity < 'Infinity');
+ALTER TABLE billing.usage_event ADD CONSTRAINT usage_event_quantity_finite
+    CHECK (quantity < 'Infinity');
+ALTER TABLE billing.payment ADD CONSTRAINT payment_received_on_finite
+    CHECK (isfinite(received_on));
+ALTER TABLE billing.installment ADD CONSTRAINT installment_due_date_finite
+    CHECK (isfinite(due_date));
