@@ -34,6 +34,9 @@ SELECT refund_payment(2, :p, '1.00 USD');
 SELECT issue_credit_note(1, (SELECT min(invoice_id) FROM invoice WHERE account_id = 1 AND status = 'open'),
                          '1.00 EUR', method => 'credit_balance');
 SELECT create_installment_plan(1, (SELECT max(invoice_id) FROM invoice WHERE account_id = 1 AND status = 'open'), 2);
+-- roles (issue 10): the grants of grant_roles and a binding
+SELECT grant_roles('dump_writer', 'dump_operator', 'dump_reporting');
+SELECT bind_role_to_entity('dump_reporting', 1);
 SQL
 
 pg_dump -Fc -f "$DUMP" "$SRC"
@@ -62,6 +65,13 @@ if grep -E '^[a-z_]+ 0 ' "$DUMP.src" ; then
 fi
 # the restored database goes on billing: new ids do not collide
 $PSQL -d "$DST" <<'SQL'
+DO $$ BEGIN
+    IF NOT (has_function_privilege('dump_writer', 'billing.apply_payment(bigint,billing.amount,text,text,text,date,bigint[])', 'EXECUTE')
+            AND has_table_privilege('dump_reporting', 'billing.invoice', 'SELECT')
+            AND NOT has_table_privilege('dump_writer', 'billing.invoice', 'UPDATE')
+            AND NOT has_function_privilege('dump_reporting', 'billing.apply_payment(bigint,billing.amount,text,text,text,date,bigint[])', 'EXECUTE'))
+    THEN RAISE EXCEPTION 'FAILED: the grants of grant_roles did not come back with the dump'; END IF;
+END $$;
 SET billing.clock = '2024-04-01 12:00+00';
 SELECT billing.create_account(1, 'Carl');
 SELECT billing.subscribe(3, 1);
@@ -71,5 +81,7 @@ DO $$ BEGIN
 END $$;
 SQL
 psql -X -q -d postgres -c "DROP DATABASE $DST"
+psql -X -q -d "$SRC" -c "DROP OWNED BY dump_writer, dump_operator, dump_reporting" \
+	-c "DROP ROLE dump_writer, dump_operator, dump_reporting"
 rm -f "$DUMP.src" "$DUMP.dst"
 echo "dump and restore: same rows"
