@@ -304,6 +304,15 @@ SELECT s('billing.html_escape(text)', $q$SELECT billing.html_escape(NULL)$q$, $q
 SELECT s('billing.invoice_document(bigint,text)', $q$SELECT billing.invoice_document(NULL)$q$, $q$SELECT billing.invoice_document(999)$q$,
     $q$SELECT billing.invoice_document(1, 'pdf')$q$, $q$SELECT billing.invoice_document(1, NULL)$q$);
 
+-- reports
+SELECT s('billing.monthly_factor(interval)', $q$SELECT billing.monthly_factor('0 days')$q$,
+    $q$SELECT billing.monthly_factor('1 hour')$q$, $q$SELECT billing.monthly_factor('-1 month')$q$,
+    $q$SELECT billing.monthly_factor('178000000 years')$q$, $q$SELECT billing.monthly_factor(NULL)$q$);
+SELECT s('billing.days_sales_outstanding(integer)', $q$SELECT * FROM billing.days_sales_outstanding(NULL)$q$,
+    $q$SELECT * FROM billing.days_sales_outstanding(-1)$q$, $q$SELECT * FROM billing.days_sales_outstanding(2147483647)$q$);
+SELECT s('billing.upcoming_invoices(integer)', $q$SELECT * FROM billing.upcoming_invoices(NULL)$q$,
+    $q$SELECT * FROM billing.upcoming_invoices(-1)$q$, $q$SELECT * FROM billing.upcoming_invoices(2147483647)$q$);
+
 -- roles and bindings
 SELECT s('billing.acting_role()', $q$SELECT billing.acting_role() = session_user$q$);
 SELECT s('billing.bind_role_to_entity(name,bigint)', $q$SELECT billing.bind_role_to_entity(NULL, 1)$q$,

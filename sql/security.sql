@@ -37,7 +37,7 @@ SELECT count(*) AS public_table_grants FROM ext_relations r, aclexplode(r.relacl
 -- and html_escape (SECURITY INVOKER, inlined; it calls only pg_catalog's
 -- replace).  C functions resolve no names.
 SELECT function, prokind, prosecdef FROM ext_functions
-WHERE lanname <> 'c' AND prokind <> 'a' AND coalesce(proconfig, '{}') <> '{"search_path=billing, pg_catalog"}'
+WHERE lanname <> 'c' AND prokind <> 'a' AND NOT coalesce('search_path=billing, pg_catalog' = ANY (proconfig), false)
 ORDER BY 1::text;
 
 -- 3. Every SECURITY DEFINER function checks the acting role first, except
@@ -48,7 +48,7 @@ ORDER BY 1::text;
 -- and every function of role_functions() but the procedures and the DBA's
 -- is SECURITY DEFINER
 SELECT f.kind, f.function FROM billing.role_functions() f JOIN ext_functions e ON e.oid = f.function
-WHERE e.prosecdef <> (f.kind <> 'dba' AND e.prokind = 'f') ORDER BY 1, 2::text;
+WHERE e.prosecdef <> (f.kind IN ('reader', 'writer', 'operator') AND e.prokind = 'f') ORDER BY 1, 2::text;
 
 -- 4. Every function that can write (volatile) is classified in
 -- role_functions(); those that are not are granted to every role, so a new
@@ -141,22 +141,27 @@ BEGIN
     END LOOP;
 END $$;
 CREATE TEMP TABLE seen_by_owner AS SELECT * FROM visible_rows();
+-- What belongs to an entity, counted as the owner: rows of its accounts;
+-- for the views that sum per currency, rows of its currency (the two
+-- sellers below bill in different currencies).
 CREATE FUNCTION rows_of_entity(entity bigint) RETURNS TABLE (tbl text, visible bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     t regclass;
+    k char;
+    cols text[];
 BEGIN
-    FOR t IN SELECT rel FROM ext_relations WHERE relkind = 'r' AND relrowsecurity ORDER BY rel::text LOOP
+    FOR t, k, cols IN SELECT r.rel, r.relkind, array(SELECT attname::text FROM pg_attribute WHERE attrelid = r.rel AND attnum > 0)
+                      FROM ext_relations r WHERE r.relkind = 'v' OR r.relrowsecurity ORDER BY r.rel::text LOOP
         RETURN QUERY EXECUTE format('SELECT %L::text, count(*) FROM %s x WHERE %s', t::text, t,
             CASE WHEN t = 'billing.cycle_run'::regclass THEN 'false'
-                 WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = t AND attname = 'entity_id')
-                 THEN format('x.entity_id = %s', entity)
-                 ELSE format('x.account_id IN (SELECT account_id FROM billing.account WHERE entity_id = %s)', entity) END);
+                 WHEN k = 'r' AND 'entity_id' = ANY (cols) THEN format('x.entity_id = %s', entity)
+                 WHEN 'account_id' = ANY (cols)
+                 THEN format('x.account_id IN (SELECT account_id FROM billing.account WHERE entity_id = %s)', entity)
+                 WHEN 'currency' = ANY (cols)
+                 THEN format('x.currency = (SELECT default_currency FROM billing.billing_entity WHERE entity_id = %s)', entity)
+                 ELSE 'true' END);
     END LOOP;
-    RETURN QUERY SELECT 'billing.account_statement_lines'::regclass::text, count(*) FROM billing.account_statement_lines x
-                 WHERE x.account_id IN (SELECT account_id FROM billing.account WHERE entity_id = entity);
-    RETURN QUERY SELECT 'billing.installment_status'::regclass::text, count(*) FROM billing.installment_status x
-                 WHERE x.account_id IN (SELECT account_id FROM billing.account WHERE entity_id = entity);
 END $$;
 CREATE TEMP TABLE acme_rows AS SELECT * FROM rows_of_entity(:acme);
 GRANT SELECT ON seen_by_owner, acme_rows TO PUBLIC;

@@ -205,6 +205,9 @@ COMMENT ON FUNCTION billing.unbind_role_from_entity(name, bigint) IS
 --   writer    SECURITY DEFINER writes of the application
 --   operator  the cycle and the collection workers, over every entity
 --   dba       bindings and grants: no role, only the owner/superuser
+--   read_helper  internal functions that the views and the read functions
+--             running with the caller's rights call: granted to every role;
+--             they read under row-level security like the caller
 -- Every other function whose name does not start with "_" (amounts, periods,
 -- formatting, invariant checks) runs with the caller's rights, reads under
 -- row-level security, and is granted to every role.  sql/security.sql fails
@@ -255,12 +258,22 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
         ('dba',      'billing.grant_roles(name, name, name)'),
         ('dba',      'billing.bind_role_to_entity(name, bigint)'),
         ('dba',      'billing.unbind_role_from_entity(name, bigint)'),
-        ('dba',      'billing.role_functions()')
+        ('dba',      'billing.role_functions()'),
+        ('read_helper', 'billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean)'),
+        ('read_helper', 'billing._due_lines(bigint[], bigint[], date, timestamptz, text, boolean)'),
+        ('read_helper', 'billing._price_value(bigint, text, numeric, numeric, numeric)'),
+        ('read_helper', 'billing._tiered_value(bigint, text, numeric)'),
+        ('read_helper', 'billing._ar_aging()'),
+        ('read_helper', 'billing._mrr_movements()'),
+        ('read_helper', 'billing._mrr_by_month()'),
+        ('read_helper', 'billing._cohort_retention()'),
+        ('read_helper', 'billing._revenue_by_month()')
     ) x(kind, function)
 $$;
 COMMENT ON FUNCTION billing.role_functions() IS
     'which role kind may execute which function: reader (every role), writer, operator (SECURITY DEFINER, '
-    'entity-checked), dba (nobody but the owner); functions not listed are granted to every role';
+    'entity-checked), dba (nobody but the owner), read_helper (internal reads, every role); functions not '
+    'listed are granted to every role unless internal';
 
 -- Row-level security helpers need EXECUTE by every reader: they say what
 -- the reader itself may use, nothing more.
@@ -299,7 +312,7 @@ BEGIN
         EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA billing TO %I', r);
         EXECUTE format('REVOKE ALL ON billing.role_binding FROM %I', r);
         FOR f IN SELECT x FROM billing._everyone_functions() x
-                 UNION SELECT x.function FROM billing.role_functions() x WHERE x.kind = 'reader' LOOP
+                 UNION SELECT x.function FROM billing.role_functions() x WHERE x.kind IN ('reader', 'read_helper') LOOP
             EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, r);
         END LOOP;
     END LOOP;
