@@ -313,6 +313,31 @@ SELECT s('billing.days_sales_outstanding(integer)', $q$SELECT * FROM billing.day
 SELECT s('billing.upcoming_invoices(integer)', $q$SELECT * FROM billing.upcoming_invoices(NULL)$q$,
     $q$SELECT * FROM billing.upcoming_invoices(-1)$q$, $q$SELECT * FROM billing.upcoming_invoices(2147483647)$q$);
 
+-- dunning and scheduling
+SELECT s('billing.create_dunning_policy(text,jsonb,boolean,text)', $q$SELECT billing.create_dunning_policy(NULL)$q$,
+    $q$SELECT billing.create_dunning_policy('')$q$, $q$SELECT billing.create_dunning_policy('x', '{}')$q$,
+    $q$SELECT billing.create_dunning_policy('x', '[{"day_offset": 5, "action": "shout"}]')$q$,
+    $q$SELECT billing.create_dunning_policy('x', '[{"day_offset": 2147483648, "action": "remind"}]')$q$,
+    $q$SELECT billing.create_dunning_policy('x', '[{"day_offset": "NaN", "action": "remind"}]')$q$,
+    $q$SELECT billing.create_dunning_policy('x', '[]')$q$);
+SELECT s('billing.set_dunning_policy(bigint,text)', $q$SELECT billing.set_dunning_policy(999, 'standard')$q$,
+    $q$SELECT billing.set_dunning_policy(1, 'nope''; DROP TABLE billing.dunning_case; --')$q$, $q$SELECT billing.set_dunning_policy(1, '')$q$);
+SELECT s('billing.set_price_change_notice_days(integer)', $q$SELECT billing.set_price_change_notice_days(NULL)$q$,
+    $q$SELECT billing.set_price_change_notice_days(-1)$q$, $q$SELECT billing.set_price_change_notice_days(2147483647)$q$);
+SELECT s('billing.close_dunning(bigint,bigint,text)', $q$SELECT billing.close_dunning(1, NULL)$q$,
+    $q$SELECT billing.close_dunning(1, 999)$q$, $q$SELECT billing.close_dunning(NULL, 1)$q$);
+SELECT s('billing.run_dunning(date,integer,timestamp with time zone)', $q$CALL billing.run_dunning(batch_size => 0)$q$,
+    $q$CALL billing.run_dunning(batch_size => NULL)$q$);
+SELECT s('billing.standard_dunning_steps()', $q$SELECT jsonb_typeof(billing.standard_dunning_steps())$q$);
+SELECT s('billing.check_dunning_invariants()', $q$SELECT count(*) FROM billing.check_dunning_invariants()$q$);
+SELECT s('billing.schedule_commands(text,text)', $q$SELECT billing.schedule_commands('', '')$q$,
+    $q$SELECT billing.schedule_commands(NULL, NULL)$q$, $q$SELECT billing.schedule_commands('* * * * *''); DROP TABLE billing.invoice; --')$q$,
+    $q$SELECT billing.schedule_commands('61 * * * *')$q$);
+SELECT s('billing.schedule(text,text)', $q$SELECT * FROM billing.schedule('', '')$q$,
+    $q$SELECT * FROM billing.schedule('* * * * *''); DROP TABLE billing.invoice; --')$q$);
+SELECT s('billing.unschedule()', $q$SELECT * FROM billing.unschedule()$q$);
+SELECT s('billing.schedule_status()', $q$SELECT count(*) FROM billing.schedule_status()$q$);
+
 -- roles and bindings
 SELECT s('billing.acting_role()', $q$SELECT billing.acting_role() = session_user$q$);
 SELECT s('billing.bind_role_to_entity(name,bigint)', $q$SELECT billing.bind_role_to_entity(NULL, 1)$q$,
@@ -373,15 +398,20 @@ SELECT format('SELECT survey_run(%s, %L, %L, %L)', id, call, parallel, :'baselin
 \set ECHO all
 RESET statement_timeout;
 
--- Every call ended in a clean error or a safe result.
-SELECT s.id, regexp_replace(s.function::text, '\(.*', '') AS function, s.call, left(r.result, 160) AS result, r.changed
+-- Every call ended in a clean error or a safe result.  (The scheduling
+-- functions' messages describe the server's pg_cron set-up: only their
+-- SQLSTATE is shown.)
+SELECT s.id, regexp_replace(s.function::text, '\(.*', '') AS function, s.call,
+       CASE WHEN s.function::text ~ '^(billing\.)?(schedule|unschedule|schedule_status)\(' THEN left(r.result, 6)
+            ELSE left(r.result, 160) END AS result, r.changed
 FROM survey s JOIN survey_result r USING (id) ORDER BY s.id;
 -- No internal error, no crash, nothing left undone.
 SELECT count(*) AS calls_run FROM survey_result;
 SELECT s.id, r.result FROM survey s JOIN survey_result r USING (id) WHERE r.result ~ '^(XX|58|57)';
 -- What changed rows: the injection strings, stored as data (verbatim, below),
--- and the largest payment an amount can hold (92 quadrillion dollars: a
--- valid amount).  Nothing else was accepted.
+-- the largest payment an amount can hold (92 quadrillion dollars: a valid
+-- amount) and a dunning policy without steps (one that never chases: valid).
+-- Nothing else was accepted.
 SELECT s.id, s.call FROM survey s JOIN survey_result r USING (id) WHERE r.changed ORDER BY s.id;
 -- The parallel plan the combine/serialize entries ran under.
 BEGIN;

@@ -41,8 +41,10 @@ WHERE lanname <> 'c' AND prokind <> 'a' AND NOT coalesce('search_path=billing, p
 ORDER BY 1::text;
 
 -- 3. Every SECURITY DEFINER function checks the acting role first, except
--- price_amount (the catalog, shared) and the two helpers of row-level
--- security (they say what the acting role itself may use).
+-- price_amount (the catalog, shared), the two helpers of row-level
+-- security (they say what the acting role itself may use) and
+-- _default_dunning_policy (it reads the default policy, or creates the
+-- standard one through create_dunning_policy, which checks).
 SELECT function FROM ext_functions WHERE prosecdef AND prosrc !~ 'billing\._(authorize_\w+|may_use_account)\('
 ORDER BY 1::text;
 -- and every function of role_functions() but the procedures and the DBA's
@@ -154,7 +156,7 @@ BEGIN
     FOR t, k, cols IN SELECT r.rel, r.relkind, array(SELECT attname::text FROM pg_attribute WHERE attrelid = r.rel AND attnum > 0)
                       FROM ext_relations r WHERE r.relkind = 'v' OR r.relrowsecurity ORDER BY r.rel::text LOOP
         RETURN QUERY EXECUTE format('SELECT %L::text, count(*) FROM %s x WHERE %s', t::text, t,
-            CASE WHEN t = 'billing.cycle_run'::regclass THEN 'false'
+            CASE WHEN t IN ('billing.cycle_run'::regclass, 'billing.dunning_run'::regclass) THEN 'false'
                  WHEN k = 'r' AND 'entity_id' = ANY (cols) THEN format('x.entity_id = %s', entity)
                  WHEN 'account_id' = ANY (cols)
                  THEN format('x.account_id IN (SELECT account_id FROM billing.account WHERE entity_id = %s)', entity)
@@ -252,6 +254,10 @@ SELECT billing_test_error(format('SELECT billing.add_payment_method(%s, ''card''
 SELECT billing_test_error(format('SELECT billing.remove_payment_method(%s, 1)', :bruno));
 SELECT billing_test_error(format('SELECT billing.create_account(%s, ''Mallory'')', :globex));
 SELECT billing_test_error(format('SELECT billing.update_billing_entity(%s, legal_name => ''Mallory'')', :globex));
+SELECT billing_test_error(format('SELECT billing.set_dunning_policy(%s, NULL)', :bruno));
+SELECT billing_test_error(format('SELECT billing.close_dunning(%s, %s)', :bruno, :bruno_inv));
+SELECT billing_test_error('SELECT billing.create_dunning_policy(''lenient'')');
+SELECT billing_test_error('SELECT billing.set_price_change_notice_days(10)');
 -- the shared catalog and settings need a role bound to every entity
 SELECT billing_test_error('SELECT billing.create_billing_entity(''Mine'', ''USD'')');
 SELECT billing_test_error('SELECT billing.create_product(''x'')');
@@ -263,6 +269,7 @@ SELECT billing_test_error('SELECT billing.create_coupon(''X'', ''once'', 10)');
 SELECT billing_test_error('SELECT billing.set_collection_retry_days(''{1}'')');
 -- and operators' work is not the application's
 SELECT billing_test_error('CALL billing.run_cycle()');
+SELECT billing_test_error('CALL billing.run_dunning()');
 SELECT billing_test_error('SELECT * FROM billing.claim_collection_attempts(''w'')');
 SELECT billing_test_error(format('SELECT billing.report_collection_result(%s, 1, true)', :bruno));
 RESET ROLE;
@@ -328,8 +335,10 @@ SET ROLE regress_billing_operator;
 CALL billing.run_cycle();
 SELECT status, subscriptions, invoices FROM billing.cycle_run;
 SELECT count(*) AS claimed FROM billing.claim_collection_attempts('worker-1');
+CALL billing.run_dunning();
+SELECT status FROM billing.dunning_run;
 SELECT verb, left(result, 5) AS sqlstate, count(*) FROM try_writes()
-WHERE tbl <> 'billing.cycle_run'::regclass::text GROUP BY 1, 2 ORDER BY 1, 2;
+WHERE tbl NOT IN ('billing.cycle_run'::regclass::text, 'billing.dunning_run'::regclass::text) GROUP BY 1, 2 ORDER BY 1, 2;
 RESET ROLE;
 SELECT account_id, count(*) AS invoices FROM billing.invoice GROUP BY 1 ORDER BY 1;
 SELECT * FROM billing.check_invariants();

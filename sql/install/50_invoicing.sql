@@ -32,7 +32,7 @@ CREATE TABLE billing.invoice (
                     CHECK (status IN ('draft', 'open', 'paid', 'void', 'uncollectible')),
     billing_reason  text NOT NULL
                     CHECK (billing_reason IN ('subscription_cycle', 'subscription_update',
-                                              'subscription_cancel', 'manual')),
+                                              'subscription_cancel', 'manual', 'late_fee')),
     currency        billing.currency_code NOT NULL,
     subtotal        billing.amount NOT NULL,
     discount        billing.amount NOT NULL,
@@ -595,6 +595,7 @@ BEGIN
           FROM billing.subscription s
           JOIN billing.account a ON a.account_id = s.account_id
           WHERE s.next_bill_date IS NOT NULL AND s.next_bill_date <= v_latest
+            AND s.status <> 'suspended'  -- suspended by dunning (78_dunning.sql): not billed
             AND (s.next_bill_date, s.account_id, s.subscription_id)
                 > (coalesce(after_date, '-infinity'), coalesce(after_account, 0), coalesce(after_subscription, 0))
             AND s.next_bill_date <= coalesce(as_of, billing.today(a.timezone, at))

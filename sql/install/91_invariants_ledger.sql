@@ -13,6 +13,8 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
     SELECT * FROM billing.check_invoicing_invariants()
     UNION ALL
     SELECT * FROM billing.check_ledger_invariants()
+    UNION ALL
+    SELECT * FROM billing.check_dunning_invariants()
 $$;
 COMMENT ON FUNCTION billing.check_invariants() IS
     'every invariant of DESIGN.md that can be checked on the tables (invoicing and ledger), one named check '

@@ -114,6 +114,29 @@ END $$;
 COMMENT ON FUNCTION billing._authorize_account(bigint) IS
     'internal: raises 42501 unless the acting role may use the account';
 
+-- For batches (dunning statuses): one query for the whole array.
+CREATE FUNCTION billing._authorize_accounts(accounts bigint[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+DECLARE
+    v_bad bigint;
+BEGIN
+    IF billing._acting_role_sees_all() THEN
+        RETURN;
+    END IF;
+    SELECT u.id INTO v_bad FROM unnest(accounts) u(id)
+    WHERE NOT EXISTS (SELECT FROM billing.account a
+                      WHERE a.account_id = u.id AND a.entity_id = ANY (billing._acting_role_entities()))
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'role % may not use account %', billing.acting_role(), coalesce(v_bad::text, 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The account does not exist or belongs to a billing entity the role is not bound to.',
+                  HINT = 'A DBA binds roles to entities with billing.bind_role_to_entity.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._authorize_accounts(bigint[]) IS
+    'internal: raises 42501 unless the acting role may use every account of the array';
+
 CREATE FUNCTION billing._authorize_entity(entity_id bigint) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
 BEGIN
@@ -250,7 +273,16 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
         ('writer',   'billing.remove_payment_method(bigint, bigint)'),
         ('writer',   'billing.set_collection_retry_days(integer[])'),
         ('writer',   'billing.create_installment_plan(bigint, bigint, integer, interval, date)'),
+        ('writer',   'billing.create_dunning_policy(text, jsonb, boolean, text)'),
+        ('writer',   'billing.set_dunning_policy(bigint, text)'),
+        ('writer',   'billing.set_price_change_notice_days(integer)'),
+        ('writer',   'billing.close_dunning(bigint, bigint, text)'),
         ('operator', 'billing.run_cycle(date, integer, timestamptz)'),
+        ('operator', 'billing.run_dunning(date, integer, timestamptz)'),
+        ('operator', 'billing._default_dunning_policy()'),
+        ('operator', 'billing._price_change_notices(date, timestamptz)'),
+        ('operator', 'billing._dunning_batch(bigint, date, timestamptz, integer, bigint, bigint)'),
+        ('operator', 'billing._dunning_sync_status(bigint[], date, timestamptz)'),
         ('operator', 'billing._run_batch(bigint, date, timestamptz, integer, date, bigint, bigint)'),
         ('operator', 'billing._trial_notices(date, timestamptz, integer)'),
         ('operator', 'billing.claim_collection_attempts(text, integer, timestamptz)'),
@@ -259,6 +291,8 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
         ('dba',      'billing.bind_role_to_entity(name, bigint)'),
         ('dba',      'billing.unbind_role_from_entity(name, bigint)'),
         ('dba',      'billing.role_functions()'),
+        ('dba',      'billing.schedule(text, text)'),
+        ('dba',      'billing.unschedule()'),
         ('read_helper', 'billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean)'),
         ('read_helper', 'billing._due_lines(bigint[], bigint[], date, timestamptz, text, boolean)'),
         ('read_helper', 'billing._price_value(bigint, text, numeric, numeric, numeric)'),
@@ -324,8 +358,9 @@ BEGIN
     FOR f IN SELECT x.function FROM billing.role_functions() x WHERE x.kind = 'operator' LOOP
         EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, operator);
     END LOOP;
-    EXECUTE format('GRANT INSERT, UPDATE ON billing.cycle_run TO %I', operator);
-    EXECUTE format('GRANT USAGE ON SEQUENCE billing.cycle_run_cycle_run_id_seq TO %I', operator);
+    EXECUTE format('GRANT INSERT, UPDATE ON billing.cycle_run, billing.dunning_run TO %I', operator);
+    EXECUTE format('GRANT USAGE ON SEQUENCE billing.cycle_run_cycle_run_id_seq, billing.dunning_run_dunning_run_id_seq TO %I',
+                   operator);
     -- the operator works over every entity
     PERFORM billing.bind_role_to_entity(operator, NULL);
 END $$;
@@ -382,10 +417,14 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
--- The cycle log names accounts of every entity: only for roles that may
--- use every entity (the operator writes it from run_cycle).
+-- The cycle and dunning logs name accounts of every entity: only for roles
+-- that may use every entity (the operator writes them from run_cycle and
+-- run_dunning).
 ALTER TABLE billing.cycle_run ENABLE ROW LEVEL SECURITY;
 CREATE POLICY entity_scope ON billing.cycle_run
+    USING ((SELECT billing._acting_role_sees_all())) WITH CHECK ((SELECT billing._acting_role_sees_all()));
+ALTER TABLE billing.dunning_run ENABLE ROW LEVEL SECURITY;
+CREATE POLICY entity_scope ON billing.dunning_run
     USING ((SELECT billing._acting_role_sees_all())) WITH CHECK ((SELECT billing._acting_role_sees_all()));
 
 -- Views read their tables with the reader's rights, so the policies above
