@@ -391,12 +391,14 @@ CREATE TEMP TABLE digest_before AS SELECT * FROM billing_digest();
 SELECT md5(string_agg(tbl || row_count || digest, ',' ORDER BY tbl)) AS baseline FROM digest_before \gset
 UPDATE survey SET parallel = true WHERE call ~ 'FROM amounts';
 SET statement_timeout = '30s';
+SET client_min_messages = warning;
 \set ECHO none
 \o /dev/null
 SELECT format('SELECT survey_run(%s, %L, %L, %L)', id, call, parallel, :'baseline') FROM survey ORDER BY id \gexec
 \o
 \set ECHO all
 RESET statement_timeout;
+RESET client_min_messages;
 
 -- Every call ended in a clean error or a safe result.  (The scheduling
 -- functions' messages describe the server's pg_cron set-up: only their
