@@ -3,7 +3,10 @@
 # 10k accounts that each have an open invoice (billed by run_cycle, so the
 # ledger holds their finalization).  Each transaction pays 1.00 USD with a
 # fresh idempotency key to a random account: oldest invoice first, the rest
-# (after ten payments) to credit.  Run by bench/run.sh with PGDATABASE set
+# (after ten payments) to credit.  The clients use the extended protocol with
+# prepared statements (pgbench -M prepared), as an application's driver does:
+# the call is parsed and planned once per connection, not once per payment.
+# Run by bench/run.sh with PGDATABASE set
 # to a fresh database: sh test/run.sh bench payments.  Prints
 #   BENCH payments_per_second <tps>   pgbench's tps, excluding connections
 #   BENCH payments_deadlocks <n>      pg_stat_database.deadlocks after the run
@@ -41,7 +44,7 @@ SELECT billing.apply_payment(:acct, '1.00 USD', 'card', reference => 'tok_bench'
 PGB
 DB=$(psql -X -A -t -c "SELECT current_database()")
 BEFORE=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
-pgbench -n -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_" -f "$SCRIPT" > "$SCRIPT.out" 2>&1 || { cat "$SCRIPT.out"; exit 1; }
+pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_" -f "$SCRIPT" > "$SCRIPT.out" 2>&1 || { cat "$SCRIPT.out"; exit 1; }
 grep -E 'number of transactions actually processed|number of failed|latency average|tps' "$SCRIPT.out" || true
 TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$SCRIPT.out")
 AFTER=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")

@@ -141,6 +141,10 @@ SELECT billing_test_error(format($q$
     INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
     SELECT account_id, txn_id, 'cash', '1.00 USD'::billing.amount FROM t UNION ALL
     SELECT account_id, txn_id, 'receivable', '-1.00 EUR'::billing.amount FROM t$q$, :alice));
+-- entries of a transaction that does not exist (no foreign key: the balance trigger checks it)
+SELECT billing_test_error(format($q$
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    VALUES (%s, 999999, 'cash', '1.00 USD'), (%s, 999999, 'receivable', '-1.00 USD')$q$, :alice, :alice));
 SELECT count(*) AS transactions FROM billing.ledger_transaction WHERE description IN ('unbalanced', 'two currencies');
 
 -- Balance and statement.

@@ -89,14 +89,15 @@ CREATE TABLE billing.invoice_line (
     tax_rate_id          bigint,
     tax_inclusive        boolean NOT NULL DEFAULT false,
     source               text,
-    PRIMARY KEY (account_id, invoice_line_id),
+    -- (account_id, invoice_id) first: the key finds an invoice's lines in
+    -- their order, so no secondary index is written for every line
+    PRIMARY KEY (account_id, invoice_id, invoice_line_id),
     FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoice,
     CHECK (tax_inclusive IS FALSE OR kind = 'tax'),
     CHECK (period_end IS NULL OR period_end >= period_start)
 );
 COMMENT ON TABLE billing.invoice_line IS
     'a line of an invoice: kind, quantity, unit price, amount, period and source';
-CREATE INDEX ON billing.invoice_line (account_id, invoice_id);
 -- Invariant 1: one recurring line per subscription item and period, whatever
 -- runs concurrently or is retried.
 CREATE UNIQUE INDEX invoice_line_one_per_item_period

@@ -5,8 +5,8 @@
 -- negative a credit, so a transaction balances when its entries sum to zero
 -- in each currency.  The database enforces it:
 --   * after every INSERT statement on ledger_entry, each transaction it
---     touched must sum to zero per currency (23514), so a transaction's
---     entries are posted in one statement;
+--     touched must exist (23503) and sum to zero per currency (23514), so
+--     a transaction's entries are posted in one statement;
 --   * ledger_transaction and ledger_entry refuse UPDATE, DELETE and TRUNCATE
 --     (55000): corrections are new transactions.
 --
@@ -54,8 +54,9 @@ COMMENT ON TABLE billing.ledger_transaction IS
     'chargeback, early-payment discount); its entries balance per currency; append-only';
 COMMENT ON COLUMN billing.ledger_transaction.source_id IS
     'the refund, credit note or chargeback that posted the transaction, by kind';
-CREATE INDEX ON billing.ledger_transaction (account_id, posted_on);
-CREATE INDEX ON billing.ledger_transaction (account_id, invoice_id) WHERE invoice_id IS NOT NULL;
+-- No secondary index: every read is per account (balance, statement, an
+-- invoice's postings), through the key's account_id prefix; the cycle
+-- writes a transaction per invoice and a payment one per payment.
 
 CREATE TABLE billing.ledger_entry (
     account_id     bigint NOT NULL,
@@ -66,14 +67,19 @@ CREATE TABLE billing.ledger_entry (
     ledger_account text NOT NULL CHECK (ledger_account IN ('receivable', 'customer_credit', 'cash', 'revenue',
                                                            'tax_payable', 'discounts', 'bad_debt')),
     amount         billing.amount NOT NULL CHECK (billing.to_numeric(amount) <> 0),
-    PRIMARY KEY (account_id, entry_id),
-    FOREIGN KEY (account_id, txn_id) REFERENCES billing.ledger_transaction
+    -- (account_id, txn_id) first: the key serves the balance check and
+    -- every per-account or per-transaction read, so the entry has no
+    -- secondary index to write (an invoice posts two or three entries)
+    PRIMARY KEY (account_id, txn_id, entry_id)
+    -- (account_id, txn_id) names a ledger_transaction: checked once per
+    -- INSERT statement by the balance trigger below instead of by a
+    -- foreign key (one SPI query and row lock per entry); neither table
+    -- can be updated, deleted from or truncated, so the check on insert is
+    -- the whole guarantee; billing.check_invariants() checks it again
 );
 COMMENT ON TABLE billing.ledger_entry IS
     'one line of a ledger transaction: a ledger account and a signed amount (debit positive, credit negative); '
     'append-only';
-CREATE INDEX ON billing.ledger_entry (account_id, txn_id);
-CREATE INDEX ON billing.ledger_entry (account_id, ledger_account);
 
 -- The account's unapplied credit, one row per account that ever had any.
 -- Its row is also the lock that serializes every money movement of an
@@ -105,29 +111,38 @@ LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
 DECLARE
     bad record;
 BEGIN
-    -- each touched transaction through the (account_id, txn_id) index: a
-    -- join to the whole ledger would scan it once per cycle batch
-    SELECT n.account_id, n.txn_id, x.currency, x.total
+    -- each touched transaction through the keys (account_id, txn_id) of
+    -- ledger_transaction and ledger_entry: a join to the whole ledger would
+    -- scan it once per cycle batch.  pg_restore loads the two tables with
+    -- COPY in either order (no foreign key orders them): a restore does not
+    -- check that the transactions exist, check_invariants() does.
+    SELECT n.account_id, n.txn_id, x.currency, x.total, t.txn_id IS NULL AS missing
     INTO bad
     FROM (SELECT DISTINCT account_id, txn_id FROM new_entries) n
+    LEFT JOIN billing.ledger_transaction t ON t.account_id = n.account_id AND t.txn_id = n.txn_id
     CROSS JOIN LATERAL (
         SELECT billing.currency(e.amount) AS currency, billing.sum(e.amount) AS total
         FROM billing.ledger_entry e
         WHERE e.account_id = n.account_id AND e.txn_id = n.txn_id
         GROUP BY 1
     ) x
-    WHERE billing.to_numeric(x.total) <> 0
+    WHERE billing.to_numeric(x.total) <> 0 OR (t.txn_id IS NULL AND current_query() !~* '^\s*COPY\s')
     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'ledger transaction % of account % does not balance: its % entries sum to %',
-            bad.txn_id, bad.account_id, bad.currency, bad.total
-            USING ERRCODE = 'check_violation',
-                  HINT = 'Post all entries of a transaction in one INSERT; debits (positive) must equal credits (negative).';
+    IF NOT FOUND THEN
+        RETURN NULL;
+    ELSIF bad.missing AND billing.to_numeric(bad.total) = 0 THEN
+        RAISE EXCEPTION 'ledger transaction % of account % does not exist', bad.txn_id, bad.account_id
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Insert the transaction and its entries in one statement (see billing._post).';
     END IF;
-    RETURN NULL;
+    RAISE EXCEPTION 'ledger transaction % of account % does not balance: its % entries sum to %',
+        bad.txn_id, bad.account_id, bad.currency, bad.total
+        USING ERRCODE = 'check_violation',
+              HINT = 'Post all entries of a transaction in one INSERT; debits (positive) must equal credits (negative).';
 END $$;
 COMMENT ON FUNCTION billing._ledger_check_balance() IS
-    'internal trigger: every ledger transaction an INSERT touched sums to zero per currency (23514)';
+    'internal trigger: every ledger transaction an INSERT touched exists (23503, not checked under COPY) and '
+    'sums to zero per currency (23514)';
 
 CREATE TRIGGER ledger_entry_balanced AFTER INSERT ON billing.ledger_entry
     REFERENCING NEW TABLE AS new_entries

@@ -19,6 +19,14 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
     FROM billing.ledger_transaction t
     WHERE NOT EXISTS (SELECT FROM billing.ledger_entry e WHERE e.account_id = t.account_id AND e.txn_id = t.txn_id)
     UNION ALL
+    -- every entry belongs to a transaction (no foreign key: the balance
+    -- trigger checks it on INSERT, but not under COPY)
+    SELECT 'ledger_entry_has_transaction',
+           format('entry %s (account %s) names transaction %s, which does not exist', e.entry_id, e.account_id,
+                  e.txn_id)
+    FROM billing.ledger_entry e
+    WHERE NOT EXISTS (SELECT FROM billing.ledger_transaction t WHERE t.account_id = e.account_id AND t.txn_id = e.txn_id)
+    UNION ALL
     -- invariant 3: every finalized invoice is posted
     SELECT 'invoice_finalization_posted',
            format('invoice %s (account %s, total %s) has no invoice_finalized transaction', i.invoice_id,

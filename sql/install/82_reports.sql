@@ -25,10 +25,14 @@
 -- Receivables aging.
 
 -- Open invoices only, through the partial index invoice_open (the open
--- ones are few next to all invoices, and the index holds what aging reads).
--- The cycle pays one more index entry per open invoice; a payment that
--- settles an invoice adds none.
-CREATE INDEX invoice_open ON billing.invoice (account_id, due_date) INCLUDE (amount_due) WHERE status = 'open';
+-- ones are few next to all invoices).  The cycle pays one more index entry
+-- per open invoice; a payment that settles an invoice adds none.  The index
+-- deliberately does not INCLUDE amount_due: every payment changes it, and an
+-- indexed column, even an included one, turns the payment's invoice update
+-- from a HOT update into one that writes an entry in every index of invoice
+-- (measured: 0 HOT updates of 10,891 with it, ~99% without; ~4% fewer
+-- payments per second).  Aging reads amount_due from the heap instead.
+CREATE INDEX invoice_open ON billing.invoice (account_id, due_date) WHERE status = 'open';
 
 -- A function under the view for its settings: the open invoices come out of
 -- invoice_open in account order, so aggregating in that order beats a hash
