@@ -177,6 +177,7 @@ CREATE FUNCTION billing.create_billing_entity(
     invoice_prefix text DEFAULT 'INV', number_per_year boolean DEFAULT true,
     number_digits integer DEFAULT 6, metadata jsonb DEFAULT '{}')
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    SELECT billing._authorize_all('create a billing entity');
     INSERT INTO billing.billing_entity (legal_name, default_currency, tax_id, address, invoice_prefix,
                                         number_per_year, number_digits, metadata)
     VALUES ($1, upper($2), $3, $4, $5, $6, $7, coalesce($8, '{}'))
@@ -190,6 +191,7 @@ CREATE FUNCTION billing.update_billing_entity(
     default_currency text DEFAULT NULL, metadata jsonb DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 BEGIN
+    PERFORM billing._authorize_entity(update_billing_entity.entity_id);
     UPDATE billing.billing_entity e
     SET legal_name = coalesce(update_billing_entity.legal_name, e.legal_name),
         tax_id = coalesce(update_billing_entity.tax_id, e.tax_id),
@@ -208,6 +210,7 @@ COMMENT ON FUNCTION billing.update_billing_entity(bigint, text, text, text, text
 CREATE FUNCTION billing.create_tax_rate(name text, percentage numeric, inclusive boolean DEFAULT false,
                                         jurisdiction text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    SELECT billing._authorize_all('create a tax rate');
     INSERT INTO billing.tax_rate (name, percentage, inclusive, jurisdiction)
     VALUES ($1, $2, coalesce($3, false), $4)
     RETURNING tax_rate_id
@@ -235,6 +238,7 @@ DECLARE
     v_currency text;
     v_id bigint;
 BEGIN
+    PERFORM billing._authorize_entity(create_account.entity_id);
     SELECT coalesce(upper(create_account.currency), e.default_currency) INTO v_currency
     FROM billing.billing_entity e WHERE e.entity_id = create_account.entity_id;
     IF NOT FOUND THEN
@@ -260,6 +264,7 @@ CREATE FUNCTION billing.update_account(
     metadata jsonb DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 BEGIN
+    PERFORM billing._authorize_account(update_account.account_id);
     PERFORM billing._check_tax_rate(tax_rate_id);
     UPDATE billing.account a
     SET name = coalesce(update_account.name, a.name),
@@ -282,6 +287,7 @@ COMMENT ON FUNCTION billing.update_account(bigint, text, text, integer, text, te
 
 CREATE FUNCTION billing.create_product(name text, description text DEFAULT NULL, metadata jsonb DEFAULT '{}')
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    SELECT billing._authorize_all('create a product');
     INSERT INTO billing.product (name, description, metadata) VALUES ($1, $2, coalesce($3, '{}'))
     RETURNING product_id
 $$;
@@ -291,6 +297,7 @@ CREATE FUNCTION billing.update_product(product_id bigint, name text DEFAULT NULL
                                        active boolean DEFAULT NULL, metadata jsonb DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 BEGIN
+    PERFORM billing._authorize_all('change a product');
     UPDATE billing.product p
     SET name = coalesce(update_product.name, p.name),
         description = coalesce(update_product.description, p.description),
@@ -317,6 +324,7 @@ RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog A
 DECLARE
     v_id bigint;
 BEGIN
+    PERFORM billing._authorize_all('create a price');
     IF NOT EXISTS (SELECT FROM billing.product p WHERE p.product_id = create_price.product_id) THEN
         RAISE EXCEPTION 'product % does not exist', coalesce(product_id::text, 'NULL')
             USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_product.';
@@ -407,6 +415,7 @@ CREATE FUNCTION billing.update_price(price_id bigint, nickname text DEFAULT NULL
                                      metadata jsonb DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 BEGIN
+    PERFORM billing._authorize_all('change a price');
     PERFORM billing._check_tax_rate(tax_rate_id);
     UPDATE billing.price p
     SET nickname = coalesce(update_price.nickname, p.nickname),
@@ -487,6 +496,7 @@ RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog A
 DECLARE
     v_id bigint;
 BEGIN
+    PERFORM billing._authorize_all('create a coupon');
     IF (percent_off IS NULL) = (amount_off IS NULL) THEN
         RAISE EXCEPTION 'a coupon takes exactly one of percent_off and amount_off'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass percent_off => 20 or amount_off => ''5.00 USD''.';

@@ -214,6 +214,7 @@ DECLARE
     it record;
     p billing.price;
 BEGIN
+    PERFORM billing._authorize_account(subscribe.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = subscribe.account_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
@@ -295,6 +296,7 @@ DECLARE
     v_currency text;
     v_until date;
 BEGIN
+    PERFORM billing._authorize_account(apply_coupon.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO c FROM billing.coupon x WHERE x.code = apply_coupon.code;
     IF NOT FOUND THEN
@@ -348,6 +350,7 @@ DECLARE
     v_cycle daterange;
     v_items integer;
 BEGIN
+    PERFORM billing._authorize_account(change_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
     IF s.status IN ('canceled', 'paused') OR s.cancel_at IS NOT NULL THEN
@@ -459,6 +462,7 @@ DECLARE
     a billing.account;
     v_d date;
 BEGIN
+    PERFORM billing._authorize_account(cancel_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
     IF s.status = 'canceled' OR (at_period_end AND s.cancel_at IS NOT NULL) THEN
@@ -540,6 +544,7 @@ RETURNS date LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS 
 DECLARE
     s billing.subscription;
 BEGIN
+    PERFORM billing._authorize_account(pause_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
     IF s.status IN ('canceled', 'paused') OR s.cancel_at IS NOT NULL OR s.pause_at IS NOT NULL THEN
         RAISE EXCEPTION 'subscription % is %', subscription_id,
@@ -565,6 +570,7 @@ DECLARE
     a billing.account;
     v_d date;
 BEGIN
+    PERFORM billing._authorize_account(resume_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
     IF s.status <> 'paused' AND s.pause_at IS NULL THEN
@@ -608,6 +614,7 @@ DECLARE
     v_id bigint;
     e billing.usage_event;
 BEGIN
+    PERFORM billing._authorize_account(record_usage.account_id);
     SELECT * INTO i FROM billing.subscription_item x
     WHERE x.account_id = record_usage.account_id AND x.subscription_item_id = record_usage.subscription_item_id;
     IF NOT FOUND THEN

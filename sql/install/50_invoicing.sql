@@ -584,6 +584,7 @@ DECLARE
     v_state text;
     v_msg text;
 BEGIN
+    PERFORM billing._authorize_all('run the billing cycle');
     errors := '[]';
     invoices := 0;
     lines := 0;
@@ -634,6 +635,7 @@ COMMENT ON FUNCTION billing._run_batch(bigint, date, timestamptz, integer, date,
 -- trial.ending events, once per subscription, days_before its trial ends.
 CREATE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
 RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    SELECT billing._authorize_all('run the billing cycle');
     WITH n AS (
         UPDATE billing.subscription s SET trial_ending_notified = true
         FROM billing.account a
@@ -723,6 +725,7 @@ DECLARE
     v_accounts bigint[];
     v_subs bigint[];
 BEGIN
+    PERFORM billing._authorize_account(preview_invoice.account_id);
     IF NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = preview_invoice.account_id) THEN
         RAISE EXCEPTION 'account % does not exist', coalesce(preview_invoice.account_id::text, 'NULL')
             USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
@@ -753,6 +756,7 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $
     WITH d AS (
         UPDATE billing.outbox o SET processed_at = billing.now()
         WHERE o.event_id = ANY (event_ids) AND o.processed_at IS NULL
+          AND billing._may_use_account(o.account_id)
         RETURNING 1
     )
     SELECT count(*)::integer FROM d

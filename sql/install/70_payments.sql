@@ -155,6 +155,7 @@ RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS 
 DECLARE
     a billing.account;
 BEGIN
+    PERFORM billing._authorize_account(set_early_payment_discount.account_id);
     a := billing._payment_account(account_id);
     IF percent IS NULL THEN
         DELETE FROM billing.early_payment_terms t WHERE t.account_id = a.account_id;
@@ -217,6 +218,7 @@ DECLARE
     v_excess billing.amount;
     v_applied_amt billing.amount;
 BEGIN
+    PERFORM billing._authorize_account(apply_payment.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = apply_payment.account_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')

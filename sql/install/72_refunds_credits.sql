@@ -182,6 +182,7 @@ COMMENT ON FUNCTION billing._take_back(bigint, bigint, billing.amount, text, tex
 CREATE FUNCTION billing.refund_payment(account_id bigint, payment_id bigint, amount billing.amount DEFAULT NULL,
                                        reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    SELECT billing._authorize_account($1);
     SELECT billing._take_back($1, $2, $3, 'refund', $4, $5)
 $$;
 COMMENT ON FUNCTION billing.refund_payment(bigint, bigint, billing.amount, text, text) IS
@@ -191,6 +192,7 @@ COMMENT ON FUNCTION billing.refund_payment(bigint, bigint, billing.amount, text,
 CREATE FUNCTION billing.record_chargeback(account_id bigint, payment_id bigint, amount billing.amount DEFAULT NULL,
                                           reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    SELECT billing._authorize_account($1);
     SELECT billing._take_back($1, $2, $3, 'chargeback', $4, $5)
 $$;
 COMMENT ON FUNCTION billing.record_chargeback(bigint, bigint, billing.amount, text, text) IS
@@ -226,6 +228,7 @@ DECLARE
     v_parts billing.amount[];
     v_id bigint;
 BEGIN
+    PERFORM billing._authorize_account(issue_credit_note.account_id);
     a := billing._payment_account(account_id);
     IF method IS NULL OR method NOT IN ('reduce_due', 'credit_balance', 'refund') THEN
         RAISE EXCEPTION 'unknown credit note method %', coalesce(method, 'NULL')
@@ -292,6 +295,7 @@ DECLARE
     a billing.account;
     i billing.invoice;
 BEGIN
+    PERFORM billing._authorize_account(void_invoice.account_id);
     a := billing._payment_account(account_id);
     i := billing._lock_invoice(a, invoice_id);
     IF i.status <> 'open' OR billing.to_numeric(i.amount_paid) <> 0 THEN
@@ -317,6 +321,7 @@ DECLARE
     a billing.account;
     i billing.invoice;
 BEGIN
+    PERFORM billing._authorize_account(write_off_invoice.account_id);
     a := billing._payment_account(account_id);
     i := billing._lock_invoice(a, invoice_id);
     IF i.status <> 'open' THEN

@@ -74,6 +74,7 @@ DECLARE
     a billing.account;
     v_id bigint;
 BEGIN
+    PERFORM billing._authorize_account(add_payment_method.account_id);
     a := billing._payment_account(account_id);
     IF method IS NULL OR method NOT IN ('card', 'direct_debit', 'bank_transfer', 'cash', 'check', 'wallet', 'other') THEN
         RAISE EXCEPTION 'unknown payment method %', coalesce(method, 'NULL')
@@ -105,6 +106,7 @@ RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS 
 DECLARE
     a billing.account;
 BEGIN
+    PERFORM billing._authorize_account(remove_payment_method.account_id);
     a := billing._payment_account(account_id);
     PERFORM billing._lock_account_money(a.account_id, a.currency);
     UPDATE billing.payment_method m SET active = false, is_default = false
@@ -124,6 +126,7 @@ COMMENT ON FUNCTION billing.remove_payment_method(bigint, bigint) IS
 CREATE FUNCTION billing.set_collection_retry_days(retry_days integer[])
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 BEGIN
+    PERFORM billing._authorize_all('change the collection retry days');
     IF retry_days IS NULL OR array_position(retry_days, NULL) IS NOT NULL OR NOT 0 < ALL (retry_days)
        OR cardinality(retry_days) > 50 THEN
         RAISE EXCEPTION 'retry_days must be up to 50 positive day counts, not %', coalesce(retry_days::text, 'NULL')
@@ -155,6 +158,7 @@ RETURNS TABLE (account_id bigint, attempt_id bigint, invoice_id bigint, attempt_
                method text, token text, idempotency_key text)
 LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 BEGIN
+    PERFORM billing._authorize_all('claim collection attempts');
     IF worker IS NULL OR worker = '' OR max_attempts IS NULL OR max_attempts < 1 OR max_attempts > 10000 THEN
         RAISE EXCEPTION 'claim_collection_attempts needs a worker name and 1 to 10000 attempts, not % and %',
             coalesce(worker, 'NULL'), coalesce(max_attempts::text, 'NULL')
@@ -205,6 +209,7 @@ DECLARE
     v_next bigint;
     v_open boolean;
 BEGIN
+    PERFORM billing._authorize_account(report_collection_result.account_id);
     a := billing._payment_account(account_id);
     IF succeeded IS NULL THEN
         RAISE EXCEPTION 'succeeded must be true or false'

@@ -110,6 +110,7 @@ DECLARE
     a billing.account;
     v numeric;
 BEGIN
+    PERFORM billing._authorize_account(account_balance.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = account_balance.account_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
@@ -147,6 +148,7 @@ DECLARE
     a billing.account;
     v_open billing.amount;
 BEGIN
+    PERFORM billing._authorize_account(account_statement.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = account_statement.account_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')

@@ -27,6 +27,7 @@ DECLARE
     a billing.account;
     i billing.invoice;
 BEGIN
+    PERFORM billing._authorize_account(create_installment_plan.account_id);
     a := billing._payment_account(account_id);
     IF installments IS NULL OR installments < 2 OR installments > 120 THEN
         RAISE EXCEPTION 'an installment plan has 2 to 120 installments, not %', coalesce(installments::text, 'NULL')

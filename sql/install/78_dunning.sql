@@ -207,6 +207,7 @@ DECLARE
     v_id bigint;
     v_steps jsonb := coalesce(steps, billing.standard_dunning_steps());
 BEGIN
+    PERFORM billing._authorize_all('create a dunning policy');
     IF jsonb_typeof(v_steps) <> 'array' OR EXISTS (
         SELECT FROM jsonb_array_elements(v_steps) e
         WHERE jsonb_typeof(e) <> 'object' OR NOT e ? 'day_offset' OR NOT e ? 'action'
@@ -260,6 +261,7 @@ RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS 
 DECLARE
     v_policy bigint;
 BEGIN
+    PERFORM billing._authorize_account(set_dunning_policy.account_id);
     PERFORM billing._payment_account(account_id);
     IF policy IS NULL THEN
         DELETE FROM billing.account_dunning_policy x WHERE x.account_id = set_dunning_policy.account_id;
@@ -280,6 +282,7 @@ COMMENT ON FUNCTION billing.set_dunning_policy(bigint, text) IS
 CREATE FUNCTION billing.set_price_change_notice_days(days integer)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
 BEGIN
+    PERFORM billing._authorize_all('change the price change notice days');
     IF days IS NULL OR days < 0 OR days > 365 THEN
         RAISE EXCEPTION 'price change notice days must be 0 to 365, not %', coalesce(days::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 30.';
@@ -308,6 +311,7 @@ DECLARE
     v_days date[];
     n integer;
 BEGIN
+    PERFORM billing._authorize_accounts(_dunning_sync_status.accounts);
     WITH want AS (
         SELECT a.account_id, d.d,
                CASE WHEN EXISTS (SELECT FROM billing.dunning_case c
@@ -372,6 +376,7 @@ DECLARE
     a billing.account;
     v_policy bigint;
 BEGIN
+    PERFORM billing._authorize_account(close_dunning.account_id);
     a := billing._payment_account(account_id);
     IF NOT EXISTS (SELECT FROM billing.invoice i
                    WHERE i.account_id = a.account_id AND i.invoice_id = close_dunning.invoice_id) THEN
@@ -710,6 +715,7 @@ DECLARE
     v_state text;
     v_msg text;
 BEGIN
+    PERFORM billing._authorize_all('run dunning');
     errors := '[]';
     actions := 0;
     SELECT array_agg(x.account_id ORDER BY x.account_id) INTO accounts
@@ -750,6 +756,7 @@ COMMENT ON FUNCTION billing._dunning_batch(bigint, date, timestamptz, integer, b
 -- later date).
 CREATE FUNCTION billing._price_change_notices(as_of date, at timestamptz)
 RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+    SELECT billing._authorize_all('run dunning');
     WITH st AS (
         SELECT coalesce((SELECT s.price_change_notice_days FROM billing.dunning_setting s), 30) AS days
     ), cand AS (

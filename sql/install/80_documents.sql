@@ -148,6 +148,7 @@ DECLARE
     line jsonb;
     money_rows text := '';
 BEGIN
+    PERFORM billing._authorize_invoice(invoice_document.invoice_id);
     IF format IS NULL OR format NOT IN ('html', 'text', 'json') THEN
         RAISE EXCEPTION 'unknown invoice document format "%"', format
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use html, text or json.';

@@ -41,6 +41,9 @@ SELECT set_dunning_policy(1, 'gentle'), set_price_change_notice_days(40);
 SELECT change_subscription(2, 2, price_id => create_price(1, 'USD', 0.02, scheme => 'per_unit', usage_type => 'metered'),
                            proration => 'at_period_end');
 CALL run_dunning();
+-- roles (issue 10): the grants of grant_roles and a binding
+SELECT grant_roles('dump_writer', 'dump_operator', 'dump_reporting');
+SELECT bind_role_to_entity('dump_reporting', 1);
 SQL
 
 pg_dump -Fc -f "$DUMP" "$SRC"
@@ -69,6 +72,13 @@ if grep -E '^[a-z_]+ 0 ' "$DUMP.src" ; then
 fi
 # the restored database goes on billing: new ids do not collide
 $PSQL -d "$DST" <<'SQL'
+DO $$ BEGIN
+    IF NOT (has_function_privilege('dump_writer', 'billing.apply_payment(bigint,billing.amount,text,text,text,date,bigint[])', 'EXECUTE')
+            AND has_table_privilege('dump_reporting', 'billing.invoice', 'SELECT')
+            AND NOT has_table_privilege('dump_writer', 'billing.invoice', 'UPDATE')
+            AND NOT has_function_privilege('dump_reporting', 'billing.apply_payment(bigint,billing.amount,text,text,text,date,bigint[])', 'EXECUTE'))
+    THEN RAISE EXCEPTION 'FAILED: the grants of grant_roles did not come back with the dump'; END IF;
+END $$;
 SET billing.clock = '2024-04-01 12:00+00';
 SELECT billing.create_account(1, 'Carl');
 SELECT billing.subscribe(3, 1);
@@ -78,5 +88,7 @@ DO $$ BEGIN
 END $$;
 SQL
 psql -X -q -d postgres -c "DROP DATABASE $DST"
+psql -X -q -d "$SRC" -c "DROP OWNED BY dump_writer, dump_operator, dump_reporting" \
+	-c "DROP ROLE dump_writer, dump_operator, dump_reporting"
 rm -f "$DUMP.src" "$DUMP.dst"
 echo "dump and restore: same rows"
