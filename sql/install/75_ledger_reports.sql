@@ -139,6 +139,14 @@ HAVING billing.to_numeric(billing.sum(e.amount)) <> 0;
 COMMENT ON VIEW billing.account_statement_lines IS
     'the movements of what each account owes: invoices (+), payments, credit notes, write-offs (-), refunds and '
     'chargebacks (+); one row per ledger transaction';
+COMMENT ON COLUMN billing.account_statement_lines.account_id IS 'the account';
+COMMENT ON COLUMN billing.account_statement_lines.posted_on IS 'the day the ledger transaction was posted';
+COMMENT ON COLUMN billing.account_statement_lines.txn_id IS 'the ledger transaction';
+COMMENT ON COLUMN billing.account_statement_lines.kind IS 'what happened: invoice, payment, credit note, refund, chargeback, write-off';
+COMMENT ON COLUMN billing.account_statement_lines.description IS 'the transaction''s description';
+COMMENT ON COLUMN billing.account_statement_lines.invoice_id IS 'the invoice it concerns, if any';
+COMMENT ON COLUMN billing.account_statement_lines.payment_id IS 'the payment it concerns, if any';
+COMMENT ON COLUMN billing.account_statement_lines.amount IS 'the change of what the account owes: + more owed, - less owed';
 
 CREATE FUNCTION billing.account_statement(account_id bigint, from_date date, to_date date)
 RETURNS TABLE (line_no bigint, posted_on date, kind text, description text, invoice_id bigint, payment_id bigint,

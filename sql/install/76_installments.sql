@@ -87,3 +87,11 @@ JOIN (SELECT inv.account_id, inv.invoice_id, inv.currency, inv.status, inv.amoun
 COMMENT ON VIEW billing.installment_status IS
     'each installment with what the invoice''s payments since the plan have covered (installments in order) '
     'and what remains';
+COMMENT ON COLUMN billing.installment_status.account_id IS 'the account';
+COMMENT ON COLUMN billing.installment_status.invoice_id IS 'the invoice split into installments';
+COMMENT ON COLUMN billing.installment_status.invoice_status IS 'the invoice''s status';
+COMMENT ON COLUMN billing.installment_status.installment_no IS 'the installment''s number, 1 first';
+COMMENT ON COLUMN billing.installment_status.due_date IS 'the day the installment is due';
+COMMENT ON COLUMN billing.installment_status.amount IS 'the installment''s amount (the installments sum exactly to the invoice)';
+COMMENT ON COLUMN billing.installment_status.paid IS 'what payments since the plan have covered of it, installments in order';
+COMMENT ON COLUMN billing.installment_status.remaining IS 'amount - paid';

@@ -47,3 +47,21 @@ ALTER TABLE billing.ledger_entry DROP CONSTRAINT IF EXISTS ledger_entry_pkey;
 ALTER TABLE billing.ledger_entry ADD CONSTRAINT ledger_entry_pkey PRIMARY KEY (account_id, txn_id, entry_id);
 DROP INDEX IF EXISTS billing.ledger_entry_account_id_txn_id_idx;
 DROP INDEX IF EXISTS billing.ledger_entry_account_id_ledger_account_idx;
+
+-- column comments on two 0.1.0 views (every reporting view documents its columns)
+COMMENT ON COLUMN billing.account_statement_lines.account_id IS 'the account';
+COMMENT ON COLUMN billing.account_statement_lines.posted_on IS 'the day the ledger transaction was posted';
+COMMENT ON COLUMN billing.account_statement_lines.txn_id IS 'the ledger transaction';
+COMMENT ON COLUMN billing.account_statement_lines.kind IS 'what happened: invoice, payment, credit note, refund, chargeback, write-off';
+COMMENT ON COLUMN billing.account_statement_lines.description IS 'the transaction''s description';
+COMMENT ON COLUMN billing.account_statement_lines.invoice_id IS 'the invoice it concerns, if any';
+COMMENT ON COLUMN billing.account_statement_lines.payment_id IS 'the payment it concerns, if any';
+COMMENT ON COLUMN billing.account_statement_lines.amount IS 'the change of what the account owes: + more owed, - less owed';
+COMMENT ON COLUMN billing.installment_status.account_id IS 'the account';
+COMMENT ON COLUMN billing.installment_status.invoice_id IS 'the invoice split into installments';
+COMMENT ON COLUMN billing.installment_status.invoice_status IS 'the invoice''s status';
+COMMENT ON COLUMN billing.installment_status.installment_no IS 'the installment''s number, 1 first';
+COMMENT ON COLUMN billing.installment_status.due_date IS 'the day the installment is due';
+COMMENT ON COLUMN billing.installment_status.amount IS 'the installment''s amount (the installments sum exactly to the invoice)';
+COMMENT ON COLUMN billing.installment_status.paid IS 'what payments since the plan have covered of it, installments in order';
+COMMENT ON COLUMN billing.installment_status.remaining IS 'amount - paid';
