@@ -145,6 +145,13 @@ SELECT billing_test_error(format($q$
 SELECT billing_test_error(format($q$
     INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
     VALUES (%s, 999999, 'cash', '1.00 USD'), (%s, 999999, 'receivable', '-1.00 USD')$q$, :alice, :alice));
+-- an entry added later to a posted (balanced) transaction must balance on
+-- its own: the trigger sums what each INSERT adds, which keeps every
+-- transaction at zero
+SELECT billing_test_error(format($q$
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT account_id, txn_id, 'cash', '0.01 USD' FROM billing.ledger_transaction
+    WHERE account_id = %s ORDER BY txn_id LIMIT 1$q$, :alice));
 SELECT count(*) AS transactions FROM billing.ledger_transaction WHERE description IN ('unbalanced', 'two currencies');
 
 -- Balance and statement.
