@@ -152,6 +152,34 @@ SELECT billing_test_error(format($q$
     INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
     SELECT account_id, txn_id, 'cash', '0.01 USD' FROM billing.ledger_transaction
     WHERE account_id = %s ORDER BY txn_id LIMIT 1$q$, :alice));
+-- invoices and ledger transactions name their account without a foreign
+-- key: accounts are never deleted, and the triggers check the account of
+-- what is inserted
+SELECT billing_test_error(format('DELETE FROM billing.account WHERE account_id = %s', :alice));
+SELECT billing_test_error('DELETE FROM billing.account WHERE false');
+SET client_min_messages = warning;  -- not the list of tables the cascade would reach
+SELECT billing_test_error('TRUNCATE billing.account CASCADE');
+RESET client_min_messages;
+SELECT count(*) AS accounts_kept FROM billing.account;
+SELECT billing_test_error($q$
+    INSERT INTO billing.invoice (account_id, invoice_id, entity_id, number, status, billing_reason, currency, subtotal,
+                                 discount, tax, total, amount_paid, amount_due, issue_date, due_date, finalized_at)
+    VALUES (999999, 999999, 1, 'X-1', 'open', 'manual', 'USD', '1.00 USD', '0.00 USD', '0.00 USD', '1.00 USD',
+            '0.00 USD', '1.00 USD', '2026-03-01', '2026-03-31', now())$q$);
+SELECT billing_test_error($q$
+    WITH t AS (INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, description)
+               VALUES (999999, 'payment', '2026-03-01', 'no such account') RETURNING account_id, txn_id)
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT account_id, 999999, 'cash', '1.00 USD'::billing.amount FROM t UNION ALL
+    SELECT account_id, 999999, 'receivable', '-1.00 USD'::billing.amount FROM t$q$);
+SELECT billing_test_error($q$
+    WITH t AS (INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, description)
+               VALUES (999999, 'payment', '2026-03-01', 'no such account') RETURNING account_id, txn_id)
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT account_id, txn_id, 'cash', '1.00 USD'::billing.amount FROM t UNION ALL
+    SELECT account_id, txn_id, 'receivable', '-1.00 USD'::billing.amount FROM t$q$);
+SELECT count(*) AS left_behind FROM billing.invoice WHERE account_id = 999999
+UNION ALL SELECT count(*) FROM billing.ledger_transaction WHERE account_id = 999999;
 SELECT count(*) AS transactions FROM billing.ledger_transaction WHERE description IN ('unbalanced', 'two currencies');
 
 -- Balance and statement.

@@ -455,6 +455,7 @@ LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
 DECLARE
     v_accounts bigint[];
     v_invoices bigint[];
+    v_bad record;
 BEGIN
     -- pg_restore loads invoices with COPY and their ledger, credit and
     -- collection rows from the dump: posting them again would count them
@@ -462,6 +463,17 @@ BEGIN
     -- by COPY (check_invariants reports an invoice that is not posted).
     IF current_query() ~* '^\s*COPY\s' THEN
         RETURN NULL;
+    END IF;
+    -- the account of an invoice without a subscription exists (no foreign
+    -- key: 50_invoicing.sql); a subscription's key proves the others'
+    SELECT n.account_id, n.invoice_id INTO v_bad
+    FROM new_invoices n
+    WHERE n.subscription_id IS NULL
+      AND NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = n.account_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'account % of invoice % does not exist', v_bad.account_id, v_bad.invoice_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_account.';
     END IF;
     -- Everything is read from the transition table, never by joining the
     -- batch's ids back to billing.invoice (with 10k ids the planner would

@@ -27,6 +27,17 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
     FROM billing.ledger_entry e
     WHERE NOT EXISTS (SELECT FROM billing.ledger_transaction t WHERE t.account_id = e.account_id AND t.txn_id = e.txn_id)
     UNION ALL
+    -- invoices and ledger transactions name an account without a foreign
+    -- key (triggers check it on INSERT, but not under COPY)
+    SELECT 'account_exists', format('invoice %s names account %s, which does not exist', i.invoice_id, i.account_id)
+    FROM billing.invoice i
+    WHERE NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = i.account_id)
+    UNION ALL
+    SELECT 'account_exists',
+           format('ledger transaction %s names account %s, which does not exist', t.txn_id, t.account_id)
+    FROM billing.ledger_transaction t
+    WHERE NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = t.account_id)
+    UNION ALL
     -- invariant 3: every finalized invoice is posted
     SELECT 'invoice_finalization_posted',
            format('invoice %s (account %s, total %s) has no invoice_finalized transaction', i.invoice_id,

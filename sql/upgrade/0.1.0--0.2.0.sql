@@ -48,6 +48,22 @@ ALTER TABLE billing.ledger_entry ADD CONSTRAINT ledger_entry_pkey PRIMARY KEY (a
 DROP INDEX IF EXISTS billing.ledger_entry_account_id_txn_id_idx;
 DROP INDEX IF EXISTS billing.ledger_entry_account_id_ledger_account_idx;
 
+-- invoices and ledger transactions name their account without a foreign key
+-- (a share lock on the account row per invoice and posting); accounts are
+-- never deleted (the trigger is in 0.1.0--0.2.0.post.sql, after its function)
+ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_account_id_fkey;
+ALTER TABLE billing.ledger_transaction DROP CONSTRAINT IF EXISTS ledger_transaction_account_id_fkey;
+
+-- the cycle writes an invoice's lines before it takes the invoice's number
+-- (billing._bill, two statements): the lines' key to it is checked at the end
+ALTER TABLE billing.invoice_line ALTER CONSTRAINT invoice_line_account_id_invoice_id_fkey DEFERRABLE;
+CREATE TYPE billing._invoice_draft AS (
+    account_id bigint, invoice_id bigint, subscription_id bigint, boundary date, billing_reason text,
+    issue_date date, subtotal billing.amount, discount billing.amount, tax billing.amount, total billing.amount,
+    period_start date, period_end date, lines integer, ends text);
+COMMENT ON TYPE billing._invoice_draft IS
+    'internal: an invoice billing._bill_lines computed and billing._bill_invoices inserts, or a subscription that ended';
+
 -- column comments on two 0.1.0 views (every reporting view documents its columns)
 COMMENT ON COLUMN billing.account_statement_lines.account_id IS 'the account';
 COMMENT ON COLUMN billing.account_statement_lines.posted_on IS 'the day the ledger transaction was posted';
