@@ -140,14 +140,17 @@ BEGIN
     IF current_query() ~* '^\s*COPY\s' THEN
         RETURN NULL;
     END IF;
-    SELECT n.account_id, n.txn_id,
-           EXISTS (SELECT FROM billing.ledger_transaction t
-                   WHERE t.account_id = n.account_id AND t.txn_id = n.txn_id) AS txn_exists
+    -- (LATERAL ... LIMIT 1: one probe of each key per transaction; as a
+    -- join or NOT EXISTS the planner may hash the whole table instead, once
+    -- per statement, which grows with the ledger)
+    SELECT n.account_id, n.txn_id, t.found IS NOT NULL AS txn_exists
     INTO bad
     FROM (SELECT DISTINCT account_id, txn_id FROM new_entries) n
-    WHERE NOT EXISTS (SELECT FROM billing.ledger_transaction t
-                      WHERE t.account_id = n.account_id AND t.txn_id = n.txn_id)
-       OR NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = n.account_id)
+    LEFT JOIN LATERAL (SELECT true AS found FROM billing.ledger_transaction t
+                       WHERE t.account_id = n.account_id AND t.txn_id = n.txn_id LIMIT 1) t ON true
+    LEFT JOIN LATERAL (SELECT true AS found FROM billing.account a
+                       WHERE a.account_id = n.account_id LIMIT 1) a ON true
+    WHERE t.found IS NULL OR a.found IS NULL
     LIMIT 1;
     IF FOUND AND bad.txn_exists THEN
         RAISE EXCEPTION 'account % of ledger transaction % does not exist', bad.account_id, bad.txn_id

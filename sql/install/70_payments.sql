@@ -466,10 +466,14 @@ BEGIN
     END IF;
     -- the account of an invoice without a subscription exists (no foreign
     -- key: 50_invoicing.sql); a subscription's key proves the others'
+    -- (LATERAL ... LIMIT 1 here and below: one index probe per new invoice;
+    -- as a join, IN or NOT EXISTS the planner may hash the whole table
+    -- instead, once per batch, which grows with the table)
     SELECT n.account_id, n.invoice_id INTO v_bad
     FROM new_invoices n
-    WHERE n.subscription_id IS NULL
-      AND NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = n.account_id)
+    LEFT JOIN LATERAL (SELECT true AS found FROM billing.account a
+                       WHERE a.account_id = n.account_id LIMIT 1) a ON true
+    WHERE n.subscription_id IS NULL AND a.found IS NULL
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'account % of invoice % does not exist', v_bad.account_id, v_bad.invoice_id
@@ -498,7 +502,8 @@ BEGIN
     IF EXISTS (SELECT FROM billing.account_credit) THEN
         SELECT array_agg(n.account_id), array_agg(n.invoice_id) INTO v_accounts, v_invoices
         FROM new_invoices n
-        WHERE n.status = 'open' AND n.account_id IN (SELECT c.account_id FROM billing.account_credit c);
+        CROSS JOIN LATERAL (SELECT FROM billing.account_credit c WHERE c.account_id = n.account_id LIMIT 1) c
+        WHERE n.status = 'open';
         IF v_accounts IS NOT NULL THEN
             PERFORM billing._consume_credit(v_accounts, v_invoices);
         END IF;
@@ -506,8 +511,9 @@ BEGIN
     IF EXISTS (SELECT FROM billing.payment_method) THEN
         SELECT array_agg(n.account_id), array_agg(n.invoice_id) INTO v_accounts, v_invoices
         FROM new_invoices n
-        WHERE n.status = 'open'
-          AND n.account_id IN (SELECT m.account_id FROM billing.payment_method m WHERE m.is_default AND m.active);
+        CROSS JOIN LATERAL (SELECT FROM billing.payment_method m
+                            WHERE m.account_id = n.account_id AND m.is_default AND m.active LIMIT 1) m
+        WHERE n.status = 'open';
         IF v_accounts IS NOT NULL THEN
             PERFORM billing._queue_collection(v_accounts, v_invoices);
         END IF;
