@@ -213,7 +213,10 @@ DECLARE
     v_received date;
     v_id bigint;
     v_funds numeric;
+    v_applied numeric;
     v_bad bigint;
+    v_excess billing.amount;
+    v_applied_amt billing.amount;
 BEGIN
     PERFORM billing._authorize_account(apply_payment.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = apply_payment.account_id;
@@ -289,22 +292,19 @@ BEGIN
         END IF;
     END IF;
 
+    INSERT INTO billing.payment AS x (account_id, amount, method, reference, idempotency_key, received_on,
+                                      target_invoice_ids, amount_refunded)
+    VALUES (a.account_id, amount, method, reference, idempotency_key, v_received, invoice_ids,
+            billing.from_minor_units(0, a.currency))
+    RETURNING x.payment_id INTO v_id;
+
     v_funds := billing.to_numeric(amount);
-    -- Everything else in one statement (each statement costs its own
-    -- executor start, and each INSERT into ledger_entry one run of the
-    -- balance trigger): the payment; lock 2 and the applications to the
-    -- open invoices, oldest due first or in the order of invoice_ids (an
-    -- invoice the funds settle within its early-payment window needs its due
-    -- less the discount, and gets the discount as an application of its
-    -- own, posted to discounts); the rest to the account's credit; the
-    -- ledger transactions (billing._post, inline); the outbox event.
-    WITH pay AS (
-        INSERT INTO billing.payment AS x (account_id, amount, method, reference, idempotency_key, received_on,
-                                          target_invoice_ids, amount_refunded)
-        VALUES (a.account_id, amount, method, reference, idempotency_key, v_received, invoice_ids,
-                billing.from_minor_units(0, a.currency))
-        RETURNING x.payment_id
-    ), inv AS MATERIALIZED (
+    -- lock 2 and the applications, in one statement: the open invoices,
+    -- oldest due first or in the order of invoice_ids.  An invoice the funds
+    -- settle within its early-payment window needs its due less the
+    -- discount, and gets the discount as an application of its own, posted
+    -- to discounts.
+    WITH inv AS MATERIALIZED (
         SELECT i.invoice_id, i.due_date, i.number, billing.to_numeric(i.amount_due) AS due,
                CASE WHEN t.account_id IS NOT NULL AND v_received <= i.issue_date + t.within_days
                          AND NOT EXISTS (SELECT FROM billing.payment_application x
@@ -330,12 +330,9 @@ BEGIN
                billing.amount(least(need, v_funds - before), a.currency) AS amount,
                billing.amount(CASE WHEN v_funds - before >= need THEN disc ELSE 0 END, a.currency) AS discount
         FROM run WHERE v_funds > before
-    ), tot AS MATERIALIZED (
-        SELECT billing.amount(coalesce(sum(billing.to_numeric(app.amount)), 0), a.currency) AS applied FROM app
     ), ins AS (
         INSERT INTO billing.payment_application (account_id, invoice_id, source, payment_id, amount)
-        SELECT a.account_id, app.invoice_id, 'payment', pay.payment_id, app.amount
-        FROM app, pay WHERE billing.to_numeric(app.amount) > 0
+        SELECT a.account_id, app.invoice_id, 'payment', v_id, app.amount FROM app WHERE billing.to_numeric(app.amount) > 0
         UNION ALL
         SELECT a.account_id, app.invoice_id, 'discount', NULL, app.discount FROM app WHERE billing.to_numeric(app.discount) > 0
     ), upd AS (
@@ -343,41 +340,39 @@ BEGIN
         SET amount_paid = i.amount_paid + ap.amount + ap.discount, amount_due = i.amount_due - ap.amount - ap.discount,
             status = CASE WHEN billing.to_numeric(i.amount_due - ap.amount - ap.discount) = 0 THEN 'paid' ELSE i.status END
         FROM app ap WHERE i.account_id = a.account_id AND i.invoice_id = ap.invoice_id
-    ), credit AS (
-        -- the account_credit row exists: lock 1 took it
-        UPDATE billing.account_credit c SET balance = c.balance + (amount - tot.applied), updated_at = billing.now()
-        FROM tot
-        WHERE c.account_id = a.account_id AND billing.to_numeric(amount - tot.applied) > 0
     ), txn AS (
-        INSERT INTO billing.ledger_transaction AS x (account_id, kind, posted_on, invoice_id, payment_id, description)
-        SELECT a.account_id, 'early_payment_discount', v_received, app.invoice_id, pay.payment_id,
+        INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, payment_id, description)
+        SELECT a.account_id, 'early_payment_discount', v_received, app.invoice_id, v_id,
                'early-payment discount on invoice ' || app.number
-        FROM app, pay WHERE billing.to_numeric(app.discount) > 0
-        UNION ALL
-        SELECT a.account_id, 'payment', v_received, NULL, pay.payment_id,
-               format('payment %s by %s', pay.payment_id, method)
-        FROM pay
-        RETURNING x.txn_id, x.kind, x.invoice_id
+        FROM app WHERE billing.to_numeric(app.discount) > 0
+        RETURNING txn_id, invoice_id
     ), ent AS (
         INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
         SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
         FROM txn t JOIN app ap ON ap.invoice_id = t.invoice_id
         CROSS JOIN LATERAL (VALUES ('discounts', ap.discount), ('receivable', -ap.discount)) e(ledger_account, amount)
-        WHERE t.kind = 'early_payment_discount'
-        UNION ALL
-        SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
-        FROM txn t, tot,
-             LATERAL (VALUES ('cash', amount), ('receivable', -tot.applied),
-                             ('customer_credit', -(amount - tot.applied))) e(ledger_account, amount)
-        WHERE t.kind = 'payment' AND billing.to_numeric(e.amount) <> 0
-    ), event AS (
-        INSERT INTO billing.outbox (account_id, event_type, payload)
-        SELECT a.account_id, 'payment.received',
-               jsonb_build_object('payment_id', pay.payment_id, 'amount', amount::text, 'applied', tot.applied::text,
-                                  'credited', (amount - tot.applied)::text)
-        FROM pay, tot
     )
-    SELECT pay.payment_id INTO v_id FROM pay;
+    SELECT coalesce(sum(billing.to_numeric(app.amount)), 0) INTO v_applied FROM app;
+    v_applied_amt := billing.amount(v_applied, a.currency);
+    v_excess := amount - v_applied_amt;
+    IF billing.to_numeric(v_excess) > 0 THEN
+        UPDATE billing.account_credit c SET balance = c.balance + v_excess, updated_at = billing.now()
+        WHERE c.account_id = a.account_id;
+    END IF;
+    -- the ledger transaction (billing._post, inline) and the outbox event
+    WITH t AS (
+        INSERT INTO billing.ledger_transaction AS x (account_id, kind, posted_on, description, payment_id)
+        VALUES (a.account_id, 'payment', v_received, format('payment %s by %s', v_id, method), v_id)
+        RETURNING x.txn_id
+    )
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
+    FROM t, (VALUES ('cash', amount), ('receivable', -v_applied_amt), ('customer_credit', -v_excess)) e(ledger_account, amount)
+    WHERE billing.to_numeric(e.amount) <> 0;
+    INSERT INTO billing.outbox (account_id, event_type, payload)
+    VALUES (a.account_id, 'payment.received',
+            jsonb_build_object('payment_id', v_id, 'amount', amount::text, 'applied', v_applied_amt::text,
+                               'credited', v_excess::text));
     RETURN v_id;
 END $$;
 COMMENT ON FUNCTION billing.apply_payment(bigint, billing.amount, text, text, text, date, bigint[]) IS
