@@ -217,6 +217,9 @@ DECLARE
     v_bad bigint;
     v_excess billing.amount;
     v_applied_amt billing.amount;
+    v_disc_invoices bigint[];
+    v_disc_numbers text[];
+    v_disc_amounts billing.amount[];
 BEGIN
     PERFORM billing._authorize_account(apply_payment.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = apply_payment.account_id;
@@ -340,19 +343,31 @@ BEGIN
         SET amount_paid = i.amount_paid + ap.amount + ap.discount, amount_due = i.amount_due - ap.amount - ap.discount,
             status = CASE WHEN billing.to_numeric(i.amount_due - ap.amount - ap.discount) = 0 THEN 'paid' ELSE i.status END
         FROM app ap WHERE i.account_id = a.account_id AND i.invoice_id = ap.invoice_id
-    ), txn AS (
-        INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, payment_id, description)
-        SELECT a.account_id, 'early_payment_discount', v_received, app.invoice_id, v_id,
-               'early-payment discount on invoice ' || app.number
-        FROM app WHERE billing.to_numeric(app.discount) > 0
-        RETURNING txn_id, invoice_id
-    ), ent AS (
+    )
+    SELECT coalesce(sum(billing.to_numeric(app.amount)), 0),
+           array_agg(app.invoice_id ORDER BY app.invoice_id) FILTER (WHERE billing.to_numeric(app.discount) > 0),
+           array_agg(app.number ORDER BY app.invoice_id) FILTER (WHERE billing.to_numeric(app.discount) > 0),
+           array_agg(app.discount ORDER BY app.invoice_id) FILTER (WHERE billing.to_numeric(app.discount) > 0)
+    INTO v_applied, v_disc_invoices, v_disc_numbers, v_disc_amounts
+    FROM app;
+    -- the discounts' ledger transactions, in a statement of their own: an
+    -- INSERT into ledger_entry runs the balance trigger even when it adds
+    -- no row, and most payments have no discount
+    IF v_disc_invoices IS NOT NULL THEN
+        WITH d AS (
+            SELECT * FROM unnest(v_disc_invoices, v_disc_numbers, v_disc_amounts) d(invoice_id, number, discount)
+        ), txn AS (
+            INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, payment_id, description)
+            SELECT a.account_id, 'early_payment_discount', v_received, d.invoice_id, v_id,
+                   'early-payment discount on invoice ' || d.number
+            FROM d ORDER BY d.invoice_id
+            RETURNING txn_id, invoice_id
+        )
         INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
         SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
-        FROM txn t JOIN app ap ON ap.invoice_id = t.invoice_id
-        CROSS JOIN LATERAL (VALUES ('discounts', ap.discount), ('receivable', -ap.discount)) e(ledger_account, amount)
-    )
-    SELECT coalesce(sum(billing.to_numeric(app.amount)), 0) INTO v_applied FROM app;
+        FROM txn t JOIN d ON d.invoice_id = t.invoice_id
+        CROSS JOIN LATERAL (VALUES ('discounts', d.discount), ('receivable', -d.discount)) e(ledger_account, amount);
+    END IF;
     v_applied_amt := billing.amount(v_applied, a.currency);
     v_excess := amount - v_applied_amt;
     IF billing.to_numeric(v_excess) > 0 THEN
