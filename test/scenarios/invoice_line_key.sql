@@ -41,3 +41,20 @@ SELECT expect('a line of a known invoice', sqlstate_of(format(
     $$INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, amount)
       VALUES (%s, %s, 'credit', 'x', '0.00 USD')$$, :acct, :inv)), 'no error');
 SELECT expect('lines intact', (SELECT count(*) FROM billing.invoice_line WHERE invoice_id = :inv), 2::bigint);
+
+-- billing._bill defers the key while it writes an invoice's lines before the
+-- invoice, and makes it immediate again before it returns: later in the same
+-- transaction a line of an unknown invoice is refused at once, not at commit
+CREATE FUNCTION bad_line_after_bill(acct bigint, price bigint) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM billing.subscribe(acct, price, invoice_now => true);
+    INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, amount)
+    VALUES (acct, -2, 'credit', 'x', '1.00 USD');
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END $$;
+SELECT expect('a line of an unknown invoice, after billing in the same transaction',
+              bad_line_after_bill(:acct, :price), '23503');
+SELECT expect('that transaction left nothing', (SELECT count(*) FROM billing.subscription WHERE account_id = :acct),
+              1::bigint);
