@@ -21,27 +21,11 @@ set -eu
 BATCH=${BENCH_BATCH:-10000}
 PSQL="psql -X -q -v ON_ERROR_STOP=1"
 
-$PSQL <<'SQL' >/dev/null
-CREATE EXTENSION IF NOT EXISTS billing;
-SELECT billing.create_billing_entity('Bench Inc', 'USD');
-SELECT billing.create_tax_rate('Sales tax', 8.875);
-SELECT billing.create_product('Plan');
-SELECT billing.create_price(1, 'USD', 19.99);
-SQL
+HERE=$(dirname "$0")
+$PSQL -f "$HERE/tools/cycle_catalog.sql" >/dev/null
 
 setup() { # $1 first account id, $2 count: one subscription each, due 2024-01-01
-	$PSQL <<SQL >/dev/null
-INSERT INTO billing.account (account_id, entity_id, name, currency, tax_rate_id)
-SELECT i, 1, 'customer ' || i, 'USD', CASE WHEN i % 2 = 0 THEN 1 END
-FROM generate_series($1::bigint, $1 + $2 - 1) i;
-INSERT INTO billing.subscription (account_id, subscription_id, status, anchor, cadence, start_date, next_bill_date)
-SELECT i, i, 'active', '2024-01-01', '1 month', '2024-01-01', '2024-01-01'
-FROM generate_series($1::bigint, $1 + $2 - 1) i;
-INSERT INTO billing.subscription_item (account_id, subscription_item_id, subscription_id, price_id, quantity, started_on)
-SELECT i, i, i, 1, 1, '2024-01-01' FROM generate_series($1::bigint, $1 + $2 - 1) i;
-VACUUM ANALYZE;
-CHECKPOINT;
-SQL
+	$PSQL -v first="$1" -v n="$2" -f "$HERE/tools/cycle_subscriptions.sql" >/dev/null
 }
 
 # $1: SQL to time, in a fresh backend; prints "<seconds> <VmHWM kB> <RssShmem kB>"

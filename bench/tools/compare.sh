@@ -72,20 +72,9 @@ synchronous_commit = off
 EOF
 	as_pg "$BIN/pg_ctl" -D "$DIR/data-$side" -l "$DIR/server-$side.log" -w -t 300 start >/dev/null
 	psql_on "$side" -d postgres -c "CREATE DATABASE tmpl" >/dev/null
-	psql_on "$side" -d tmpl <<SQL >/dev/null
-CREATE EXTENSION billing;
-SELECT billing.create_billing_entity('Bench Inc', 'USD');
-SELECT billing.create_tax_rate('Sales tax', 8.875);
-SELECT billing.create_product('Plan');
-SELECT billing.create_price(1, 'USD', 19.99);
-INSERT INTO billing.account (account_id, entity_id, name, currency, tax_rate_id)
-SELECT i, 1, 'customer ' || i, 'USD', CASE WHEN i % 2 = 0 THEN 1 END FROM generate_series(1, $N) i;
-INSERT INTO billing.subscription (account_id, subscription_id, status, anchor, cadence, start_date, next_bill_date)
-SELECT i, i, 'active', '2024-01-01', '1 month', '2024-01-01', '2024-01-01' FROM generate_series(1, $N) i;
-INSERT INTO billing.subscription_item (account_id, subscription_item_id, subscription_id, price_id, quantity, started_on)
-SELECT i, i, i, 1, 1, '2024-01-01' FROM generate_series(1, $N) i;
-VACUUM ANALYZE;
-SQL
+	# the data of bench/cycle.sh, from the current tree for both sides
+	psql_on "$side" -d tmpl -f "$ROOT/bench/tools/cycle_catalog.sql" >/dev/null
+	psql_on "$side" -d tmpl -v first=1 -v n="$N" -f "$ROOT/bench/tools/cycle_subscriptions.sql" >/dev/null
 }
 
 CYCLE="CALL billing.run_cycle(as_of => '2024-01-01', batch_size => $BATCH)"
