@@ -13,6 +13,10 @@
 #   BENCH cycle_1m_seconds <s>         another 1M by two run_cycle sessions at once (wall time)
 #   BENCH cycle_two_workers_vs_bare_insert <r> x
 #   BENCH cycle_two_workers_peak_rss_mb <mb>  the larger VmHWM of the two backends
+#   BENCH cycle_floor_1m_seconds <s>   another 1M: the rows the cycle writes, by plain
+#                                      statements, two sessions (bench/tools/cycle_floor.sql)
+#   BENCH cycle_two_workers_vs_floor <r> x  cycle_1m_seconds / cycle_floor_1m_seconds
+#   BENCH cycle_floor_<statement>_seconds <s>  the floor's time per statement, both sessions
 # BENCH_N: subscriptions per "1M" part (default 1000000); BENCH_BATCH: batch size.
 # Each timed part runs in a fresh backend (psql connection); the set-up is
 # set-based SQL and not timed.  The cluster runs on this machine, so the
@@ -104,10 +108,38 @@ printf 'BENCH cycle_two_workers_peak_rss_mb %.0f\n' \
 	"$(cat "$W.1" "$W.2" | awk '{ if ($2 > m) m = $2 } END { print m / 1024 }')"
 rm -f "$W" "$W.1" "$W.2"
 
+# The floor under the cycle: another 1M, the same rows written by plain
+# statements with nothing computed (bench/tools/cycle_floor.sql), by two
+# sessions at once in batches of the same size, billing's own triggers off.
+# No cycle can be faster than this on this machine with these tables.
+setup $((100001 + 2 * N)) $N
+$PSQL -f "$HERE/tools/cycle_floor.sql"
+$PSQL -c 'ALTER TABLE billing.invoice DISABLE TRIGGER invoice_finalized_insert' \
+	-c 'ALTER TABLE billing.ledger_entry DISABLE TRIGGER ledger_entry_balanced' -c CHECKPOINT
+HALF=$((N / 2))
+T0=$(date +%s.%N)
+PGOPTIONS="${PGOPTIONS:-} -c search_path=billing,bench_floor" \
+	$PSQL -c "CALL bench_floor.run($((100001 + 2 * N)), $HALF, $BATCH)" &
+P1=$!
+PGOPTIONS="${PGOPTIONS:-} -c search_path=billing,bench_floor" \
+	$PSQL -c "CALL bench_floor.run($((100001 + 2 * N + HALF)), $((N - HALF)), $BATCH)" &
+P2=$!
+wait $P1 && wait $P2 || { echo "the floor failed" >&2; exit 1; }
+T1=$(date +%s.%N)
+$PSQL -c 'ALTER TABLE billing.invoice ENABLE TRIGGER invoice_finalized_insert' \
+	-c 'ALTER TABLE billing.ledger_entry ENABLE TRIGGER ledger_entry_balanced'
+FLOOR=$(echo "$T1 - $T0" | bc -l)
+printf 'BENCH cycle_floor_1m_seconds %.2f\n' "$FLOOR"
+printf 'BENCH cycle_two_workers_vs_floor %.2f x\n' "$(echo "$CYCLE2 / $FLOOR" | bc -l)"
+# where the floor's time goes: seconds of both sessions per statement
+$PSQL -A -t -F ' ' -c "SELECT 'BENCH cycle_floor_' || part || '_seconds', round(sum(seconds), 2)
+                       FROM bench_floor.part GROUP BY part ORDER BY sum(seconds) DESC"
+
 # The run did what it should: every subscription billed once, invariants hold.
 $PSQL -A -t <<'SQL'
-SELECT 'check: ' || count(*) FILTER (WHERE number NOT LIKE 'BARE-%') || ' cycle invoices, '
-       || count(*) FILTER (WHERE number LIKE 'BARE-%') || ' bare, '
+SELECT 'check: ' || count(*) FILTER (WHERE number NOT LIKE 'BARE-%' AND number NOT LIKE 'FLOOR-%')
+       || ' cycle invoices, ' || count(*) FILTER (WHERE number LIKE 'BARE-%') || ' bare, '
+       || count(*) FILTER (WHERE number LIKE 'FLOOR-%') || ' floor, '
        || (SELECT count(*) FROM billing.check_invariants() WHERE invariant <> 'invoice_numbers_gapless')
        || ' invariant violations'
 FROM billing.invoice;
