@@ -10,6 +10,9 @@
 # to a fresh database: sh test/run.sh bench payments.  Prints
 #   BENCH payments_cold_per_second <tps>  the warm-up run, on statistics of empty tables
 #   BENCH payments_per_second <tps>   pgbench's tps, excluding connections
+#   BENCH payments_floor_per_second <tps>  the same load on the floor: the rows a payment
+#                                     writes, by plain statements (bench/tools/payment_floor.sql)
+#   BENCH payments_vs_floor <r> x     payments_per_second / payments_floor_per_second
 #   BENCH payments_deadlocks <n>      pg_stat_database.deadlocks after the run
 #   BENCH payments_broken_invariants <n>  rows of check_invariants() after it
 set -eu
@@ -54,6 +57,11 @@ pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "${BENCH_WARMUP_SECONDS:-5
 COLD=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$SCRIPT.out")
 $PSQL -c "ANALYZE"
 DB=$(psql -X -A -t -c "SELECT current_database()")
+# the floor's database: a copy of this one as the measured run finds it
+FLOOR_DB=${DB}_floor
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $FLOOR_DB" -c "CREATE DATABASE $FLOOR_DB TEMPLATE $DB"
+$PSQL -d "$FLOOR_DB" -f "$(dirname "$0")/tools/payment_floor.sql" \
+	-c 'ALTER TABLE billing.ledger_entry DISABLE TRIGGER ledger_entry_balanced'
 BEFORE=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
 pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_" -f "$SCRIPT" > "$SCRIPT.out" 2>&1 || { cat "$SCRIPT.out"; exit 1; }
 grep -E 'number of transactions actually processed|number of failed|latency average|tps' "$SCRIPT.out" || true
@@ -62,8 +70,22 @@ AFTER=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname =
 BROKEN=$(psql -X -A -t -c "SELECT count(*) FROM billing.check_invariants()")
 PAID=$(psql -X -A -t -c "SELECT count(*) FROM billing.invoice WHERE status = 'paid'")
 echo "invoices paid: $PAID"
+
+# The floor, right after, under the same load: the same rows written by
+# plain statements (bench/tools/payment_floor.sql), in the copy.
+cat > "$SCRIPT" <<PGB
+\set acct random(1, $ACCOUNTS)
+\set key random(1, 99999999999)
+SELECT bench_floor.pay(:acct, '1.00 USD', 'k' || :key);
+PGB
+pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_" -f "$SCRIPT" "$FLOOR_DB" > "$SCRIPT.out" 2>&1 || { cat "$SCRIPT.out"; exit 1; }
+FLOOR=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$SCRIPT.out")
+psql -X -q -d postgres -c "DROP DATABASE $FLOOR_DB"
+
 printf 'BENCH payments_cold_per_second %.0f\n' "$COLD"
 printf 'BENCH payments_per_second %.0f\n' "$TPS"
+printf 'BENCH payments_floor_per_second %.0f\n' "$FLOOR"
+printf 'BENCH payments_vs_floor %.2f x\n' "$(echo "$TPS / $FLOOR" | bc -l)"
 echo "BENCH payments_deadlocks $((AFTER - BEFORE))"
 echo "BENCH payments_broken_invariants $BROKEN"
 rm -f "$SCRIPT" "$SCRIPT.out"
