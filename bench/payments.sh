@@ -9,7 +9,8 @@
 # Run by bench/run.sh with PGDATABASE set
 # to a fresh database: sh test/run.sh bench payments.  Prints
 #   BENCH payments_cold_per_second <tps>  the warm-up run, on statistics of empty tables
-#   BENCH payments_per_second <tps>   pgbench's tps, excluding connections
+#   BENCH payments_per_second <tps>   pgbench's tps, excluding connections (the
+#                                     measured run is two halves, each followed by the floor)
 #   BENCH payments_floor_per_second <tps>  the same load on the floor: the rows a payment
 #                                     writes, by plain statements (bench/tools/payment_floor.sql)
 #   BENCH payments_vs_floor <r> x     payments_per_second / payments_floor_per_second
@@ -63,23 +64,35 @@ psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $FLOOR_DB" -c "CREATE DATABAS
 $PSQL -d "$FLOOR_DB" -f "$(dirname "$0")/tools/payment_floor.sql" \
 	-c 'ALTER TABLE billing.ledger_entry DISABLE TRIGGER ledger_entry_balanced'
 BEFORE=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
-pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_" -f "$SCRIPT" > "$SCRIPT.out" 2>&1 || { cat "$SCRIPT.out"; exit 1; }
-grep -E 'number of transactions actually processed|number of failed|latency average|tps' "$SCRIPT.out" || true
-TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$SCRIPT.out")
-AFTER=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
-BROKEN=$(psql -X -A -t -c "SELECT count(*) FROM billing.check_invariants()")
-PAID=$(psql -X -A -t -c "SELECT count(*) FROM billing.invoice WHERE status = 'paid'")
-echo "invoices paid: $PAID"
-
-# The floor, right after, under the same load: the same rows written by
-# plain statements (bench/tools/payment_floor.sql), in the copy.
-cat > "$SCRIPT" <<PGB
+FLOOR_SCRIPT=$(mktemp)
+cat > "$FLOOR_SCRIPT" <<PGB
 \set acct random(1, $ACCOUNTS)
 \set key random(1, 99999999999)
 SELECT bench_floor.pay(:acct, '1.00 USD', 'k' || :key);
 PGB
-pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_" -f "$SCRIPT" "$FLOOR_DB" > "$SCRIPT.out" 2>&1 || { cat "$SCRIPT.out"; exit 1; }
-FLOOR=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$SCRIPT.out")
+# $1 script, $2 database, $3 seconds: pgbench's tps
+tps() {
+	pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$3" -f "$1" "$2" > "$SCRIPT.out" 2>&1 \
+		|| { cat "$SCRIPT.out" >&2; exit 1; }
+	grep -E 'number of transactions actually processed|number of failed|latency average' "$SCRIPT.out" >&2 || true
+	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$SCRIPT.out"
+}
+# The measured run in two halves, each followed by as long a run of the
+# floor (the same rows by plain statements, bench/tools/payment_floor.sql)
+# in the copy: side by side, so that the machine's drift does not fall
+# between the two figures.
+HALF=$((SECONDS_ / 2))
+T1=$(tps "$SCRIPT" "$DB" "$HALF")
+F1=$(tps "$FLOOR_SCRIPT" "$FLOOR_DB" "$HALF")
+T2=$(tps "$SCRIPT" "$DB" "$((SECONDS_ - HALF))")
+F2=$(tps "$FLOOR_SCRIPT" "$FLOOR_DB" "$((SECONDS_ - HALF))")
+TPS=$(echo "($T1 * $HALF + $T2 * ($SECONDS_ - $HALF)) / $SECONDS_" | bc -l)
+FLOOR=$(echo "($F1 * $HALF + $F2 * ($SECONDS_ - $HALF)) / $SECONDS_" | bc -l)
+echo "apply_payment: $T1 then $T2 per second; the floor: $F1 then $F2"
+AFTER=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
+BROKEN=$(psql -X -A -t -c "SELECT count(*) FROM billing.check_invariants()")
+PAID=$(psql -X -A -t -c "SELECT count(*) FROM billing.invoice WHERE status = 'paid'")
+echo "invoices paid: $PAID"
 psql -X -q -d postgres -c "DROP DATABASE $FLOOR_DB"
 
 printf 'BENCH payments_cold_per_second %.0f\n' "$COLD"
@@ -88,4 +101,4 @@ printf 'BENCH payments_floor_per_second %.0f\n' "$FLOOR"
 printf 'BENCH payments_vs_floor %.2f x\n' "$(echo "$TPS / $FLOOR" | bc -l)"
 echo "BENCH payments_deadlocks $((AFTER - BEFORE))"
 echo "BENCH payments_broken_invariants $BROKEN"
-rm -f "$SCRIPT" "$SCRIPT.out"
+rm -f "$SCRIPT" "$SCRIPT.out" "$FLOOR_SCRIPT"
