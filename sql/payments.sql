@@ -181,6 +181,38 @@ SELECT billing_test_error($q$
 SELECT count(*) AS left_behind FROM billing.invoice WHERE account_id = 999999
 UNION ALL SELECT count(*) FROM billing.ledger_transaction WHERE account_id = 999999;
 SELECT count(*) AS transactions FROM billing.ledger_transaction WHERE description IN ('unbalanced', 'two currencies');
+-- the largest amounts: two transactions in one statement whose entries add
+-- up beyond any single amount balance exactly; one minor unit off at the
+-- extremes does not (the sum is exact, not an amount that overflows)
+BEGIN;
+WITH t AS (INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, description)
+           SELECT :alice, 'payment', '2026-03-01', 'largest ' || i FROM generate_series(1, 2) i
+           RETURNING account_id, txn_id)
+INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+SELECT t.account_id, t.txn_id, e.ledger_account, e.amount::billing.amount
+FROM t, (VALUES ('cash', '92233720368547758.07 USD'), ('cash', '92233720368547758.07 USD'),
+                ('receivable', '-92233720368547758.07 USD'), ('receivable', '-92233720368547758.07 USD')) e(ledger_account, amount);
+SELECT count(*) AS largest_entries FROM billing.ledger_entry e JOIN billing.ledger_transaction t USING (account_id, txn_id)
+WHERE t.description LIKE 'largest %';
+ROLLBACK;
+SELECT billing_test_error(format($q$
+    WITH t AS (INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, description)
+               VALUES (%s, 'payment', '2026-03-01', 'largest, off') RETURNING account_id, txn_id)
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT t.account_id, t.txn_id, e.ledger_account, e.amount::billing.amount
+    FROM t, (VALUES ('cash', '92233720368547758.07 USD'), ('cash', '92233720368547758.07 USD'),
+                    ('receivable', '-92233720368547758.07 USD'), ('receivable', '-92233720368547758.06 USD')) e(ledger_account, amount)$q$,
+    :alice));
+-- one unbalanced transaction among balanced ones fails the whole statement
+SELECT billing_test_error(format($q$
+    WITH t AS (INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, description)
+               SELECT %s, 'payment', '2026-03-01', 'batch ' || i FROM generate_series(1, 3) i
+               RETURNING account_id, txn_id, description)
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT account_id, txn_id, 'cash', '1.00 JPY'::billing.amount FROM t UNION ALL
+    SELECT account_id, txn_id, 'receivable',
+           CASE WHEN description = 'batch 2' THEN '-2 JPY' ELSE '-1 JPY' END::billing.amount FROM t$q$, :alice));
+SELECT count(*) AS transactions FROM billing.ledger_transaction WHERE description LIKE 'largest%' OR description LIKE 'batch %';
 
 -- Balance and statement.
 SELECT billing.account_balance(:alice) AS now, billing.account_balance(:alice, '2026-01-31') AS end_of_january;

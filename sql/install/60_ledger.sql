@@ -110,58 +110,19 @@ SELECT pg_catalog.pg_extension_config_dump('billing.ledger_entry_entry_id_seq', 
 -- ---------------------------------------------------------------------------
 -- Enforcement.
 
+-- The entries one statement inserts must sum to zero per transaction and
+-- currency.  That is the whole balance rule: entries are never updated or
+-- deleted, so a transaction balances after every statement if each
+-- statement's entries for it balance (a transaction starts with none).  So
+-- the check reads the transition table only, never the ledger, and costs
+-- the same whatever the ledger holds.  Each touched transaction exists,
+-- through the key (account_id, txn_id) of ledger_transaction, and so does
+-- its account (ledger_transaction has no foreign key to it): one probe of
+-- each primary key per transaction.  pg_restore loads the tables with COPY
+-- in any order: a restore does not check existence, check_invariants()
+-- does.  In C (src/ledger.c): it runs once per payment.
 CREATE FUNCTION billing._ledger_check_balance() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
-DECLARE
-    bad record;
-BEGIN
-    -- The entries one statement inserts must sum to zero per transaction
-    -- and currency.  That is the whole balance rule: entries are never
-    -- updated or deleted, so a transaction balances after every statement
-    -- if each statement's entries for it balance (a transaction starts
-    -- with none).  So the check reads the transition table only, never the
-    -- ledger, and costs the same whatever the ledger holds.
-    SELECT n.account_id, n.txn_id, billing.currency(n.amount) AS currency, billing.sum(n.amount) AS total
-    INTO bad
-    FROM new_entries n
-    GROUP BY n.account_id, n.txn_id, billing.currency(n.amount)
-    HAVING billing.to_numeric(billing.sum(n.amount)) <> 0
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'ledger transaction % of account % does not balance: its % entries sum to %',
-            bad.txn_id, bad.account_id, bad.currency, bad.total
-            USING ERRCODE = 'check_violation',
-                  HINT = 'Post all entries of a transaction in one INSERT; debits (positive) must equal credits (negative).';
-    END IF;
-    -- Each touched transaction exists, through the key (account_id, txn_id)
-    -- of ledger_transaction, and so does its account (ledger_transaction has
-    -- no foreign key to it).  pg_restore loads the tables with COPY in any
-    -- order: a restore does not check it, check_invariants() does.
-    IF current_query() ~* '^\s*COPY\s' THEN
-        RETURN NULL;
-    END IF;
-    -- (LATERAL ... LIMIT 1: one probe of each key per transaction; as a
-    -- join or NOT EXISTS the planner may hash the whole table instead, once
-    -- per statement, which grows with the ledger)
-    SELECT n.account_id, n.txn_id, t.found IS NOT NULL AS txn_exists
-    INTO bad
-    FROM (SELECT DISTINCT account_id, txn_id FROM new_entries) n
-    LEFT JOIN LATERAL (SELECT true AS found FROM billing.ledger_transaction t
-                       WHERE t.account_id = n.account_id AND t.txn_id = n.txn_id LIMIT 1) t ON true
-    LEFT JOIN LATERAL (SELECT true AS found FROM billing.account a
-                       WHERE a.account_id = n.account_id LIMIT 1) a ON true
-    WHERE t.found IS NULL OR a.found IS NULL
-    LIMIT 1;
-    IF FOUND AND bad.txn_exists THEN
-        RAISE EXCEPTION 'account % of ledger transaction % does not exist', bad.account_id, bad.txn_id
-            USING ERRCODE = 'foreign_key_violation', HINT = 'Post to an account that billing.account holds.';
-    ELSIF FOUND THEN
-        RAISE EXCEPTION 'ledger transaction % of account % does not exist', bad.txn_id, bad.account_id
-            USING ERRCODE = 'foreign_key_violation',
-                  HINT = 'Insert the transaction and its entries in one statement (see billing._post).';
-    END IF;
-    RETURN NULL;
-END $$;
+    AS 'MODULE_PATHNAME', 'ledger_check_balance' LANGUAGE C;
 COMMENT ON FUNCTION billing._ledger_check_balance() IS
     'internal trigger: the entries an INSERT adds sum to zero per transaction and currency (23514), and their '
     'transactions and those transactions'' accounts exist (23503, not checked under COPY)';

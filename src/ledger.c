@@ -1,0 +1,306 @@
+/*
+ * ledger.c - the ledger's balance trigger (billing._ledger_check_balance).
+ *
+ * An AFTER INSERT ... FOR EACH STATEMENT trigger on billing.ledger_entry
+ * with the transition table new_entries.  The rule it enforces is written
+ * out in sql/install/60_ledger.sql: the entries one statement adds sum to
+ * zero per ledger transaction and currency (23514), and every transaction
+ * they post to exists in billing.ledger_transaction, and so does its
+ * account in billing.account (23503; not checked under COPY, which is how
+ * pg_restore loads the tables, in any order).
+ *
+ * It is C because it runs once per posting statement, that is once per
+ * payment: as PL/pgSQL it ran two queries and set search_path each time.
+ * Here the sums are one pass over the transition table into a hash table,
+ * and each existence check is one probe of a primary key.  Only when a
+ * rule is broken does it run SQL, to report the first offender.
+ */
+#include "billing.h"
+#include "core/currency.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "lib/stringinfo.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(ledger_check_balance);
+
+/* One ledger transaction and currency of the statement's entries. */
+typedef struct BalanceKey
+{
+	int64		account_id;
+	int64		txn_id;
+	char		currency[3];
+} BalanceKey;
+
+typedef struct BalanceEntry
+{
+	BalanceKey	key;			/* the hash key: first */
+	int128		sum;			/* at scale CURRENCY_MAX_DIGITS */
+} BalanceEntry;
+
+/* 10^0 .. 10^CURRENCY_MAX_DIGITS: scales an amount up to the common scale */
+static const int64 scale_factor[] = {
+	INT64CONST(1000000000), INT64CONST(100000000), INT64CONST(10000000), INT64CONST(1000000),
+	INT64CONST(100000), INT64CONST(10000), INT64CONST(1000), INT64CONST(100), INT64CONST(10),
+	INT64CONST(1)
+};
+
+StaticAssertDecl(lengthof(scale_factor) == CURRENCY_MAX_DIGITS + 1,
+				 "one factor per possible scale");
+
+/* The attribute number of a column of the trigger's table, or an error. */
+static AttrNumber
+column_number(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "billing.ledger_entry has no column \"%s\"", name);
+	return InvalidAttrNumber;	/* keep the compiler quiet */
+}
+
+/*
+ * A probe of a table's primary key, opened once per trigger call and
+ * rescanned for each key.  SnapshotSelf: the row may have been inserted by
+ * this very statement (a transaction and its entries in one INSERT ...
+ * WITH); rows of both tables probed are never deleted, so one that another
+ * transaction committed after our snapshot may count.
+ */
+typedef struct KeyProbe
+{
+	Relation	heap;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int			nkeys;
+} KeyProbe;
+
+/* Opens the probe of billing.<relname>, whose key starts with `columns`. */
+static void
+probe_open(KeyProbe *probe, Oid nspid, const char *relname, int nkeys, const char *const *columns)
+{
+	Oid			relid = get_relname_relid(relname, nspid);
+	Oid			indexid;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "billing.%s does not exist", relname);
+	probe->heap = table_open(relid, AccessShareLock);
+	indexid = RelationGetPrimaryKeyIndex(probe->heap);
+	if (!OidIsValid(indexid))
+		elog(ERROR, "billing.%s has no primary key", relname);
+	probe->index = index_open(indexid, AccessShareLock);
+	for (int i = 0; i < nkeys; i++)
+		if (i >= probe->index->rd_index->indnkeyatts ||
+			probe->index->rd_index->indkey.values[i] !=
+			column_number(RelationGetDescr(probe->heap), columns[i]))
+			elog(ERROR, "the primary key of billing.%s does not start with %s", relname, columns[i]);
+	probe->nkeys = nkeys;
+	probe->scan = index_beginscan(probe->heap, probe->index, SnapshotSelf, nkeys, 0);
+	probe->slot = table_slot_create(probe->heap, NULL);
+}
+
+static bool
+probe_found(KeyProbe *probe, const int64 *values)
+{
+	ScanKeyData keys[2];
+
+	Assert(probe->nkeys <= (int) lengthof(keys));
+	for (int i = 0; i < probe->nkeys; i++)
+		ScanKeyInit(&keys[i], i + 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(values[i]));
+	index_rescan(probe->scan, keys, probe->nkeys, NULL, 0);
+	return index_getnext_slot(probe->scan, ForwardScanDirection, probe->slot);
+}
+
+static void
+probe_close(KeyProbe *probe)
+{
+	ExecDropSingleTupleTableSlot(probe->slot);
+	index_endscan(probe->scan);
+	index_close(probe->index, AccessShareLock);
+	table_close(probe->heap, AccessShareLock);
+}
+
+/* Whether the statement running is a COPY (pg_restore loading the ledger). */
+static bool
+running_copy(void)
+{
+	const char *q = debug_query_string;
+
+	if (q == NULL)
+		return false;
+	while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' || *q == '\f' || *q == '\v')
+		q++;
+	return pg_strncasecmp(q, "copy", 4) == 0 &&
+		(q[4] == ' ' || q[4] == '\t' || q[4] == '\n' || q[4] == '\r' || q[4] == '\f' || q[4] == '\v');
+}
+
+/*
+ * Raises 23514 for the first unbalanced transaction of the statement,
+ * worded as before this trigger was C: the sum is billing.sum's, in SQL.
+ */
+static void
+report_unbalanced(TriggerData *trigdata, const BalanceKey *key)
+{
+	StringInfoData sql;
+	char	   *total;
+
+	SPI_connect();
+	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "could not register the transition table new_entries");
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT billing.sum(n.amount)::text FROM new_entries n "
+					 "WHERE n.account_id = " INT64_FORMAT " AND n.txn_id = " INT64_FORMAT
+					 " AND billing.currency(n.amount) = %s",
+					 key->account_id, key->txn_id,
+					 quote_literal_cstr(pnstrdup(key->currency, 3)));
+	if (SPI_execute(sql.data, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not sum the entries of ledger transaction " INT64_FORMAT, key->txn_id);
+	total = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("ledger transaction " INT64_FORMAT " of account " INT64_FORMAT
+					" does not balance: its %.3s entries sum to %s",
+					key->txn_id, key->account_id, key->currency, total),
+			 errhint("Post all entries of a transaction in one INSERT; debits (positive) must equal "
+					 "credits (negative).")));
+}
+
+Datum
+ledger_check_balance(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	TupleTableSlot *slot;
+	AttrNumber	att_account,
+				att_txn,
+				att_amount;
+	HASHCTL		ctl;
+	HTAB	   *sums;
+	HASH_SEQ_STATUS seq;
+	BalanceEntry *entry;
+	Oid			nspid;
+	KeyProbe	txns,
+				accounts;
+	static const char *const txn_columns[] = {"account_id", "txn_id"};
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		trigdata->tg_newtable == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("billing._ledger_check_balance must be an AFTER INSERT statement trigger "
+						"with a transition table of the new rows")));
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	att_account = column_number(desc, "account_id");
+	att_txn = column_number(desc, "txn_id");
+	att_amount = column_number(desc, "amount");
+	nspid = RelationGetNamespace(trigdata->tg_relation);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(BalanceKey);
+	ctl.entrysize = sizeof(BalanceEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	sums = hash_create("ledger balances", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	tuplestore_rescan(trigdata->tg_newtable);
+	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, slot))
+	{
+		BalanceKey	key;
+		bool		isnull;
+		Datum		account = slot_getattr(slot, att_account, &isnull);
+		Datum		txn;
+		Datum		amount;
+		const Amount *a;
+		bool		found;
+
+		/* the columns are NOT NULL; a NULL would have failed the insert */
+		Assert(!isnull);
+		txn = slot_getattr(slot, att_txn, &isnull);
+		Assert(!isnull);
+		amount = slot_getattr(slot, att_amount, &isnull);
+		Assert(!isnull);
+		a = DatumGetAmountP(amount);
+		if (a->scale > CURRENCY_MAX_DIGITS)
+			elog(ERROR, "ledger entry with an amount of scale %d", a->scale);
+
+		memset(&key, 0, sizeof(key));
+		key.account_id = DatumGetInt64(account);
+		key.txn_id = DatumGetInt64(txn);
+		memcpy(key.currency, a->currency, sizeof(key.currency));
+		entry = hash_search(sums, &key, HASH_ENTER, &found);
+		if (!found)
+			entry->sum = 0;
+		/* |units| < 2^63 times 10^9 < 2^93: no overflow for 2^34 entries */
+		entry->sum += (int128) a->units * scale_factor[a->scale];
+	}
+	ExecDropSingleTupleTableSlot(slot);
+
+	hash_seq_init(&seq, sums);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		if (entry->sum != 0)
+		{
+			hash_seq_term(&seq);
+			report_unbalanced(trigdata, &entry->key);
+		}
+	}
+
+	/* A restore loads the ledger and its accounts in any order. */
+	if (running_copy())
+		PG_RETURN_POINTER(NULL);
+
+	probe_open(&txns, nspid, "ledger_transaction", 2, txn_columns);
+	probe_open(&accounts, nspid, "account", 1, txn_columns);
+	hash_seq_init(&seq, sums);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		int64		key[2] = {entry->key.account_id, entry->key.txn_id};
+
+		if (!probe_found(&txns, key))
+		{
+			hash_seq_term(&seq);
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("ledger transaction " INT64_FORMAT " of account " INT64_FORMAT " does not exist",
+							entry->key.txn_id, entry->key.account_id),
+					 errhint("Insert the transaction and its entries in one statement (see billing._post).")));
+		}
+		if (!probe_found(&accounts, key))
+		{
+			hash_seq_term(&seq);
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("account " INT64_FORMAT " of ledger transaction " INT64_FORMAT " does not exist",
+							entry->key.account_id, entry->key.txn_id),
+					 errhint("Post to an account that billing.account holds.")));
+		}
+	}
+	probe_close(&accounts);
+	probe_close(&txns);
+	hash_destroy(sums);
+	PG_RETURN_POINTER(NULL);
+}
