@@ -41,10 +41,10 @@ WHERE lanname <> 'c' AND prokind <> 'a' AND NOT coalesce('search_path=billing, p
 ORDER BY 1::text;
 
 -- 3. Every SECURITY DEFINER function checks the acting role first, except
--- price_amount (the catalog, shared), the two helpers of row-level
--- security (they say what the acting role itself may use) and
--- _default_dunning_policy (it reads the default policy, or creates the
--- standard one through create_dunning_policy, which checks).
+-- price_amount (the catalog, shared) and _default_dunning_policy (it reads
+-- the default policy, or creates the standard one through
+-- create_dunning_policy, which checks).  The helpers of the checks and of
+-- row-level security are C and need no SECURITY DEFINER (src/security.c).
 SELECT function FROM ext_functions WHERE prosecdef AND prosrc !~ 'billing\._(authorize_\w+|may_use_account)\('
 ORDER BY 1::text;
 -- and every function of role_functions() but the procedures and the DBA's
@@ -326,6 +326,29 @@ SELECT billing_test_error('SELECT count(*) FROM billing.account');
 SET ROLE regress_bi_acme;
 SELECT count(*) AS accounts FROM billing.account;
 RESET ROLE;
+-- A role with BYPASSRLS may use every entity, as a superuser may.
+CREATE ROLE regress_bypass BYPASSRLS IN ROLE regress_billing_writer;
+SET ROLE regress_bypass;
+SELECT billing._acting_role_sees_all() AS bypass_sees_all, billing._acting_role_entities() AS bypass_entities;
+SELECT billing.account_balance(:bruno) IS NOT NULL AS reads_globex;
+RESET ROLE;
+-- A binding kept after its role was dropped binds nobody, and a role bound
+-- to nothing may use no account, NULL or not.
+CREATE ROLE regress_gone;
+SELECT billing.bind_role_to_entity('regress_gone', :globex);
+DROP ROLE regress_gone;
+SELECT role_name, entity_id = :globex AS globex FROM billing.role_binding WHERE role_name = 'regress_gone';
+SET ROLE regress_bi_acme;
+SELECT billing._acting_role_sees_all() AS bi_sees_all, billing._acting_role_entities() = ARRAY[:acme]::bigint[] AS bi_acme_only;
+RESET ROLE;
+SET ROLE regress_app_acme;
+SELECT billing_test_error('SELECT billing.apply_payment(NULL, ''1.00 USD'', ''cash'')');
+RESET ROLE;
+SET ROLE regress_billing_writer;
+SELECT billing._acting_role_entities() AS writer_entities;
+SELECT billing_test_error(format('SELECT billing.apply_payment(%s, ''1.00 USD'', ''cash'')', :alice));
+RESET ROLE;
+SELECT billing.unbind_role_from_entity('regress_gone', :globex) AS unbound;
 
 -- 12. The operator runs the cycle (a procedure with its rights: it writes
 -- its log and calls the SECURITY DEFINER batches) and the collection queue,
@@ -352,5 +375,5 @@ RESET ROLE;
 -- The roles go; the database first (it holds their privileges).
 \c contrib_regression
 DROP DATABASE security_regress;
-DROP ROLE regress_analyst, regress_noinherit, regress_app_acme, regress_bi_acme, regress_finance,
+DROP ROLE regress_analyst, regress_noinherit, regress_bypass, regress_app_acme, regress_bi_acme, regress_finance,
           regress_billing_writer, regress_billing_operator, regress_billing_reporting;

@@ -55,45 +55,25 @@ COMMENT ON FUNCTION billing.acting_role() IS
     'the role the session acts as: the role of SET ROLE, else the session user; billing''s entity checks and '
     'row-level security judge this role (inside a SECURITY DEFINER function current_user is the owner)';
 
--- The helpers below are PL/pgSQL, not SQL: a SQL function with a SET
--- clause is planned again at every call (220 us a check); PL/pgSQL keeps
--- its plans for the session (a check costs a few microseconds).
+-- The three helpers below are C (src/security.c): they run at the top of
+-- every SECURITY DEFINER function and in every row-level security policy.
+-- They read the role's attributes from the system caches and
+-- billing.role_binding and billing.account directly (no SQL, no
+-- search_path, no privilege needed), under the statement's snapshot;
+-- nothing is cached between calls.
 CREATE FUNCTION billing._acting_role_sees_all() RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = billing, pg_catalog AS $$
-DECLARE
-    r name := CASE WHEN current_setting('role') = 'none' THEN session_user ELSE current_setting('role')::name END;
-BEGIN
-    RETURN EXISTS (SELECT FROM pg_roles x
-                   WHERE x.rolname = r
-                     AND (x.rolsuper OR x.rolbypassrls
-                          OR x.oid = (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'billing')))
-        OR EXISTS (SELECT FROM billing.role_binding b JOIN pg_roles x ON x.rolname = b.role_name
-                   WHERE b.entity_id IS NULL AND pg_has_role(r, x.oid, 'USAGE'));
-END $$;
+    AS 'MODULE_PATHNAME', 'acting_role_sees_all' LANGUAGE C STABLE;
 COMMENT ON FUNCTION billing._acting_role_sees_all() IS
     'internal: true when the acting role may use every billing entity (superuser, BYPASSRLS, the extension''s '
     'owner, or bound to every entity directly or through a role whose privileges it has)';
 
 CREATE FUNCTION billing._acting_role_entities() RETURNS bigint[]
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = billing, pg_catalog AS $$
-DECLARE
-    r name := CASE WHEN current_setting('role') = 'none' THEN session_user ELSE current_setting('role')::name END;
-BEGIN
-    RETURN (SELECT coalesce(array_agg(DISTINCT b.entity_id ORDER BY b.entity_id), '{}')
-            FROM billing.role_binding b JOIN pg_roles x ON x.rolname = b.role_name
-            WHERE b.entity_id IS NOT NULL AND pg_has_role(r, x.oid, 'USAGE'));
-END $$;
+    AS 'MODULE_PATHNAME', 'acting_role_entities' LANGUAGE C STABLE;
 COMMENT ON FUNCTION billing._acting_role_entities() IS
     'internal: the billing entities bound to the acting role or to a role whose privileges it has (never NULL)';
 
 CREATE FUNCTION billing._may_use_account(account_id bigint) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
-BEGIN
-    RETURN billing._acting_role_sees_all()
-        OR EXISTS (SELECT FROM billing.account a
-                   WHERE a.account_id = _may_use_account.account_id
-                     AND a.entity_id = ANY (billing._acting_role_entities()));
-END $$;
+    AS 'MODULE_PATHNAME', 'may_use_account' LANGUAGE C STABLE;
 COMMENT ON FUNCTION billing._may_use_account(bigint) IS
     'internal: true when the acting role may use the account (false for an account that does not exist)';
 

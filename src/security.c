@@ -1,0 +1,281 @@
+/*
+ * security.c - who acts, and which billing entities it may use.
+ *
+ * The rule is written out in sql/install/95_security.sql: the acting role
+ * (the role of SET ROLE, else the session user) may use every entity when
+ * it is a superuser, has BYPASSRLS, owns the extension, or has the
+ * privileges of a role bound to every entity (billing.role_binding with
+ * entity_id NULL); otherwise it may use the entities bound to the roles
+ * whose privileges it has.
+ *
+ * These run at the top of every SECURITY DEFINER function and in every
+ * row-level security policy, so they are C: the role's attributes come from
+ * the syscache, billing.role_binding (a handful of rows) is read with one
+ * heap scan under the statement's snapshot, an account's entity with one
+ * probe of its primary key.  As PL/pgSQL the check of one payment ran
+ * three functions, each setting search_path, and four queries over
+ * pg_roles, pg_extension and role_binding.  Nothing is cached between
+ * calls, so a binding or a role attribute changed by another session counts
+ * from the next statement on, as it did.
+ */
+#include "billing.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(acting_role_sees_all);
+PG_FUNCTION_INFO_V1(acting_role_entities);
+PG_FUNCTION_INFO_V1(may_use_account);
+
+/* What the bindings give the acting role. */
+typedef struct RoleReach
+{
+	bool		all;			/* may use every entity */
+	int			nentities;		/* else these, sorted, distinct */
+	int64	   *entities;
+} RoleReach;
+
+/* The role of SET ROLE, else the session user (billing.acting_role()). */
+static Oid
+acting_role(void)
+{
+	Oid			role = GetCurrentRoleId();
+
+	return OidIsValid(role) ? role : GetSessionUserId();
+}
+
+/* The statement's snapshot, registered: release with UnregisterSnapshot. */
+static Snapshot
+statement_snapshot(void)
+{
+	return RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+}
+
+/* The owner of the extension billing, or InvalidOid. */
+static Oid
+extension_owner(void)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ, CStringGetDatum("billing"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
+}
+
+static AttrNumber
+column_number(Relation rel, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "billing.%s has no column \"%s\"", RelationGetRelationName(rel), name);
+	return InvalidAttrNumber;	/* keep the compiler quiet */
+}
+
+static Oid
+billing_relation(const char *name)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("billing", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "billing.%s does not exist", name);
+	return relid;
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * What the acting role may use.  `want_entities` false: only whether it
+ * may use all (the entities are left out).
+ */
+static RoleReach
+role_reach(bool want_entities)
+{
+	Oid			role = acting_role();
+	RoleReach	reach = {false, 0, NULL};
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	AttrNumber	att_role,
+				att_entity;
+	int			allocated = 0;
+
+	if (superuser_arg(role) || has_bypassrls_privilege(role) || role == extension_owner())
+	{
+		reach.all = true;
+		return reach;
+	}
+	rel = table_open(billing_relation("role_binding"), AccessShareLock);
+	att_role = column_number(rel, "role_name");
+	att_entity = column_number(rel, "entity_id");
+	slot = table_slot_create(rel, NULL);
+	snapshot = statement_snapshot();
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while (!reach.all && table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		name = slot_getattr(slot, att_role, &isnull);
+		Datum		entity;
+		bool		no_entity;
+		Oid			bound;
+
+		if (isnull)
+			continue;
+		entity = slot_getattr(slot, att_entity, &no_entity);
+		if (!no_entity && !want_entities)
+			continue;
+		/* a name kept after its role was dropped binds nobody */
+		bound = get_role_oid(NameStr(*DatumGetName(name)), true);
+		if (!OidIsValid(bound) || !has_privs_of_role(role, bound))
+			continue;
+		if (no_entity)
+			reach.all = true;
+		else
+		{
+			if (reach.nentities == allocated)
+			{
+				allocated = allocated == 0 ? 8 : allocated * 2;
+				reach.entities = reach.entities == NULL ? palloc(allocated * sizeof(int64))
+					: repalloc(reach.entities, allocated * sizeof(int64));
+			}
+			reach.entities[reach.nentities++] = DatumGetInt64(entity);
+		}
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+
+	if (reach.nentities > 1)
+	{
+		int			n = 1;
+
+		qsort(reach.entities, reach.nentities, sizeof(int64), cmp_int64);
+		for (int i = 1; i < reach.nentities; i++)
+			if (reach.entities[i] != reach.entities[n - 1])
+				reach.entities[n++] = reach.entities[i];
+		reach.nentities = n;
+	}
+	return reach;
+}
+
+Datum
+acting_role_sees_all(PG_FUNCTION_ARGS pg_attribute_unused())
+{
+	PG_RETURN_BOOL(role_reach(false).all);
+}
+
+/* The entities bound to the acting role's roles ('{}', never NULL). */
+Datum
+acting_role_entities(PG_FUNCTION_ARGS pg_attribute_unused())
+{
+	RoleReach	reach = role_reach(true);
+	Datum	   *items = palloc(Max(reach.nentities, 1) * sizeof(Datum));
+
+	for (int i = 0; i < reach.nentities; i++)
+		items[i] = Int64GetDatum(reach.entities[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(items, reach.nentities, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE));
+}
+
+/*
+ * The entity of an account, found by its primary key under the statement's
+ * snapshot; false when there is no such account.
+ */
+static bool
+account_entity(int64 account_id, int64 *entity_id)
+{
+	Relation	heap = table_open(billing_relation("account"), AccessShareLock);
+	Oid			indexid = RelationGetPrimaryKeyIndex(heap);
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	ScanKeyData key;
+	bool		found;
+
+	if (!OidIsValid(indexid))
+		elog(ERROR, "billing.account has no primary key");
+	index = index_open(indexid, AccessShareLock);
+	if (index->rd_index->indnkeyatts != 1 ||
+		index->rd_index->indkey.values[0] != column_number(heap, "account_id"))
+		elog(ERROR, "the primary key of billing.account is not account_id");
+	slot = table_slot_create(heap, NULL);
+	snapshot = statement_snapshot();
+	scan = index_beginscan(heap, index, snapshot, 1, 0);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(account_id));
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+	{
+		bool		isnull;
+		Datum		entity = slot_getattr(slot, column_number(heap, "entity_id"), &isnull);
+
+		found = !isnull;
+		if (found)
+			*entity_id = DatumGetInt64(entity);
+	}
+	index_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	return found;
+}
+
+/*
+ * Whether the acting role may use the account: false for an account that
+ * does not exist (or NULL) unless the role may use every entity.
+ */
+Datum
+may_use_account(PG_FUNCTION_ARGS)
+{
+	RoleReach	reach;
+	int64		entity;
+
+	reach = role_reach(true);
+	if (reach.all)
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0) || reach.nentities == 0 || !account_entity(PG_GETARG_INT64(0), &entity))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(bsearch(&entity, reach.entities, reach.nentities, sizeof(int64), cmp_int64) != NULL);
+}
