@@ -17,24 +17,15 @@
  */
 #include "billing.h"
 #include "core/currency.h"
+#include "probe.h"
 
-#include "access/genam.h"
-#include "access/relscan.h"
-#include "access/tableam.h"
-#include "executor/executor.h"
-#include "access/htup_details.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -64,82 +55,6 @@ static const int64 scale_factor[] = {
 
 StaticAssertDecl(lengthof(scale_factor) == CURRENCY_MAX_DIGITS + 1,
 				 "one factor per possible scale");
-
-/* The attribute number of a column of the trigger's table, or an error. */
-static AttrNumber
-column_number(TupleDesc desc, const char *name)
-{
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	elog(ERROR, "billing.ledger_entry has no column \"%s\"", name);
-	return InvalidAttrNumber;	/* keep the compiler quiet */
-}
-
-/*
- * A probe of a table's primary key, opened once per trigger call and
- * rescanned for each key.  SnapshotSelf: the row may have been inserted by
- * this very statement (a transaction and its entries in one INSERT ...
- * WITH); rows of both tables probed are never deleted, so one that another
- * transaction committed after our snapshot may count.
- */
-typedef struct KeyProbe
-{
-	Relation	heap;
-	Relation	index;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	int			nkeys;
-} KeyProbe;
-
-/* Opens the probe of billing.<relname>, whose key starts with `columns`. */
-static void
-probe_open(KeyProbe *probe, Oid nspid, const char *relname, int nkeys, const char *const *columns)
-{
-	Oid			relid = get_relname_relid(relname, nspid);
-	Oid			indexid;
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "billing.%s does not exist", relname);
-	probe->heap = table_open(relid, AccessShareLock);
-	indexid = RelationGetPrimaryKeyIndex(probe->heap);
-	if (!OidIsValid(indexid))
-		elog(ERROR, "billing.%s has no primary key", relname);
-	probe->index = index_open(indexid, AccessShareLock);
-	for (int i = 0; i < nkeys; i++)
-		if (i >= probe->index->rd_index->indnkeyatts ||
-			probe->index->rd_index->indkey.values[i] !=
-			column_number(RelationGetDescr(probe->heap), columns[i]))
-			elog(ERROR, "the primary key of billing.%s does not start with %s", relname, columns[i]);
-	probe->nkeys = nkeys;
-	probe->scan = index_beginscan(probe->heap, probe->index, SnapshotSelf, nkeys, 0);
-	probe->slot = table_slot_create(probe->heap, NULL);
-}
-
-static bool
-probe_found(KeyProbe *probe, const int64 *values)
-{
-	ScanKeyData keys[2];
-
-	Assert(probe->nkeys <= (int) lengthof(keys));
-	for (int i = 0; i < probe->nkeys; i++)
-		ScanKeyInit(&keys[i], i + 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(values[i]));
-	index_rescan(probe->scan, keys, probe->nkeys, NULL, 0);
-	return index_getnext_slot(probe->scan, ForwardScanDirection, probe->slot);
-}
-
-static void
-probe_close(KeyProbe *probe)
-{
-	ExecDropSingleTupleTableSlot(probe->slot);
-	index_endscan(probe->scan);
-	index_close(probe->index, AccessShareLock);
-	table_close(probe->heap, AccessShareLock);
-}
 
 /* Whether the statement running is a COPY (pg_restore loading the ledger). */
 static bool
@@ -200,7 +115,6 @@ ledger_check_balance(PG_FUNCTION_ARGS)
 	HTAB	   *sums;
 	HASH_SEQ_STATUS seq;
 	BalanceEntry *entry;
-	Oid			nspid;
 	KeyProbe	txns,
 				accounts;
 	static const char *const txn_columns[] = {"account_id", "txn_id"};
@@ -214,10 +128,9 @@ ledger_check_balance(PG_FUNCTION_ARGS)
 						"with a transition table of the new rows")));
 
 	desc = RelationGetDescr(trigdata->tg_relation);
-	att_account = column_number(desc, "account_id");
-	att_txn = column_number(desc, "txn_id");
-	att_amount = column_number(desc, "amount");
-	nspid = RelationGetNamespace(trigdata->tg_relation);
+	att_account = billing_column_number(desc, "account_id");
+	att_txn = billing_column_number(desc, "txn_id");
+	att_amount = billing_column_number(desc, "amount");
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(BalanceKey);
@@ -273,14 +186,20 @@ ledger_check_balance(PG_FUNCTION_ARGS)
 	if (running_copy())
 		PG_RETURN_POINTER(NULL);
 
-	probe_open(&txns, nspid, "ledger_transaction", 2, txn_columns);
-	probe_open(&accounts, nspid, "account", 1, txn_columns);
+	/*
+	 * SnapshotSelf: the transaction may have been inserted by this very
+	 * statement (a transaction and its entries in one INSERT ... WITH); rows
+	 * of both tables are never deleted, so one that another transaction
+	 * committed after our snapshot may count.
+	 */
+	key_probe_open(&txns, billing_relid("ledger_transaction"), 2, txn_columns, SnapshotSelf);
+	key_probe_open(&accounts, billing_relid("account"), 1, txn_columns, SnapshotSelf);
 	hash_seq_init(&seq, sums);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 	{
 		int64		key[2] = {entry->key.account_id, entry->key.txn_id};
 
-		if (!probe_found(&txns, key))
+		if (!key_probe_found(&txns, key))
 		{
 			hash_seq_term(&seq);
 			ereport(ERROR,
@@ -289,7 +208,7 @@ ledger_check_balance(PG_FUNCTION_ARGS)
 							entry->key.txn_id, entry->key.account_id),
 					 errhint("Insert the transaction and its entries in one statement (see billing._post).")));
 		}
-		if (!probe_found(&accounts, key))
+		if (!key_probe_found(&accounts, key))
 		{
 			hash_seq_term(&seq);
 			ereport(ERROR,
@@ -299,8 +218,8 @@ ledger_check_balance(PG_FUNCTION_ARGS)
 					 errhint("Post to an account that billing.account holds.")));
 		}
 	}
-	probe_close(&accounts);
-	probe_close(&txns);
+	key_probe_close(&accounts);
+	key_probe_close(&txns);
 	hash_destroy(sums);
 	PG_RETURN_POINTER(NULL);
 }

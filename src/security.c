@@ -19,6 +19,7 @@
  * from the next statement on, as it did.
  */
 #include "billing.h"
+#include "probe.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -87,32 +88,6 @@ extension_owner(void)
 	return owner;
 }
 
-static AttrNumber
-column_number(Relation rel, const char *name)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	elog(ERROR, "billing.%s has no column \"%s\"", RelationGetRelationName(rel), name);
-	return InvalidAttrNumber;	/* keep the compiler quiet */
-}
-
-static Oid
-billing_relation(const char *name)
-{
-	Oid			relid = get_relname_relid(name, get_namespace_oid("billing", false));
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "billing.%s does not exist", name);
-	return relid;
-}
-
 static int
 cmp_int64(const void *a, const void *b)
 {
@@ -144,9 +119,9 @@ role_reach(bool want_entities)
 		reach.all = true;
 		return reach;
 	}
-	rel = table_open(billing_relation("role_binding"), AccessShareLock);
-	att_role = column_number(rel, "role_name");
-	att_entity = column_number(rel, "entity_id");
+	rel = table_open(billing_relid("role_binding"), AccessShareLock);
+	att_role = billing_column_number(RelationGetDescr(rel), "role_name");
+	att_entity = billing_column_number(RelationGetDescr(rel), "entity_id");
 	slot = table_slot_create(rel, NULL);
 	snapshot = statement_snapshot();
 	scan = table_beginscan(rel, snapshot, 0, NULL);
@@ -224,41 +199,26 @@ acting_role_entities(PG_FUNCTION_ARGS pg_attribute_unused())
 static bool
 account_entity(int64 account_id, int64 *entity_id)
 {
-	Relation	heap = table_open(billing_relation("account"), AccessShareLock);
-	Oid			indexid = RelationGetPrimaryKeyIndex(heap);
-	Relation	index;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	Snapshot	snapshot;
-	ScanKeyData key;
+	static const char *const key_columns[] = {"account_id"};
+	Snapshot	snapshot = statement_snapshot();
+	KeyProbe	probe;
 	bool		found;
 
-	if (!OidIsValid(indexid))
-		elog(ERROR, "billing.account has no primary key");
-	index = index_open(indexid, AccessShareLock);
-	if (index->rd_index->indnkeyatts != 1 ||
-		index->rd_index->indkey.values[0] != column_number(heap, "account_id"))
-		elog(ERROR, "the primary key of billing.account is not account_id");
-	slot = table_slot_create(heap, NULL);
-	snapshot = statement_snapshot();
-	scan = index_beginscan(heap, index, snapshot, 1, 0);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(account_id));
-	index_rescan(scan, &key, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	key_probe_open(&probe, billing_relid("account"), 1, key_columns, snapshot);
+	found = key_probe_found(&probe, &account_id);
 	if (found)
 	{
 		bool		isnull;
-		Datum		entity = slot_getattr(slot, column_number(heap, "entity_id"), &isnull);
+		Datum		entity = slot_getattr(probe.slot,
+										  billing_column_number(RelationGetDescr(probe.heap), "entity_id"),
+										  &isnull);
 
 		found = !isnull;
 		if (found)
 			*entity_id = DatumGetInt64(entity);
 	}
-	index_endscan(scan);
+	key_probe_close(&probe);
 	UnregisterSnapshot(snapshot);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(heap, AccessShareLock);
 	return found;
 }
 
