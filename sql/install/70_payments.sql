@@ -247,10 +247,14 @@ BEGIN
         RAISE EXCEPTION 'an idempotency key must not be empty'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL for a payment without one.';
     END IF;
-    IF cardinality(invoice_ids) = 0 OR array_position(invoice_ids, NULL) IS NOT NULL
-       OR cardinality(invoice_ids) <> (SELECT count(DISTINCT x) FROM unnest(invoice_ids) x) THEN
-        RAISE EXCEPTION 'invoice_ids must name distinct invoices, not %', invoice_ids
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL to pay the oldest invoices first.';
+    -- (nested: the condition holds a subquery, which PL/pgSQL runs as a
+    -- query even when invoice_ids is NULL)
+    IF invoice_ids IS NOT NULL THEN
+        IF cardinality(invoice_ids) = 0 OR array_position(invoice_ids, NULL) IS NOT NULL
+           OR cardinality(invoice_ids) <> (SELECT count(DISTINCT x) FROM unnest(invoice_ids) x) THEN
+            RAISE EXCEPTION 'invoice_ids must name distinct invoices, not %', invoice_ids
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL to pay the oldest invoices first.';
+        END IF;
     END IF;
     v_received := coalesce(received_on, billing.today(a.timezone));
 
