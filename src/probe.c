@@ -74,6 +74,7 @@ key_probe_close(KeyProbe *probe)
 {
 	ExecDropSingleTupleTableSlot(probe->slot);
 	index_endscan(probe->scan);
-	index_close(probe->index, AccessShareLock);
-	table_close(probe->heap, AccessShareLock);
+	/* the locks stay until the end of the transaction, as a query's do */
+	index_close(probe->index, NoLock);
+	table_close(probe->heap, NoLock);
 }

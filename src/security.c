@@ -158,7 +158,7 @@ role_reach(bool want_entities)
 	table_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);	/* held to the end, as a query's lock */
 
 	if (reach.nentities > 1)
 	{
