@@ -332,6 +332,10 @@ SET ROLE regress_bypass;
 SELECT billing._acting_role_sees_all() AS bypass_sees_all, billing._acting_role_entities() AS bypass_entities;
 SELECT billing.account_balance(:bruno) IS NOT NULL AS reads_globex;
 RESET ROLE;
+-- and a superuser's bound entities are every entity some role is bound to
+SELECT billing._acting_role_entities() = (SELECT array_agg(DISTINCT b.entity_id ORDER BY b.entity_id)
+                                          FROM billing.role_binding b JOIN pg_roles r ON r.rolname = b.role_name
+                                          WHERE b.entity_id IS NOT NULL) AS superuser_entities;
 -- A binding kept after its role was dropped binds nobody, and a role bound
 -- to nothing may use no account, NULL or not.
 CREATE ROLE regress_gone;

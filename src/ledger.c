@@ -32,6 +32,10 @@
 
 PG_FUNCTION_INFO_V1(ledger_check_balance);
 
+#ifndef HAVE_INT128
+#error "the ledger's exact sums need a 128-bit integer type"
+#endif
+
 /* One ledger transaction and currency of the statement's entries. */
 typedef struct BalanceKey
 {
@@ -85,9 +89,10 @@ report_unbalanced(TriggerData *trigdata, const BalanceKey *key)
 		elog(ERROR, "could not register the transition table new_entries");
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT billing.sum(n.amount)::text FROM new_entries n "
-					 "WHERE n.account_id = " INT64_FORMAT " AND n.txn_id = " INT64_FORMAT
-					 " AND billing.currency(n.amount) = %s",
+					 "SELECT billing.sum(n.amount)::pg_catalog.text FROM new_entries n "
+					 "WHERE n.account_id OPERATOR(pg_catalog.=) " INT64_FORMAT
+					 " AND n.txn_id OPERATOR(pg_catalog.=) " INT64_FORMAT
+					 " AND billing.currency(n.amount) OPERATOR(pg_catalog.=) %s",
 					 key->account_id, key->txn_id,
 					 quote_literal_cstr(pnstrdup(key->currency, 3)));
 	if (SPI_execute(sql.data, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -150,12 +155,15 @@ ledger_check_balance(PG_FUNCTION_ARGS)
 		const Amount *a;
 		bool		found;
 
-		/* the columns are NOT NULL; a NULL would have failed the insert */
-		Assert(!isnull);
+		/* the columns are NOT NULL: a NULL means the table was changed */
+		if (isnull)
+			elog(ERROR, "ledger entry without an account");
 		txn = slot_getattr(slot, att_txn, &isnull);
-		Assert(!isnull);
+		if (isnull)
+			elog(ERROR, "ledger entry without a transaction");
 		amount = slot_getattr(slot, att_amount, &isnull);
-		Assert(!isnull);
+		if (isnull)
+			elog(ERROR, "ledger entry without an amount");
 		a = DatumGetAmountP(amount);
 		if (a->scale > CURRENCY_MAX_DIGITS)
 			elog(ERROR, "ledger entry with an amount of scale %d", a->scale);
@@ -189,8 +197,10 @@ ledger_check_balance(PG_FUNCTION_ARGS)
 	/*
 	 * SnapshotSelf: the transaction may have been inserted by this very
 	 * statement (a transaction and its entries in one INSERT ... WITH); rows
-	 * of both tables are never deleted, so one that another transaction
-	 * committed after our snapshot may count.
+	 * of both tables are never deleted (triggers refuse it), so one that
+	 * another transaction committed after our snapshot may count, also
+	 * under REPEATABLE READ, as a foreign key's check would; it takes no
+	 * SSI predicate lock, which a row that cannot go away does not need.
 	 */
 	key_probe_open(&txns, billing_relid("ledger_transaction"), 2, txn_columns, SnapshotSelf);
 	key_probe_open(&accounts, billing_relid("account"), 1, txn_columns, SnapshotSelf);

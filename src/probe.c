@@ -8,6 +8,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -47,11 +48,16 @@ key_probe_open(KeyProbe *probe, Oid relid, int nkeys, const char *const *columns
 		elog(ERROR, "billing.%s has no primary key", RelationGetRelationName(probe->heap));
 	probe->index = index_open(indexid, AccessShareLock);
 	for (int i = 0; i < nkeys; i++)
-		if (i >= probe->index->rd_index->indnkeyatts ||
-			probe->index->rd_index->indkey.values[i] !=
-			billing_column_number(RelationGetDescr(probe->heap), columns[i]))
-			elog(ERROR, "the primary key of billing.%s does not start with %s",
+	{
+		TupleDesc	desc = RelationGetDescr(probe->heap);
+		AttrNumber	att = billing_column_number(desc, columns[i]);
+
+		/* the scan keys below compare int8 */
+		if (i >= probe->index->rd_index->indnkeyatts || probe->index->rd_index->indkey.values[i] != att ||
+			TupleDescAttr(desc, att - 1)->atttypid != INT8OID)
+			elog(ERROR, "the primary key of billing.%s does not start with the bigint %s",
 				 RelationGetRelationName(probe->heap), columns[i]);
+	}
 	probe->nkeys = nkeys;
 	probe->scan = index_beginscan(probe->heap, probe->index, snapshot, nkeys, 0);
 	probe->slot = table_slot_create(probe->heap, NULL);

@@ -99,10 +99,13 @@ cmp_int64(const void *a, const void *b)
 
 /*
  * What the acting role may use.  `want_entities` false: only whether it
- * may use all (the entities are left out).
+ * may use all (the entities are left out).  `stop_at_all`: once it may use
+ * all, the entities do not matter (the checks); otherwise they are the
+ * bound ones even for a role that may use all, as billing's reads of
+ * _acting_role_entities() have always seen them.
  */
 static RoleReach
-role_reach(bool want_entities)
+role_reach(bool want_entities, bool stop_at_all)
 {
 	Oid			role = acting_role();
 	RoleReach	reach = {false, 0, NULL};
@@ -114,18 +117,17 @@ role_reach(bool want_entities)
 				att_entity;
 	int			allocated = 0;
 
-	if (superuser_arg(role) || has_bypassrls_privilege(role) || role == extension_owner())
-	{
-		reach.all = true;
+	reach.all = superuser_arg(role) || has_bypassrls_privilege(role) || role == extension_owner();
+	if (reach.all && (stop_at_all || !want_entities))
 		return reach;
-	}
 	rel = table_open(billing_relid("role_binding"), AccessShareLock);
 	att_role = billing_column_number(RelationGetDescr(rel), "role_name");
 	att_entity = billing_column_number(RelationGetDescr(rel), "entity_id");
 	slot = table_slot_create(rel, NULL);
 	snapshot = statement_snapshot();
 	scan = table_beginscan(rel, snapshot, 0, NULL);
-	while (!reach.all && table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	while (!(reach.all && (stop_at_all || !want_entities)) &&
+		   table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
 		Datum		name = slot_getattr(slot, att_role, &isnull);
@@ -176,14 +178,14 @@ role_reach(bool want_entities)
 Datum
 acting_role_sees_all(PG_FUNCTION_ARGS pg_attribute_unused())
 {
-	PG_RETURN_BOOL(role_reach(false).all);
+	PG_RETURN_BOOL(role_reach(false, true).all);
 }
 
 /* The entities bound to the acting role's roles ('{}', never NULL). */
 Datum
 acting_role_entities(PG_FUNCTION_ARGS pg_attribute_unused())
 {
-	RoleReach	reach = role_reach(true);
+	RoleReach	reach = role_reach(true, false);
 	Datum	   *items = palloc(Max(reach.nentities, 1) * sizeof(Datum));
 
 	for (int i = 0; i < reach.nentities; i++)
@@ -232,7 +234,7 @@ may_use_account(PG_FUNCTION_ARGS)
 	RoleReach	reach;
 	int64		entity;
 
-	reach = role_reach(true);
+	reach = role_reach(true, true);
 	if (reach.all)
 		PG_RETURN_BOOL(true);
 	if (PG_ARGISNULL(0) || reach.nentities == 0 || !account_entity(PG_GETARG_INT64(0), &entity))

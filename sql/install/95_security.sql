@@ -70,7 +70,8 @@ COMMENT ON FUNCTION billing._acting_role_sees_all() IS
 CREATE FUNCTION billing._acting_role_entities() RETURNS bigint[]
     AS 'MODULE_PATHNAME', 'acting_role_entities' LANGUAGE C STABLE;
 COMMENT ON FUNCTION billing._acting_role_entities() IS
-    'internal: the billing entities bound to the acting role or to a role whose privileges it has (never NULL)';
+    'internal: the billing entities bound to the acting role or to a role whose privileges it has (never NULL; '
+    'for a superuser every bound entity)';
 
 CREATE FUNCTION billing._may_use_account(account_id bigint) RETURNS boolean
     AS 'MODULE_PATHNAME', 'may_use_account' LANGUAGE C STABLE;
