@@ -32,13 +32,22 @@ SELECT count(*) AS public_function_grants FROM ext_functions f
 WHERE f.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(f.proacl) a WHERE a.grantee = 0);
 SELECT count(*) AS public_table_grants FROM ext_relations r, aclexplode(r.relacl) a WHERE a.grantee = 0;
 
--- 2. Every function in SQL or PL/pgSQL pins search_path, but the procedure
--- that COMMITs (it cannot; it names every object with its schema instead)
--- and html_escape (SECURITY INVOKER, inlined; it calls only pg_catalog's
--- replace).  C functions resolve no names.
+-- 2. temp_schema_hijack_closed_by_catalog: every function and trigger
+-- function in SQL or PL/pgSQL pins search_path with pg_temp explicitly
+-- last; otherwise PostgreSQL searches the caller's temporary schema first
+-- for types and relations, and a SECURITY DEFINER body would run the
+-- caller's pg_temp.text domain (its CHECK, their function) as the owner.
+-- The only routines without one are the procedures that COMMIT (a
+-- procedure with a SET clause cannot); they are SECURITY INVOKER, so a
+-- caller's temporary objects run with the caller's own rights, and they
+-- name every object with its schema.  C functions resolve no names.
 SELECT function, prokind, prosecdef FROM ext_functions
-WHERE lanname <> 'c' AND prokind <> 'a' AND NOT coalesce('search_path=billing, pg_catalog' = ANY (proconfig), false)
+WHERE lanname <> 'c' AND prokind <> 'a'
+  AND NOT coalesce(proconfig && ARRAY['search_path=billing, pg_catalog, pg_temp', 'search_path=pg_catalog, pg_temp'],
+                   false)
 ORDER BY 1::text;
+-- and no C function is SECURITY DEFINER
+SELECT function FROM ext_functions WHERE lanname = 'c' AND prosecdef;
 
 -- 3. Every SECURITY DEFINER function checks the acting role first, except
 -- price_amount (the catalog, shared) and _default_dunning_policy (it reads

@@ -79,7 +79,7 @@ CREATE INDEX ON billing.account (entity_id);
 -- The books keep a customer who left; canceling the subscriptions ends the
 -- billing.
 CREATE FUNCTION billing._account_never_deleted() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'billing.account rows are never deleted: % is not allowed', TG_OP
         USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -193,7 +193,7 @@ CREATE FUNCTION billing.create_billing_entity(
     legal_name text, default_currency text, tax_id text DEFAULT NULL, address text DEFAULT NULL,
     invoice_prefix text DEFAULT 'INV', number_per_year boolean DEFAULT true,
     number_digits integer DEFAULT 6, metadata jsonb DEFAULT '{}')
-RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT billing._authorize_all('create a billing entity');
     INSERT INTO billing.billing_entity (legal_name, default_currency, tax_id, address, invoice_prefix,
                                         number_per_year, number_digits, metadata)
@@ -206,7 +206,7 @@ COMMENT ON FUNCTION billing.create_billing_entity(text, text, text, text, text, 
 CREATE FUNCTION billing.update_billing_entity(
     entity_id bigint, legal_name text DEFAULT NULL, tax_id text DEFAULT NULL, address text DEFAULT NULL,
     default_currency text DEFAULT NULL, metadata jsonb DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_entity(update_billing_entity.entity_id);
     UPDATE billing.billing_entity e
@@ -226,7 +226,7 @@ COMMENT ON FUNCTION billing.update_billing_entity(bigint, text, text, text, text
 
 CREATE FUNCTION billing.create_tax_rate(name text, percentage numeric, inclusive boolean DEFAULT false,
                                         jurisdiction text DEFAULT NULL)
-RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT billing._authorize_all('create a tax rate');
     INSERT INTO billing.tax_rate (name, percentage, inclusive, jurisdiction)
     VALUES ($1, $2, coalesce($3, false), $4)
@@ -236,7 +236,7 @@ COMMENT ON FUNCTION billing.create_tax_rate(text, numeric, boolean, text) IS
     'creates a tax rate in percent, exclusive (added to the net) or inclusive (contained in prices)';
 
 CREATE FUNCTION billing._check_tax_rate(tax_rate_id bigint) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     IF tax_rate_id IS NOT NULL AND NOT EXISTS (SELECT FROM billing.tax_rate t WHERE t.tax_rate_id = _check_tax_rate.tax_rate_id) THEN
         RAISE EXCEPTION 'tax rate % does not exist', tax_rate_id
@@ -250,7 +250,7 @@ CREATE FUNCTION billing.create_account(
     payment_terms_days integer DEFAULT 30, locale text DEFAULT 'en-US', email text DEFAULT NULL,
     external_ref text DEFAULT NULL, tax_rate_id bigint DEFAULT NULL, tax_exempt boolean DEFAULT false,
     metadata jsonb DEFAULT '{}')
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_currency text;
     v_id bigint;
@@ -279,7 +279,7 @@ CREATE FUNCTION billing.update_account(
     payment_terms_days integer DEFAULT NULL, locale text DEFAULT NULL, email text DEFAULT NULL,
     external_ref text DEFAULT NULL, tax_rate_id bigint DEFAULT NULL, tax_exempt boolean DEFAULT NULL,
     metadata jsonb DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_account(update_account.account_id);
     PERFORM billing._check_tax_rate(tax_rate_id);
@@ -303,7 +303,7 @@ COMMENT ON FUNCTION billing.update_account(bigint, text, text, integer, text, te
     'changes an account''s settings (NULL keeps a value); the currency of an account never changes';
 
 CREATE FUNCTION billing.create_product(name text, description text DEFAULT NULL, metadata jsonb DEFAULT '{}')
-RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT billing._authorize_all('create a product');
     INSERT INTO billing.product (name, description, metadata) VALUES ($1, $2, coalesce($3, '{}'))
     RETURNING product_id
@@ -312,7 +312,7 @@ COMMENT ON FUNCTION billing.create_product(text, text, jsonb) IS 'creates a prod
 
 CREATE FUNCTION billing.update_product(product_id bigint, name text DEFAULT NULL, description text DEFAULT NULL,
                                        active boolean DEFAULT NULL, metadata jsonb DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_all('change a product');
     UPDATE billing.product p
@@ -337,7 +337,7 @@ CREATE FUNCTION billing.create_price(
     usage_aggregation text DEFAULT NULL, package_size numeric DEFAULT NULL, tiers jsonb DEFAULT NULL,
     setup_fee numeric DEFAULT NULL, trial_days integer DEFAULT 0, tax_rate_id bigint DEFAULT NULL,
     nickname text DEFAULT NULL, metadata jsonb DEFAULT '{}')
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
 BEGIN
@@ -430,7 +430,7 @@ COMMENT ON FUNCTION billing.create_price(bigint, text, numeric, text, interval, 
 CREATE FUNCTION billing.update_price(price_id bigint, nickname text DEFAULT NULL, active boolean DEFAULT NULL,
                                      tax_rate_id bigint DEFAULT NULL, trial_days integer DEFAULT NULL,
                                      metadata jsonb DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_all('change a price');
     PERFORM billing._check_tax_rate(tax_rate_id);
@@ -452,7 +452,7 @@ COMMENT ON FUNCTION billing.update_price(bigint, text, boolean, bigint, integer,
 
 -- The exact (unrounded) value of quantity units of a tiered price.
 CREATE FUNCTION billing._tiered_value(price_id bigint, scheme text, quantity numeric)
-RETURNS numeric LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+RETURNS numeric LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT CASE WHEN quantity = 0 THEN 0
            WHEN scheme = 'graduated' THEN
                (SELECT coalesce(sum(
@@ -475,7 +475,7 @@ COMMENT ON FUNCTION billing._tiered_value(bigint, text, numeric) IS
 -- The exact value of a price for a quantity, in the currency's units.
 CREATE FUNCTION billing._price_value(price_id bigint, scheme text, unit_amount numeric, package_size numeric,
                                      quantity numeric)
-RETURNS numeric LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+RETURNS numeric LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT CASE scheme
            WHEN 'flat' THEN unit_amount
            WHEN 'per_unit' THEN unit_amount * quantity
@@ -487,7 +487,7 @@ COMMENT ON FUNCTION billing._price_value(bigint, text, numeric, numeric, numeric
     'internal: exact value of quantity units of a price, before rounding';
 
 CREATE FUNCTION billing.price_amount(price_id bigint, quantity numeric DEFAULT 1)
-RETURNS billing.amount LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+RETURNS billing.amount LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     p billing.price;
 BEGIN
@@ -509,7 +509,7 @@ COMMENT ON FUNCTION billing.price_amount(bigint, numeric) IS
 CREATE FUNCTION billing.create_coupon(code text, duration text, percent_off numeric DEFAULT NULL,
                                       amount_off billing.amount DEFAULT NULL, duration_periods integer DEFAULT NULL,
                                       name text DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
 BEGIN

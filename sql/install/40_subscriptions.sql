@@ -138,7 +138,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.pending_item_pending_item_id
 
 -- Locks and returns a subscription, or raises P0002.
 CREATE FUNCTION billing._lock_subscription(account_id bigint, subscription_id bigint)
-RETURNS billing.subscription LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS billing.subscription LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     s billing.subscription;
 BEGIN
@@ -157,7 +157,7 @@ COMMENT ON FUNCTION billing._lock_subscription(bigint, bigint) IS
 
 -- Checks that a price can go on a subscription of this account and cadence.
 CREATE FUNCTION billing._check_price(price_id bigint, account_currency text, cadence interval, quantity numeric)
-RETURNS billing.price LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+RETURNS billing.price LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     p billing.price;
 BEGIN
@@ -188,7 +188,7 @@ COMMENT ON FUNCTION billing._check_price(bigint, text, interval, numeric) IS
     'internal: the price, checked against the account''s currency, the subscription''s cadence and the quantity';
 
 CREATE FUNCTION billing._event(account_id bigint, event_type text, payload jsonb)
-RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     INSERT INTO billing.outbox (account_id, event_type, payload) VALUES ($1, $2, $3);
     SELECT pg_notify('billing_events', '1');
 $$;
@@ -201,7 +201,7 @@ CREATE FUNCTION billing.subscribe(
     start_date date DEFAULT NULL, anchor date DEFAULT NULL, trial_days integer DEFAULT NULL,
     coupon text DEFAULT NULL, items jsonb DEFAULT NULL, invoice_now boolean DEFAULT true,
     metadata jsonb DEFAULT '{}')
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v_today date;
@@ -289,7 +289,7 @@ COMMENT ON FUNCTION billing.subscribe(bigint, bigint, numeric, date, date, integ
     '(default the first billed day); invoices the first period at once when due and invoice_now; returns its id';
 
 CREATE FUNCTION billing.apply_coupon(account_id bigint, subscription_id bigint, code text)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     s billing.subscription;
     c billing.coupon;
@@ -338,7 +338,7 @@ CREATE FUNCTION billing.change_subscription(
     account_id bigint, subscription_id bigint, price_id bigint DEFAULT NULL, quantity numeric DEFAULT NULL,
     proration text DEFAULT 'prorate_next', effective_date date DEFAULT NULL,
     subscription_item_id bigint DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     s billing.subscription;
     a billing.account;
@@ -456,7 +456,7 @@ COMMENT ON FUNCTION billing.change_subscription(bigint, bigint, bigint, numeric,
 CREATE FUNCTION billing.cancel_subscription(account_id bigint, subscription_id bigint,
                                             at_period_end boolean DEFAULT true, prorate boolean DEFAULT false,
                                             cancel_date date DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     s billing.subscription;
     a billing.account;
@@ -540,7 +540,7 @@ COMMENT ON FUNCTION billing.cancel_subscription(bigint, bigint, boolean, boolean
     'invoice of its usage and, with prorate, a credit for the unused part of the billed period';
 
 CREATE FUNCTION billing.pause_subscription(account_id bigint, subscription_id bigint)
-RETURNS date LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS date LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     s billing.subscription;
 BEGIN
@@ -564,7 +564,7 @@ COMMENT ON FUNCTION billing.pause_subscription(bigint, bigint) IS
 
 CREATE FUNCTION billing.resume_subscription(account_id bigint, subscription_id bigint,
                                             resume_date date DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     s billing.subscription;
     a billing.account;
@@ -604,7 +604,7 @@ COMMENT ON FUNCTION billing.resume_subscription(bigint, bigint, date) IS
 CREATE FUNCTION billing.record_usage(account_id bigint, subscription_item_id bigint, quantity numeric,
                                      idempotency_key text, occurred_at timestamptz DEFAULT NULL,
                                      value text DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     i billing.subscription_item;
     v_tz text;

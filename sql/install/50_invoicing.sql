@@ -189,7 +189,7 @@ RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, seq big
                cycle_start date, cycle_end date, usage_from date, with_usage boolean, ends text,
                billing_reason text, as_of_date date, anchor date, cadence interval, currency text,
                tax_exempt boolean, account_tax_rate_id bigint, coupon_id bigint, invoice_id bigint)
-LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH s AS (
         SELECT s.account_id, s.subscription_id, s.anchor, s.cadence, s.next_bill_date, s.status,
                s.cancel_at, s.pause_at, least(s.cancel_at, s.pause_at) AS stop,
@@ -262,7 +262,7 @@ RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, billing
                price_id bigint, quantity numeric, unit_amount numeric, amount billing.amount,
                period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
                usage_event_ids bigint[], pending_item_id bigint)
-LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH b AS MATERIALIZED (
         SELECT * FROM billing._due_boundaries(accounts, subscriptions, as_of, at, mode, assign_ids)
     ), recurring AS (
@@ -475,7 +475,7 @@ COMMENT ON TYPE billing._invoice_draft IS
 CREATE FUNCTION billing._bill_lines(accounts bigint[], subscriptions bigint[], as_of date, at timestamptz,
                                     mode text)
 RETURNS SETOF billing._invoice_draft
-LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH due AS MATERIALIZED (
         SELECT * FROM billing._due_lines(accounts, subscriptions, as_of, at, mode, true)
     ), ins_lines AS (
@@ -548,7 +548,7 @@ COMMENT ON FUNCTION billing._bill_lines(bigint[], bigint[], date, timestamptz, t
 
 CREATE FUNCTION billing._bill_invoices(drafts billing._invoice_draft[], cycle_run_id bigint)
 RETURNS integer
-LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH inv AS (
         SELECT t.*, a.entity_id, a.currency, t.issue_date + a.payment_terms_days AS due_date,
                e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM t.issue_date) ELSE '' END
@@ -611,7 +611,7 @@ COMMENT ON FUNCTION billing._bill_invoices(billing._invoice_draft[], bigint) IS
 CREATE FUNCTION billing._bill(accounts bigint[], subscriptions bigint[], as_of date, at timestamptz,
                               mode text, cycle_run_id bigint DEFAULT NULL,
                               OUT invoices integer, OUT lines integer)
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_drafts billing._invoice_draft[];
 BEGIN
@@ -639,7 +639,7 @@ CREATE FUNCTION billing._run_batch(cycle_run_id bigint, as_of date, at timestamp
                                    INOUT after_date date, INOUT after_account bigint, INOUT after_subscription bigint,
                                    OUT subscriptions integer, OUT invoices integer, OUT lines integer,
                                    OUT errors jsonb)
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_accounts bigint[];
     v_subs bigint[];
@@ -700,7 +700,7 @@ COMMENT ON FUNCTION billing._run_batch(bigint, date, timestamptz, integer, date,
 
 -- trial.ending events, once per subscription, days_before its trial ends.
 CREATE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT billing._authorize_all('run the billing cycle');
     WITH n AS (
         UPDATE billing.subscription s SET trial_ending_notified = true
@@ -786,7 +786,7 @@ COMMENT ON TYPE billing.preview_line IS 'a line billing.preview_invoice returns'
 CREATE FUNCTION billing.preview_invoice(account_id bigint, subscription_id bigint DEFAULT NULL,
                                         as_of date DEFAULT NULL)
 RETURNS SETOF billing.preview_line
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_accounts bigint[];
     v_subs bigint[];
@@ -818,7 +818,7 @@ COMMENT ON FUNCTION billing.preview_invoice(bigint, bigint, date) IS
     'invoice_date is the boundary each invoice belongs to';
 
 CREATE FUNCTION billing.mark_events_done(event_ids bigint[])
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH d AS (
         UPDATE billing.outbox o SET processed_at = billing.now()
         WHERE o.event_id = ANY (event_ids) AND o.processed_at IS NULL

@@ -132,7 +132,7 @@ CREATE TRIGGER ledger_entry_balanced AFTER INSERT ON billing.ledger_entry
     FOR EACH STATEMENT EXECUTE FUNCTION billing._ledger_check_balance();
 
 CREATE FUNCTION billing._ledger_append_only() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'billing.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -157,7 +157,7 @@ CREATE TRIGGER ledger_transaction_append_only BEFORE UPDATE OR DELETE OR TRUNCAT
 -- and then let the account's unapplied credit pay the new invoices.
 
 CREATE FUNCTION billing._post_invoices_finalized(accounts bigint[], invoices bigint[])
-RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH inv AS MATERIALIZED (
         SELECT i.account_id, i.invoice_id, i.number, i.issue_date, i.total, i.tax
         FROM unnest(accounts, invoices) u(account_id, invoice_id)

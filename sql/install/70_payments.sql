@@ -16,7 +16,7 @@
 -- Payment methods: a provider's token or reference is stored, never a card
 -- or bank number.
 CREATE FUNCTION billing.looks_like_card_number(value text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     -- fast path: no run of 13 digits at all (a plpgsql expression, no query)
     IF value !~ '[0-9](?:[ -]?[0-9]){12}' THEN
@@ -99,7 +99,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.payment_application_applicat
 -- Consumers find them with the next NOTIFY (every cycle batch notifies) or
 -- by polling billing.outbox.
 CREATE FUNCTION billing._money_event(account_id bigint, event_type text, payload jsonb)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO billing.outbox (account_id, event_type, payload) VALUES ($1, $2, $3);
 END $$;
@@ -109,7 +109,7 @@ COMMENT ON FUNCTION billing._money_event(bigint, text, jsonb) IS
 -- Takes lock 1 of the lock order: the account's credit row, created at
 -- zero on first use.  Returns the unapplied credit.
 CREATE FUNCTION billing._lock_account_money(account_id bigint, currency text)
-RETURNS billing.amount LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS billing.amount LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v billing.amount;
 BEGIN
@@ -124,7 +124,7 @@ COMMENT ON FUNCTION billing._lock_account_money(bigint, text) IS
 
 -- The account, or 23503 when it does not exist.
 CREATE FUNCTION billing._payment_account(account_id bigint)
-RETURNS billing.account LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+RETURNS billing.account LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
 BEGIN
@@ -151,7 +151,7 @@ COMMENT ON TABLE billing.early_payment_terms IS
 SELECT pg_catalog.pg_extension_config_dump('billing.early_payment_terms', '');
 
 CREATE FUNCTION billing.set_early_payment_discount(account_id bigint, percent numeric, within_days integer)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
 BEGIN
@@ -182,7 +182,7 @@ CREATE FUNCTION billing._post(account_id bigint, kind text, posted_on date, desc
                               ledger_accounts text[], amounts billing.amount[],
                               invoice_id bigint DEFAULT NULL, payment_id bigint DEFAULT NULL,
                               source_id bigint DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v bigint;
 BEGIN
@@ -206,7 +206,7 @@ COMMENT ON FUNCTION billing._post(bigint, text, date, text, text[], billing.amou
 CREATE FUNCTION billing.apply_payment(
     account_id bigint, amount billing.amount, method text, reference text DEFAULT NULL,
     idempotency_key text DEFAULT NULL, received_on date DEFAULT NULL, invoice_ids bigint[] DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     p billing.payment;
@@ -403,7 +403,7 @@ COMMENT ON FUNCTION billing.apply_payment(bigint, billing.amount, text, text, te
 -- oldest due first, in one statement.  Locks the account_credit rows in
 -- account_id order.
 CREATE FUNCTION billing._consume_credit(accounts bigint[], invoices bigint[])
-RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     -- Step 1 of the lock order, in a statement of its own: the next
     -- statement's snapshot then sees every balance as it is after the
     -- transactions we waited for (a row locked and updated in one statement
@@ -465,7 +465,7 @@ COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
     'internal: applies the accounts'' unapplied credit to these open invoices, oldest due first, with ledger postings';
 
 CREATE FUNCTION billing._invoice_finalized_trigger() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_accounts bigint[];
     v_invoices bigint[];
@@ -546,7 +546,7 @@ CREATE TRIGGER invoice_finalized_insert AFTER INSERT ON billing.invoice
 -- statement trigger with transition tables would run on every one of them.
 -- (The cycle inserts its invoices finalized: the statement trigger above.)
 CREATE FUNCTION billing._invoice_finalized_row() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._post_invoices_finalized(ARRAY[NEW.account_id], ARRAY[NEW.invoice_id]);
     PERFORM billing._consume_credit(ARRAY[NEW.account_id], ARRAY[NEW.invoice_id]);

@@ -47,7 +47,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.credit_note_credit_note_id_s
 
 CREATE FUNCTION billing._take_back(account_id bigint, payment_id bigint, amount billing.amount, kind text,
                                    reason text, idempotency_key text)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     p billing.payment;
@@ -181,7 +181,7 @@ COMMENT ON FUNCTION billing._take_back(bigint, bigint, billing.amount, text, tex
 
 CREATE FUNCTION billing.refund_payment(account_id bigint, payment_id bigint, amount billing.amount DEFAULT NULL,
                                        reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
-RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT billing._authorize_account($1);
     SELECT billing._take_back($1, $2, $3, 'refund', $4, $5)
 $$;
@@ -191,7 +191,7 @@ COMMENT ON FUNCTION billing.refund_payment(bigint, bigint, billing.amount, text,
 
 CREATE FUNCTION billing.record_chargeback(account_id bigint, payment_id bigint, amount billing.amount DEFAULT NULL,
                                           reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
-RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT billing._authorize_account($1);
     SELECT billing._take_back($1, $2, $3, 'chargeback', $4, $5)
 $$;
@@ -202,7 +202,7 @@ COMMENT ON FUNCTION billing.record_chargeback(bigint, bigint, billing.amount, te
 -- The finalized invoice, locked after the account's credit row; P0002 if
 -- there is none.
 CREATE FUNCTION billing._lock_invoice(a billing.account, invoice_id bigint)
-RETURNS billing.invoice LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS billing.invoice LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     i billing.invoice;
 BEGIN
@@ -220,7 +220,7 @@ COMMENT ON FUNCTION billing._lock_invoice(billing.account, bigint) IS
 
 CREATE FUNCTION billing.issue_credit_note(account_id bigint, invoice_id bigint, amount billing.amount,
                                           method text DEFAULT 'reduce_due', reason text DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     i billing.invoice;
@@ -290,7 +290,7 @@ COMMENT ON FUNCTION billing.issue_credit_note(bigint, bigint, billing.amount, te
     'what is due, credit_balance adds to the account''s credit, refund pays it back; returns its id';
 
 CREATE FUNCTION billing.void_invoice(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     i billing.invoice;
@@ -316,7 +316,7 @@ COMMENT ON FUNCTION billing.void_invoice(bigint, bigint, text) IS
     'voids an open invoice on which nothing was paid: it is no longer due and its posting is reversed';
 
 CREATE FUNCTION billing.write_off_invoice(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     i billing.invoice;

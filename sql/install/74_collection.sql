@@ -69,7 +69,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.payment_method_payment_metho
 SELECT pg_catalog.pg_extension_config_dump('billing.collection_attempt_attempt_id_seq', '');
 
 CREATE FUNCTION billing.add_payment_method(account_id bigint, method text, token text, make_default boolean DEFAULT true)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v_id bigint;
@@ -102,7 +102,7 @@ COMMENT ON FUNCTION billing.add_payment_method(bigint, text, text, boolean) IS
     'it the one automatic collection charges; returns its id';
 
 CREATE FUNCTION billing.remove_payment_method(account_id bigint, payment_method_id bigint)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
 BEGIN
@@ -124,7 +124,7 @@ COMMENT ON FUNCTION billing.remove_payment_method(bigint, bigint) IS
     'deactivates a payment method and cancels its pending collection attempts';
 
 CREATE FUNCTION billing.set_collection_retry_days(retry_days integer[])
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_all('change the collection retry days');
     IF retry_days IS NULL OR array_position(retry_days, NULL) IS NOT NULL OR NOT 0 < ALL (retry_days)
@@ -141,7 +141,7 @@ COMMENT ON FUNCTION billing.set_collection_retry_days(integer[]) IS
 -- Called by the finalization trigger: one pending attempt per new open
 -- invoice with something due whose account has a default payment method.
 CREATE FUNCTION billing._queue_collection(accounts bigint[], invoices bigint[])
-RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     INSERT INTO billing.collection_attempt (account_id, invoice_id, payment_method_id, attempt_no, amount, scheduled_at)
     SELECT i.account_id, i.invoice_id, m.payment_method_id, 1, i.amount_due, billing.now()
     FROM unnest(accounts, invoices) u(account_id, invoice_id)
@@ -156,7 +156,7 @@ CREATE FUNCTION billing.claim_collection_attempts(worker text, max_attempts inte
                                                   as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (account_id bigint, attempt_id bigint, invoice_id bigint, attempt_no integer, amount billing.amount,
                method text, token text, idempotency_key text)
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_all('claim collection attempts');
     IF worker IS NULL OR worker = '' OR max_attempts IS NULL OR max_attempts < 1 OR max_attempts > 10000 THEN
@@ -199,7 +199,7 @@ COMMENT ON FUNCTION billing.claim_collection_attempts(text, integer, timestamptz
 CREATE FUNCTION billing.report_collection_result(account_id bigint, attempt_id bigint, succeeded boolean,
                                                  provider_reference text DEFAULT NULL, failure_code text DEFAULT NULL,
                                                  failure_message text DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     c billing.collection_attempt;

@@ -4,7 +4,7 @@
 
 CREATE FUNCTION billing.check_ledger_invariants()
 RETURNS TABLE (invariant text, detail text)
-LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     -- invariant 4: every ledger transaction balances per currency
     SELECT 'ledger_transaction_balances',
            format('transaction %s (account %s, %s): %s entries sum to %s', t.txn_id, t.account_id, t.kind,
@@ -116,7 +116,7 @@ COMMENT ON FUNCTION billing.check_ledger_invariants() IS
 -- The account's balance from the ledger: what it owes (positive) or has in
 -- credit (negative), receivable + customer_credit, as posted up to as_of.
 CREATE FUNCTION billing.account_balance(account_id bigint, as_of date DEFAULT NULL)
-RETURNS billing.amount LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+RETURNS billing.amount LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v numeric;
@@ -162,7 +162,7 @@ COMMENT ON COLUMN billing.account_statement_lines.amount IS 'the change of what 
 CREATE FUNCTION billing.account_statement(account_id bigint, from_date date, to_date date)
 RETURNS TABLE (line_no bigint, posted_on date, kind text, description text, invoice_id bigint, payment_id bigint,
                amount billing.amount, balance billing.amount)
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v_open billing.amount;

@@ -22,7 +22,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.installment', '');
 CREATE FUNCTION billing.create_installment_plan(account_id bigint, invoice_id bigint, installments integer,
                                                 every interval DEFAULT '1 month', first_due date DEFAULT NULL)
 RETURNS TABLE (installment_no integer, due_date date, amount billing.amount)
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     i billing.invoice;

@@ -188,7 +188,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.dunning_run_dunning_run_id_s
 
 -- The standard steps: the example of issue 8.
 CREATE FUNCTION billing.standard_dunning_steps() RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT '[{"day_offset": -3, "action": "remind", "name": "reminder_before_due"},
              {"day_offset": 1, "action": "remind", "name": "reminder_overdue"},
              {"day_offset": 3, "action": "retry_payment", "name": "retry_payment"},
@@ -202,7 +202,7 @@ COMMENT ON FUNCTION billing.standard_dunning_steps() IS
 
 CREATE FUNCTION billing.create_dunning_policy(name text, steps jsonb DEFAULT NULL, is_default boolean DEFAULT false,
                                               description text DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
     v_steps jsonb := coalesce(steps, billing.standard_dunning_steps());
@@ -235,7 +235,7 @@ COMMENT ON FUNCTION billing.create_dunning_policy(text, jsonb, boolean, text) IS
 
 -- The default policy; the standard one is created the first time none is.
 CREATE FUNCTION billing._default_dunning_policy() RETURNS bigint
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
 BEGIN
@@ -257,7 +257,7 @@ COMMENT ON FUNCTION billing._default_dunning_policy() IS
     'internal: the default dunning policy''s id; creates the standard policy as the default when there is none';
 
 CREATE FUNCTION billing.set_dunning_policy(account_id bigint, policy text)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_policy bigint;
 BEGIN
@@ -280,7 +280,7 @@ COMMENT ON FUNCTION billing.set_dunning_policy(bigint, text) IS
     'the policy they started with';
 
 CREATE FUNCTION billing.set_price_change_notice_days(days integer)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_all('change the price change notice days');
     IF days IS NULL OR days < 0 OR days > 365 THEN
@@ -302,7 +302,7 @@ COMMENT ON FUNCTION billing.set_price_change_notice_days(integer) IS
 -- billed).  Locks the subscriptions in key order first, in a statement of
 -- its own.
 CREATE FUNCTION billing._dunning_sync_status(accounts bigint[], as_of date, at timestamptz)
-RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_accounts bigint[];
     v_subs bigint[];
@@ -371,7 +371,7 @@ COMMENT ON FUNCTION billing._dunning_sync_status(bigint[], date, timestamptz) IS
     'suspended), restoring suspended ones from the day, with an outbox event each; returns how many moved';
 
 CREATE FUNCTION billing.close_dunning(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v_policy bigint;
@@ -401,7 +401,7 @@ COMMENT ON FUNCTION billing.close_dunning(bigint, bigint, text) IS
 -- Every step kind is one statement over the whole batch.
 CREATE FUNCTION billing._dunning_accounts(run_id bigint, accounts bigint[], as_of date, at timestamptz,
                                           default_policy bigint)
-RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_actions integer;
     v_claimed integer;
@@ -707,7 +707,7 @@ COMMENT ON FUNCTION billing._dunning_accounts(bigint, bigint[], date, timestampt
 CREATE FUNCTION billing._dunning_batch(run_id bigint, as_of date, at timestamptz, batch_size integer,
                                        default_policy bigint, INOUT after_account bigint,
                                        OUT accounts bigint[], OUT actions integer, OUT errors jsonb)
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     -- no account is ahead of UTC+14; steps start at most this many days before the due date
     v_reach date := coalesce(as_of, billing.today('Etc/GMT-14', at))
@@ -755,7 +755,7 @@ COMMENT ON FUNCTION billing._dunning_batch(bigint, date, timestamptz, integer, b
 -- item it replaces (billing.change_subscription at period end or on a
 -- later date).
 CREATE FUNCTION billing._price_change_notices(as_of date, at timestamptz)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT billing._authorize_all('run dunning');
     WITH st AS (
         SELECT coalesce((SELECT s.price_change_notice_days FROM billing.dunning_setting s), 30) AS days
@@ -914,7 +914,7 @@ COMMENT ON COLUMN billing.dunning_funnel.written_off IS 'of those invoices, how 
 -- Dunning's invariants (billing.check_invariants includes them).
 CREATE FUNCTION billing.check_dunning_invariants()
 RETURNS TABLE (invariant text, detail text)
-LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     -- a fee charged is one late-fee invoice of the fee's amount
     SELECT 'late_fee_is_one_invoice',
            format('dunning step %s of invoice %s (account %s): fee invoice %s is %s', x.step_id, x.invoice_id,

@@ -13,7 +13,7 @@ COMMENT ON FUNCTION billing.locale_direction(text) IS
     'rtl for locales written right to left (he, ar, fa, ...), else ltr';
 
 CREATE FUNCTION billing.html_escape(value text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT replace(replace(replace(replace(replace(value,
         '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
 $$;
@@ -65,7 +65,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.document_label', $$WHERE lan
 
 -- The labels for a locale as one jsonb object, English under the rest.
 CREATE FUNCTION billing._document_labels(locale text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT (SELECT jsonb_object_agg(key, label) FROM billing.document_label WHERE language = 'en')
         || coalesce((SELECT jsonb_object_agg(key, label) FROM billing.document_label
                      WHERE language = lower(split_part(replace(locale, '_', '-'), '-', 1))
@@ -77,7 +77,7 @@ COMMENT ON FUNCTION billing._document_labels(text) IS 'internal: document words 
 -- through ICU when it has no more digits than the currency, as written
 -- otherwise (0.0035 USD per call is shown, not rounded).
 CREATE FUNCTION billing._format_unit_price(unit_amount numeric, currency text, locale text) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN unit_amount IS NULL THEN ''
         WHEN scale(trim_scale(unit_amount)) <= billing.scale(billing.from_minor_units(0, currency))
@@ -90,7 +90,7 @@ COMMENT ON FUNCTION billing._format_unit_price(numeric, text, text) IS
 
 -- Everything a document shows, gathered once: one jsonb, also the json format.
 CREATE FUNCTION billing._invoice_facts(p_invoice_id bigint) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     facts jsonb;
 BEGIN
@@ -137,7 +137,7 @@ END $$;
 COMMENT ON FUNCTION billing._invoice_facts(bigint) IS 'internal: what an invoice document shows';
 
 CREATE FUNCTION billing.invoice_document(invoice_id bigint, format text DEFAULT 'html') RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     f jsonb;
     lb jsonb;

@@ -42,7 +42,7 @@ CREATE FUNCTION billing._ar_aging()
 RETURNS TABLE (account_id bigint, account_name text, currency text, as_of date, current billing.amount,
                days_1_30 billing.amount, days_31_60 billing.amount, days_61_90 billing.amount,
                days_over_90 billing.amount, total_due billing.amount, open_invoices bigint, oldest_due_date date)
-LANGUAGE sql STABLE SET jit = off SET enable_hashagg = off SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET jit = off SET enable_hashagg = off SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
            coalesce(billing.sum(i.amount_due) FILTER (WHERE i.due_date >= a.today), billing.from_minor_units(0, a.currency)) AS current,
            coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 1 AND 30), billing.from_minor_units(0, a.currency)) AS days_1_30,
@@ -167,7 +167,7 @@ COMMENT ON COLUMN billing.account_statements.balance IS
 -- How many months one period of a cadence is worth: the factor that turns
 -- a period amount into a monthly one.
 CREATE FUNCTION billing.monthly_factor(cadence interval) RETURNS numeric
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT 365::numeric / (365 * (12 * extract(year FROM cadence) + extract(month FROM cadence))
                            + 12 * extract(day FROM cadence))
 $$;
@@ -269,7 +269,7 @@ COMMENT ON VIEW billing._mrr_account_months IS
 CREATE FUNCTION billing._mrr_movements()
 RETURNS TABLE (account_id bigint, currency text, month date, mrr_before billing.amount, mrr_after billing.amount,
                change billing.amount, movement text)
-LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT account_id, currency, month,
            billing.amount(after - change, currency) AS mrr_before,
            billing.amount(after, currency) AS mrr_after,
@@ -296,7 +296,7 @@ COMMENT ON COLUMN billing.mrr_movements.movement IS
 
 CREATE FUNCTION billing._mrr_by_month()
 RETURNS TABLE (month date, currency text, mrr billing.amount, arr billing.amount, new billing.amount, expansion billing.amount, contraction billing.amount, churn billing.amount, reactivation billing.amount, net_change billing.amount, customers numeric)
-LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH t AS (
         SELECT currency, month,
                sum(change) FILTER (WHERE movement = 'new') AS new,
@@ -361,7 +361,7 @@ COMMENT ON COLUMN billing.mrr_by_month.customers IS 'accounts with MRR at the en
 
 CREATE FUNCTION billing._cohort_retention()
 RETURNS TABLE (cohort_month date, currency text, month date, months_since integer, cohort_customers bigint, active_customers numeric, churned_customers bigint, reactivated_customers bigint, customer_retention numeric, cohort_mrr billing.amount, mrr billing.amount, mrr_retention numeric)
-LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH mv AS (
         SELECT m.*, min(m.month) FILTER (WHERE m.movement = 'new') OVER (PARTITION BY m.account_id) AS cohort_month
         FROM billing._mrr_account_months m
@@ -429,7 +429,7 @@ COMMENT ON COLUMN billing.cohort_retention.mrr_retention IS
 
 CREATE FUNCTION billing._revenue_by_month()
 RETURNS TABLE (month date, currency text, invoiced billing.amount, tax billing.amount, net_invoiced billing.amount, credited billing.amount, collected billing.amount, refunded billing.amount, outstanding billing.amount, written_off billing.amount, invoices numeric)
-LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH ev AS (
         SELECT i.currency, date_trunc('month', i.issue_date::timestamp)::date AS month,
                billing.sum(i.total) AS invoiced, billing.sum(i.tax) AS tax,
@@ -502,7 +502,7 @@ CREATE INDEX invoice_issue_date_brin ON billing.invoice USING brin (issue_date);
 CREATE FUNCTION billing.days_sales_outstanding(days integer DEFAULT 90)
 RETURNS TABLE (currency text, as_of date, window_days integer, receivable billing.amount, invoiced billing.amount,
                dso_days numeric)
-LANGUAGE plpgsql STABLE SET jit = off SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     -- no time zone is behind UTC-12 or ahead of UTC+14: every account's
     -- today is between these two
@@ -569,7 +569,7 @@ COMMENT ON COLUMN billing.days_sales_outstanding.dso_days IS
 CREATE FUNCTION billing.upcoming_invoices(days integer DEFAULT 7)
 RETURNS TABLE (account_id bigint, subscription_id bigint, invoice_date date, currency text, subtotal billing.amount,
                discount billing.amount, tax billing.amount, total billing.amount, lines bigint)
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_at timestamptz := billing.now();
 BEGIN

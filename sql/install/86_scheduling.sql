@@ -14,7 +14,7 @@
 -- pg_cron was not run here, the cron database), other_database (pg_cron
 -- runs jobs from cron_database), ready.
 CREATE FUNCTION billing._cron_state(OUT state text, OUT cron_database text)
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     cron_database := nullif(current_setting('cron.database_name', true), '');
     state := CASE WHEN cron_database IS NULL THEN 'not_loaded'
@@ -29,7 +29,7 @@ COMMENT ON FUNCTION billing._cron_state() IS
 -- billing's jobs: name, schedule (NULL: none), command.
 CREATE FUNCTION billing._cron_jobs(cycle text, dunning text)
 RETURNS TABLE (job_name text, schedule text, command text)
-LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT j.name || CASE WHEN (billing._cron_state()).state = 'other_database' THEN ':' || current_database()
                           ELSE '' END,
            j.schedule, j.command
@@ -42,7 +42,7 @@ COMMENT ON FUNCTION billing._cron_jobs(text, text) IS
     'in another database), their schedules and commands';
 
 CREATE FUNCTION billing._check_cron_schedule(schedule text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     IF schedule IS NOT NULL AND schedule !~ '^\s*(@(yearly|annually|monthly|weekly|daily|hourly|reboot)|(\S+\s+){4}\S+)\s*$' THEN
         RAISE EXCEPTION 'invalid cron schedule "%"', schedule
@@ -58,7 +58,7 @@ COMMENT ON FUNCTION billing._check_cron_schedule(text) IS 'internal: raises 2202
 -- per job without.
 CREATE FUNCTION billing.schedule_commands(cycle text DEFAULT '0 2 * * *', dunning text DEFAULT '0 9 * * *')
 RETURNS SETOF text
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._check_cron_schedule(cycle);
     PERFORM billing._check_cron_schedule(dunning);
@@ -77,7 +77,7 @@ COMMENT ON FUNCTION billing.schedule_commands(text, text) IS
 
 -- Raises the error that says what is missing for scheduling.
 CREATE FUNCTION billing._cron_not_ready(state text, cron_database text, commands text) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     IF state = 'not_loaded' THEN
         RAISE EXCEPTION 'pg_cron is not loaded: billing cannot schedule its jobs'
@@ -105,7 +105,7 @@ COMMENT ON FUNCTION billing._cron_not_ready(text, text, text) IS
 
 CREATE FUNCTION billing.schedule(cycle text DEFAULT '0 2 * * *', dunning text DEFAULT '0 9 * * *')
 RETURNS TABLE (job_name text, schedule text, command text, jobid bigint, action text)
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     st record;
     j record;
@@ -148,7 +148,7 @@ COMMENT ON FUNCTION billing.schedule(text, text) IS
 
 CREATE FUNCTION billing.unschedule()
 RETURNS TABLE (job_name text, jobid bigint)
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     st record;
     r record;
@@ -178,7 +178,7 @@ RETURNS TABLE (job_name text, jobid bigint, schedule text, command text, active 
                last_run_status text, last_run_start timestamptz, last_run_end timestamptz, last_run_message text,
                failed_runs_last_day bigint, last_billing_run_status text, last_billing_run_started_at timestamptz,
                last_billing_run_duration interval)
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     st record;
 BEGIN

@@ -3,7 +3,7 @@
 -- Each check is one branch of the UNION ALL: later issues add theirs.
 CREATE FUNCTION billing.check_invariants()
 RETURNS TABLE (invariant text, detail text)
-LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     -- invoice totals are the sums of their lines
     SELECT 'invoice_totals_equal_lines',
            format('invoice %s (account %s): subtotal %s discount %s tax %s total %s, lines %s %s %s %s',

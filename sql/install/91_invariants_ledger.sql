@@ -9,7 +9,7 @@ COMMENT ON FUNCTION billing.check_invoicing_invariants() IS
 
 CREATE FUNCTION billing.check_invariants()
 RETURNS TABLE (invariant text, detail text)
-LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT * FROM billing.check_invoicing_invariants()
     UNION ALL
     SELECT * FROM billing.check_ledger_invariants()

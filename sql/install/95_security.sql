@@ -48,7 +48,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.role_binding', '');
 -- Who acts, and what it may use.
 
 CREATE FUNCTION billing.acting_role() RETURNS name
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT CASE WHEN current_setting('role') = 'none' THEN session_user ELSE current_setting('role')::name END
 $$;
 COMMENT ON FUNCTION billing.acting_role() IS
@@ -83,7 +83,7 @@ COMMENT ON FUNCTION billing._may_use_account(bigint) IS
 -- whether the account exists or not, so ids of other entities cannot be
 -- probed; a role that may use every entity gets the function's own error.
 CREATE FUNCTION billing._authorize_account(account_id bigint) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT billing._may_use_account(account_id) THEN
         RAISE EXCEPTION 'role % may not use account %', billing.acting_role(), coalesce(account_id::text, 'NULL')
@@ -97,7 +97,7 @@ COMMENT ON FUNCTION billing._authorize_account(bigint) IS
 
 -- For batches (dunning statuses): one query for the whole array.
 CREATE FUNCTION billing._authorize_accounts(accounts bigint[]) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_bad bigint;
 BEGIN
@@ -119,7 +119,7 @@ COMMENT ON FUNCTION billing._authorize_accounts(bigint[]) IS
     'internal: raises 42501 unless the acting role may use every account of the array';
 
 CREATE FUNCTION billing._authorize_entity(entity_id bigint) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT (billing._acting_role_sees_all() OR entity_id = ANY (billing._acting_role_entities())) THEN
         RAISE EXCEPTION 'role % may not use billing entity %', billing.acting_role(), coalesce(entity_id::text, 'NULL')
@@ -132,7 +132,7 @@ COMMENT ON FUNCTION billing._authorize_entity(bigint) IS
     'internal: raises 42501 unless the acting role may use the billing entity';
 
 CREATE FUNCTION billing._authorize_invoice(invoice_id bigint) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     IF billing._acting_role_sees_all() THEN
         RETURN;
@@ -153,7 +153,7 @@ COMMENT ON FUNCTION billing._authorize_invoice(bigint) IS
 -- what runs over every entity (the cycle, collection workers) needs a role
 -- that may use every entity.
 CREATE FUNCTION billing._authorize_all(action text) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT billing._acting_role_sees_all() THEN
         RAISE EXCEPTION 'role % may not %: that needs a role bound to every billing entity', billing.acting_role(), action
@@ -169,7 +169,7 @@ COMMENT ON FUNCTION billing._authorize_all(text) IS
 -- Bindings.  Called by the DBA (no role is granted these).
 
 CREATE FUNCTION billing.bind_role_to_entity(role_name name, entity_id bigint) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     IF role_name IS NULL OR NOT EXISTS (SELECT FROM pg_roles r WHERE r.rolname = bind_role_to_entity.role_name) THEN
         RAISE EXCEPTION 'role "%" does not exist', coalesce(role_name::text, 'NULL')
@@ -188,7 +188,7 @@ COMMENT ON FUNCTION billing.bind_role_to_entity(name, bigint) IS
     'and the rest; entity_id NULL: every entity.  For the DBA';
 
 CREATE FUNCTION billing.unbind_role_from_entity(role_name name, entity_id bigint) RETURNS integer
-LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH d AS (
         DELETE FROM billing.role_binding b
         WHERE b.role_name = unbind_role_from_entity.role_name
@@ -218,7 +218,7 @@ COMMENT ON FUNCTION billing.unbind_role_from_entity(name, bigint) IS
 -- when a function that writes is missing here.
 CREATE FUNCTION billing.role_functions()
 RETURNS TABLE (kind text, function regprocedure)
-LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT x.kind, x.function::regprocedure FROM (VALUES
         ('reader',   'billing.preview_invoice(bigint, bigint, date)'),
         ('reader',   'billing.account_balance(bigint, date)'),
@@ -293,7 +293,7 @@ COMMENT ON FUNCTION billing.role_functions() IS
 -- Row-level security helpers need EXECUTE by every reader: they say what
 -- the reader itself may use, nothing more.
 CREATE FUNCTION billing._everyone_functions() RETURNS SETOF regprocedure
-LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT p.oid::regprocedure
     FROM pg_proc p
     JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
@@ -307,7 +307,7 @@ COMMENT ON FUNCTION billing._everyone_functions() IS
 
 CREATE FUNCTION billing.grant_roles(writer name DEFAULT 'billing_writer', operator name DEFAULT 'billing_operator',
                                     reporting name DEFAULT 'billing_reporting')
-RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     r name;
     f regprocedure;

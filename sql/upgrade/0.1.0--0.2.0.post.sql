@@ -4,3 +4,26 @@
 -- accounts are never deleted (30_accounts_catalog.sql)
 CREATE OR REPLACE TRIGGER account_never_deleted BEFORE DELETE OR TRUNCATE ON billing.account
     FOR EACH STATEMENT EXECUTE FUNCTION billing._account_never_deleted();
+
+-- Every routine pins pg_temp last in its search_path (a SECURITY DEFINER
+-- body would otherwise find the caller's temporary types and tables before
+-- billing's).  The functions above are created that way; this catches the
+-- 0.1.0 routines that no step recreates.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::regprocedure AS fn, p.prokind, c.cfg
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+             AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'
+        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'billing'
+        CROSS JOIN LATERAL unnest(p.proconfig) c(cfg)
+        WHERE c.cfg LIKE 'search\_path=%' AND c.cfg NOT LIKE '%pg\_temp'
+    LOOP
+        EXECUTE format('ALTER %s %s SET search_path = %s, pg_temp',
+                       CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.fn,
+                       substr(r.cfg, length('search_path=') + 1));
+    END LOOP;
+END $$;
