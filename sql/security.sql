@@ -385,6 +385,48 @@ SET ROLE regress_billing_operator;
 SELECT billing_test_error('CALL billing.run_cycle()');
 RESET ROLE;
 
+-- 13. temp_schema_hijack_runs_nothing_as_owner: the writer and the
+-- reporting role create types in their temporary schema named like
+-- pg_catalog's, whose CHECK runs their own function, and call the SECURITY
+-- DEFINER functions whose bodies use those types.  With pg_temp last in
+-- every routine's search_path, billing's bodies never resolve to them: the
+-- function never runs, least of all as the owner.
+SET billing.clock = '2026-02-02 12:00+00';
+SELECT i.invoice_id AS anna_inv FROM billing.invoice i WHERE i.account_id = :anna ORDER BY 1 LIMIT 1 \gset
+SET ROLE regress_app_acme;
+CREATE TEMP TABLE hijack_log (who name, fn text);
+CREATE FUNCTION pg_temp.hijack(fn text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pg_temp.hijack_log VALUES (current_user, fn);
+    RETURN true;
+END $$;
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.hijack('text'));
+CREATE DOMAIN pg_temp.date AS pg_catalog.date CHECK (pg_temp.hijack('date'));
+CREATE DOMAIN pg_temp.numeric AS pg_catalog.numeric CHECK (pg_temp.hijack('numeric'));
+CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.hijack('jsonb'));
+CREATE TEMP TABLE account (account_id bigint, entity_id bigint);
+SELECT billing.apply_payment(:anna, '2.00 USD', 'cash', idempotency_key => 'hijack-1') IS NOT NULL AS paid;
+SELECT billing.account_balance(:anna) IS NOT NULL AS balance;
+SELECT length(billing.invoice_document(:anna_inv)) > 0 AS document;
+SELECT count(*) > 0 AS statement_lines FROM billing.account_statement(:anna, '2026-01-01', '2026-03-01');
+RESET ROLE;
+SELECT who, fn FROM pg_temp.hijack_log;
+SELECT rolsuper AS writer_became_superuser FROM pg_roles WHERE rolname = 'regress_app_acme';
+DISCARD TEMP;
+
+-- 14. copy_wrapped_call_posts_like_any_other: a call wrapped in COPY
+-- (SELECT ...) TO STDOUT does what the plain call does; nothing in billing
+-- decides by the statement's text.
+SET ROLE regress_app_acme;
+COPY (SELECT billing.subscribe(:anna, :usd) IS NOT NULL) TO STDOUT;
+COPY (SELECT billing.apply_payment(:anna, '3.00 USD', 'cash', idempotency_key => 'copy-1') IS NOT NULL) TO STDOUT;
+RESET ROLE;
+SELECT i.status, (SELECT count(*) FROM billing.ledger_transaction t
+                  WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id AND t.kind = 'invoice_finalized')
+                 AS posted
+FROM billing.invoice i WHERE i.account_id = :anna AND billing.to_numeric(i.total) > 0 ORDER BY i.invoice_id;
+SELECT * FROM billing.check_invariants();
+
 -- The roles go; the database first (it holds their privileges).
 \c contrib_regression
 DROP DATABASE security_regress;

@@ -6,8 +6,10 @@
  * out in sql/install/60_ledger.sql: the entries one statement adds sum to
  * zero per ledger transaction and currency (23514), and every transaction
  * they post to exists in billing.ledger_transaction, and so does its
- * account in billing.account (23503; not checked under COPY, which is how
- * pg_restore loads the tables, in any order).
+ * account in billing.account (23503).  Whatever the statement: a restore
+ * loads the tables in any order with triggers off
+ * (session_replication_role = replica), never by exempting a kind of
+ * statement, because the client chooses the statement.
  *
  * It is C because it runs once per posting statement, that is once per
  * payment: as PL/pgSQL it ran two queries and set search_path each time.
@@ -23,7 +25,6 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
-#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/rel.h"
@@ -59,20 +60,6 @@ static const int64 scale_factor[] = {
 
 StaticAssertDecl(lengthof(scale_factor) == CURRENCY_MAX_DIGITS + 1,
 				 "one factor per possible scale");
-
-/* Whether the statement running is a COPY (pg_restore loading the ledger). */
-static bool
-running_copy(void)
-{
-	const char *q = debug_query_string;
-
-	if (q == NULL)
-		return false;
-	while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' || *q == '\f' || *q == '\v')
-		q++;
-	return pg_strncasecmp(q, "copy", 4) == 0 &&
-		(q[4] == ' ' || q[4] == '\t' || q[4] == '\n' || q[4] == '\r' || q[4] == '\f' || q[4] == '\v');
-}
 
 /*
  * Raises 23514 for the first unbalanced transaction of the statement,
@@ -189,10 +176,6 @@ ledger_check_balance(PG_FUNCTION_ARGS)
 			report_unbalanced(trigdata, &entry->key);
 		}
 	}
-
-	/* A restore loads the ledger and its accounts in any order. */
-	if (running_copy())
-		PG_RETURN_POINTER(NULL);
 
 	/*
 	 * SnapshotSelf: the transaction may have been inserted by this very

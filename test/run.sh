@@ -7,6 +7,11 @@
 # (pg_virtualenv), and runs the suite, the demo, or the benchmarks.  It never
 # uses a server that was running before.
 set -eu
+# The caller's PG* variables (PGPORT of a running server, PGDATABASE, ...)
+# would point the throwaway cluster's clients elsewhere: drop them all.
+for v in $(env | sed -n 's/^\(PG[A-Za-z0-9_]*\)=.*/\1/p'); do
+	unset "$v"
+done
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MODE=${1:-test}
@@ -38,6 +43,8 @@ export PG_CONFIG
 # Several checkouts on one machine share PostgreSQL's extension directory:
 # installing and testing hold one lock so they cannot overwrite each other.
 LOCK=/tmp/billing-install.lock
+# What test/cluster.sh reports, one line each in $RESULTS.
+CLUSTER_PARTS="regress isolation scenarios"
 
 
 case "$MODE" in
@@ -67,6 +74,10 @@ test)
 		$(command -v pg_virtualenv) -t -v 15 -i '--encoding=UTF8 --locale=C.UTF-8' \
 		-o shared_preload_libraries=pg_cron -o cron.database_name=contrib_regression \
 		-o max_prepared_transactions=10 sh test/cluster.sh" || status=1
+	# a part of the cluster that could not run counts as failed
+	for part in $CLUSTER_PARTS; do
+		grep -q "^$part " "$RESULTS" || { echo "$part 0 1" >> "$RESULTS"; echo "== $part did not run"; status=1; }
+	done
 	passed=$(awk '{p+=$2} END {print p+0}' "$RESULTS")
 	failed=$(awk '{f+=$3} END {print f+0}' "$RESULTS")
 	echo "== parts:"; awk '{printf "   %-28s %6d passed %4d failed\n", $1, $2, $3}' "$RESULTS"

@@ -118,14 +118,15 @@ SELECT pg_catalog.pg_extension_config_dump('billing.ledger_entry_entry_id_seq', 
 -- the same whatever the ledger holds.  Each touched transaction exists,
 -- through the key (account_id, txn_id) of ledger_transaction, and so does
 -- its account (ledger_transaction has no foreign key to it): one probe of
--- each primary key per transaction.  pg_restore loads the tables with COPY
--- in any order: a restore does not check existence, check_invariants()
--- does.  In C (src/ledger.c): it runs once per payment.
+-- each primary key per transaction.  A restore loads the tables in any
+-- order with triggers off (session_replication_role = replica, which
+-- pg_restore --disable-triggers sets) and then runs check_invariants().
+-- In C (src/ledger.c): it runs once per payment.
 CREATE FUNCTION billing._ledger_check_balance() RETURNS trigger
     AS 'MODULE_PATHNAME', 'ledger_check_balance' LANGUAGE C;
 COMMENT ON FUNCTION billing._ledger_check_balance() IS
     'internal trigger: the entries an INSERT adds sum to zero per transaction and currency (23514), and their '
-    'transactions and those transactions'' accounts exist (23503, not checked under COPY)';
+    'transactions and those transactions'' accounts exist (23503)';
 
 CREATE TRIGGER ledger_entry_balanced AFTER INSERT ON billing.ledger_entry
     REFERENCING NEW TABLE AS new_entries
@@ -147,22 +148,25 @@ CREATE TRIGGER ledger_transaction_append_only BEFORE UPDATE OR DELETE OR TRUNCAT
     FOR EACH STATEMENT EXECUTE FUNCTION billing._ledger_append_only();
 
 -- ---------------------------------------------------------------------------
--- Posting invoice finalization.  The cycle inserts invoices already
--- finalized (status open, or paid when the total is zero); an invoice
--- could also become open by an UPDATE from draft.  Statement-level
--- triggers with transition tables post all of them in one statement:
+-- The posting recipe of an issued invoice, written once.  The finalization
+-- step (billing._finalize_invoices, 70_payments.sql) calls it for every
+-- invoice billing issues:
 --   receivable  +total
 --   revenue     -(total - tax)
 --   tax_payable -tax
--- and then let the account's unapplied credit pay the new invoices.
+-- An invoice of zero total and tax posts nothing.  Each invoice is read by
+-- its key (LATERAL ... LIMIT 1: one index probe per invoice; as a plain
+-- join of a large batch of ids the planner may hash the whole invoice
+-- table instead, which grows with the table).
 
 CREATE FUNCTION billing._post_invoices_finalized(accounts bigint[], invoices bigint[])
 RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH inv AS MATERIALIZED (
         SELECT i.account_id, i.invoice_id, i.number, i.issue_date, i.total, i.tax
         FROM unnest(accounts, invoices) u(account_id, invoice_id)
-        JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
-        WHERE billing.to_numeric(i.total) <> 0 OR billing.to_numeric(i.tax) <> 0
+        CROSS JOIN LATERAL (SELECT * FROM billing.invoice i
+                            WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id LIMIT 1) i
+        WHERE i.status <> 'draft' AND (billing.to_numeric(i.total) <> 0 OR billing.to_numeric(i.tax) <> 0)
     ), txn AS (
         INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, description)
         SELECT account_id, 'invoice_finalized', issue_date, invoice_id, 'invoice ' || number FROM inv
@@ -171,7 +175,11 @@ RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_tem
     INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
     SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
     FROM txn t
-    JOIN inv i ON i.account_id = t.account_id AND i.invoice_id = t.invoice_id
+    -- the invoice again by its key, not by joining the two CTEs (they have
+    -- no index, and a nested loop over them grows with the square of the
+    -- batch)
+    CROSS JOIN LATERAL (SELECT i.total, i.tax FROM billing.invoice i
+                        WHERE i.account_id = t.account_id AND i.invoice_id = t.invoice_id LIMIT 1) i
     CROSS JOIN LATERAL (VALUES ('receivable', i.total), ('revenue', -(i.total - i.tax)),
                                ('tax_payable', -i.tax)) e(ledger_account, amount)
     WHERE billing.to_numeric(e.amount) <> 0

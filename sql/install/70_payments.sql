@@ -464,25 +464,60 @@ $$;
 COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
     'internal: applies the accounts'' unapplied credit to these open invoices, oldest due first, with ledger postings';
 
-CREATE FUNCTION billing._invoice_finalized_trigger() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
+-- The finalization step.  Everything that follows from invoices being
+-- issued, in the order a reader of the books expects: each invoice is
+-- posted to the ledger (the posting recipe, billing._post_invoices_finalized),
+-- the account's unapplied credit pays what it can of it (billing._consume_credit),
+-- and what is left due is queued for automatic collection
+-- (billing._queue_collection).  Every path that issues invoices calls it by
+-- name right after inserting them (billing._bill for the cycle, plan changes
+-- and cancellations; the late-fee step of dunning), in the same transaction;
+-- no trigger does money work, so what a statement causes does not depend on
+-- how the client wrapped it, and a restore (triggers off, README:
+-- Operations) loads the rows exactly as they were dumped.
+CREATE FUNCTION billing._finalize_invoices(accounts bigint[], invoices bigint[])
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_accounts bigint[];
     v_invoices bigint[];
+BEGIN
+    IF coalesce(cardinality(invoices), 0) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM billing._post_invoices_finalized(accounts, invoices);
+    -- credit and collection only for the few accounts that have some.  The
+    -- EXISTS guards skip a table with no rows at all: its statistics then
+    -- say "one row", and the planner probes it once per new invoice.
+    IF EXISTS (SELECT FROM billing.account_credit) THEN
+        SELECT array_agg(u.account_id), array_agg(u.invoice_id) INTO v_accounts, v_invoices
+        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        CROSS JOIN LATERAL (SELECT FROM billing.account_credit c WHERE c.account_id = u.account_id LIMIT 1) c;
+        IF v_accounts IS NOT NULL THEN
+            PERFORM billing._consume_credit(v_accounts, v_invoices);
+        END IF;
+    END IF;
+    IF EXISTS (SELECT FROM billing.payment_method) THEN
+        SELECT array_agg(u.account_id), array_agg(u.invoice_id) INTO v_accounts, v_invoices
+        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        CROSS JOIN LATERAL (SELECT FROM billing.payment_method m
+                            WHERE m.account_id = u.account_id AND m.is_default AND m.active LIMIT 1) m;
+        IF v_accounts IS NOT NULL THEN
+            PERFORM billing._queue_collection(v_accounts, v_invoices);
+        END IF;
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._finalize_invoices(bigint[], bigint[]) IS
+    'internal: the finalization step of just inserted invoices: posts them to the ledger, applies the accounts'' '
+    'unapplied credit to them and queues automatic collection of what is left due';
+
+-- A guard, no money work: the account of an invoice without a subscription
+-- exists (no foreign key: 50_invoicing.sql); a subscription's key proves
+-- the others'.  LATERAL ... LIMIT 1: one index probe per such invoice.
+CREATE FUNCTION billing._invoice_account_exists() RETURNS trigger
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
     v_bad record;
 BEGIN
-    -- pg_restore loads invoices with COPY and their ledger, credit and
-    -- collection rows from the dump: posting them again would count them
-    -- twice.  Invoices are only ever created by billing's functions, never
-    -- by COPY (check_invariants reports an invoice that is not posted).
-    IF current_query() ~* '^\s*COPY\s' THEN
-        RETURN NULL;
-    END IF;
-    -- the account of an invoice without a subscription exists (no foreign
-    -- key: 50_invoicing.sql); a subscription's key proves the others'
-    -- (LATERAL ... LIMIT 1 here and below: one index probe per new invoice;
-    -- as a join, IN or NOT EXISTS the planner may hash the whole table
-    -- instead, once per batch, which grows with the table)
     SELECT n.account_id, n.invoice_id INTO v_bad
     FROM new_invoices n
     LEFT JOIN LATERAL (SELECT true AS found FROM billing.account a
@@ -493,68 +528,10 @@ BEGIN
         RAISE EXCEPTION 'account % of invoice % does not exist', v_bad.account_id, v_bad.invoice_id
             USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_account.';
     END IF;
-    -- Everything is read from the transition table, never by joining the
-    -- batch's ids back to billing.invoice (with 10k ids the planner would
-    -- hash-join the whole invoice table, once per batch).
-    WITH txn AS (
-        INSERT INTO billing.ledger_transaction AS t (account_id, kind, posted_on, invoice_id, description)
-        SELECT n.account_id, 'invoice_finalized', n.issue_date, n.invoice_id, 'invoice ' || n.number
-        FROM new_invoices n
-        WHERE n.status <> 'draft' AND (billing.to_numeric(n.total) <> 0 OR billing.to_numeric(n.tax) <> 0)
-        RETURNING t.account_id, t.txn_id, t.invoice_id
-    )
-    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
-    SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
-    FROM txn t
-    JOIN new_invoices n ON n.account_id = t.account_id AND n.invoice_id = t.invoice_id
-    CROSS JOIN LATERAL (VALUES ('receivable', n.total), ('revenue', -(n.total - n.tax)),
-                               ('tax_payable', -n.tax)) e(ledger_account, amount)
-    WHERE billing.to_numeric(e.amount) <> 0;
-    -- credit and collection only for the few accounts that have some.  The
-    -- EXISTS guards skip a table with no rows at all: its statistics then
-    -- say "one row", and the planner probes it once per new invoice.
-    IF EXISTS (SELECT FROM billing.account_credit) THEN
-        SELECT array_agg(n.account_id), array_agg(n.invoice_id) INTO v_accounts, v_invoices
-        FROM new_invoices n
-        CROSS JOIN LATERAL (SELECT FROM billing.account_credit c WHERE c.account_id = n.account_id LIMIT 1) c
-        WHERE n.status = 'open';
-        IF v_accounts IS NOT NULL THEN
-            PERFORM billing._consume_credit(v_accounts, v_invoices);
-        END IF;
-    END IF;
-    IF EXISTS (SELECT FROM billing.payment_method) THEN
-        SELECT array_agg(n.account_id), array_agg(n.invoice_id) INTO v_accounts, v_invoices
-        FROM new_invoices n
-        CROSS JOIN LATERAL (SELECT FROM billing.payment_method m
-                            WHERE m.account_id = n.account_id AND m.is_default AND m.active LIMIT 1) m
-        WHERE n.status = 'open';
-        IF v_accounts IS NOT NULL THEN
-            PERFORM billing._queue_collection(v_accounts, v_invoices);
-        END IF;
-    END IF;
     RETURN NULL;
 END $$;
-COMMENT ON FUNCTION billing._invoice_finalized_trigger() IS
-    'internal trigger: posts finalized invoices to the ledger, applies the accounts'' unapplied credit to them '
-    'and queues automatic collection of what is left due';
-
-CREATE TRIGGER invoice_finalized_insert AFTER INSERT ON billing.invoice
+COMMENT ON FUNCTION billing._invoice_account_exists() IS
+    'internal trigger (a guard): the account of every inserted invoice without a subscription exists (23503)';
+CREATE TRIGGER invoice_account_exists AFTER INSERT ON billing.invoice
     REFERENCING NEW TABLE AS new_invoices
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._invoice_finalized_trigger();
--- An invoice finalized by an UPDATE from draft is posted row by row: the
--- WHEN condition costs nothing for the updates that payments make, where a
--- statement trigger with transition tables would run on every one of them.
--- (The cycle inserts its invoices finalized: the statement trigger above.)
-CREATE FUNCTION billing._invoice_finalized_row() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM billing._post_invoices_finalized(ARRAY[NEW.account_id], ARRAY[NEW.invoice_id]);
-    PERFORM billing._consume_credit(ARRAY[NEW.account_id], ARRAY[NEW.invoice_id]);
-    PERFORM billing._queue_collection(ARRAY[NEW.account_id], ARRAY[NEW.invoice_id]);
-    RETURN NULL;
-END $$;
-COMMENT ON FUNCTION billing._invoice_finalized_row() IS
-    'internal trigger: posts an invoice finalized by an UPDATE from draft, applies credit, queues collection';
-CREATE TRIGGER invoice_finalized_update AFTER UPDATE OF status ON billing.invoice
-    FOR EACH ROW WHEN (OLD.status = 'draft' AND NEW.status <> 'draft')
-    EXECUTE FUNCTION billing._invoice_finalized_row();
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._invoice_account_exists();

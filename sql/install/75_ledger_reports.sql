@@ -20,7 +20,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     WHERE NOT EXISTS (SELECT FROM billing.ledger_entry e WHERE e.account_id = t.account_id AND e.txn_id = t.txn_id)
     UNION ALL
     -- every entry belongs to a transaction (no foreign key: the balance
-    -- trigger checks it on INSERT, but not under COPY)
+    -- trigger checks it on every INSERT; a restore runs with triggers off)
     SELECT 'ledger_entry_has_transaction',
            format('entry %s (account %s) names transaction %s, which does not exist', e.entry_id, e.account_id,
                   e.txn_id)
@@ -28,7 +28,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     WHERE NOT EXISTS (SELECT FROM billing.ledger_transaction t WHERE t.account_id = e.account_id AND t.txn_id = e.txn_id)
     UNION ALL
     -- invoices and ledger transactions name an account without a foreign
-    -- key (triggers check it on INSERT, but not under COPY)
+    -- key (checked when billing writes them; a restore runs with triggers off)
     SELECT 'account_exists', format('invoice %s names account %s, which does not exist', i.invoice_id, i.account_id)
     FROM billing.invoice i
     WHERE NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = i.account_id)

@@ -405,6 +405,8 @@ RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog,
 DECLARE
     v_actions integer;
     v_claimed integer;
+    v_fee_accounts bigint[];
+    v_fee_invoices bigint[];
 BEGIN
     -- 1. the number series a late-fee invoice may take (before the credit
     --    rows, in the cycle's order), when any policy of the batch has a fee
@@ -623,7 +625,10 @@ BEGIN
                                   'dunning_step_id', n.step_id)
         FROM fees n
         ORDER BY n.fee_invoice_id
-        RETURNING 1
+        RETURNING account_id, invoice_id
+    ), fee_ids AS (
+        SELECT array_agg(account_id ORDER BY invoice_id) AS accounts, array_agg(invoice_id ORDER BY invoice_id) AS invoices
+        FROM ins_invoice
     ), ins_line AS (
         INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, quantity, unit_amount, amount,
                                           source)
@@ -644,8 +649,12 @@ BEGIN
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM marked) + (SELECT count(*) FROM ins_invoice) + (SELECT count(*) FROM ins_line)
-           + (SELECT count(*) FROM ev)
-    INTO STRICT v_actions;
+           + (SELECT count(*) FROM ev), fee_ids.accounts, fee_ids.invoices
+    INTO STRICT v_actions, v_fee_accounts, v_fee_invoices
+    FROM fee_ids;
+    -- the fee invoices are issued like any other: posted, paid from credit,
+    -- queued for collection
+    PERFORM billing._finalize_invoices(v_fee_accounts, v_fee_invoices);
 
     -- 9. suspensions: the case suspends the account's subscriptions (the
     --    statuses move after this batch commits)

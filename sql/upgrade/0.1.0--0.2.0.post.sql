@@ -27,3 +27,8 @@ BEGIN
                        substr(r.cfg, length('search_path=') + 1));
     END LOOP;
 END $$;
+
+-- the guard that replaces the finalization triggers (70_payments.sql)
+CREATE OR REPLACE TRIGGER invoice_account_exists AFTER INSERT ON billing.invoice
+    REFERENCING NEW TABLE AS new_invoices
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._invoice_account_exists();

@@ -81,3 +81,11 @@ COMMENT ON COLUMN billing.installment_status.due_date IS 'the day the installmen
 COMMENT ON COLUMN billing.installment_status.amount IS 'the installment''s amount (the installments sum exactly to the invoice)';
 COMMENT ON COLUMN billing.installment_status.paid IS 'what payments since the plan have covered of it, installments in order';
 COMMENT ON COLUMN billing.installment_status.remaining IS 'amount - paid';
+
+-- invoices are finalized by an explicit step (billing._finalize_invoices,
+-- 70_payments.sql) that every path issuing invoices calls; the triggers
+-- that did that work go
+DROP TRIGGER IF EXISTS invoice_finalized_insert ON billing.invoice;
+DROP TRIGGER IF EXISTS invoice_finalized_update ON billing.invoice;
+DROP FUNCTION IF EXISTS billing._invoice_finalized_trigger();
+DROP FUNCTION IF EXISTS billing._invoice_finalized_row();

@@ -1,9 +1,14 @@
 #!/bin/sh
 # pg_dump keeps every row of every table that holds user data: bill a
-# database, dump it (-Fc), restore it into a new database, and compare each
-# billing table's row count and digest, and that the restored sequences go
-# on where the old ones stopped.  Run by test/cluster.sh with PGDATABASE set
-# to a fresh database.
+# database, dump it in two formats (custom, restored by pg_restore; plain
+# with --inserts, restored by psql), restore each into a new database with
+# session_replication_role = replica (triggers off, as README's Operations
+# says; pg_restore --disable-triggers does it only for a data-only restore),
+# and compare each billing table's row count and digest, that the restored
+# sequences go on where the old ones stopped, and check_invariants().  A
+# restore loads rows as they were: billing's triggers (guards) are off, and
+# no trigger does money work that a restore would repeat.  Run by
+# test/cluster.sh with PGDATABASE set to a fresh database.
 set -eu
 SRC=$PGDATABASE
 DST=${PGDATABASE}_restored
@@ -46,10 +51,6 @@ SELECT grant_roles('dump_writer', 'dump_operator', 'dump_reporting');
 SELECT bind_role_to_entity('dump_reporting', 1);
 SQL
 
-pg_dump -Fc -f "$DUMP" "$SRC"
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DST" -c "CREATE DATABASE $DST"
-pg_restore -d "$DST" "$DUMP"
-
 digest() { # every table of the extension: name, rows, md5 of its rows in key order
 	$PSQL -A -t -d "$1" <<'SQL'
 SELECT format('SELECT %L || '' '' || count(*) || '' '' || md5(coalesce(string_agg(t::text, E''\\n'' ORDER BY t::text), '''')) FROM billing.%I t',
@@ -60,6 +61,17 @@ ORDER BY c.relname \gexec
 SELECT 'seq ' || sequencename || ' ' || coalesce(last_value, 0) FROM pg_sequences WHERE schemaname = 'billing' ORDER BY 1;
 SQL
 }
+for format in custom inserts; do
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DST" -c "CREATE DATABASE $DST"
+case $format in
+custom)
+	pg_dump -Fc -f "$DUMP" "$SRC"
+	PGOPTIONS='-c session_replication_role=replica' pg_restore --exit-on-error -d "$DST" "$DUMP" ;;
+inserts)
+	pg_dump --inserts -f "$DUMP" "$SRC"
+	PGOPTIONS='-c session_replication_role=replica' $PSQL -d "$DST" -f "$DUMP" >/dev/null ;;
+esac
+echo "-- restored from the $format dump"
 digest "$SRC" > "$DUMP.src"
 digest "$DST" > "$DUMP.dst"
 cat "$DUMP.src"
@@ -73,6 +85,7 @@ fi
 # the restored database goes on billing: new ids do not collide
 $PSQL -d "$DST" <<'SQL'
 DO $$ BEGIN
+    IF (SELECT count(*) FROM billing.check_invariants()) > 0 THEN RAISE EXCEPTION 'FAILED invariants as restored'; END IF;
     IF NOT (has_function_privilege('dump_writer', 'billing.apply_payment(bigint,billing.amount,text,text,text,date,bigint[])', 'EXECUTE')
             AND has_table_privilege('dump_reporting', 'billing.invoice', 'SELECT')
             AND NOT has_table_privilege('dump_writer', 'billing.invoice', 'UPDATE')
@@ -88,6 +101,7 @@ DO $$ BEGIN
 END $$;
 SQL
 psql -X -q -d postgres -c "DROP DATABASE $DST"
+done
 psql -X -q -d "$SRC" -c "DROP OWNED BY dump_writer, dump_operator, dump_reporting" \
 	-c "DROP ROLE dump_writer, dump_operator, dump_reporting"
 rm -f "$DUMP.src" "$DUMP.dst"
