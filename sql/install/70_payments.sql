@@ -399,38 +399,21 @@ COMMENT ON FUNCTION billing.apply_payment(bigint, billing.amount, text, text, te
     'that order); the rest becomes unapplied credit that later invoices consume; posts it to the ledger; the same '
     'idempotency_key with the same arguments returns the same payment, with other arguments raises 23505';
 
--- Lets the accounts' unapplied credit pay these (just finalized) invoices,
--- oldest due first, in one statement.  Locks the account_credit rows in
--- account_id order.
-CREATE FUNCTION billing._consume_credit(accounts bigint[], invoices bigint[])
-RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    -- Step 1 of the lock order, in a statement of its own: the next
-    -- statement's snapshot then sees every balance as it is after the
-    -- transactions we waited for (a row locked and updated in one statement
-    -- would be updated from the version in the statement's snapshot).
-    SELECT count(*) FROM (
-        SELECT FROM billing.account_credit c
-        WHERE c.account_id IN (SELECT DISTINCT unnest(accounts))
-        ORDER BY c.account_id
-        FOR UPDATE) locked;
-    WITH cr AS MATERIALIZED (
-        SELECT c.account_id, billing.to_numeric(c.balance) AS balance
-        FROM billing.account_credit c
-        WHERE c.account_id IN (SELECT DISTINCT unnest(accounts)) AND billing.to_numeric(c.balance) > 0
-    ), inv AS MATERIALIZED (
-        SELECT i.account_id, i.invoice_id, i.currency, i.issue_date, i.number, cr.balance,
-               billing.to_numeric(i.amount_due) AS due,
-               coalesce(sum(billing.to_numeric(i.amount_due)) OVER (
-                   PARTITION BY i.account_id ORDER BY i.due_date, i.invoice_id
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-        FROM unnest(accounts, invoices) u(account_id, invoice_id)
-        JOIN cr ON cr.account_id = u.account_id
-        JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
-        WHERE i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
-    ), app AS MATERIALIZED (
-        SELECT account_id, invoice_id, currency, issue_date, number,
-               billing.amount(least(due, balance - before), currency) AS amount
-        FROM inv WHERE balance > before
+-- The credit-application recipe, written once: each amount moves between
+-- the account's unapplied credit and an invoice.  Positive, the credit pays
+-- the invoice; negative, a credit invoice (its total below zero: a prorated
+-- downgrade or cancellation) hands its amount to the account's credit.
+-- Either way: an application of source credit, the invoice's paid and due
+-- (paid when nothing is due), the credit balance, and one transaction
+--   customer_credit +amount, receivable -amount.
+-- The caller holds the accounts' credit rows (lock 1 of the lock order).
+CREATE FUNCTION billing._apply_credit(accounts bigint[], invoices bigint[], amounts billing.amount[])
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH app AS MATERIALIZED (
+        SELECT u.account_id, u.invoice_id, u.amount, i.issue_date, i.number
+        FROM unnest(accounts, invoices, amounts) u(account_id, invoice_id, amount)
+        CROSS JOIN LATERAL (SELECT i.issue_date, i.number FROM billing.invoice i
+                            WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id LIMIT 1) i
     ), ins_app AS (
         INSERT INTO billing.payment_application (account_id, invoice_id, source, amount)
         SELECT account_id, invoice_id, 'credit', amount FROM app
@@ -448,7 +431,10 @@ RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_tem
         RETURNING 1
     ), txn AS (
         INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, description)
-        SELECT account_id, 'credit_applied', issue_date, invoice_id, 'credit applied to invoice ' || number FROM app
+        SELECT account_id, 'credit_applied', issue_date, invoice_id,
+               CASE WHEN billing.to_numeric(amount) > 0 THEN 'credit applied to invoice ' ELSE 'credit from invoice ' END
+               || number
+        FROM app
         RETURNING account_id, txn_id, invoice_id
     ), ent AS (
         INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
@@ -460,6 +446,45 @@ RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_tem
     )
     SELECT (SELECT count(*) FROM ins_app) + (SELECT count(*) FROM upd_inv) + (SELECT count(*) FROM upd_credit)
            + (SELECT count(*) FROM ent)
+$$;
+COMMENT ON FUNCTION billing._apply_credit(bigint[], bigint[], billing.amount[]) IS
+    'internal: moves amounts between the accounts'' unapplied credit and invoices (positive: the credit pays the '
+    'invoice; negative: a credit invoice adds to the credit), with applications and ledger postings';
+
+-- Lets the accounts' unapplied credit pay these invoices, oldest due first,
+-- in one statement.  Locks the account_credit rows in account_id order.
+CREATE FUNCTION billing._consume_credit(accounts bigint[], invoices bigint[])
+RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    -- Step 1 of the lock order, in a statement of its own: the next
+    -- statement's snapshot then sees every balance as it is after the
+    -- transactions we waited for (a row locked and updated in one statement
+    -- would be updated from the version in the statement's snapshot).
+    SELECT count(*) FROM (
+        SELECT FROM billing.account_credit c
+        WHERE c.account_id IN (SELECT DISTINCT unnest(accounts))
+        ORDER BY c.account_id
+        FOR UPDATE) locked;
+    WITH cr AS MATERIALIZED (
+        SELECT c.account_id, billing.to_numeric(c.balance) AS balance
+        FROM billing.account_credit c
+        WHERE c.account_id IN (SELECT DISTINCT unnest(accounts)) AND billing.to_numeric(c.balance) > 0
+    ), inv AS MATERIALIZED (
+        SELECT i.account_id, i.invoice_id, i.currency, cr.balance,
+               billing.to_numeric(i.amount_due) AS due,
+               coalesce(sum(billing.to_numeric(i.amount_due)) OVER (
+                   PARTITION BY i.account_id ORDER BY i.due_date, i.invoice_id
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        JOIN cr ON cr.account_id = u.account_id
+        JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+        WHERE i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
+    ), app AS MATERIALIZED (
+        SELECT account_id, invoice_id, billing.amount(least(due, balance - before), currency) AS amount
+        FROM inv WHERE balance > before
+    )
+    SELECT billing._apply_credit(array_agg(account_id), array_agg(invoice_id), array_agg(amount))
+    FROM app
+    HAVING count(*) > 0
 $$;
 COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
     'internal: applies the accounts'' unapplied credit to these open invoices, oldest due first, with ledger postings';
@@ -480,17 +505,52 @@ RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg
 DECLARE
     v_accounts bigint[];
     v_invoices bigint[];
+    v_amounts billing.amount[];
+    -- the invoices the accounts' credit may pay: these, and every open
+    -- invoice of an account a credit invoice just credited
+    v_pay_accounts bigint[] := accounts;
+    v_pay_invoices bigint[] := invoices;
 BEGIN
     IF coalesce(cardinality(invoices), 0) = 0 THEN
         RETURN;
     END IF;
     PERFORM billing._post_invoices_finalized(accounts, invoices);
+    -- A credit invoice (total below zero) owes the customer: its amount
+    -- becomes the account's credit (the invoice is then paid), and that
+    -- credit settles what the account owes, oldest due first, below.
+    SELECT array_agg(u.account_id ORDER BY u.account_id, u.invoice_id),
+           array_agg(u.invoice_id ORDER BY u.account_id, u.invoice_id),
+           array_agg(i.amount_due ORDER BY u.account_id, u.invoice_id)
+    INTO v_accounts, v_invoices, v_amounts
+    FROM unnest(accounts, invoices) u(account_id, invoice_id)
+    CROSS JOIN LATERAL (SELECT i.amount_due FROM billing.invoice i
+                        WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+                          AND i.status = 'open' AND billing.to_numeric(i.amount_due) < 0 LIMIT 1) i;
+    IF v_accounts IS NOT NULL THEN
+        -- lock 1 of the lock order, in account order, created at zero
+        INSERT INTO billing.account_credit AS c (account_id, balance)
+        SELECT DISTINCT a.account_id, billing.from_minor_units(0, a.currency)
+        FROM billing.account a WHERE a.account_id = ANY (v_accounts)
+        ORDER BY a.account_id
+        ON CONFLICT ON CONSTRAINT account_credit_pkey DO NOTHING;
+        PERFORM FROM billing.account_credit c WHERE c.account_id = ANY (v_accounts) ORDER BY c.account_id FOR UPDATE;
+        PERFORM billing._apply_credit(v_accounts, v_invoices, v_amounts);
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT u.account_id, 'invoice.credited', jsonb_build_object('invoice_id', u.invoice_id, 'credit', (-u.amount)::text)
+        FROM unnest(v_accounts, v_invoices, v_amounts) u(account_id, invoice_id, amount);
+        -- the accounts' other open invoices come first in line for the credit
+        SELECT array_agg(x.account_id), array_agg(x.invoice_id) INTO v_pay_accounts, v_pay_invoices
+        FROM (SELECT u.account_id, u.invoice_id FROM unnest(accounts, invoices) u(account_id, invoice_id)
+              UNION
+              SELECT i.account_id, i.invoice_id FROM billing.invoice i
+              WHERE i.account_id = ANY (v_accounts) AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0) x;
+    END IF;
     -- credit and collection only for the few accounts that have some.  The
     -- EXISTS guards skip a table with no rows at all: its statistics then
     -- say "one row", and the planner probes it once per new invoice.
     IF EXISTS (SELECT FROM billing.account_credit) THEN
         SELECT array_agg(u.account_id), array_agg(u.invoice_id) INTO v_accounts, v_invoices
-        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        FROM unnest(v_pay_accounts, v_pay_invoices) u(account_id, invoice_id)
         CROSS JOIN LATERAL (SELECT FROM billing.account_credit c WHERE c.account_id = u.account_id LIMIT 1) c;
         IF v_accounts IS NOT NULL THEN
             PERFORM billing._consume_credit(v_accounts, v_invoices);

@@ -100,8 +100,10 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT 'invoice_not_paid_beyond_total',
            format('invoice %s (account %s): total %s, paid %s', i.invoice_id, i.account_id, i.total, i.amount_paid)
     FROM billing.invoice i
+    -- (a credit invoice, total below zero, is paid by handing its amount
+    -- to the account's credit: its amount_paid is its negative total)
     WHERE billing.to_numeric(i.amount_paid) > greatest(billing.to_numeric(i.total), 0)
-       OR billing.to_numeric(i.amount_paid) < 0
+       OR billing.to_numeric(i.amount_paid) < least(billing.to_numeric(i.total), 0)
     UNION ALL
     -- invariant 2: one payment per idempotency key (the unique constraint
     -- holds it; this catches a dropped constraint)
