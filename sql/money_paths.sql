@@ -78,6 +78,61 @@ SELECT count(*) AS actions_on_credit_invoices
 FROM billing.dunning_action a JOIN billing.invoice i USING (account_id, invoice_id)
 WHERE billing.to_numeric(i.total) <= 0;
 
+-- installments_on_time_are_never_dunned, installment_missed_is_dunned:
+-- Ivy and Max each owe 90.00 (due Apr 11), spread over three monthly
+-- installments of 30.00 from the due date.  Ivy pays each on its day and
+-- is never reminded, charged or suspended; Max misses May's: dunning goes
+-- by May 11 and asks for 30.00 (the June installment is not due yet), the
+-- late fee is 2% of that; once he catches up nothing more happens.
+SELECT billing.create_price(:product, 'USD', 90.00) AS p90 \gset
+SELECT billing.create_account(:entity, 'Ivy', payment_terms_days => 10) AS ivy \gset
+SELECT billing.create_account(:entity, 'Max', payment_terms_days => 10) AS max \gset
+SET billing.clock = '2026-04-01 12:00+00';
+SELECT billing.subscribe(:ivy, :p90) AS ivy_sub \gset
+SELECT billing.subscribe(:max, :p90) AS max_sub \gset
+SELECT billing.cancel_subscription(:ivy, :ivy_sub), billing.cancel_subscription(:max, :max_sub);
+SELECT i.invoice_id AS ivy_inv FROM billing.invoice i WHERE i.account_id = :ivy \gset
+SELECT i.invoice_id AS max_inv FROM billing.invoice i WHERE i.account_id = :max \gset
+SELECT * FROM billing.create_installment_plan(:ivy, :ivy_inv, 3);
+SELECT count(*) AS installments FROM billing.create_installment_plan(:max, :max_inv, 3);
+SET billing.clock = '2026-04-11 12:00+00';
+SELECT billing.apply_payment(:ivy, '30.00 USD', 'cash', idempotency_key => 'i-1') IS NOT NULL AS ivy_paid,
+       billing.apply_payment(:max, '30.00 USD', 'cash', idempotency_key => 'm-1') IS NOT NULL AS max_paid;
+SET billing.clock = '2026-04-20 12:00+00';
+CALL billing.run_dunning();
+SET billing.clock = '2026-05-11 12:00+00';
+SELECT billing.apply_payment(:ivy, '30.00 USD', 'cash', idempotency_key => 'i-2') IS NOT NULL AS ivy_paid;
+SET billing.clock = '2026-05-20 12:00+00';
+CALL billing.run_dunning();
+SELECT i.account_id = :max AS is_max, a.action, a.outcome, a.due_on, a.amount_due
+FROM billing.dunning_action a JOIN billing.invoice i USING (account_id, invoice_id)
+WHERE a.account_id IN (:ivy, :max) ORDER BY a.account_id, a.due_on, a.step_id;
+SELECT total FROM billing.invoice WHERE account_id = :max AND billing_reason = 'late_fee';
+SELECT payload ->> 'amount_due' AS asked, payload ->> 'invoice_amount_due' AS invoice_due,
+       payload ->> 'due_date' AS due_date, payload ->> 'days_overdue' AS days_overdue
+FROM billing.outbox WHERE account_id = :max AND event_type = 'dunning.reminder';
+SET billing.clock = '2026-05-22 12:00+00';
+SELECT billing.apply_payment(:max, '30.00 USD', 'cash', idempotency_key => 'm-2',
+                             invoice_ids => ARRAY[:max_inv]::bigint[]) IS NOT NULL AS max_caught_up;
+SET billing.clock = '2026-06-05 12:00+00';
+CALL billing.run_dunning();
+SET billing.clock = '2026-06-11 12:00+00';
+SELECT billing.apply_payment(:ivy, '30.00 USD', 'cash', idempotency_key => 'i-3') IS NOT NULL AS ivy_paid,
+       billing.apply_payment(:max, '30.00 USD', 'cash', idempotency_key => 'm-3',
+                             invoice_ids => ARRAY[:max_inv]::bigint[]) IS NOT NULL AS max_paid;
+SET billing.clock = '2026-06-20 12:00+00';
+CALL billing.run_dunning();
+SELECT count(*) FILTER (WHERE a.account_id = :ivy) AS ivy_actions,
+       count(*) FILTER (WHERE a.account_id = :max AND a.invoice_id = :max_inv AND a.taken_on > '2026-05-20')
+           AS max_actions_after_catching_up
+FROM billing.dunning_action a;
+-- (the late fee itself is an invoice of its own, due May 30, still unpaid: dunned as any invoice)
+SELECT i.billing_reason, a.action, a.amount_due FROM billing.dunning_action a JOIN billing.invoice i USING (account_id, invoice_id)
+WHERE a.account_id = :max AND a.invoice_id <> :max_inv ORDER BY a.due_on, a.step_id;
+SELECT status FROM billing.subscription WHERE subscription_id = :max_sub;
+SELECT account_id = :ivy AS is_ivy, status FROM billing.invoice WHERE account_id IN (:ivy, :max) AND invoice_id IN (:ivy_inv, :max_inv)
+ORDER BY 1;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

@@ -95,3 +95,23 @@ COMMENT ON COLUMN billing.installment_status.due_date IS 'the day the installmen
 COMMENT ON COLUMN billing.installment_status.amount IS 'the installment''s amount (the installments sum exactly to the invoice)';
 COMMENT ON COLUMN billing.installment_status.paid IS 'what payments since the plan have covered of it, installments in order';
 COMMENT ON COLUMN billing.installment_status.remaining IS 'amount - paid';
+
+-- The day dunning goes by, written once: the day an open invoice is due,
+-- which for an invoice with an installment plan is the due date of its
+-- first installment that the payments since the plan have not covered
+-- (payments cover the installments in order; the later ones are untouched).
+-- A customer who pays each installment on time is never overdue; an
+-- installment missed is what gets dunned.
+CREATE VIEW billing._invoice_schedule AS
+SELECT i.account_id, i.invoice_id, coalesce(p.due_on, i.due_date) AS due_on, p.due_on IS NOT NULL AS by_installments
+FROM billing.invoice i
+LEFT JOIN LATERAL (
+    SELECT min(y.due_date) AS due_on
+    FROM (SELECT z.due_date, sum(billing.to_numeric(z.amount)) OVER (ORDER BY z.installment_no) AS through,
+                 sum(billing.to_numeric(z.amount)) OVER () AS planned
+          FROM billing.installment z WHERE z.account_id = i.account_id AND z.invoice_id = i.invoice_id) y
+    WHERE y.through > y.planned - billing.to_numeric(i.amount_due)
+) p ON true;
+COMMENT ON VIEW billing._invoice_schedule IS
+    'internal: the day each invoice is due for dunning: its due date, or that of its first installment not yet '
+    'covered by payments';

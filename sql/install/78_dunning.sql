@@ -318,8 +318,9 @@ BEGIN
                                  WHERE c.account_id = a.account_id AND c.suspended
                                    AND c.status IN ('active', 'written_off')) THEN 'suspended'
                     WHEN EXISTS (SELECT FROM billing.dunning_case c
-                                 JOIN billing.invoice i ON i.account_id = c.account_id AND i.invoice_id = c.invoice_id
-                                 WHERE c.account_id = a.account_id AND c.status = 'active' AND i.due_date < d.d)
+                                 JOIN billing._invoice_schedule i
+                                   ON i.account_id = c.account_id AND i.invoice_id = c.invoice_id
+                                 WHERE c.account_id = a.account_id AND c.status = 'active' AND i.due_on < d.d)
                     THEN 'past_due'
                     ELSE 'active' END AS status
         FROM unnest(accounts) u(account_id)
@@ -477,9 +478,10 @@ BEGIN
           LEFT JOIN billing.account_dunning_policy o ON o.account_id = a.account_id) x
     JOIN billing.invoice i ON i.account_id = x.account_id AND i.status = 'open'
                           AND billing.to_numeric(i.amount_due) > 0
-    WHERE (i.due_date < x.d
+    JOIN billing._invoice_schedule v ON v.account_id = i.account_id AND v.invoice_id = i.invoice_id
+    WHERE (v.due_on < x.d
            OR EXISTS (SELECT FROM billing.dunning_step s
-                      WHERE s.policy_id = x.policy_id AND s.active AND i.due_date + s.day_offset <= x.d))
+                      WHERE s.policy_id = x.policy_id AND s.active AND v.due_on + s.day_offset <= x.d))
       -- only new cases, and recovered ones whose invoice reopened
       AND NOT EXISTS (SELECT FROM billing.dunning_case c
                       WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id AND c.status <> 'recovered')
@@ -495,8 +497,15 @@ BEGIN
                                         dunning_run_id, amount_due, outcome)
     SELECT y.account_id, y.invoice_id, y.step_id, y.day_offset, y.action, y.due_on, y.d, run_id, y.amount_due,
            CASE WHEN y.action IN ('remind', 'retry_payment') AND y.later > 1 THEN 'superseded' ELSE 'pending' END
-    FROM (SELECT c.account_id, c.invoice_id, s.step_id, s.day_offset, s.action, i.due_date + s.day_offset AS due_on,
-                 x.d, i.amount_due,
+    FROM (SELECT c.account_id, c.invoice_id, s.step_id, s.day_offset, s.action, v.due_on + s.day_offset AS due_on,
+                 x.d,
+                 -- what is asked: all that is due, but the installments
+                 -- that fall due later (not those already past)
+                 i.amount_due - coalesce((SELECT billing.sum(z.amount) FROM billing.installment z
+                                          WHERE z.account_id = i.account_id AND z.invoice_id = i.invoice_id
+                                            AND z.due_date > v.due_on AND z.due_date >= x.d),
+                                         billing.from_minor_units(0, i.currency))
+                     AS amount_due,
                  row_number() OVER (PARTITION BY c.account_id, c.invoice_id, s.action
                                     ORDER BY s.day_offset DESC, s.step_id DESC) AS later
           FROM (SELECT a.account_id, coalesce(as_of, billing.today(a.timezone, at)) AS d
@@ -504,7 +513,8 @@ BEGIN
           JOIN billing.dunning_case c ON c.account_id = x.account_id AND c.status = 'active'
           JOIN billing.invoice i ON i.account_id = c.account_id AND i.invoice_id = c.invoice_id
                                 AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
-          JOIN billing.dunning_step s ON s.policy_id = c.policy_id AND s.active AND i.due_date + s.day_offset <= x.d
+          JOIN billing._invoice_schedule v ON v.account_id = i.account_id AND v.invoice_id = i.invoice_id
+          JOIN billing.dunning_step s ON s.policy_id = c.policy_id AND s.active AND v.due_on + s.day_offset <= x.d
                                      AND NOT (s.action = 'late_fee' AND i.billing_reason = 'late_fee')
           WHERE NOT EXISTS (SELECT FROM billing.dunning_action t
                             WHERE t.account_id = c.account_id AND t.invoice_id = c.invoice_id
@@ -529,8 +539,9 @@ BEGIN
                'account_id', a.account_id, 'account_name', a.name, 'email', a.email, 'locale', a.locale,
                'external_ref', a.external_ref,
                'invoice_id', i.invoice_id, 'number', i.number, 'currency', i.currency, 'total', i.total::text,
-               'amount_due', i.amount_due::text, 'issue_date', i.issue_date, 'due_date', i.due_date,
-               'days_overdue', t.taken_on - i.due_date,
+               'amount_due', t.amount_due::text, 'invoice_amount_due', i.amount_due::text,
+               'issue_date', i.issue_date, 'due_date', t.due_on - t.day_offset,
+               'days_overdue', t.taken_on - (t.due_on - t.day_offset),
                'step', jsonb_build_object('step_id', s.step_id, 'name', s.name, 'day_offset', s.day_offset,
                                           'action', s.action),
                'policy', p.name)
@@ -554,15 +565,14 @@ BEGIN
                            ELSE 'queued' END
         WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'retry_payment'
           AND x.outcome = 'pending'
-        RETURNING x.account_id, x.invoice_id, x.outcome
+        RETURNING x.account_id, x.invoice_id, x.outcome, x.amount_due
     )
     INSERT INTO billing.collection_attempt (account_id, invoice_id, payment_method_id, attempt_no, amount, scheduled_at)
     SELECT t.account_id, t.invoice_id, m.payment_method_id,
            coalesce((SELECT max(c.attempt_no) FROM billing.collection_attempt c
                      WHERE c.account_id = t.account_id AND c.invoice_id = t.invoice_id), 0) + 1,
-           i.amount_due, at
+           t.amount_due, at
     FROM t
-    JOIN billing.invoice i ON i.account_id = t.account_id AND i.invoice_id = t.invoice_id
     JOIN billing.payment_method m ON m.account_id = t.account_id AND m.is_default AND m.active
     WHERE t.outcome = 'queued'
     ORDER BY t.account_id, t.invoice_id;
