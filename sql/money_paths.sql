@@ -133,6 +133,35 @@ SELECT status FROM billing.subscription WHERE subscription_id = :max_sub;
 SELECT account_id = :ivy AS is_ivy, status FROM billing.invoice WHERE account_id IN (:ivy, :max) AND invoice_id IN (:ivy_inv, :max_inv)
 ORDER BY 1;
 
+-- suspended_is_not_previewed_and_leaves_mrr: Sue pays July, not August;
+-- dunning suspends her on Aug 25.  While suspended, the cycle bills her
+-- nothing, so the preview and the upcoming invoices show nothing either,
+-- and her MRR leaves in August as churn; she pays on Sep 2, is restored,
+-- billed again from that day, and comes back as a reactivation.
+SELECT billing.create_account(:entity, 'Sue', payment_terms_days => 10) AS sue \gset
+SET billing.clock = '2026-07-01 12:00+00';
+SELECT billing.subscribe(:sue, :pro) AS sue_sub \gset
+SELECT billing.apply_payment(:sue, '100.00 USD', 'cash', idempotency_key => 's-1') IS NOT NULL AS paid;
+SET billing.clock = '2026-08-01 12:00+00';
+CALL billing.run_cycle();
+SET billing.clock = '2026-08-26 12:00+00';
+CALL billing.run_dunning();
+SELECT status FROM billing.subscription WHERE subscription_id = :sue_sub;
+SELECT count(*) AS preview_lines FROM billing.preview_invoice(:sue);
+SELECT count(*) AS upcoming FROM billing.upcoming_invoices(30) WHERE account_id = :sue;
+SET billing.clock = '2026-09-01 12:00+00';
+CALL billing.run_cycle();
+SELECT count(*) AS invoices_while_suspended FROM billing.invoice
+WHERE account_id = :sue AND issue_date >= '2026-08-26' AND billing_reason <> 'late_fee';
+SET billing.clock = '2026-09-02 12:00+00';
+SELECT billing.apply_payment(:sue, '100.00 USD', 'cash', idempotency_key => 's-2') IS NOT NULL AS paid;
+CALL billing.run_dunning();
+SELECT status, next_bill_date FROM billing.subscription WHERE subscription_id = :sue_sub;
+SELECT invoice_date, billing.sum(amount) AS total FROM billing.preview_invoice(:sue) GROUP BY 1;
+CALL billing.run_cycle();
+SELECT number, issue_date, total, status FROM billing.invoice WHERE account_id = :sue ORDER BY invoice_id;
+SELECT month, mrr_before, mrr_after, movement FROM billing.mrr_movements WHERE account_id = :sue ORDER BY month;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

@@ -205,6 +205,9 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         FROM unnest(accounts, subscriptions) u(account_id, subscription_id)
         JOIN billing.subscription s ON s.account_id = u.account_id AND s.subscription_id = u.subscription_id
         JOIN billing.account a ON a.account_id = s.account_id
+        -- a subscription dunning suspended is not billed, so not previewed
+        -- either (invariant 7); it bills again from the day it is restored
+        WHERE NOT (s.status = 'suspended' AND _due_boundaries.mode IN ('cycle', 'preview'))
     ), b AS (
         -- recurring periods
         SELECT s.*, greatest(lower(p), s.next_bill_date) AS boundary,

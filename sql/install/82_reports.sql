@@ -231,9 +231,38 @@ WITH bounds AS MATERIALIZED (
                                                      OR until_date > greatest(coupon_from, trial_end))), 0))
     FROM couponed WHERE amount_off IS NOT NULL
     GROUP BY account_id, subscription_id, currency, coupon_from, coupon_until, trial_end, sub_end, amount_off, cadence
+), suspended AS (
+    -- the days dunning held the account's subscriptions suspended: from
+    -- the suspend step until its case closed (recovered or closed), for
+    -- good while it is active or written off; overlapping cases merged
+    SELECT account_id, min(a) AS a, nullif(max(coalesce(b, 'infinity')), 'infinity') AS b
+    FROM (SELECT account_id, a, b,
+                 count(*) FILTER (WHERE starts) OVER (PARTITION BY account_id ORDER BY a, b NULLS LAST) AS island
+          FROM (SELECT x.account_id, x.a, x.b,
+                       x.a > coalesce(max(coalesce(x.b, 'infinity')) OVER (
+                           PARTITION BY x.account_id ORDER BY x.a, x.b NULLS LAST
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), '-infinity') AS starts
+                FROM (SELECT c.account_id, t.taken_on AS a,
+                             CASE WHEN c.status IN ('recovered', 'closed') THEN c.closed_on END AS b
+                      FROM billing.dunning_case c
+                      JOIN billing.dunning_action t ON t.account_id = c.account_id AND t.invoice_id = c.invoice_id
+                                                   AND t.action = 'suspend' AND t.outcome = 'suspended'
+                      WHERE c.suspended) x) y) z
+    GROUP BY account_id, island
+), all_pieces AS (
+    SELECT * FROM piece
+    UNION ALL
+    -- a suspended customer pays for nothing: every piece is taken back
+    -- over the suspension
+    SELECT p.account_id, p.currency, greatest(p.from_date, u.a),
+           CASE WHEN p.until_date IS NULL THEN u.b WHEN u.b IS NULL THEN p.until_date ELSE least(p.until_date, u.b) END,
+           -p.value
+    FROM piece p
+    JOIN suspended u ON u.account_id = p.account_id
+                    AND (p.until_date IS NULL OR u.a < p.until_date) AND (u.b IS NULL OR p.from_date < u.b)
 )
 SELECT p.account_id, p.currency, v.day, v.change
-FROM piece p
+FROM all_pieces p
 CROSS JOIN LATERAL (VALUES (p.from_date, p.value), (p.until_date, -p.value)) v(day, change)
 CROSS JOIN bounds b
 WHERE v.day IS NOT NULL AND (p.until_date IS NULL OR p.until_date > p.from_date) AND p.value <> 0
