@@ -205,7 +205,7 @@ SELECT s('billing.subscribe(bigint,bigint,numeric,date,date,integer,text,jsonb,b
     $q$SELECT billing.subscribe(1, 1, trial_days => -1)$q$, $q$SELECT billing.subscribe(1, 1, trial_days => 2147483647)$q$,
     $q$SELECT billing.subscribe(1, 1, coupon => 'NOPE''; DROP TABLE billing.invoice; --')$q$,
     $q$SELECT billing.subscribe(1, items => '{}')$q$, $q$SELECT billing.subscribe(1, items => '[{"price_id": "x"}]')$q$);
-SELECT s('billing.apply_coupon(bigint,bigint,text)', $q$SELECT billing.apply_coupon(1, 1, NULL)$q$, $q$SELECT billing.apply_coupon(1, 1, '')$q$,
+SELECT s('billing.apply_coupon(bigint,bigint,text,boolean)', $q$SELECT billing.apply_coupon(1, 1, NULL)$q$, $q$SELECT billing.apply_coupon(1, 1, '')$q$,
     $q$SELECT billing.apply_coupon(1, 999, 'TEN')$q$, $q$SELECT billing.apply_coupon(1, 1, ''' OR ''1''=''1')$q$);
 SELECT s('billing.change_subscription(bigint,bigint,bigint,numeric,text,date,bigint)',
     $q$SELECT billing.change_subscription(1, NULL, quantity => 2)$q$, $q$SELECT billing.change_subscription(1, 1, quantity => -2)$q$,

@@ -162,6 +162,21 @@ CALL billing.run_cycle();
 SELECT number, issue_date, total, status FROM billing.invoice WHERE account_id = :sue ORDER BY invoice_id;
 SELECT month, mrr_before, mrr_after, movement FROM billing.mrr_movements WHERE account_id = :sue ORDER BY month;
 
+-- coupon_running_is_not_replaced_silently, coupon_codes_ignore_case: a
+-- coupon still running stays unless the caller replaces it; SUMMER and
+-- summer are one code, for applying and for creating.
+SELECT billing.create_coupon('SUMMER', 'forever', percent_off => 10) AS summer \gset
+SELECT billing.create_coupon('Winter', 'once', percent_off => 50) AS winter \gset
+SELECT billing_test_error($$SELECT billing.create_coupon('summer', 'once', percent_off => 5)$$) AS same_code_lower_case;
+SELECT billing.apply_coupon(:sue, :sue_sub, 'summer');
+SELECT coupon_id = :summer AS has_summer, coupon_until FROM billing.subscription WHERE subscription_id = :sue_sub;
+SELECT billing_test_error(format('SELECT billing.apply_coupon(%s, %s, %L)', :sue, :sue_sub, 'WINTER')) AS replace_running;
+SELECT coupon_id = :summer AS still_summer FROM billing.subscription WHERE subscription_id = :sue_sub;
+SELECT billing.apply_coupon(:sue, :sue_sub, 'WINTER', replace => true);
+SELECT coupon_id = :winter AS now_winter, coupon_until > coupon_from AS for_one_period
+FROM billing.subscription WHERE subscription_id = :sue_sub;
+SELECT billing_test_error(format('SELECT billing.apply_coupon(%s, %s, %L)', :sue, :sue_sub, 'autumn')) AS unknown_code;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

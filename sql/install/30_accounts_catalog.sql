@@ -168,6 +168,8 @@ CREATE TABLE billing.coupon (
 );
 COMMENT ON TABLE billing.coupon IS
     'a discount applied before tax: percent_off or amount_off, once, for duration_periods periods, or forever';
+-- Customers type codes as they like: SUMMER and summer are one coupon.
+CREATE UNIQUE INDEX coupon_code_ci ON billing.coupon (lower(code));
 
 -- One call per statement: pg_extension_config_dump updates pg_extension.
 SELECT pg_catalog.pg_extension_config_dump('billing.billing_entity', '');
@@ -527,6 +529,10 @@ BEGIN
         RAISE EXCEPTION 'bad coupon duration "%" with duration_periods %', duration, coalesce(duration_periods::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use once, forever, or repeating with duration_periods > 0.';
+    END IF;
+    IF EXISTS (SELECT FROM billing.coupon x WHERE lower(x.code) = lower(create_coupon.code)) THEN
+        RAISE EXCEPTION 'coupon code "%" is taken: codes are the same whatever their case', code
+            USING ERRCODE = 'unique_violation', HINT = 'Choose another code.';
     END IF;
     INSERT INTO billing.coupon AS c (code, name, percent_off, amount_off, duration, duration_periods)
     VALUES (code, name, percent_off, amount_off, duration, duration_periods)

@@ -288,7 +288,8 @@ COMMENT ON FUNCTION billing.subscribe(bigint, bigint, numeric, date, date, integ
     'the account''s time zone), after trial_days (default the prices'' trial), periods anchored at anchor '
     '(default the first billed day); invoices the first period at once when due and invoice_now; returns its id';
 
-CREATE FUNCTION billing.apply_coupon(account_id bigint, subscription_id bigint, code text)
+CREATE FUNCTION billing.apply_coupon(account_id bigint, subscription_id bigint, code text,
+                                     replace boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     s billing.subscription;
@@ -298,7 +299,7 @@ DECLARE
 BEGIN
     PERFORM billing._authorize_account(apply_coupon.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
-    SELECT * INTO c FROM billing.coupon x WHERE x.code = apply_coupon.code;
+    SELECT * INTO c FROM billing.coupon x WHERE lower(x.code) = lower(apply_coupon.code);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'coupon "%" does not exist', code
             USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_coupon.';
@@ -310,6 +311,15 @@ BEGIN
     IF s.next_bill_date IS NULL THEN
         RAISE EXCEPTION 'subscription % is %', subscription_id, s.status
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Coupons apply to subscriptions still billed.';
+    END IF;
+    -- a coupon still running is the customer's: replacing it is a decision
+    -- the caller states, never a side effect
+    IF s.coupon_id IS NOT NULL AND (s.coupon_until IS NULL OR s.coupon_until > s.next_bill_date)
+       AND NOT coalesce(apply_coupon.replace, false) THEN
+        RAISE EXCEPTION 'subscription % has a coupon still running (coupon %, until %)', subscription_id, s.coupon_id,
+            coalesce(s.coupon_until::text, 'forever')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Pass replace => true to replace it from the next invoice on.';
     END IF;
     SELECT a.currency INTO v_currency FROM billing.account a WHERE a.account_id = s.account_id;
     IF c.amount_off IS NOT NULL AND billing.currency(c.amount_off) <> v_currency THEN
@@ -328,8 +338,9 @@ BEGIN
     SET coupon_id = c.coupon_id, coupon_from = s.next_bill_date, coupon_until = v_until, updated_at = billing.now()
     WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
 END $$;
-COMMENT ON FUNCTION billing.apply_coupon(bigint, bigint, text) IS
-    'applies a coupon to a subscription from its next invoice on, for the coupon''s duration, replacing any other';
+COMMENT ON FUNCTION billing.apply_coupon(bigint, bigint, text, boolean) IS
+    'applies a coupon (its code in any case) to a subscription from its next invoice on, for the coupon''s '
+    'duration; a coupon still running is replaced only with replace => true (else 55000)';
 
 -- Ends an item on a date and starts its replacement; with a proration,
 -- the unused part of the billed period is credited and the rest of it

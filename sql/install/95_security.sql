@@ -236,7 +236,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('writer',   'billing.update_price(bigint, text, boolean, bigint, integer, jsonb)'),
         ('writer',   'billing.create_coupon(text, text, numeric, billing.amount, integer, text)'),
         ('writer',   'billing.subscribe(bigint, bigint, numeric, date, date, integer, text, jsonb, boolean, jsonb)'),
-        ('writer',   'billing.apply_coupon(bigint, bigint, text)'),
+        ('writer',   'billing.apply_coupon(bigint, bigint, text, boolean)'),
         ('writer',   'billing.change_subscription(bigint, bigint, bigint, numeric, text, date, bigint)'),
         ('writer',   'billing.cancel_subscription(bigint, bigint, boolean, boolean, date)'),
         ('writer',   'billing.pause_subscription(bigint, bigint)'),

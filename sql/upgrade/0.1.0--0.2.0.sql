@@ -89,3 +89,24 @@ DROP TRIGGER IF EXISTS invoice_finalized_insert ON billing.invoice;
 DROP TRIGGER IF EXISTS invoice_finalized_update ON billing.invoice;
 DROP FUNCTION IF EXISTS billing._invoice_finalized_trigger();
 DROP FUNCTION IF EXISTS billing._invoice_finalized_row();
+
+-- coupons: codes compared without case (30_accounts_catalog.sql); a coupon
+-- still running is replaced only when the caller says so (apply_coupon's
+-- replace, a new parameter)
+CREATE UNIQUE INDEX IF NOT EXISTS coupon_code_ci ON billing.coupon (lower(code));
+DROP FUNCTION IF EXISTS billing.apply_coupon(bigint, bigint, text);
+
+-- dunning goes by the installment schedule (76_installments.sql)
+CREATE OR REPLACE VIEW billing._invoice_schedule AS
+SELECT i.account_id, i.invoice_id, coalesce(p.due_on, i.due_date) AS due_on, p.due_on IS NOT NULL AS by_installments
+FROM billing.invoice i
+LEFT JOIN LATERAL (
+    SELECT min(y.due_date) AS due_on
+    FROM (SELECT z.due_date, sum(billing.to_numeric(z.amount)) OVER (ORDER BY z.installment_no) AS through,
+                 sum(billing.to_numeric(z.amount)) OVER () AS planned
+          FROM billing.installment z WHERE z.account_id = i.account_id AND z.invoice_id = i.invoice_id) y
+    WHERE y.through > y.planned - billing.to_numeric(i.amount_due)
+) p ON true;
+COMMENT ON VIEW billing._invoice_schedule IS
+    'internal: the day each invoice is due for dunning: its due date, or that of its first installment not yet '
+    'covered by payments';
