@@ -315,6 +315,52 @@ END $$;
 COMMENT ON FUNCTION billing.void_invoice(bigint, bigint, text) IS
     'voids an open invoice on which nothing was paid: it is no longer due and its posting is reversed';
 
+-- The write-off, written once: open invoices become uncollectible and what
+-- is still due on each goes to bad debt
+--   bad_debt +due, receivable -due
+-- with an invoice.uncollectible event each.  write_off_invoice calls it for
+-- one invoice, dunning's write-off step for a batch; the caller holds the
+-- accounts' credit rows (lock 1) and has checked the invoices are open.
+-- Returns the invoices written off.
+CREATE FUNCTION billing._write_off_invoices(accounts bigint[], invoices bigint[], reasons text[], days date[])
+RETURNS TABLE (account_id bigint, invoice_id bigint)
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH w AS (
+        UPDATE billing.invoice i
+        SET status = 'uncollectible',
+            metadata = i.metadata || jsonb_build_object('write_off_reason', u.reason)
+        FROM unnest(accounts, invoices, reasons, days) u(account_id, invoice_id, reason, day)
+        WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id AND i.status = 'open'
+        RETURNING i.account_id, i.invoice_id, i.number, i.amount_due, u.reason, u.day
+    ), txn AS (
+        INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, description)
+        SELECT w.account_id, 'write_off', w.day, w.invoice_id, 'write off invoice ' || w.number
+        FROM w ORDER BY w.account_id, w.invoice_id
+        RETURNING account_id, txn_id, invoice_id
+    ), ent AS (
+        -- the invoice's amount due by its key (a write-off does not change
+        -- it), not by joining the two CTEs
+        INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+        SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
+        FROM txn t
+        JOIN billing.invoice i ON i.account_id = t.account_id AND i.invoice_id = t.invoice_id
+        CROSS JOIN LATERAL (VALUES ('bad_debt', i.amount_due), ('receivable', -i.amount_due)) e(ledger_account, amount)
+        WHERE billing.to_numeric(i.amount_due) <> 0
+        RETURNING 1
+    ), ev AS (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT w.account_id, 'invoice.uncollectible',
+               jsonb_build_object('invoice_id', w.invoice_id, 'amount', w.amount_due::text, 'reason', w.reason,
+                                  'on', w.day)
+        FROM w ORDER BY w.account_id, w.invoice_id
+        RETURNING 1
+    )
+    SELECT w.account_id, w.invoice_id FROM w, (SELECT count(*) FROM ent) e, (SELECT count(*) FROM ev) v
+$$;
+COMMENT ON FUNCTION billing._write_off_invoices(bigint[], bigint[], text[], date[]) IS
+    'internal: writes open invoices off as uncollectible on the given days, posting what was due to bad debt, '
+    'with an invoice.uncollectible event each; returns the invoices written off';
+
 CREATE FUNCTION billing.write_off_invoice(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
@@ -328,14 +374,8 @@ BEGIN
         RAISE EXCEPTION 'invoice % is %: only an open invoice can be written off', i.invoice_id, i.status
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing is due on it.';
     END IF;
-    UPDATE billing.invoice x SET status = 'uncollectible',
-                                 metadata = x.metadata || jsonb_build_object('write_off_reason', reason)
-    WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id;
-    PERFORM billing._post(a.account_id, 'write_off', billing.today(a.timezone), format('write off invoice %s', i.number),
-                          ARRAY['bad_debt', 'receivable'], ARRAY[i.amount_due, -i.amount_due],
-                          invoice_id => i.invoice_id);
-    PERFORM billing._money_event(a.account_id, 'invoice.uncollectible',
-                           jsonb_build_object('invoice_id', i.invoice_id, 'amount', i.amount_due::text));
+    PERFORM billing._write_off_invoices(ARRAY[a.account_id], ARRAY[i.invoice_id], ARRAY[reason],
+                                        ARRAY[billing.today(a.timezone)]);
 END $$;
 COMMENT ON FUNCTION billing.write_off_invoice(bigint, bigint, text) IS
     'writes an open invoice off as uncollectible: what was still due goes to bad debt';

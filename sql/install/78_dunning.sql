@@ -676,43 +676,25 @@ BEGIN
     UPDATE billing.dunning_action x SET outcome = 'suspended'
     WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend' AND x.outcome = 'pending';
 
-    -- 10. write-offs: what is still due goes to bad debt, as write_off_invoice does
+    -- 10. write-offs: what is still due goes to bad debt (the one write-off
+    --     recipe, billing._write_off_invoices), and the cases close
     WITH t AS (
         UPDATE billing.dunning_action x SET outcome = 'written_off'
         WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'write_off'
-          AND x.outcome = 'pending'
         RETURNING x.account_id, x.invoice_id, x.taken_on, x.step_id
     ), w AS (
-        UPDATE billing.invoice i
-        SET status = 'uncollectible',
-            metadata = i.metadata || jsonb_build_object('write_off_reason', 'dunning step ' || t.step_id)
-        FROM t
-        WHERE i.account_id = t.account_id AND i.invoice_id = t.invoice_id AND i.status = 'open'
-        RETURNING i.account_id, i.invoice_id, i.number, i.amount_due, t.taken_on
-    ), c AS (
-        UPDATE billing.dunning_case c SET status = 'written_off', closed_on = w.taken_on, close_reason = 'written off'
-        FROM w WHERE c.account_id = w.account_id AND c.invoice_id = w.invoice_id
-        RETURNING 1
-    ), txn AS (
-        INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, description)
-        SELECT w.account_id, 'write_off', w.taken_on, w.invoice_id, 'write off invoice ' || w.number
-        FROM w ORDER BY w.account_id, w.invoice_id
-        RETURNING account_id, txn_id, invoice_id
-    ), ent AS (
-        -- the invoice's amount due by its key (a write-off does not change
-        -- it), not by joining the two CTEs
-        INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
-        SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
-        FROM txn t
-        JOIN billing.invoice i ON i.account_id = t.account_id AND i.invoice_id = t.invoice_id
-        CROSS JOIN LATERAL (VALUES ('bad_debt', i.amount_due), ('receivable', -i.amount_due)) e(ledger_account, amount)
-        RETURNING 1
+        SELECT t.account_id, t.invoice_id, t.taken_on
+        FROM (SELECT array_agg(t.account_id ORDER BY t.account_id, t.invoice_id) AS accounts,
+                     array_agg(t.invoice_id ORDER BY t.account_id, t.invoice_id) AS invoices,
+                     array_agg('dunning step ' || t.step_id ORDER BY t.account_id, t.invoice_id) AS reasons,
+                     array_agg(t.taken_on ORDER BY t.account_id, t.invoice_id) AS days
+              FROM t) a
+        CROSS JOIN LATERAL billing._write_off_invoices(a.accounts, a.invoices, a.reasons, a.days) o
+        JOIN t ON t.account_id = o.account_id AND t.invoice_id = o.invoice_id
+        WHERE a.accounts IS NOT NULL
     )
-    INSERT INTO billing.outbox (account_id, event_type, payload)
-    SELECT w.account_id, 'invoice.uncollectible',
-           jsonb_build_object('invoice_id', w.invoice_id, 'amount', w.amount_due::text, 'reason', 'dunning',
-                              'on', w.taken_on)
-    FROM w ORDER BY w.account_id, w.invoice_id;
+    UPDATE billing.dunning_case c SET status = 'written_off', closed_on = w.taken_on, close_reason = 'written off'
+    FROM w WHERE c.account_id = w.account_id AND c.invoice_id = w.invoice_id;
 
     RETURN v_claimed;
 END $$;
