@@ -21,6 +21,44 @@ CREATE TABLE billing.invoice_number_series (
 COMMENT ON TABLE billing.invoice_number_series IS
     'the last invoice number handed out per billing entity and series (gapless)';
 
+-- Numbering, written once: hands out the next numbers for invoices of these
+-- entities issued on these days, in the order of the arrays, and returns
+-- them in that order.  The series is the entity's prefix, with the issue
+-- year when it numbers per year; a number is the series, a dash and the
+-- sequence zero-padded to number_digits (never cut: 1000000 stays 1000000).
+-- The counter rows are taken in (entity, series) order, and their row lock
+-- serializes every session that finalizes invoices of the series until it
+-- commits; a rollback gives the numbers back.  With take false it only
+-- takes the counter rows' locks (creating them at zero), for a caller that
+-- must hold them before later locks (the lock order) and may number later.
+CREATE FUNCTION billing._take_invoice_numbers(entity_ids bigint[], issue_dates date[], take boolean DEFAULT true)
+RETURNS text[] LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH x AS MATERIALIZED (
+        SELECT u.ord, u.entity_id, e.number_digits,
+               e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM u.issue_date) ELSE '' END
+                   AS series
+        FROM unnest(entity_ids, issue_dates) WITH ORDINALITY u(entity_id, issue_date, ord)
+        JOIN billing.billing_entity e ON e.entity_id = u.entity_id
+    ), n AS MATERIALIZED (
+        SELECT x.*, row_number() OVER (PARTITION BY x.entity_id, x.series ORDER BY x.ord) AS rn,
+               count(*) OVER (PARTITION BY x.entity_id, x.series) AS in_series
+        FROM x
+    ), counter AS (
+        INSERT INTO billing.invoice_number_series AS c (entity_id, series, last_number)
+        SELECT entity_id, series, CASE WHEN take THEN count(*) ELSE 0 END FROM n GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (entity_id, series) DO UPDATE SET last_number = c.last_number + excluded.last_number
+        RETURNING c.entity_id, c.series, c.last_number
+    )
+    SELECT array_agg(n.series || '-' || lpad(q.seq, greatest(n.number_digits, length(q.seq)), '0') ORDER BY n.ord)
+    FROM n
+    JOIN counter c ON c.entity_id = n.entity_id AND c.series = n.series
+    CROSS JOIN LATERAL (SELECT (c.last_number - n.in_series + n.rn)::text AS seq) q
+    WHERE take
+$$;
+COMMENT ON FUNCTION billing._take_invoice_numbers(bigint[], date[], boolean) IS
+    'internal: takes the next gapless invoice numbers of these entities'' series for invoices issued on these days '
+    '(in array order) and returns them; take false only locks the series'' counters';
+
 CREATE TABLE billing.invoice (
     -- no foreign key to billing.account: a cycle invoice's account is
     -- proven by its subscription's key below, and a late fee's by the
@@ -558,41 +596,30 @@ RETURNS TABLE (account_id bigint, invoice_id bigint)
 LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH inv AS (
         SELECT t.*, a.entity_id, a.currency, t.issue_date + a.payment_terms_days AS due_date,
-               e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM t.issue_date) ELSE '' END
-                   AS series,
-               e.number_digits,
                billing.from_minor_units(0, a.currency) AS zero
         FROM unnest(drafts) t
         JOIN billing.account a ON a.account_id = t.account_id
-        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
         WHERE t.invoice_id IS NOT NULL
     ), numbered AS MATERIALIZED (
-        SELECT i.*, row_number() OVER (PARTITION BY i.entity_id, i.series
-                                       ORDER BY i.account_id, i.subscription_id, i.boundary) AS rn,
-               count(*) OVER (PARTITION BY i.entity_id, i.series) AS in_series
+        SELECT i.*, row_number() OVER (ORDER BY i.account_id, i.subscription_id, i.boundary) AS ord
         FROM inv i
-    ), counter AS (
+    ), numbers AS MATERIALIZED (
         -- takes the numbers: the row lock serializes concurrent finalization
-        INSERT INTO billing.invoice_number_series AS c (entity_id, series, last_number)
-        SELECT entity_id, series, count(*) FROM numbered GROUP BY 1, 2 ORDER BY 1, 2
-        ON CONFLICT (entity_id, series) DO UPDATE SET last_number = c.last_number + excluded.last_number
-        RETURNING c.entity_id, c.series, c.last_number
+        SELECT billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord), array_agg(issue_date ORDER BY ord))
+                   AS number
+        FROM numbered
     ), ins_invoice AS (
         INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
                                      billing_reason, currency, subtotal, discount, tax, total, amount_paid,
                                      amount_due, issue_date, due_date, period_start, period_end, cycle_run_id,
                                      finalized_at)
-        SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id,
-               n.series || '-' || lpad(x.seq, greatest(n.number_digits, length(x.seq)), '0'),
+        SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id, m.number[n.ord],
                CASE WHEN coalesce(n.total, n.zero) = n.zero THEN 'paid' ELSE 'open' END,
                n.billing_reason, n.currency, coalesce(n.subtotal, n.zero), coalesce(n.discount, n.zero),
                coalesce(n.tax, n.zero), coalesce(n.total, n.zero), n.zero,
                CASE WHEN coalesce(n.total, n.zero) = n.zero THEN n.zero ELSE n.total END,
                n.issue_date, n.due_date, n.period_start, n.period_end, _bill_invoices.cycle_run_id, billing.now()
-        FROM numbered n
-        JOIN counter c ON c.entity_id = n.entity_id AND c.series = n.series
-        -- zero-padded to number_digits, never cut: 1000000 stays 1000000
-        CROSS JOIN LATERAL (SELECT (c.last_number - n.in_series + n.rn)::text AS seq) x
+        FROM numbered n CROSS JOIN numbers m
         RETURNING account_id, invoice_id, number, subscription_id, total, due_date
     ), events AS MATERIALIZED (
         INSERT INTO billing.outbox (account_id, event_type, payload)

@@ -419,17 +419,10 @@ BEGIN
                                      UNION
                                      SELECT c.policy_id FROM unnest(accounts) u(account_id)
                                      JOIN billing.dunning_case c ON c.account_id = u.account_id AND c.status = 'active')) THEN
-        INSERT INTO billing.invoice_number_series AS c (entity_id, series, last_number)
-        SELECT DISTINCT a.entity_id,
-               e.invoice_prefix || CASE WHEN e.number_per_year
-                                        THEN '-' || extract(year FROM coalesce(as_of, billing.today(a.timezone, at)))
-                                        ELSE '' END,
-               0
+        PERFORM billing._take_invoice_numbers(array_agg(a.entity_id), array_agg(coalesce(as_of, billing.today(a.timezone, at))),
+                                              take => false)
         FROM unnest(accounts) u(account_id)
-        JOIN billing.account a ON a.account_id = u.account_id
-        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
-        ORDER BY 1, 2
-        ON CONFLICT (entity_id, series) DO UPDATE SET last_number = c.last_number;
+        JOIN billing.account a ON a.account_id = u.account_id;
     END IF;
     -- 2. the accounts' credit rows, in account order (created at zero if
     --    missing); the next statements' snapshots see what the payments we
@@ -577,7 +570,8 @@ BEGIN
     WHERE t.outcome = 'queued'
     ORDER BY t.account_id, t.invoice_id;
 
-    -- 8. late fees: one finalized invoice per fee, numbered like the cycle's.
+    -- 8. late fees: one finalized invoice per fee, numbered by the one
+    --    numbering rule (billing._take_invoice_numbers).
     --    Each step carries its columns along: a join of two CTEs has no
     --    index and no estimate (a nested loop over 10k x 10k rows).
     WITH f AS MATERIALIZED (
@@ -587,14 +581,10 @@ BEGIN
                      i.due_date AS overdue_due, i.currency, a.entity_id, a.payment_terms_days, s.name,
                      billing.round_amount(least(s.fee_cap, coalesce(s.fee_fixed, 0)
                                                 + coalesce(s.fee_percent, 0) * billing.to_numeric(x.amount_due) / 100),
-                                          i.currency) AS fee,
-                     e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM x.taken_on) ELSE '' END
-                         AS series,
-                     e.number_digits
+                                          i.currency) AS fee
               FROM billing.dunning_action x
               JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.invoice_id
               JOIN billing.account a ON a.account_id = x.account_id
-              JOIN billing.billing_entity e ON e.entity_id = a.entity_id
               JOIN billing.dunning_step s ON s.step_id = x.step_id
               WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'late_fee'
               ORDER BY x.account_id, x.invoice_id, x.step_id) y
@@ -606,23 +596,15 @@ BEGIN
         WHERE x.account_id = f.account_id AND x.invoice_id = f.invoice_id AND x.step_id = f.step_id
         RETURNING 1
     ), numbered AS MATERIALIZED (
-        SELECT f.*,
-               row_number() OVER (PARTITION BY f.entity_id, f.series ORDER BY f.account_id, f.invoice_id, f.step_id)
-                   AS rn,
-               count(*) OVER (PARTITION BY f.entity_id, f.series) AS in_series
+        SELECT f.*, row_number() OVER (ORDER BY f.account_id, f.invoice_id, f.step_id) AS ord
         FROM f WHERE f.fee_invoice_id IS NOT NULL
-    ), counter AS (
-        INSERT INTO billing.invoice_number_series AS c (entity_id, series, last_number)
-        SELECT entity_id, series, count(*) FROM numbered GROUP BY 1, 2 ORDER BY 1, 2
-        ON CONFLICT (entity_id, series) DO UPDATE SET last_number = c.last_number + excluded.last_number
-        RETURNING c.entity_id, c.series, c.last_number
+    ), numbers AS MATERIALIZED (
+        SELECT billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord), array_agg(taken_on ORDER BY ord))
+                   AS number
+        FROM numbered
     ), fees AS MATERIALIZED (
-        -- one counter row per series: a small join
-        SELECT n.*, n.series || '-' || lpad(q.seq, greatest(n.number_digits, length(q.seq)), '0') AS fee_number,
-               n.taken_on + n.payment_terms_days AS fee_due
-        FROM numbered n
-        JOIN counter c ON c.entity_id = n.entity_id AND c.series = n.series
-        CROSS JOIN LATERAL (SELECT (c.last_number - n.in_series + n.rn)::text AS seq) q
+        SELECT n.*, m.number[n.ord] AS fee_number, n.taken_on + n.payment_terms_days AS fee_due
+        FROM numbered n CROSS JOIN numbers m
     ), ins_invoice AS (
         INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
                                      billing_reason, currency, subtotal, discount, tax, total, amount_paid,
