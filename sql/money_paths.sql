@@ -177,6 +177,30 @@ SELECT coupon_id = :winter AS now_winter, coupon_until > coupon_from AS for_one_
 FROM billing.subscription WHERE subscription_id = :sue_sub;
 SELECT billing_test_error(format('SELECT billing.apply_coupon(%s, %s, %L)', :sue, :sue_sub, 'autumn')) AS unknown_code;
 
+-- quantity_change_prorates_the_difference: 10 seats at 1.00 from Apr 1,
+-- 20 from Apr 9 (a 30-day month): 8 days of 10 and 22 days of 20 are
+-- 2.67 + 14.67 = 17.33 as their own prorations, and April costs exactly
+-- that: 10.00 billed plus one line of 7.33 for the 10 more seats, not a
+-- credit of the 10 and a charge of the 20 each rounded (17.34).
+SELECT billing.create_price(:product, 'USD', 1.00, scheme => 'per_unit') AS seat \gset
+SELECT billing.create_account(:entity, 'Seth') AS seth \gset
+SET billing.clock = '2027-04-01 12:00+00';
+SELECT billing.subscribe(:seth, :seat, quantity => 10) AS seth_sub \gset
+SET billing.clock = '2027-04-09 12:00+00';
+SELECT billing.change_subscription(:seth, :seth_sub, quantity => 20, proration => 'prorate_now') IS NOT NULL AS changed;
+SELECT l.kind, l.description, l.quantity, l.amount
+FROM billing.invoice_line l WHERE l.account_id = :seth ORDER BY l.invoice_id, l.invoice_line_id;
+SELECT billing.sum(total) AS april FROM billing.invoice WHERE account_id = :seth;
+-- and back down to 5 on Apr 24 (7 days left): a credit of the difference,
+-- 15 seats for 7 days, -3.50; April is 10 x 8 + 20 x 15 + 5 x 7 seat-days
+-- of 1.00 / 30 = 13.83
+SET billing.clock = '2027-04-24 12:00+00';
+SELECT billing.change_subscription(:seth, :seth_sub, quantity => 5, proration => 'prorate_now') IS NOT NULL AS changed;
+SELECT l.description, l.quantity, l.amount FROM billing.invoice_line l
+WHERE l.account_id = :seth AND l.kind = 'proration' ORDER BY l.invoice_line_id;
+SELECT billing.sum(total) AS april FROM billing.invoice WHERE account_id = :seth;
+SELECT billing.account_balance(:seth) AS seth_owes;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

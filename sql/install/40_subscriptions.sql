@@ -430,6 +430,30 @@ BEGIN
     IF proration IN ('prorate_now', 'prorate_next') AND s.current_period_end IS NOT NULL
        AND v_d >= s.current_period_start AND v_d < s.current_period_end THEN
         v_cycle := billing.period_containing(s.anchor, s.cadence, v_d);
+    END IF;
+    -- A quantity change of a billed item on the same price prorates the
+    -- difference, rounded once: 10 seats for 8 days and 20 for 22 of a
+    -- 30-day month at 1.00 cost 17.33, as their own prorations do, where a
+    -- credit of the 10 and a charge of the 20, each rounded, would ask 17.34.
+    IF v_cycle IS NOT NULL AND p_new.price_id = i.price_id AND coalesce(quantity, i.quantity) = i.quantity THEN
+        NULL;  -- the same price and quantity: nothing to prorate
+    ELSIF v_cycle IS NOT NULL AND p_new.price_id = i.price_id AND p_new.usage_type = 'licensed'
+          AND (i.started_on <= s.current_period_start OR EXISTS (
+               SELECT FROM billing.pending_item q
+               WHERE q.account_id = s.account_id AND q.subscription_item_id = i.subscription_item_id
+                 AND q.kind = 'proration' AND q.period_end = s.current_period_end)) THEN
+        INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                          description, quantity, unit_amount, amount, period_start, period_end)
+        SELECT s.account_id, s.subscription_id, v_new, p_new.price_id, 'proration',
+               'Change from ' || trim_scale(i.quantity) || ' to ' || trim_scale(quantity) || ' x ' || pd.name
+               || coalesce(' (' || p_new.nickname || ')', '') || ' from ' || v_d,
+               quantity - i.quantity, p_new.unit_amount,
+               billing.prorate(billing.price_amount(p_new.price_id, quantity)
+                               - billing.price_amount(p_new.price_id, i.quantity),
+                               v_cycle, daterange(v_d, s.current_period_end)),
+               v_d, s.current_period_end
+        FROM billing.product pd WHERE pd.product_id = p_new.product_id;
+    ELSIF v_cycle IS NOT NULL THEN
         INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
                                           description, quantity, unit_amount, amount, period_start, period_end)
         SELECT s.account_id, s.subscription_id, x.item, x.pid, 'proration', dd.descr, x.qty, pr.unit_amount,
