@@ -201,6 +201,32 @@ WHERE l.account_id = :seth AND l.kind = 'proration' ORDER BY l.invoice_line_id;
 SELECT billing.sum(total) AS april FROM billing.invoice WHERE account_id = :seth;
 SELECT billing.account_balance(:seth) AS seth_owes;
 
+-- usage_line_clipped_to_the_item, metered_invoice_has_a_period: Mia's
+-- metered subscription starts on May 10, anchored on the 1st; May's usage
+-- is billed on Jun 1 on a line for [May 10, Jun 1), the days the item
+-- existed, and the invoice (usage only) carries that period.
+SELECT billing.create_price(:product, 'USD', 0.10, scheme => 'per_unit', usage_type => 'metered') AS api \gset
+SELECT billing.create_account(:entity, 'Mia') AS mia \gset
+SET billing.clock = '2027-05-10 12:00+00';
+SELECT billing.subscribe(:mia, :api, anchor => '2027-05-01') AS mia_sub \gset
+SELECT subscription_item_id AS mia_item FROM billing.subscription_item WHERE subscription_id = :mia_sub \gset
+SELECT billing.record_usage(:mia, :mia_item, 100, 'mia-1', '2027-05-12 10:00+00') IS NOT NULL AS recorded;
+SELECT billing_test_error(format('SELECT billing.record_usage(%s, %s, 1, %L, %L)', :mia, :mia_item, 'mia-0',
+                                 '2027-05-09 10:00+00')) AS before_the_item;
+SET billing.clock = '2027-06-01 12:00+00';
+SELECT invoice_date, kind, period_start, period_end, amount FROM billing.preview_invoice(:mia);
+CALL billing.run_cycle();
+SELECT l.kind, l.quantity, l.amount, l.period_start, l.period_end
+FROM billing.invoice_line l WHERE l.account_id = :mia ORDER BY l.invoice_line_id;
+SELECT total, period_start, period_end FROM billing.invoice WHERE account_id = :mia AND billing.to_numeric(total) > 0;
+-- a late event of May, recorded in June, is billed as the difference on the
+-- next invoice, for the same clipped period
+SELECT billing.record_usage(:mia, :mia_item, 50, 'mia-2', '2027-05-31 10:00+00') IS NOT NULL AS late;
+SET billing.clock = '2027-07-01 12:00+00';
+CALL billing.run_cycle();
+SELECT l.quantity, l.amount, l.period_start, l.period_end
+FROM billing.invoice_line l WHERE l.account_id = :mia ORDER BY l.invoice_line_id;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

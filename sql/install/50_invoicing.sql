@@ -358,7 +358,10 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.total),
                                     u.currency)
                  - coalesce(prev.amount, billing.from_minor_units(0, u.currency)) AS amount,
-               lower(u.up) AS period_start, least(upper(u.up), u.boundary) AS period_end,
+               -- the usage period, clipped to the item's life: a line never
+               -- speaks for days the item did not exist
+               greatest(lower(u.up), i.started_on) AS period_start,
+               least(upper(u.up), u.boundary, i.ended_on) AS period_end,
                CASE WHEN u.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, u.account_tax_rate_id) END,
                'usage ' || p.usage_aggregation, u.ids, NULL::bigint
         FROM new_usage u
@@ -385,7 +388,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
             SELECT sum(l.quantity) AS quantity, billing.sum(l.amount) AS amount
             FROM billing.invoice_line l
             WHERE l.account_id = u.account_id AND l.subscription_item_id = u.subscription_item_id
-              AND l.kind = 'usage' AND l.period_start = lower(u.up)
+              AND l.kind = 'usage' AND l.period_start >= lower(u.up) AND l.period_start < upper(u.up)
         ) prev ON true
     ), pending AS (
         SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
@@ -575,8 +578,12 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
            billing.sum(d.amount) FILTER (WHERE d.kind = 'discount'),
            billing.sum(d.amount) FILTER (WHERE d.kind = 'tax'),
            billing.sum(d.amount) FILTER (WHERE NOT d.tax_inclusive),
-           min(d.period_start) FILTER (WHERE d.kind = 'subscription'),
-           max(d.period_end) FILTER (WHERE d.kind = 'subscription'),
+           -- the invoice's period: its recurring lines', or for an invoice
+           -- of usage only (a metered subscription) its usage lines'
+           coalesce(min(d.period_start) FILTER (WHERE d.kind = 'subscription'),
+                    min(d.period_start) FILTER (WHERE d.kind = 'usage')),
+           coalesce(max(d.period_end) FILTER (WHERE d.kind = 'subscription'),
+                    max(d.period_end) FILTER (WHERE d.kind = 'usage')),
            count(*)::integer, NULL::text
     FROM due d, force_all
     WHERE d.kind <> 'boundary' AND force_all.n >= 0
