@@ -227,6 +227,34 @@ CALL billing.run_cycle();
 SELECT l.quantity, l.amount, l.period_start, l.period_end
 FROM billing.invoice_line l WHERE l.account_id = :mia ORDER BY l.invoice_line_id;
 
+-- price_change_notice_arrives_its_days_before: with 30 days of notice, a
+-- price change made on May 9 is dated at the start of July (the end of the
+-- billed period, June 1, is only 23 days away): its notice is written on
+-- Jun 1, 30 days before, not on May 31; June is still billed at the old
+-- price, July at the new.
+SELECT billing.set_price_change_notice_days(30);
+SELECT billing.create_account(:entity, 'Nora') AS nora \gset
+SET billing.clock = '2027-05-01 12:00+00';
+SELECT billing.subscribe(:nora, :basic) AS nora_sub \gset
+SET billing.clock = '2027-05-09 12:00+00';
+SELECT billing_test_error(format('SELECT billing.change_subscription(%s, %s, price_id => %s, proration => %L, effective_date => %L)',
+                                 :nora, :nora_sub, :pro, 'at_period_end', '2027-06-15')) AS not_a_period_start;
+SELECT billing_test_error(format('SELECT billing.change_subscription(%s, %s, price_id => %s, proration => %L, effective_date => %L)',
+                                 :nora, :nora_sub, :pro, 'at_period_end', '2027-04-01')) AS in_the_past;
+SELECT billing.change_subscription(:nora, :nora_sub, price_id => :pro, proration => 'at_period_end',
+                                   effective_date => '2027-07-01') IS NOT NULL AS scheduled;
+SET billing.clock = '2027-05-31 12:00+00';
+CALL billing.run_dunning();
+SELECT count(*) AS notices_may_31 FROM billing.outbox WHERE account_id = :nora AND event_type = 'subscription.price_change_notice';
+SET billing.clock = '2027-06-01 12:00+00';
+CALL billing.run_dunning();
+SELECT payload ->> 'effective_date' AS effective, (payload ->> 'effective_date')::date - '2027-06-01'::date AS days_ahead
+FROM billing.outbox WHERE account_id = :nora AND event_type = 'subscription.price_change_notice';
+CALL billing.run_cycle();
+SET billing.clock = '2027-07-01 12:00+00';
+CALL billing.run_cycle();
+SELECT issue_date, total FROM billing.invoice WHERE account_id = :nora ORDER BY invoice_id;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

@@ -402,11 +402,18 @@ BEGIN
                                   coalesce(quantity, i.quantity));
 
     IF proration = 'at_period_end' THEN
-        IF effective_date IS NOT NULL AND effective_date <> s.next_bill_date THEN
-            RAISE EXCEPTION 'a change at period end takes effect on %, not %', s.next_bill_date, effective_date
-                USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave effective_date out.';
+        -- at the end of the billed period, or of a later one: a seller who
+        -- changes a price dates it far enough ahead for its notice
+        -- (set_price_change_notice_days) to reach the customer in time
+        IF effective_date IS NOT NULL AND (effective_date < s.next_bill_date
+               OR lower(billing.period_containing(s.anchor, s.cadence, effective_date)) <> effective_date
+               OR effective_date > s.next_bill_date + interval '10 years') THEN
+            RAISE EXCEPTION 'a change at period end takes effect where a period begins, on % or later (within ten '
+                            'years), not on %', s.next_bill_date, effective_date
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Leave effective_date out for the end of the billed period, or pass a later period''s first day.';
         END IF;
-        v_d := s.next_bill_date;
+        v_d := coalesce(effective_date, s.next_bill_date);
     ELSE
         v_d := coalesce(effective_date, billing.today(a.timezone));
         IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < i.started_on THEN
