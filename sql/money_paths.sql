@@ -255,6 +255,32 @@ SET billing.clock = '2027-07-01 12:00+00';
 CALL billing.run_cycle();
 SELECT issue_date, total FROM billing.invoice WHERE account_id = :nora ORDER BY invoice_id;
 
+-- cadence_change_credits_and_starts_the_new_cadence: Yara pays 120.00 for
+-- 2027 on Jan 1 and moves to 12.00 a month on Apr 1.  The unused 275 of
+-- 365 days are credited (90.41), the first month charged from Apr 1 on the
+-- same invoice, and the rest (78.41) is account credit that pays her next
+-- months; she is billed on the 1st of each month from now on.
+SELECT billing.create_price(:product, 'USD', 120.00, cadence => '1 year') AS yearly \gset
+SELECT billing.create_price(:product, 'USD', 12.00) AS monthly \gset
+SELECT billing.create_account(:entity, 'Yara') AS yara \gset
+SET billing.clock = '2027-01-01 12:00+00';
+SELECT billing.subscribe(:yara, :yearly) AS yara_sub \gset
+SELECT billing.apply_payment(:yara, '120.00 USD', 'card', idempotency_key => 'y-1') IS NOT NULL AS paid;
+SET billing.clock = '2027-04-01 12:00+00';
+SELECT billing_test_error(format('SELECT billing.change_subscription(%s, %s, price_id => %s, proration => %L)',
+                                 :yara, :yara_sub, :monthly, 'at_period_end')) AS at_period_end;
+SELECT billing.change_subscription(:yara, :yara_sub, price_id => :monthly, proration => 'prorate_now') IS NOT NULL
+    AS changed;
+SELECT l.kind, l.description, l.amount, l.period_start, l.period_end
+FROM billing.invoice_line l JOIN billing.invoice i USING (account_id, invoice_id)
+WHERE l.account_id = :yara AND i.issue_date = '2027-04-01' ORDER BY l.invoice_line_id;
+SELECT cadence, anchor, next_bill_date FROM billing.subscription WHERE subscription_id = :yara_sub;
+SELECT * FROM credit WHERE account_id = :yara;
+SET billing.clock = '2027-05-01 12:00+00';
+CALL billing.run_cycle();
+SELECT issue_date, total, status, period_start, period_end FROM billing.invoice WHERE account_id = :yara ORDER BY invoice_id;
+SELECT * FROM credit WHERE account_id = :yara;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

@@ -360,6 +360,7 @@ DECLARE
     v_new bigint;
     v_cycle daterange;
     v_items integer;
+    v_new_cadence boolean;
 BEGIN
     PERFORM billing._authorize_account(change_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
@@ -398,8 +399,31 @@ BEGIN
       AND (change_subscription.subscription_item_id IS NULL
            OR x.subscription_item_id = change_subscription.subscription_item_id);
     SELECT * INTO p_old FROM billing.price x WHERE x.price_id = i.price_id;
-    p_new := billing._check_price(coalesce(change_subscription.price_id, i.price_id), a.currency, s.cadence,
+    p_new := billing._check_price(coalesce(change_subscription.price_id, i.price_id), a.currency, NULL,
                                   coalesce(quantity, i.quantity));
+    -- A change to a price of another cadence (yearly to monthly) starts the
+    -- new cadence on the day of the change: the unused part of the billed
+    -- period is credited (unless proration none) and the new period billed
+    -- at once, on one invoice.  The subscription's items share one cadence,
+    -- so only a subscription of one current item can change it, and only
+    -- from a day of the billed period (at period end, say so with
+    -- effective_date = next_bill_date).
+    v_new_cadence := p_new.cadence <> s.cadence;
+    IF v_new_cadence THEN
+        IF proration = 'at_period_end' THEN
+            RAISE EXCEPTION 'price % bills every %, the subscription every %: a change of cadence starts now',
+                p_new.price_id, p_new.cadence, s.cadence
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass proration => ''prorate_now'' (or ''none''), with effective_date => next_bill_date for the end of the period.';
+        END IF;
+        IF EXISTS (SELECT FROM billing.subscription_item x
+                   WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id AND x.ended_on IS NULL
+                     AND x.subscription_item_id <> i.subscription_item_id) THEN
+            RAISE EXCEPTION 'price % bills every %, the subscription''s other items every %', p_new.price_id,
+                p_new.cadence, s.cadence
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'All items of a subscription share one cadence.';
+        END IF;
+    END IF;
 
     IF proration = 'at_period_end' THEN
         -- at the end of the billed period, or of a later one: a seller who
@@ -460,6 +484,8 @@ BEGIN
                                v_cycle, daterange(v_d, s.current_period_end)),
                v_d, s.current_period_end
         FROM billing.product pd WHERE pd.product_id = p_new.product_id;
+    ELSIF v_cycle IS NOT NULL AND v_new_cadence THEN
+        NULL;  -- the credit below, the new period billed from v_d
     ELSIF v_cycle IS NOT NULL THEN
         INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
                                           description, quantity, unit_amount, amount, period_start, period_end)
@@ -480,12 +506,36 @@ BEGIN
               AND q.kind = 'proration' AND q.period_end = s.current_period_end)
         ORDER BY x.sign;
     END IF;
+    IF v_new_cadence THEN
+        -- the unused part of the old item's billed period, if it was billed
+        IF v_cycle IS NOT NULL AND p_old.usage_type = 'licensed'
+           AND (i.started_on <= s.current_period_start OR EXISTS (
+                SELECT FROM billing.pending_item q
+                WHERE q.account_id = s.account_id AND q.subscription_item_id = i.subscription_item_id
+                  AND q.kind = 'proration' AND q.period_end = s.current_period_end)) THEN
+            INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                              description, quantity, unit_amount, amount, period_start, period_end)
+            SELECT s.account_id, s.subscription_id, i.subscription_item_id, p_old.price_id, 'proration',
+                   'Unused time on ' || pd.name || coalesce(' (' || p_old.nickname || ')', '') || ' x '
+                   || trim_scale(i.quantity) || ' from ' || v_d,
+                   i.quantity, p_old.unit_amount,
+                   -billing.prorate(billing.price_amount(p_old.price_id, i.quantity), v_cycle,
+                                    daterange(v_d, s.current_period_end)),
+                   v_d, s.current_period_end
+            FROM billing.product pd WHERE pd.product_id = p_old.product_id;
+        END IF;
+        UPDATE billing.subscription x
+        SET anchor = v_d, cadence = p_new.cadence, next_bill_date = v_d, updated_at = billing.now()
+        WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    END IF;
     PERFORM billing._event(s.account_id, 'subscription.updated',
                            jsonb_build_object('subscription_id', s.subscription_id, 'effective_date', v_d,
                                               'old_item', i.subscription_item_id, 'new_item', v_new,
                                               'price_id', p_new.price_id, 'quantity', coalesce(quantity, i.quantity),
                                               'proration', proration));
-    IF proration = 'prorate_now' THEN
+    IF v_new_cadence THEN
+        PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], v_d, billing.now(), 'cycle');
+    ELSIF proration = 'prorate_now' THEN
         PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], v_d, billing.now(), 'now');
     END IF;
     RETURN v_new;
