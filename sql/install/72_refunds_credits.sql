@@ -117,12 +117,25 @@ BEGIN
                                     billing.to_numeric(p.amount) - v_applied - billing.to_numeric(p.amount_refunded),
                                     v_credit), 0);
     v_rest := v_amount - v_from_credit;
-    WITH paid AS (
+    WITH by_payment AS (
         SELECT x.invoice_id, sum(billing.to_numeric(x.amount)) AS paid
         FROM billing.payment_application x
         JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.invoice_id
         WHERE x.account_id = a.account_id AND x.payment_id = p.payment_id AND i.status IN ('open', 'paid')
         GROUP BY 1 HAVING sum(billing.to_numeric(x.amount)) > 0
+    ), paid AS (
+        -- no invoice pays out more cash than came in on it: what refund
+        -- credit notes already paid back on it is not taken back again
+        SELECT b.invoice_id, least(b.paid, cash.received - cash.refunded) AS paid
+        FROM by_payment b
+        CROSS JOIN LATERAL (
+            SELECT (SELECT coalesce(sum(billing.to_numeric(y.amount)), 0) FROM billing.payment_application y
+                    WHERE y.account_id = a.account_id AND y.invoice_id = b.invoice_id AND y.source = 'payment')
+                       AS received,
+                   (SELECT coalesce(sum(billing.to_numeric(c.amount)), 0) FROM billing.credit_note c
+                    WHERE c.account_id = a.account_id AND c.invoice_id = b.invoice_id AND c.method = 'refund')
+                       AS refunded) cash
+        WHERE cash.received - cash.refunded > 0
     ), run AS (
         SELECT invoice_id, paid,
                coalesce(sum(paid) OVER (ORDER BY invoice_id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
@@ -145,7 +158,8 @@ BEGIN
         RAISE EXCEPTION 'payment % cannot give back % %: % is left unapplied and % on its open or paid invoices',
             p.payment_id, v_amount, a.currency, v_from_credit, v_reopened
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Its credit was used by later invoices: issue a credit note with method refund instead.';
+                  HINT = 'Its credit was used by later invoices (issue a credit note with method refund on them '
+                         'instead), or refund credit notes already paid its invoices back.';
     END IF;
     UPDATE billing.account_credit c SET balance = c.balance - billing.amount(v_from_credit, a.currency),
                                         updated_at = billing.now()
@@ -225,6 +239,8 @@ DECLARE
     a billing.account;
     i billing.invoice;
     v_credited numeric;
+    v_received numeric;
+    v_refunded numeric;
     v_parts billing.amount[];
     v_id bigint;
 BEGIN
@@ -257,6 +273,26 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Credit the rest to the balance (method credit_balance) or refund it.';
     END IF;
+    -- a refund pays cash out: at most the cash that came in on this invoice
+    -- (its payments, less what refunds of them took back) less what earlier
+    -- refund credit notes paid out.  Credit applied to it is not cash: a
+    -- credit note to the balance, consumed here, would otherwise turn into
+    -- money.
+    IF method = 'refund' THEN
+        SELECT coalesce(sum(billing.to_numeric(x.amount)), 0) INTO v_received
+        FROM billing.payment_application x
+        WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id AND x.source = 'payment';
+        SELECT coalesce(sum(billing.to_numeric(c.amount)), 0) INTO v_refunded
+        FROM billing.credit_note c
+        WHERE c.account_id = a.account_id AND c.invoice_id = i.invoice_id AND c.method = 'refund';
+        IF billing.to_numeric(amount) > v_received - v_refunded THEN
+            RAISE EXCEPTION 'invoice % received % in payments and refunded % of it: a refund of % is more than came in',
+                i.invoice_id, billing.amount(v_received, a.currency), billing.amount(v_refunded, a.currency), amount
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'A refund pays back only money received on the invoice; correct the rest with method '
+                             'reduce_due or credit_balance.';
+        END IF;
+    END IF;
     -- the credit note's tax is its share of the invoice's tax, exactly
     v_parts := billing.allocate(amount, ARRAY[billing.to_numeric(i.total - i.tax), billing.to_numeric(i.tax)]);
     INSERT INTO billing.credit_note AS c (account_id, invoice_id, amount, tax, method, reason)
@@ -287,13 +323,16 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION billing.issue_credit_note(bigint, bigint, billing.amount, text, text) IS
     'issues a credit note on a finalized invoice (at most its total less earlier credit notes): reduce_due lowers '
-    'what is due, credit_balance adds to the account''s credit, refund pays it back; returns its id';
+    'what is due, credit_balance adds to the account''s credit, refund pays it back (at most what payments brought '
+    'in on the invoice less earlier refund credit notes); returns its id';
 
 CREATE FUNCTION billing.void_invoice(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     i billing.invoice;
+    v_applied bigint;
+    v_notes bigint;
 BEGIN
     PERFORM billing._authorize_account(void_invoice.account_id);
     a := billing._payment_account(account_id);
@@ -304,6 +343,21 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Correct a paid or partly paid invoice with a credit note.';
     END IF;
+    -- Only an untouched invoice: a void reverses the invoice's posting only,
+    -- so anything applied to it (a payment since refunded, a credit note,
+    -- above all one that paid cash back) would stay on the books against an
+    -- invoice that no longer asks for anything.
+    SELECT count(*) INTO v_applied FROM billing.payment_application x
+    WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id;
+    SELECT count(*) INTO v_notes FROM billing.credit_note c
+    WHERE c.account_id = a.account_id AND c.invoice_id = i.invoice_id;
+    IF v_applied > 0 OR v_notes > 0 THEN
+        RAISE EXCEPTION 'invoice % has % payment applications and % credit notes: only an untouched invoice can be voided',
+            i.invoice_id, v_applied, v_notes
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Correct it with a credit note (billing.issue_credit_note, method reduce_due) for what is '
+                         'still due, or write it off (billing.write_off_invoice).';
+    END IF;
     UPDATE billing.invoice x SET status = 'void', amount_due = billing.from_minor_units(0, a.currency),
                                  metadata = x.metadata || jsonb_build_object('void_reason', reason)
     WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id;
@@ -313,7 +367,8 @@ BEGIN
     PERFORM billing._money_event(a.account_id, 'invoice.voided', jsonb_build_object('invoice_id', i.invoice_id));
 END $$;
 COMMENT ON FUNCTION billing.void_invoice(bigint, bigint, text) IS
-    'voids an open invoice on which nothing was paid: it is no longer due and its posting is reversed';
+    'voids an open invoice that nothing was applied to (no payment, credit or credit note, even one taken back): '
+    'it is no longer due and its posting is reversed';
 
 CREATE FUNCTION billing.write_off_invoice(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
