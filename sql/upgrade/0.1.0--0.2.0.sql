@@ -104,11 +104,15 @@ ALTER TABLE billing.account ADD CONSTRAINT account_entity_id_external_ref_key UN
 -- round as its last ones did.
 ALTER TABLE billing.billing_entity ADD COLUMN IF NOT EXISTS rounding text NOT NULL DEFAULT 'half_up'
     CHECK (rounding IN ('half_up', 'half_even', 'half_down', 'up', 'down', 'ceiling', 'floor'));
+COMMENT ON TABLE billing.billing_entity IS
+    'the seller: legal name, tax id, address, default currency, its invoice number series and rounding mode';
 COMMENT ON COLUMN billing.billing_entity.rounding IS
     'the rounding mode of every amount the entity bills (half_up, half_even, half_down, up, down, ceiling, floor); '
     'the session setting billing.rounding has no say in it';
-UPDATE billing.billing_entity SET rounding = pg_catalog.current_setting('billing.rounding')
-WHERE rounding OPERATOR(pg_catalog.<>) pg_catalog.current_setting('billing.rounding');
+-- (missing_ok: before the module is loaded the setting exists only if the
+-- database or role sets it)
+UPDATE billing.billing_entity SET rounding = pg_catalog.current_setting('billing.rounding', true)
+WHERE pg_catalog.current_setting('billing.rounding', true) IN ('half_even', 'half_down', 'up', 'down', 'ceiling', 'floor');
 -- signatures that changed: the rounding mode as an argument or a result column
 DROP FUNCTION IF EXISTS billing.create_billing_entity(text, text, text, text, text, boolean, integer, jsonb);
 DROP FUNCTION IF EXISTS billing.update_billing_entity(bigint, text, text, text, text, jsonb);
