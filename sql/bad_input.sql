@@ -143,20 +143,27 @@ SELECT s('billing.prorate(billing.amount,daterange,daterange,text)', $q$SELECT b
     $q$SELECT billing.prorate('30.00 USD', 'empty', 'empty')$q$, $q$SELECT billing.prorate('30.00 USD', '[2026-01-01,)', '[2026-01-10,2026-02-01)')$q$,
     $q$SELECT billing.prorate('30.00 USD', '[2026-01-01,2026-02-01)', '[2026-01-10,2026-02-01)', 'thirty')$q$,
     $q$SELECT billing.prorate(billing.from_minor_units(9223372036854775807, 'USD'), '[2026-01-01,2026-02-01)', '[2026-01-10,2026-02-01)')$q$);
+SELECT s('billing.prorate(billing.amount,daterange,daterange,text,text)',
+    $q$SELECT billing.prorate('30.00 USD', '[2026-01-01,2026-02-01)', '[2026-01-10,2026-02-01)', 'actual', NULL)$q$,
+    $q$SELECT billing.prorate('30.00 USD', '[2026-01-01,2026-02-01)', '[2026-01-10,2026-02-01)', 'actual', 'HALF_UP')$q$,
+    $q$SELECT billing.prorate('30.00 USD', '[2026-01-01,2026-02-01)', '[2026-01-10,2026-02-01)', 'actual', '')$q$);
 SELECT s('billing.now()', $q$SELECT billing.now() = '2026-01-01 12:00+00'$q$);
 SELECT s('billing.today(text,timestamp with time zone)', $q$SELECT billing.today('Mars/Olympus_Mons')$q$, $q$SELECT billing.today('')$q$,
     $q$SELECT billing.today('UTC', 'infinity')$q$, $q$SELECT billing.today('../../etc/passwd')$q$, $q$SELECT billing.today(NULL)$q$);
 
 -- accounts and the catalog
-SELECT s('billing.create_billing_entity(text,text,text,text,text,boolean,integer,jsonb)',
+SELECT s('billing.create_billing_entity(text,text,text,text,text,boolean,integer,jsonb,text)',
     $q$SELECT billing.create_billing_entity(NULL, 'USD')$q$, $q$SELECT billing.create_billing_entity('', 'USD')$q$,
     $q$SELECT billing.create_billing_entity('X', 'XYZ')$q$, $q$SELECT billing.create_billing_entity('X', NULL)$q$,
     $q$SELECT billing.create_billing_entity('X', 'USD', invoice_prefix => 'INV''; DROP TABLE billing.invoice; --')$q$,
     $q$SELECT billing.create_billing_entity('X', 'USD', number_digits => 2147483647)$q$,
-    $q$SELECT billing.create_billing_entity('Acme''); DROP TABLE billing.invoice; --', 'USD')$q$);
-SELECT s('billing.update_billing_entity(bigint,text,text,text,text,jsonb)', $q$SELECT billing.update_billing_entity(NULL)$q$,
+    $q$SELECT billing.create_billing_entity('Acme''); DROP TABLE billing.invoice; --', 'USD')$q$,
+    $q$SELECT billing.create_billing_entity('X', 'USD', rounding => NULL)$q$,
+    $q$SELECT billing.create_billing_entity('X', 'USD', rounding => 'bankers')$q$);
+SELECT s('billing.update_billing_entity(bigint,text,text,text,text,jsonb,text)', $q$SELECT billing.update_billing_entity(NULL)$q$,
     $q$SELECT billing.update_billing_entity(9223372036854775807, legal_name => 'X')$q$, $q$SELECT billing.update_billing_entity(1, legal_name => '')$q$,
-    $q$SELECT billing.update_billing_entity(1, default_currency => 'XYZ')$q$);
+    $q$SELECT billing.update_billing_entity(1, default_currency => 'XYZ')$q$,
+    $q$SELECT billing.update_billing_entity(1, rounding => 'HALF_EVEN')$q$);
 SELECT s('billing.create_tax_rate(text,numeric,boolean,text)', $q$SELECT billing.create_tax_rate(NULL, 20)$q$,
     $q$SELECT billing.create_tax_rate('VAT', NULL)$q$, $q$SELECT billing.create_tax_rate('VAT', -1)$q$, $q$SELECT billing.create_tax_rate('VAT', 1e300)$q$,
     $q$SELECT billing.create_tax_rate('VAT', 'NaN')$q$);
@@ -188,8 +195,9 @@ SELECT s('billing.create_price(bigint,text,numeric,text,interval,text,text,numer
 SELECT s('billing.update_price(bigint,text,boolean,bigint,integer,jsonb)', $q$SELECT billing.update_price(NULL)$q$,
     $q$SELECT billing.update_price(999, active => false)$q$, $q$SELECT billing.update_price(1, trial_days => -5)$q$,
     $q$SELECT billing.update_price(1, tax_rate_id => 999)$q$);
-SELECT s('billing.price_amount(bigint,numeric)', $q$SELECT billing.price_amount(NULL)$q$, $q$SELECT billing.price_amount(1, -1)$q$,
-    $q$SELECT billing.price_amount(2, 1e300)$q$, $q$SELECT billing.price_amount(2, 'NaN')$q$, $q$SELECT billing.price_amount(999)$q$);
+SELECT s('billing.price_amount(bigint,numeric,text)', $q$SELECT billing.price_amount(NULL)$q$, $q$SELECT billing.price_amount(1, -1)$q$,
+    $q$SELECT billing.price_amount(2, 1e300)$q$, $q$SELECT billing.price_amount(2, 'NaN')$q$, $q$SELECT billing.price_amount(999)$q$,
+    $q$SELECT billing.price_amount(1, 1, NULL)$q$, $q$SELECT billing.price_amount(1, 1, 'nearest')$q$);
 SELECT s('billing.create_coupon(text,text,numeric,billing.amount,integer,text)', $q$SELECT billing.create_coupon(NULL, 'once', 10)$q$,
     $q$SELECT billing.create_coupon('', 'once', 10)$q$, $q$SELECT billing.create_coupon('X', 'once')$q$, $q$SELECT billing.create_coupon('X', 'once', 101)$q$,
     $q$SELECT billing.create_coupon('X', 'once', 'NaN')$q$, $q$SELECT billing.create_coupon('X', 'sometimes', 10)$q$,
@@ -238,6 +246,9 @@ SELECT s('billing.mark_events_done(bigint[])', $q$SELECT billing.mark_events_don
 -- payments, credits, collection
 SELECT s('billing.looks_like_card_number(text)', $q$SELECT billing.looks_like_card_number(NULL)$q$, $q$SELECT billing.looks_like_card_number('')$q$,
     $q$SELECT billing.looks_like_card_number(repeat('4242 ', 100000))$q$);
+SELECT s('billing.looks_like_card_number(jsonb)', $q$SELECT billing.looks_like_card_number(NULL::jsonb)$q$,
+    $q$SELECT billing.looks_like_card_number('{}'::jsonb)$q$,
+    $q$SELECT billing.looks_like_card_number(('[' || repeat('{"a": ["4242 4242", 4242], "4242": 1}, ', 50000) || '1]')::jsonb)$q$);
 SELECT s('billing.set_early_payment_discount(bigint,numeric,integer)', $q$SELECT billing.set_early_payment_discount(999, 2, 10)$q$,
     $q$SELECT billing.set_early_payment_discount(1, 100, 10)$q$, $q$SELECT billing.set_early_payment_discount(1, 'NaN', 10)$q$,
     $q$SELECT billing.set_early_payment_discount(1, 2, NULL)$q$, $q$SELECT billing.set_early_payment_discount(1, 2, -1)$q$);
@@ -254,6 +265,10 @@ SELECT s('billing.apply_payment(bigint,billing.amount,text,text,text,date,bigint
     $q$SELECT billing.apply_payment(1, '1.00 USD', 'cash', received_on => '-infinity')$q$,
     $q$SELECT billing.apply_payment(1, '1.00 USD', 'cash', invoice_ids => '{999,NULL}')$q$,
     $q$SELECT billing.apply_payment(1, '1.00 USD', 'cash', reference => 'x''); DROP TABLE billing.payment; --', idempotency_key => ''' OR 1=1 --')$q$);
+SELECT s('billing.refund_credit(bigint,billing.amount,text,text)', $q$SELECT billing.refund_credit(NULL)$q$,
+    $q$SELECT billing.refund_credit(999)$q$, $q$SELECT billing.refund_credit(1, '92233720368547758.07 USD')$q$,
+    $q$SELECT billing.refund_credit(1, '-1.00 USD')$q$, $q$SELECT billing.refund_credit(1, '1.00 EUR')$q$,
+    $q$SELECT billing.refund_credit(1, idempotency_key => '')$q$, $q$SELECT billing.refund_credit(1)$q$);
 SELECT s('billing.refund_payment(bigint,bigint,billing.amount,text,text)', $q$SELECT billing.refund_payment(1, NULL)$q$,
     $q$SELECT billing.refund_payment(1, 999)$q$, $q$SELECT billing.refund_payment(1, 1, '6.00 USD')$q$, $q$SELECT billing.refund_payment(1, 1, '-1.00 USD')$q$,
     $q$SELECT billing.refund_payment(1, 1, '1.00 EUR')$q$, $q$SELECT billing.refund_payment(1, 1, idempotency_key => '')$q$);

@@ -77,11 +77,13 @@ FROM price ORDER BY 1;
 SELECT q, price_amount(3, q) AS per_unit, price_amount(4, q) AS graduated, price_amount(5, q) AS volume,
        price_amount(6, q) AS package, price_amount(7, q) AS metered
 FROM unnest('{0, 1, 10, 11, 20, 25, 250, 1001}'::numeric[]) q;
--- 1430 x 0.0035 = 5.005: half_up 5.01, half_even 5.00 (billing.rounding).
+-- 1430 x 0.0035 = 5.005: half_up 5.01, half_even 5.00 (the mode argument;
+-- the session setting billing.rounding has no say).
 SELECT price_amount(7, 1430) AS half_up;
 SET billing.rounding = 'half_even';
-SELECT price_amount(7, 1430) AS half_even;
+SELECT price_amount(7, 1430) AS still_half_up;
 RESET billing.rounding;
+SELECT price_amount(7, 1430, 'half_even') AS half_even;
 
 SELECT v AS call, billing_test_error(v) AS error FROM (VALUES
     ($$SELECT billing.create_price(99, 'EUR', 1)$$),

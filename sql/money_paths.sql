@@ -65,6 +65,26 @@ SELECT billing.subscribe(:carl, :basic) IS NOT NULL AS resubscribed;
 SELECT * FROM invoices WHERE account_id = :carl;
 SELECT * FROM credit WHERE account_id = :carl;
 
+-- credit_is_refundable: Carl asks for 20.00 of his credit back, then the
+-- rest; a retry with the same key returns the same refund; more than the
+-- credit is refused and writes nothing.
+SELECT billing.refund_credit(:carl, '20.00 USD', 'customer asked', 'cr-1') AS carl_refund \gset
+SELECT billing.refund_credit(:carl, '20.00 USD', 'customer asked', 'cr-1') = :carl_refund AS same_refund;
+SELECT * FROM credit WHERE account_id = :carl;
+SELECT billing_test_error(format('SELECT billing.refund_credit(%s, %L)', :carl, '37.75 USD')) AS more_than_the_credit;
+SELECT billing_test_error(format('SELECT billing.refund_credit(%s, %L)', :carl, '-1.00 USD')) AS negative;
+SELECT billing_test_error(format('SELECT billing.refund_credit(%s, %L)', :carl, '1.00 EUR')) AS other_currency;
+SELECT billing_test_error(format('SELECT billing.refund_credit(%s, %L, NULL, %L)', :carl, '1.00 USD', 'cr-1'))
+    AS key_reused;
+SELECT billing.refund_credit(:carl) IS NOT NULL AS rest_refunded;
+SELECT * FROM credit WHERE account_id = :carl;
+SELECT billing_test_error(format('SELECT billing.refund_credit(%s)', :carl)) AS nothing_left;
+SELECT r.payment_id, r.amount, r.from_credit, e.ledger_account, e.amount AS posted
+FROM billing.refund r
+JOIN billing.ledger_transaction t ON t.account_id = r.account_id AND t.kind = 'refund' AND t.source_id = r.refund_id
+JOIN billing.ledger_entry e ON e.account_id = t.account_id AND e.txn_id = t.txn_id
+WHERE r.account_id = :carl ORDER BY r.refund_id, e.entry_id;
+
 -- no_dunning_for_money_not_owed: dunning long after every due date reminds
 -- Dora of the 55.00 she still owes on February's invoice, and nobody of
 -- the credit invoices.

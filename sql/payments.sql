@@ -115,7 +115,8 @@ SELECT billing.apply_payment(:whale, '92233720368547758.07 USD', 'bank_transfer'
 SELECT balance FROM billing.account_credit WHERE account_id = :whale;
 SELECT billing.account_balance(:whale);
 
--- Card-number detection: 13 to 19 digits passing Luhn, spaces or dashes.
+-- Card-number detection: 13 to 19 digits passing Luhn, with any separators
+-- between them (the double space too; more in sql/stored_text.sql).
 SELECT v, billing.looks_like_card_number(v) FROM (VALUES
     ('4111111111111111'), ('4111 1111 1111 1111'), ('4111-1111-1111-1111'), ('4111111111111112'),
     ('378282246310005'), ('6011111111111117'), ('4222222222222'), ('422222222222'),

@@ -46,7 +46,8 @@ SELECT billing_test_error(format('SELECT billing.refund_payment(%s, %s)', :a, :p
 
 -- Credit notes on the reopened invoice (12.00 = 10.00 + 2.00 VAT):
 -- 6.00 reduces what is due (5.00 net, 1.00 tax), 3.00 goes to the credit
--- balance, 3.00 is refunded; then nothing is left to credit.
+-- balance; 3.00 cannot be refunded (55000): the payment's 12.00 was
+-- refunded already, so no cash is left on the invoice to pay back.
 SELECT billing.issue_credit_note(:a, :inv1, '6.00 USD', reason => 'outage') IS NOT NULL AS credited;
 SELECT * FROM state(:a);
 SELECT billing.issue_credit_note(:a, :inv1, '3.00 USD', method => 'credit_balance') IS NOT NULL AS credited;

@@ -321,7 +321,8 @@ periods_between(PG_FUNCTION_ARGS)
 
 /*
  * billing.prorate(price billing.amount, period daterange, part daterange,
- * convention text) -> billing.amount, rounded by billing.rounding.
+ * convention text [, mode text]) -> billing.amount, rounded by the mode, or
+ * without one by the setting billing.rounding.
  */
 PG_FUNCTION_INFO_V1(prorate);
 Datum
@@ -336,6 +337,7 @@ prorate(PG_FUNCTION_ARGS)
 	bool		has_part;
 	DayCount	dc;
 	char	   *convention;
+	RoundingMode mode;
 	CalError	err;
 
 	require_not_null(fcinfo, 0, fname, "price");
@@ -350,9 +352,16 @@ prorate(PG_FUNCTION_ARGS)
 				 errmsg("%s: unknown day-count convention \"%s\"", fname, convention),
 				 errhint("Use 'actual' (actual days, the default) or '30e/360' (30-day months).")));
 
+	if (PG_NARGS() > 4)
+	{
+		require_not_null(fcinfo, 4, fname, "mode");
+		mode = billing_parse_rounding_mode(text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	}
+	else
+		mode = billing_rounding_mode();
+
 	result = palloc(sizeof(Amount));
-	err = prorate_amount(price, &period, has_part ? &part : NULL, dc,
-						 billing_rounding_mode(), result);
+	err = prorate_amount(price, &period, has_part ? &part : NULL, dc, mode, result);
 	switch (err)
 	{
 		case CAL_OK:

@@ -27,15 +27,24 @@ CREATE FUNCTION billing.next_period(anchor date, cadence interval, period datera
 COMMENT ON FUNCTION billing.next_period(date, interval, daterange) IS
     'the billing period after period, which must itself be a period of the cycle';
 
--- Reads billing.rounding, hence STABLE.
+-- The form without a mode is for ad-hoc arithmetic: it reads the session
+-- setting billing.rounding, hence STABLE.  Billing's own functions call the
+-- form with the entity's mode, so no session setting changes what is billed.
 CREATE FUNCTION billing.prorate(price billing.amount, period daterange, part daterange,
                                 convention text DEFAULT 'actual')
     RETURNS billing.amount
     AS 'MODULE_PATHNAME', 'prorate' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION billing.prorate(billing.amount, daterange, daterange, text) IS
     'the share of price for part of period: R(price*(b-s)/(e-s)) - R(price*(a-s)/(e-s)) '
-    'with R = billing.rounding, so the parts of any split sum exactly to price; '
+    'with R = the session setting billing.rounding, so the parts of any split sum exactly to price; '
     'convention ''actual'' (days) or ''30e/360''';
+CREATE FUNCTION billing.prorate(price billing.amount, period daterange, part daterange,
+                                convention text, mode text)
+    RETURNS billing.amount
+    AS 'MODULE_PATHNAME', 'prorate' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION billing.prorate(billing.amount, daterange, daterange, text, text) IS
+    'billing.prorate with R rounding by the named mode (half_up, half_even, half_down, up, down, ceiling, floor): '
+    'what billing''s own functions call, with the entity''s mode';
 
 -- The test clock.  Everything that needs "now" reads billing.now().
 CREATE FUNCTION billing.now()

@@ -213,6 +213,7 @@ DECLARE
     v_sub bigint;
     it record;
     p billing.price;
+    v_rounding text;
 BEGIN
     PERFORM billing._authorize_account(subscribe.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = subscribe.account_id;
@@ -234,6 +235,7 @@ BEGIN
     v_today := billing.today(a.timezone);
     v_start := coalesce(start_date, v_today);
     v_trial := 0;
+    SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
     FOR it IN SELECT (e->>'price_id')::bigint AS price_id, coalesce((e->>'quantity')::numeric, 1) AS quantity
               FROM jsonb_array_elements(items) e LOOP
         p := billing._check_price(it.price_id, a.currency, v_cadence, it.quantity);
@@ -265,7 +267,7 @@ BEGIN
     INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
                                       description, quantity, unit_amount, amount, period_start)
     SELECT a.account_id, v_sub, i.subscription_item_id, pp.price_id, 'setup_fee',
-           pr.name || ' setup fee', 1, pp.setup_fee, billing.round_amount(pp.setup_fee, pp.currency), v_start
+           pr.name || ' setup fee', 1, pp.setup_fee, billing.round_amount(pp.setup_fee, pp.currency, v_rounding), v_start
     FROM billing.subscription_item i
     JOIN billing.price pp ON pp.price_id = i.price_id
     JOIN billing.product pr ON pr.product_id = pp.product_id
@@ -361,10 +363,12 @@ DECLARE
     v_cycle daterange;
     v_items integer;
     v_new_cadence boolean;
+    v_rounding text;
 BEGIN
     PERFORM billing._authorize_account(change_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
     IF s.status IN ('canceled', 'paused') OR s.cancel_at IS NOT NULL THEN
         RAISE EXCEPTION 'subscription % is %', subscription_id,
             CASE WHEN s.cancel_at IS NOT NULL AND s.status NOT IN ('canceled', 'paused')
@@ -479,9 +483,9 @@ BEGIN
                'Change from ' || trim_scale(i.quantity) || ' to ' || trim_scale(quantity) || ' x ' || pd.name
                || coalesce(' (' || p_new.nickname || ')', '') || ' from ' || v_d,
                quantity - i.quantity, p_new.unit_amount,
-               billing.prorate(billing.price_amount(p_new.price_id, quantity)
-                               - billing.price_amount(p_new.price_id, i.quantity),
-                               v_cycle, daterange(v_d, s.current_period_end)),
+               billing.prorate(billing.price_amount(p_new.price_id, quantity, v_rounding)
+                               - billing.price_amount(p_new.price_id, i.quantity, v_rounding),
+                               v_cycle, daterange(v_d, s.current_period_end), 'actual', v_rounding),
                v_d, s.current_period_end
         FROM billing.product pd WHERE pd.product_id = p_new.product_id;
     ELSIF v_cycle IS NOT NULL AND v_new_cadence THEN
@@ -490,8 +494,8 @@ BEGIN
         INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
                                           description, quantity, unit_amount, amount, period_start, period_end)
         SELECT s.account_id, s.subscription_id, x.item, x.pid, 'proration', dd.descr, x.qty, pr.unit_amount,
-               x.sign * billing.prorate(billing.price_amount(x.pid, x.qty), v_cycle,
-                                        daterange(v_d, s.current_period_end)),
+               x.sign * billing.prorate(billing.price_amount(x.pid, x.qty, v_rounding), v_cycle,
+                                        daterange(v_d, s.current_period_end), 'actual', v_rounding),
                v_d, s.current_period_end
         FROM (VALUES (i.subscription_item_id, i.price_id, i.quantity, -1, 'Unused time'),
                      (v_new, p_new.price_id, coalesce(quantity, i.quantity), 1, 'Remaining time')) x(item, pid, qty, sign, what)
@@ -519,8 +523,8 @@ BEGIN
                    'Unused time on ' || pd.name || coalesce(' (' || p_old.nickname || ')', '') || ' x '
                    || trim_scale(i.quantity) || ' from ' || v_d,
                    i.quantity, p_old.unit_amount,
-                   -billing.prorate(billing.price_amount(p_old.price_id, i.quantity), v_cycle,
-                                    daterange(v_d, s.current_period_end)),
+                   -billing.prorate(billing.price_amount(p_old.price_id, i.quantity, v_rounding), v_cycle,
+                                    daterange(v_d, s.current_period_end), 'actual', v_rounding),
                    v_d, s.current_period_end
             FROM billing.product pd WHERE pd.product_id = p_old.product_id;
         END IF;
@@ -553,10 +557,12 @@ DECLARE
     s billing.subscription;
     a billing.account;
     v_d date;
+    v_rounding text;
 BEGIN
     PERFORM billing._authorize_account(cancel_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
     IF s.status = 'canceled' OR (at_period_end AND s.cancel_at IS NOT NULL) THEN
         RAISE EXCEPTION 'subscription % is already canceled (from %)', subscription_id, coalesce(s.canceled_at, s.cancel_at)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing to do.';
@@ -600,9 +606,9 @@ BEGIN
                'Unused time on ' || pd.name || coalesce(' (' || p.nickname || ')', '') || ' x '
                    || trim_scale(i.quantity) || ' from ' || v_d,
                i.quantity, p.unit_amount,
-               -billing.prorate(billing.price_amount(i.price_id, i.quantity),
+               -billing.prorate(billing.price_amount(i.price_id, i.quantity, v_rounding),
                                 billing.period_containing(s.anchor, s.cadence, v_d),
-                                daterange(v_d, s.current_period_end)),
+                                daterange(v_d, s.current_period_end), 'actual', v_rounding),
                v_d, s.current_period_end
         FROM billing.subscription_item i
         JOIN billing.price p ON p.price_id = i.price_id AND p.usage_type = 'licensed'

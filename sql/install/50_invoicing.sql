@@ -229,13 +229,14 @@ CREATE FUNCTION billing._due_boundaries(accounts bigint[], subscriptions bigint[
 RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, seq bigint, n bigint,
                cycle_start date, cycle_end date, usage_from date, with_usage boolean, ends text,
                billing_reason text, as_of_date date, anchor date, cadence interval, currency text,
-               tax_exempt boolean, account_tax_rate_id bigint, coupon_id bigint, invoice_id bigint)
+               tax_exempt boolean, account_tax_rate_id bigint, coupon_id bigint, invoice_id bigint,
+               rounding text)
 LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH s AS (
         SELECT s.account_id, s.subscription_id, s.anchor, s.cadence, s.next_bill_date, s.status,
                s.cancel_at, s.pause_at, least(s.cancel_at, s.pause_at) AS stop,
                s.coupon_id, s.coupon_from, s.coupon_until,
-               a.currency, a.tax_exempt, a.tax_rate_id AS account_tax_rate_id,
+               a.currency, a.tax_exempt, a.tax_rate_id AS account_tax_rate_id, e.rounding,
                CASE WHEN _due_boundaries.mode = 'preview' AND _due_boundaries.as_of IS NULL
                     THEN greatest(s.next_bill_date, billing.today(a.timezone, _due_boundaries.at))
                     ELSE coalesce(_due_boundaries.as_of, billing.today(a.timezone, _due_boundaries.at))
@@ -243,6 +244,8 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         FROM unnest(accounts, subscriptions) u(account_id, subscription_id)
         JOIN billing.subscription s ON s.account_id = u.account_id AND s.subscription_id = u.subscription_id
         JOIN billing.account a ON a.account_id = s.account_id
+        -- every amount of the invoice is rounded by the entity's mode
+        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
         -- a subscription dunning suspended is not billed, so not previewed
         -- either (invariant 7); it bills again from the day it is restored
         WHERE NOT (s.status = 'suspended' AND _due_boundaries.mode IN ('cycle', 'preview'))
@@ -278,13 +281,15 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
            CASE WHEN b.boundary >= b.coupon_from AND (b.coupon_until IS NULL OR b.boundary < b.coupon_until)
                 THEN b.coupon_id END,
            -- the invoice's id, when the cycle is going to insert it
-           CASE WHEN assign_ids THEN nextval('billing.invoice_invoice_id_seq') END
+           CASE WHEN assign_ids THEN nextval('billing.invoice_invoice_id_seq') END,
+           b.rounding
     FROM b
     WINDOW w AS (PARTITION BY b.account_id, b.subscription_id ORDER BY b.boundary, b.ends NULLS FIRST)
 $$;
 COMMENT ON FUNCTION billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean) IS
     'internal: the invoices due for these subscriptions as of a date (NULL: each account''s today at at), '
-    'one row per invoice; mode cycle, preview or now; assign_ids takes an invoice id for each';
+    'one row per invoice with the rounding mode of its entity; mode cycle, preview or now; assign_ids takes an '
+    'invoice id for each';
 
 -- Every line of every invoice due, with its invoice key (account_id,
 -- subscription_id, boundary).  Line amounts:
@@ -296,7 +301,8 @@ COMMENT ON FUNCTION billing._due_boundaries(bigint[], bigint[], date, timestampt
 --              (at most the net) split over the groups by billing.allocate
 --   tax        per tax rate: R(net x rate / 100) exclusive,
 --              R(net x rate / (100 + rate)) inclusive
--- where R rounds once to the currency's minor unit by billing.rounding.
+-- where R rounds once to the currency's minor unit by the rounding mode of
+-- the account's billing entity (never by the session's billing.rounding).
 -- Each step carries the invoice's columns along instead of joining back to
 -- the boundaries: a join of two CTEs has no index and no estimate.
 CREATE FUNCTION billing._due_lines(accounts bigint[], subscriptions bigint[], as_of date,
@@ -311,12 +317,13 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         SELECT * FROM billing._due_boundaries(accounts, subscriptions, as_of, at, mode, assign_ids)
     ), recurring AS (
         SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
-               b.cycle_end AS boundary_cycle_end, b.ends, b.currency, b.coupon_id, 1 AS sort, 'subscription'::text AS kind,
+               b.cycle_end AS boundary_cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 1 AS sort,
+               'subscription'::text AS kind,
                pr.name || coalesce(' (' || p.nickname || ')', '') AS description,
                i.subscription_item_id, i.price_id, i.quantity, p.unit_amount,
                CASE WHEN b.boundary = b.cycle_start THEN full_amount
                     ELSE billing.prorate(full_amount, daterange(b.cycle_start, b.cycle_end),
-                                         daterange(b.boundary, b.cycle_end))
+                                         daterange(b.boundary, b.cycle_end), 'actual', b.rounding)
                END AS amount,
                b.boundary AS period_start, b.cycle_end AS period_end,
                CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END AS tax_rate_id,
@@ -332,12 +339,12 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                                               WHEN 'per_unit' THEN p.unit_amount * i.quantity
                                               ELSE billing._price_value(p.price_id, p.scheme, p.unit_amount,
                                                                         p.package_size, i.quantity) END,
-                                b.currency) AS full_amount) f
+                                b.currency, b.rounding) AS full_amount) f
         WHERE b.cycle_start IS NOT NULL
     ), new_usage AS (
         -- the unbilled events each invoice takes, by item and usage period
         SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
-               b.cycle_end AS boundary_cycle_end, b.ends, b.currency,
+               b.cycle_end AS boundary_cycle_end, b.ends, b.currency, b.rounding,
                b.coupon_id, b.tax_exempt, b.account_tax_rate_id, e.subscription_item_id,
                billing.period_containing(b.anchor, b.cadence, e.usage_date) AS up,
                array_agg(e.usage_event_id ORDER BY e.usage_event_id) AS ids
@@ -348,15 +355,15 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
          AND e.invoice_id IS NULL AND e.usage_date < b.boundary
          AND (b.usage_from IS NULL OR e.usage_date >= b.usage_from)
         WHERE b.with_usage
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
     ), usage AS (
         SELECT u.account_id, u.subscription_id, u.boundary, u.billing_reason, u.as_of_date, u.invoice_id,
-               u.boundary_cycle_end, u.ends, u.currency, u.coupon_id, 2 AS sort, 'usage'::text AS kind,
+               u.boundary_cycle_end, u.ends, u.currency, u.rounding, u.coupon_id, 2 AS sort, 'usage'::text AS kind,
                pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage' AS description,
                u.subscription_item_id, p.price_id, q.total - coalesce(prev.quantity, 0) AS quantity,
                p.unit_amount,
                billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.total),
-                                    u.currency)
+                                    u.currency, u.rounding)
                  - coalesce(prev.amount, billing.from_minor_units(0, u.currency)) AS amount,
                -- the usage period, clipped to the item's life: a line never
                -- speaks for days the item did not exist
@@ -392,7 +399,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         ) prev ON true
     ), pending AS (
         SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
-               b.cycle_end, b.ends, b.currency, b.coupon_id, 3 AS sort, pi.kind, pi.description,
+               b.cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 3 AS sort, pi.kind, pi.description,
                pi.subscription_item_id, pi.price_id, pi.quantity, pi.unit_amount, pi.amount,
                pi.period_start, pi.period_end,
                CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END,
@@ -410,13 +417,14 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     ), groups AS (
         -- the net of each invoice per tax rate, and the coupon that applies
         SELECT c.account_id, c.subscription_id, c.boundary, c.billing_reason, c.as_of_date, c.invoice_id,
-               c.boundary_cycle_end, c.ends, c.currency, c.coupon_id, c.tax_rate_id, billing.sum(c.amount) AS net
+               c.boundary_cycle_end, c.ends, c.currency, c.rounding, c.coupon_id, c.tax_rate_id,
+               billing.sum(c.amount) AS net
         FROM charges c
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
     ), percent_or_none AS (
         SELECT g.*, cp.code, cp.percent_off, NULL::billing.amount AS amount_off,
                CASE WHEN cp.percent_off IS NOT NULL
-                    THEN -billing.round_amount(to_numeric(g.net) * cp.percent_off / 100, g.currency)
+                    THEN -billing.round_amount(to_numeric(g.net) * cp.percent_off / 100, g.currency, g.rounding)
                END AS discount
         FROM groups g
         LEFT JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id
@@ -424,7 +432,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     ), fixed_amount AS (
         -- amount_off, at most the invoice's net, split over its tax groups
         SELECT f.account_id, f.subscription_id, f.boundary, f.billing_reason, f.as_of_date, f.invoice_id,
-               f.boundary_cycle_end, f.ends, f.currency, f.coupon_id, f.tax_rate_id, f.net, f.code,
+               f.boundary_cycle_end, f.ends, f.currency, f.rounding, f.coupon_id, f.tax_rate_id, f.net, f.code,
                NULL::numeric, f.amount_off,
                CASE WHEN f.invoice_net > 0
                     THEN -(billing.allocate(
@@ -444,7 +452,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         SELECT * FROM percent_or_none UNION ALL SELECT * FROM fixed_amount
     ), discount_lines AS (
         SELECT d.account_id, d.subscription_id, d.boundary, d.billing_reason, d.as_of_date, d.invoice_id,
-               d.boundary_cycle_end, d.ends, d.currency, d.coupon_id, 4 AS sort, 'discount'::text AS kind,
+               d.boundary_cycle_end, d.ends, d.currency, d.rounding, d.coupon_id, 4 AS sort, 'discount'::text AS kind,
                'Coupon ' || d.code || CASE WHEN d.percent_off IS NOT NULL
                                            THEN ' (' || trim_scale(d.percent_off) || '% off)'
                                            ELSE ' (' || d.amount_off::text || ' off)' END,
@@ -454,12 +462,12 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         WHERE d.discount IS NOT NULL
     ), tax_lines AS (
         SELECT d.account_id, d.subscription_id, d.boundary, d.billing_reason, d.as_of_date, d.invoice_id,
-               d.boundary_cycle_end, d.ends, d.currency, d.coupon_id, 5 AS sort, 'tax'::text AS kind,
+               d.boundary_cycle_end, d.ends, d.currency, d.rounding, d.coupon_id, 5 AS sort, 'tax'::text AS kind,
                t.name || ' ' || trim_scale(t.percentage) || '%' || CASE WHEN t.inclusive THEN ' (included)' ELSE '' END,
                NULL::bigint, NULL::bigint, NULL::numeric, t.percentage,
                billing.round_amount(
                    (to_numeric(d.net) + coalesce(to_numeric(d.discount), 0)) * t.percentage
-                   / CASE WHEN t.inclusive THEN 100 + t.percentage ELSE 100 END, d.currency),
+                   / CASE WHEN t.inclusive THEN 100 + t.percentage ELSE 100 END, d.currency, d.rounding),
                NULL::date, NULL::date, d.tax_rate_id, 'tax_rate ' || t.tax_rate_id, NULL::bigint[],
                -- in place of pending_item_id: whether the tax is inclusive
                t.inclusive::integer::bigint
@@ -469,7 +477,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         -- one row of kind 'boundary' per invoice key, lines or not: what
         -- the cycle advances the subscription by
         SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
-               b.cycle_end, b.ends, b.currency, b.coupon_id, 9, 'boundary'::text, NULL::text,
+               b.cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 9, 'boundary'::text, NULL::text,
                NULL::bigint, NULL::bigint, NULL::numeric, NULL::numeric, NULL::billing.amount,
                NULL::date, NULL::date, NULL::bigint, NULL::text, NULL::bigint[], NULL::bigint
         FROM b

@@ -88,7 +88,7 @@ COMMENT ON TABLE billing.ledger_entry IS
 -- The account's unapplied credit, one row per account that ever had any.
 -- Its row is also the lock that serializes every money movement of an
 -- account (payments, credit applied by the cycle, refunds, credit notes,
--- voids, write-offs): see the lock order in docs/payments.md.
+-- voids, write-offs): see the lock order in docs/design.md.
 CREATE TABLE billing.account_credit (
     account_id bigint PRIMARY KEY REFERENCES billing.account,
     balance    billing.amount NOT NULL CHECK (billing.to_numeric(balance) >= 0),

@@ -149,7 +149,8 @@ COMMENT ON COLUMN billing.account_statements.balance IS
 --   * an item's monthly value is its full period amount (the amount the
 --     cycle bills for a whole period, billing.price_amount) x 365 /
 --     (365 x months + 12 x days) of the cadence (1 month: x 1, 3 months:
---     / 3, 1 year: / 12, 1 week: x 365/84), rounded once by billing.rounding;
+--     / 3, 1 year: / 12, 1 week: x 365/84), rounded once by the rounding
+--     mode of the account's billing entity, as the cycle rounds;
 --   * an item is paid for from greatest(started_on, trial_end) until
 --     ended_on, the cancellation (canceled_at, or a scheduled cancel_at) or
 --     the pause (paused_at, or a scheduled pause_at);
@@ -184,26 +185,33 @@ WITH bounds AS MATERIALIZED (
     -- no time zone is behind UTC-12 or ahead of UTC+14
     SELECT billing.today('Etc/GMT+12') AS earliest, billing.today('Etc/GMT-14') AS latest
 ), value AS MATERIALIZED (
-    -- the full period amount, as the cycle bills it, made monthly
-    SELECT q.price_id, q.quantity, p.currency,
+    -- the full period amount, as the cycle bills it, made monthly, in each
+    -- rounding mode the entities use (most often one)
+    SELECT q.price_id, q.quantity, m.rounding, p.currency,
            CASE WHEN f.factor = 1 THEN v.full_amount
-                ELSE to_numeric(billing.round_amount(v.full_amount * f.factor, p.currency)) END AS value
+                ELSE to_numeric(billing.round_amount(v.full_amount * f.factor, p.currency, m.rounding)) END AS value
     FROM (SELECT DISTINCT price_id, quantity FROM billing.subscription_item) q
+    CROSS JOIN (SELECT DISTINCT rounding FROM billing.billing_entity) m
     JOIN billing.price p ON p.price_id = q.price_id AND p.usage_type = 'licensed'
     CROSS JOIN LATERAL (SELECT billing.monthly_factor(p.cadence) AS factor) f
     CROSS JOIN LATERAL (SELECT to_numeric(billing.round_amount(
                             billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.quantity),
-                            p.currency)) AS full_amount) v
+                            p.currency, m.rounding)) AS full_amount) v
+ ), account_mode AS MATERIALIZED (
+    -- each account's rounding mode, its entity's
+    SELECT a.account_id, e.rounding
+    FROM billing.account a JOIN billing.billing_entity e ON e.entity_id = a.entity_id
  ), item AS (
     SELECT i.account_id, v.currency, v.value,
            greatest(i.started_on, s.trial_end) AS from_date,
            least(i.ended_on, s.cancel_at, s.canceled_at, s.pause_at, s.paused_at) AS until_date
     FROM billing.subscription_item i
-    JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity
+    JOIN account_mode m ON m.account_id = i.account_id
+    JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity AND v.rounding = m.rounding
     JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
 ), couponed AS (
     -- the few subscriptions with a recurring coupon, and their items
-    SELECT s.account_id, s.subscription_id, v.currency, v.value,
+    SELECT s.account_id, s.subscription_id, v.currency, v.rounding, v.value,
            greatest(i.started_on, s.trial_end) AS from_date,
            least(i.ended_on, s.cancel_at, s.canceled_at, s.pause_at, s.paused_at) AS until_date,
            s.trial_end, s.coupon_from, s.coupon_until, s.cadence, c.percent_off, c.amount_off,
@@ -211,7 +219,8 @@ WITH bounds AS MATERIALIZED (
     FROM billing.subscription s
     JOIN billing.coupon c ON c.coupon_id = s.coupon_id AND c.duration <> 'once'
     JOIN billing.subscription_item i ON i.account_id = s.account_id AND i.subscription_id = s.subscription_id
-    JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity
+    JOIN account_mode m ON m.account_id = s.account_id
+    JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity AND v.rounding = m.rounding
     WHERE s.coupon_id IS NOT NULL
 ), piece AS (
     -- the item itself
@@ -220,17 +229,19 @@ WITH bounds AS MATERIALIZED (
     -- its percent discount while the coupon runs
     SELECT account_id, currency, greatest(from_date, coupon_from),
            CASE WHEN until_date IS NULL THEN coupon_until ELSE least(until_date, coupon_until) END,
-           -to_numeric(billing.round_amount(value * percent_off / 100, currency))
+           -to_numeric(billing.round_amount(value * percent_off / 100, currency, rounding))
     FROM couponed WHERE percent_off IS NOT NULL
     UNION ALL
     -- an amount_off coupon, capped at the subscription's MRR when it starts
     SELECT account_id, currency, greatest(coupon_from, trial_end), least(coupon_until, sub_end),
-           -least(to_numeric(billing.round_amount(to_numeric(amount_off) * billing.monthly_factor(cadence), currency)),
+           -least(to_numeric(billing.round_amount(to_numeric(amount_off) * billing.monthly_factor(cadence), currency,
+                                                   rounding)),
                   coalesce(sum(value) FILTER (WHERE from_date <= greatest(coupon_from, trial_end)
                                                 AND (until_date IS NULL
                                                      OR until_date > greatest(coupon_from, trial_end))), 0))
     FROM couponed WHERE amount_off IS NOT NULL
-    GROUP BY account_id, subscription_id, currency, coupon_from, coupon_until, trial_end, sub_end, amount_off, cadence
+    GROUP BY account_id, subscription_id, currency, rounding, coupon_from, coupon_until, trial_end, sub_end, amount_off,
+             cadence
 ), suspended AS (
     -- the days dunning held the account's subscriptions suspended: from
     -- the suspend step until its case closed (recovered or closed), for

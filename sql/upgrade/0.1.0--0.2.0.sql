@@ -110,3 +110,46 @@ LEFT JOIN LATERAL (
 COMMENT ON VIEW billing._invoice_schedule IS
     'internal: the day each invoice is due for dunning: its due date, or that of its first installment not yet '
     'covered by payments';
+
+-- card numbers (25_card_numbers.sql, 97_no_card_numbers.sql): the column
+-- checks that called the PL/pgSQL looks_like_card_number go; the table
+-- constraints <table>_no_card_number of 97_no_card_numbers.sql (step 3)
+-- replace them, on every text and jsonb column a caller fills
+ALTER TABLE billing.payment DROP CONSTRAINT IF EXISTS payment_reference_check;
+ALTER TABLE billing.payment DROP CONSTRAINT IF EXISTS payment_idempotency_key_check;
+ALTER TABLE billing.payment ADD CONSTRAINT payment_idempotency_key_check CHECK (idempotency_key <> '');
+ALTER TABLE billing.payment_method DROP CONSTRAINT IF EXISTS payment_method_token_check;
+ALTER TABLE billing.payment_method ADD CONSTRAINT payment_method_token_check CHECK (token <> '');
+ALTER TABLE billing.collection_attempt DROP CONSTRAINT IF EXISTS collection_attempt_provider_reference_check;
+
+-- an account's external_ref is unique within its entity only
+ALTER TABLE billing.account DROP CONSTRAINT IF EXISTS account_external_ref_key;
+ALTER TABLE billing.account DROP CONSTRAINT IF EXISTS account_entity_id_external_ref_key;
+ALTER TABLE billing.account ADD CONSTRAINT account_entity_id_external_ref_key UNIQUE (entity_id, external_ref);
+
+-- the entity's rounding mode (30_accounts_catalog.sql).  0.1.0 rounded by
+-- the session's billing.rounding: an entity keeps the mode this session has
+-- (the database's or role's setting, if one was made), so its next invoices
+-- round as its last ones did.
+ALTER TABLE billing.billing_entity ADD COLUMN IF NOT EXISTS rounding text NOT NULL DEFAULT 'half_up'
+    CHECK (rounding IN ('half_up', 'half_even', 'half_down', 'up', 'down', 'ceiling', 'floor'));
+COMMENT ON TABLE billing.billing_entity IS
+    'the seller: legal name, tax id, address, default currency, its invoice number series and rounding mode';
+COMMENT ON COLUMN billing.billing_entity.rounding IS
+    'the rounding mode of every amount the entity bills (half_up, half_even, half_down, up, down, ceiling, floor); '
+    'the session setting billing.rounding has no say in it';
+-- (missing_ok: before the module is loaded the setting exists only if the
+-- database or role sets it)
+UPDATE billing.billing_entity SET rounding = pg_catalog.current_setting('billing.rounding', true)
+WHERE pg_catalog.current_setting('billing.rounding', true) IN ('half_even', 'half_down', 'up', 'down', 'ceiling', 'floor');
+-- signatures that changed: the rounding mode as an argument or a result column
+DROP FUNCTION IF EXISTS billing.create_billing_entity(text, text, text, text, text, boolean, integer, jsonb);
+DROP FUNCTION IF EXISTS billing.update_billing_entity(bigint, text, text, text, text, jsonb);
+DROP FUNCTION IF EXISTS billing.price_amount(bigint, numeric);
+DROP FUNCTION IF EXISTS billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean);
+
+-- a refund of the account's credit has no payment (billing.refund_credit)
+ALTER TABLE billing.refund ALTER COLUMN payment_id DROP NOT NULL;
+ALTER TABLE billing.refund DROP CONSTRAINT IF EXISTS refund_check;
+ALTER TABLE billing.refund ADD CONSTRAINT refund_check
+    CHECK (payment_id IS NOT NULL OR (kind = 'refund' AND from_credit = amount));
