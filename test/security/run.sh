@@ -34,8 +34,9 @@ for r in $ROLES; do echo "*:*:*:$r:$PW" >> "$PASSFILE"; done
 cat "${PGPASSFILE:-$HOME/.pgpass}" >> "$PASSFILE" 2>/dev/null
 export PGPASSFILE="$PASSFILE"
 unset PGPASSWORD PGDATABASE
-# the test clock of every session (setup.sql moves it where it needs to)
-export PGOPTIONS='-c billing.clock=2026-02-20\ 12:00+00'
+# the test clock of every session (setup.sql moves it where it needs to):
+# some days before the next cycle, so that upcoming_invoices has rows
+export PGOPTIONS='-c billing.clock=2026-02-25\ 12:00+00'
 
 su_psql() { psql -X -q -v ON_ERROR_STOP=1 -U "$SUPER" "$@"; }
 

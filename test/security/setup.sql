@@ -157,7 +157,7 @@ BEGIN
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind = 'r' AND (n.nspname = 'billing' OR (n.nspname = 'cron' AND c.relname = 'job'))
              ORDER BY 1::text LOOP
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) || '' '' || pg_catalog.md5(pg_catalog.coalesce('
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) || '' '' || pg_catalog.md5(coalesce('
                                   'pg_catalog.string_agg(x::pg_catalog.text, E''\n'' ORDER BY x::pg_catalog.text), '''')) '
                                   'FROM %s x', t) INTO d;
         result := result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(t::pg_catalog.text, d);
@@ -279,54 +279,50 @@ CREATE FUNCTION atk.call_sql(fn regprocedure, tenant text DEFAULT 'A', tenants j
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p pg_catalog.pg_proc;
-    i integer;
-    n integer;
-    nin integer := 0;
-    arg text;
-    typ oid;
+    a record;
     v text;
     args text[] := '{}';
 BEGIN
     SELECT * INTO p FROM pg_catalog.pg_proc x WHERE x.oid = fn;
-    n := pg_catalog.array_length(p.proargtypes::oid[], 1);
-    FOR i IN 1 .. coalesce(n, 0) LOOP
-        typ := p.proargtypes[i - 1];
-        -- proargnames also names OUT arguments: find the i-th input one
-        arg := (SELECT x.name
-                FROM ROWS FROM (pg_catalog.unnest(p.proargnames),
-                                pg_catalog.unnest(coalesce(p.proargmodes, pg_catalog.array_fill('i'::"char",
-                                                           ARRAY[pg_catalog.array_length(p.proargnames, 1)]))))
-                     WITH ORDINALITY x(name, mode, o)
-                WHERE x.mode IN ('i', 'b', 'v') ORDER BY x.o OFFSET i - 1 LIMIT 1);
-        IF overrides ? arg THEN
-            v := overrides ->> arg;
+    FOR a IN SELECT * FROM atk.in_args(fn) ORDER BY pos LOOP
+        IF overrides ? a.name THEN
+            v := overrides ->> a.name;
             IF v IS NULL THEN
                 CONTINUE;
             END IF;
         ELSE
-            v := atk.arg_value(p.proname, arg, typ, coalesce(tenants ->> arg, tenant));
+            v := atk.arg_value(p.proname, a.name, a.typ, coalesce(tenants ->> a.name, tenant));
             IF v IS NULL THEN
-                IF i <= n - p.pronargdefaults THEN
+                IF a.pos <= p.pronargs - p.pronargdefaults THEN
                     RETURN NULL;
                 END IF;
                 CONTINUE;
             END IF;
-            v := pg_catalog.format('%L::%s', v, atk.qtype(typ));
+            v := pg_catalog.format('%L::%s', v, atk.qtype(a.typ));
         END IF;
-        args := args || pg_catalog.format('%I => %s', arg, v);
+        args := args || pg_catalog.format('%I => %s', a.name, v);
     END LOOP;
     RETURN CASE WHEN p.prokind = 'p' THEN 'CALL ' ELSE 'SELECT * FROM ' END
            || fn::regproc::text || '(' || pg_catalog.array_to_string(args, ', ') || ')';
 END $$;
 
+-- The input arguments of fn: name, type, position among the inputs.
+CREATE FUNCTION atk.in_args(fn regprocedure) RETURNS TABLE (name text, typ oid, pos bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT a.name, a.typ, pg_catalog.row_number() OVER (ORDER BY a.o)
+    FROM pg_catalog.pg_proc p,
+         ROWS FROM (pg_catalog.unnest(p.proargnames),
+                    pg_catalog.unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])),
+                    pg_catalog.unnest(p.proargmodes)) WITH ORDINALITY a(name, typ, mode, o)
+    WHERE p.oid = fn AND coalesce(a.mode, 'i') IN ('i', 'b', 'v') AND a.name IS NOT NULL
+$$;
+
 -- The input arguments of fn without a value in a plausible call.
 CREATE FUNCTION atk.unmapped(fn regprocedure) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.string_agg(a.name, ', ')
-    FROM pg_catalog.pg_proc p,
-         ROWS FROM (pg_catalog.unnest(p.proargnames), pg_catalog.unnest(p.proargtypes::oid[])) WITH ORDINALITY a(name, typ, o)
-    WHERE p.oid = fn AND p.proargmodes IS NULL
-      AND a.o <= pg_catalog.array_length(p.proargtypes::oid[], 1) - p.pronargdefaults
+    FROM pg_catalog.pg_proc p, atk.in_args(fn) a
+    WHERE p.oid = fn AND a.pos <= p.pronargs - p.pronargdefaults
       AND atk.arg_value(p.proname, a.name, a.typ, 'A') IS NULL
 $$;
 
@@ -360,6 +356,24 @@ BEGIN
     RETURN result;
 END $$;
 
+-- The first column the statement returns, as text, undone at once (its
+-- error, when it fails).
+CREATE FUNCTION atk.attempt_value(stmt text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    result text;
+BEGIN
+    BEGIN
+        EXECUTE stmt INTO result;
+        RAISE EXCEPTION USING ERRCODE = 'AT999';
+    EXCEPTION WHEN SQLSTATE 'AT999' THEN
+        NULL;
+    WHEN OTHERS THEN
+        result := SQLSTATE || ' ' || SQLERRM;
+    END;
+    RETURN result;
+END $$;
+
 -- One attack: the statement, as the session's role, must end in one of the
 -- SQLSTATEs wanted and change no row of any billing table.  Whatever it
 -- did is undone afterwards, so each attack starts from the same data.
@@ -386,6 +400,26 @@ BEGIN
                           CASE WHEN changed IS NOT NULL THEN '; changed rows of ' || changed ELSE '' END));
 END $$;
 
+-- One attack of several statements: each must end in one of the
+-- SQLSTATEs wanted and change no row; the failures are listed.
+CREATE FUNCTION atk.expect_all(name text, stmts text[], want text[]) RETURNS SETOF text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stmt text;
+    line text;
+    bad text[] := '{}';
+BEGIN
+    FOREACH stmt IN ARRAY stmts LOOP
+        FOR line IN SELECT * FROM atk.expect(name, stmt, want) LOOP
+            IF line LIKE '      %' THEN
+                bad := bad || pg_catalog.ltrim(line);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN QUERY SELECT * FROM atk.report(name, pg_catalog.cardinality(bad) = 0,
+                                          pg_catalog.array_to_string(bad, E'\n'));
+END $$;
+
 -- One line per attack, as pg_regress prints them; the detail under a
 -- failure.
 CREATE FUNCTION atk.report(name text, ok boolean, detail text DEFAULT NULL) RETURNS SETOF text
@@ -395,6 +429,10 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT '      ' || pg_catalog.replace(detail, E'\n', E'\n      ') WHERE NOT coalesce(ok, false) AND detail IS NOT NULL
 $$;
 
+-- What an attack found that is no failure, printed under its line.
+CREATE FUNCTION atk.note(detail text) RETURNS SETOF text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT '      note: ' || detail
+$$;
+
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA atk TO PUBLIC;
--- The attack sessions run on the clock of the last setup step.
-ALTER DATABASE :"DBNAME" SET billing.clock = '2026-02-20 12:00+00';
