@@ -165,6 +165,38 @@ BEGIN
     RETURN result;
 END $$;
 
+-- Every sequence's state, and setting it back: attacks that compare two
+-- runs of one call (undone in between) need the same ids in both.
+CREATE FUNCTION atk.seq_state() RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s regclass;
+    v jsonb;
+    result jsonb := '{}';
+BEGIN
+    FOR s IN SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relkind = 'S'
+             AND c.relnamespace = 'billing'::regnamespace LOOP
+        EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_array(last_value, is_called) FROM %s', s) INTO v;
+        result := result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(s::pg_catalog.text, v);
+    END LOOP;
+    RETURN result;
+END $$;
+CREATE FUNCTION atk.seq_set(state jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+BEGIN
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(state) LOOP
+        PERFORM pg_catalog.setval(k::regclass, (state -> k ->> 0)::bigint, (state -> k ->> 1)::boolean);
+    END LOOP;
+END $$;
+
+-- What billing.check_invariants() finds over every entity ('': nothing).
+CREATE FUNCTION atk.broken_invariants() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(pg_catalog.string_agg(i.invariant || ': ' || i.detail, '; '), '') FROM billing.check_invariants() i
+$$;
+
 -- The tables whose digests differ.
 CREATE FUNCTION atk.changed(before jsonb, after jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
