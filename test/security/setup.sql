@@ -271,6 +271,7 @@ BEGIN
         WHEN arg = 'default_policy' THEN atk.id('-', 'policy')::text
         WHEN arg IN ('after_account', 'after_subscription') THEN '0'
         WHEN arg = 'after_date' THEN '2000-01-01'
+        WHEN arg IN ('role_name', 'writer', 'operator', 'reporting') AND typ = 'name'::regtype THEN session_user::text
         WHEN arg IN ('currency', 'default_currency') THEN cur
         WHEN typ = 'billing.amount'::regtype THEN '1.00 ' || cur
         WHEN arg IN ('quantity', 'max_attempts') THEN '1'
