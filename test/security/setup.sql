@@ -53,12 +53,15 @@ SELECT billing.create_account(:ea, 'Alice', tax_rate_id => :tax) AS a1 \gset
 SELECT billing.create_account(:ea, 'Anna') AS a2 \gset
 SELECT billing.create_account(:eb, 'Bruno', tax_rate_id => :tax) AS b1 \gset
 SELECT billing.create_account(:eb, 'Berta') AS b2 \gset
+-- 7.25% of 10.00 is 0.725: every rounding mode shows in her tax
+SELECT billing.create_account(:ea, 'Rita', tax_rate_id => :tax) AS ar \gset
 SELECT billing.add_payment_method(:a1, 'card', 'pm_alice') AS pma \gset
 SELECT billing.add_payment_method(:b1, 'card', 'pm_bruno') AS pmb \gset
 SELECT billing.subscribe(:a1, items => format('[{"price_id": %s}, {"price_id": %s}]', :pa, :ma)::jsonb, coupon => 'ATK10') AS sa \gset
 SELECT billing.subscribe(:b1, items => format('[{"price_id": %s}, {"price_id": %s}]', :pb, :mb)::jsonb, coupon => 'ATK10') AS sb \gset
 SELECT billing.subscribe(:a2, :pa) AS sa2 \gset
 SELECT billing.subscribe(:b2, :pb) AS sb2 \gset
+SELECT billing.subscribe(:ar, :pa) AS sar \gset
 SELECT subscription_item_id AS ia FROM billing.subscription_item WHERE subscription_id = :sa AND price_id = :pa \gset
 SELECT subscription_item_id AS ib FROM billing.subscription_item WHERE subscription_id = :sb AND price_id = :pb \gset
 SELECT subscription_item_id AS mia FROM billing.subscription_item WHERE subscription_id = :sa AND price_id = :ma \gset
@@ -114,6 +117,7 @@ INSERT INTO atk.ids VALUES
     ('A', 'invoice', :inva), ('B', 'invoice', :invb), ('A', 'invoice2', :inva2), ('B', 'invoice2', :invb2), ('A', 'payment', :paya), ('B', 'payment', :payb),
     ('A', 'payment_method', :pma), ('B', 'payment_method', :pmb),
     ('A', 'price', :pa), ('B', 'price', :pb), ('A', 'price2', :pa2), ('B', 'price2', :pb2),
+    ('A', 'rounding_account', :ar), ('A', 'rounding_subscription', :sar),
     ('-', 'product', :prod), ('-', 'tax_rate', :tax), ('-', 'policy', :policy);
 INSERT INTO atk.ids
 SELECT t.tenant, 'dunning_invoice', min(c.invoice_id) FROM atk.ids t JOIN billing.dunning_case c ON c.account_id = t.val
