@@ -7,7 +7,8 @@
 -- of their sequences) is granted to it by design and left out.
 --
 -- Reads: as the roles bound to tenant A (atk_writer, atk_reader), every
--- table with row-level security and every view, filtered to tenant B's
+-- table with an account or entity (or row-level security) and every view,
+-- filtered to tenant B's
 -- rows (its entity, its accounts, or for the views that sum per currency
 -- its currency): zero rows, where the owner sees some of B's rows in each
 -- (a relation without B's rows would prove nothing, and fails).  The
@@ -38,7 +39,9 @@ SELECT rel::text AS rel,
             WHEN 'currency' = ANY (cols) THEN format('x.currency::text = %L', (SELECT currency FROM atk.tenant WHERE tenant = 'B'))
        END AS filter
 FROM rel
-WHERE relrowsecurity OR relkind = 'v';
+-- by the columns, not by whether row-level security is on: a table that
+-- lost it must show here
+WHERE relkind = 'v' OR relrowsecurity OR cols && ARRAY['account_id', 'entity_id'];
 ALTER TABLE atk.b_rows ADD owner_rows bigint;
 DO $$
 DECLARE

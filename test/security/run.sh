@@ -63,7 +63,14 @@ start=$(date +%s)
 cleanup || { echo "security: could not drop what a previous run left (see $LOGDIR/cleanup.out)"; cat "$LOGDIR/cleanup.out"; }
 su_psql -d postgres -c "CREATE DATABASE $DB" > "$LOGDIR/setup.out" 2>&1 &&
 su_psql -d "$DB" -v pw="$PW" -v super="$SUPER" -f test/security/setup.sql >> "$LOGDIR/setup.out" 2>&1
-if [ $? -ne 0 ]; then
+setup=$?
+# ATK_AFTER_SETUP=<file.sql>: run as the superuser after the setup, to
+# plant a bug in the extension and see which attacks catch it
+if [ $setup -eq 0 ] && [ -n "${ATK_AFTER_SETUP:-}" ]; then
+	su_psql -d "$DB" -f "$ATK_AFTER_SETUP" >> "$LOGDIR/setup.out" 2>&1
+	setup=$?
+fi
+if [ $setup -ne 0 ]; then
 	echo "attack setup ... FAILED"; tail -30 "$LOGDIR/setup.out"
 	[ -n "${RESULTS:-}" ] && echo "security 0 1" >> "$RESULTS"
 	cleanup; exit 1
