@@ -48,4 +48,12 @@ for f in test/scenarios/*.sql test/scenarios/*.sh; do
 	fi
 done
 echo "scenarios $ok $bad" >> "$RESULTS"
+
+# The security attack suite: a database and login roles of its own; one
+# line per attack, "security <passed> <failed>" in $RESULTS by itself.
+echo "-- security attacks (test/security)"
+sh test/security/run.sh > log/security.out 2>&1 || status=1
+cat log/security.out
+# a suite that died before counting counts as failed
+grep -q '^security ' "$RESULTS" || { echo "security 0 1" >> "$RESULTS"; tail -20 log/security.out; status=1; }
 exit $status
