@@ -44,7 +44,7 @@ export PG_CONFIG
 # installing and testing hold one lock so they cannot overwrite each other.
 LOCK=/tmp/billing-install.lock
 # What test/cluster.sh reports, one line each in $RESULTS.
-CLUSTER_PARTS="regress isolation scenarios"
+CLUSTER_PARTS="regress isolation scenarios security"
 
 
 case "$MODE" in

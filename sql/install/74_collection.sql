@@ -216,7 +216,8 @@ BEGIN
         RAISE EXCEPTION 'succeeded must be true or false'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Report what the payment provider answered.';
     END IF;
-    IF billing.looks_like_card_number(provider_reference) OR billing.looks_like_card_number(failure_message) THEN
+    IF billing.looks_like_card_number(provider_reference) OR billing.looks_like_card_number(failure_code)
+       OR billing.looks_like_card_number(failure_message) THEN
         RAISE EXCEPTION 'a collection result must not hold a card number'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Report the provider''s reference only.';
     END IF;

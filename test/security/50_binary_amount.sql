@@ -28,8 +28,16 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                         -- a coupon takes percent_off or amount_off
                         || CASE WHEN r.name = 'create_coupon' THEN '{"percent_off": null}' ELSE '{}' END::jsonb)
     FROM atk.routine r, atk.in_args(r.fn) a
-    WHERE r.kind = 'writer' AND a.typ = 'billing.amount'::regtype
+    WHERE r.kind = 'writer' AND a.typ = 'billing.amount'::regtype AND r.name <> 'refund_credit'
       AND shared = NOT EXISTS (SELECT FROM atk.in_args(r.fn) x WHERE x.name IN ('account_id', 'entity_id'))
+    UNION ALL
+    -- a refund of credit needs credit: an account that overpaid first
+    SELECT 'refund_credit.amount',
+           pg_catalog.format('WITH acc AS (SELECT billing.create_account(%s, ''binary refunder'') AS id), '
+                             'paid AS (SELECT billing.apply_payment(acc.id, ''5.00 USD'', ''cash'') AS p FROM acc) '
+                             'SELECT billing.refund_credit(acc.id, (SELECT x.a FROM pg_temp.%I x)) FROM acc, paid',
+                             atk.id('A', 'entity'), source)
+    WHERE NOT shared
     UNION ALL
     SELECT 'apply_payment_to_a_new_account.amount',
            pg_catalog.format('SELECT billing.apply_payment(billing.create_account(%s, ''binary payer''), '
