@@ -256,7 +256,8 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL to pay the oldest invoices first.';
         END IF;
     END IF;
-    v_received := coalesce(received_on, billing.today(a.timezone));
+    v_received := coalesce(billing._check_date(received_on, 'received_on', billing.today(a.timezone)),
+                           billing.today(a.timezone));
 
     -- lock 1 (billing._lock_account_money, inline: this is the hot path;
     -- a row lock, not an upsert that writes a new row version each time)
