@@ -58,7 +58,7 @@ END $$;
 CREATE TABLE wire_case (n serial, units bigint, code bytea, scale integer, text_form text);
 INSERT INTO wire_case (units, code, scale, text_form) VALUES
     (1234, 'USD', 2, '12.34 USD'),
-    (1005, 'USD', 3, '1.005 USD'),                  -- the finding: 1.005 USD
+    (1005, 'USD', 3, '1.005 USD'),                  -- text refuses 1.005 USD
     (1000, 'USD', 3, '1.000 USD'),                  -- text makes 1.00 USD of it
     (100000, 'USD', 4, '10.0000 USD'),
     (12, 'USD', 0, '12 USD'),                       -- text makes 12.00 USD
@@ -149,7 +149,7 @@ FROM billing.payment p JOIN billing.account_credit c USING (account_id) WHERE p.
 -- one_tenant_cannot_break_anyones_report
 ------------------------------------------------------------------------
 -- Acme bills in USD and in CLF (4 digits: its largest amount is 10^16
--- minor units, so 923 of them passed the old int64 sums): 930 accounts
+-- minor units, so 923 of them exceed an int64 of minor units): 930 accounts
 -- each pay the largest CLF amount; two USD accounts have two invoices of
 -- the largest USD amount each (a month back and this month), one has a
 -- weekly one (a monthly value of 4.35 x 10^12 USD); two pay the largest USD

@@ -238,7 +238,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: [{"price_id": 1, "quantity": 2}].';
     END IF;
     v_today := billing.today(a.timezone);
-    PERFORM billing._check_date(start_date, 'start_date', v_today), billing._check_date(anchor, 'anchor', v_today);
+    IF start_date IS NOT NULL OR anchor IS NOT NULL THEN
+        PERFORM billing._check_date(start_date, 'start_date', v_today), billing._check_date(anchor, 'anchor', v_today);
+    END IF;
     v_start := coalesce(start_date, v_today);
     v_trial := 0;
     FOR it IN SELECT (e->>'price_id')::bigint AS price_id, coalesce((e->>'quantity')::numeric, 1) AS quantity

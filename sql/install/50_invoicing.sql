@@ -801,8 +801,10 @@ BEGIN
             USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
     END IF;
     -- a preview computes every period up to as_of
-    PERFORM billing._check_date(as_of, 'as_of', billing.today(a.timezone))
-    FROM billing.account a WHERE a.account_id = preview_invoice.account_id;
+    IF as_of IS NOT NULL THEN
+        PERFORM billing._check_date(as_of, 'as_of', billing.today(a.timezone))
+        FROM billing.account a WHERE a.account_id = preview_invoice.account_id;
+    END IF;
     SELECT array_agg(s.account_id), array_agg(s.subscription_id) INTO v_accounts, v_subs
     FROM billing.subscription s
     WHERE s.account_id = preview_invoice.account_id

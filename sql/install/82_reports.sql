@@ -9,8 +9,9 @@
 --     exactly its digits: billing.sum_numeric adds amounts, billing.round_money
 --     rounds what is computed (a monthly value) once by billing.rounding.  A
 --     single amount is bounded (10^12 major units), a sum of any number of
---     them is not: as amounts, two of one tenant's largest payments would
---     put every reader's report out of range; as numeric, nothing a tenant
+--     them is not: as amounts, enough of one tenant's largest payments
+--     would put the report of every role that sees that tenant (the
+--     owner's, a finance role's) out of range; as numeric, nothing a tenant
 --     stores can make a report fail;
 --   * "today" is each account's date in its time zone at billing.now(), so
 --     the test clock (billing.clock) moves every view at once;
