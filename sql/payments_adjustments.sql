@@ -112,8 +112,8 @@ SELECT count(*) AS transactions_after FROM billing.ledger_transaction;
 
 -- Largest refund: the whole of the largest payment, back out of credit.
 SELECT billing.create_account(:entity, 'Whale') AS whale \gset
-SELECT billing.apply_payment(:whale, '92233720368547758.07 USD', 'bank_transfer') AS pw \gset
-SELECT billing_test_error(format('SELECT billing.refund_payment(%s, %s, ''92233720368547758.07 EUR'')', :whale, :pw));
+SELECT billing.apply_payment(:whale, '1000000000000.00 USD', 'bank_transfer') AS pw \gset
+SELECT billing_test_error(format('SELECT billing.refund_payment(%s, %s, ''1000000000000.00 EUR'')', :whale, :pw));
 SELECT billing.refund_payment(:whale, :pw) IS NOT NULL AS refunded;
 SELECT * FROM state(:whale);
 

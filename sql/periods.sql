@@ -80,14 +80,14 @@ SELECT billing.prorate('-100.00 USD', '[2024-01-01,2024-02-01)', '[2024-01-01,20
 SELECT billing.prorate('1000 JPY', '[2024-02-01,2024-03-01)', '[2024-02-01,2024-02-11)') AS jpy_10_of_29,
        billing.prorate('10.000 KWD', '[2023-02-01,2023-03-01)', '[2023-02-01,2023-02-11)') AS kwd_10_of_28;
 
--- the largest amounts: |price| * days needs more than 64 bits, and stays exact
-SELECT billing.prorate(billing.from_minor_units(9223372036854775807, 'USD'),
+-- the largest amounts (10^12 major units): exact, the parts sum to the price
+SELECT billing.prorate(billing.from_minor_units(100000000000000, 'USD'),
                        '[2024-01-01,2024-02-01)', '[2024-01-31,2024-02-01)') AS max_one_day,
-       billing.minor_units(billing.prorate(billing.from_minor_units(9223372036854775807, 'USD'),
+       billing.minor_units(billing.prorate(billing.from_minor_units(100000000000000, 'USD'),
                        '[2024-01-01,2024-02-01)', '[2024-01-01,2024-01-31)'))
-     + billing.minor_units(billing.prorate(billing.from_minor_units(9223372036854775807, 'USD'),
+     + billing.minor_units(billing.prorate(billing.from_minor_units(100000000000000, 'USD'),
                        '[2024-01-01,2024-02-01)', '[2024-01-31,2024-02-01)')) AS max_sum,
-       billing.prorate(billing.from_minor_units(-9223372036854775807, 'USD'),
+       billing.prorate(billing.from_minor_units(-100000000000000, 'USD'),
                        '[2000-01-01,5874897-12-31)', '[2000-01-01,2000-01-02)') AS min_widest_period;
 
 -- the rounding comes from billing.rounding
@@ -289,9 +289,10 @@ CREATE TEMP TABLE priced AS
 SELECT i, p,
        billing.from_minor_units(CASE floor(random() * 4)::int
                                     WHEN 0 THEN floor(random() * 200001)::bigint - 100000
-                                    WHEN 1 THEN floor(random() * 9e18)::bigint
-                                    WHEN 2 THEN -floor(random() * 9e18)::bigint
-                                    ELSE 9223372036854775807 * (CASE WHEN random() < 0.5 THEN 1 ELSE -1 END)
+                                    WHEN 1 THEN floor(random() * 1e12)::bigint
+                                    WHEN 2 THEN -floor(random() * 1e12)::bigint
+                                    -- the largest JPY amount, within the bound of all three
+                                    ELSE 1000000000000 * (CASE WHEN random() < 0.5 THEN 1 ELSE -1 END)
                                 END,
                                 (ARRAY['USD', 'JPY', 'KWD'])[1 + floor(random() * 3)::int]) AS price,
        floor(random() * 12)::int AS ncut

@@ -119,9 +119,10 @@ FROM billing.ar_aging ORDER BY account_name;
 -- Per currency, the way a dashboard sums it:
 --   USD current 25 + 30 + 42 + 10 = 107.00; 1-30 20 + 10 = 30.00; 31-60 30.00;
 --   61-90 20.00; over 90 10.00; total 197.00.  EUR 15.00 + 15.00 = 30.00.
-SELECT currency, billing.sum(current) AS current, billing.sum(days_1_30) AS days_1_30,
-       billing.sum(days_31_60) AS days_31_60, billing.sum(days_61_90) AS days_61_90,
-       billing.sum(days_over_90) AS days_over_90, billing.sum(total_due) AS total_due
+-- (the money columns are numeric in the row's currency: plain sum adds them)
+SELECT currency, sum(current) AS current, sum(days_1_30) AS days_1_30,
+       sum(days_31_60) AS days_31_60, sum(days_61_90) AS days_61_90,
+       sum(days_over_90) AS days_over_90, sum(total_due) AS total_due
 FROM billing.ar_aging GROUP BY currency ORDER BY currency;
 -- Time zones: at 03:00 UTC it is still 03-14 in New York, so Bob's invoice
 -- is 62 days past due there; everyone else is on 03-15.
@@ -136,7 +137,7 @@ SET billing.clock = '2026-03-15 12:00+00';
 -- Gus 10.  The balance is the ledger's (billing.account_balance), for every
 -- account.
 SELECT account_name, currency, open_due, overdue, unapplied_credit, balance, open_invoices, oldest_due_date,
-       balance = billing.account_balance(account_id) AS equals_ledger
+       balance = billing.to_numeric(billing.account_balance(account_id)) AS equals_ledger
 FROM billing.account_balances ORDER BY account_name;
 
 -- Alice's statement, every movement with the running balance:
@@ -151,7 +152,7 @@ SELECT posted_on, kind, amount, balance
 FROM billing.account_statements WHERE account_id = :alice AND posted_on >= '2026-03-01' ORDER BY posted_on, txn_id;
 -- Its last balance is the account's balance.
 SELECT (SELECT balance FROM billing.account_statements WHERE account_id = :bob ORDER BY posted_on DESC, txn_id DESC LIMIT 1)
-       = billing.account_balance(:bob) AS bob_statement_ends_at_balance;
+       = billing.to_numeric(billing.account_balance(:bob)) AS bob_statement_ends_at_balance;
 
 -- MRR movements (month of the change, in the account's calendar):
 --   2025-10 Gus new 10.00; 2025-11 Gus churn -10.00 (canceled 11-01);
@@ -197,7 +198,7 @@ SELECT * FROM billing.cohort_retention ORDER BY currency, cohort_month, month;
 -- No tax in this data set: net_invoiced = invoiced.
 SELECT * FROM billing.revenue_by_month ORDER BY currency, month;
 -- Outstanding per currency is the aging total: USD 197.00, EUR 30.00.
-SELECT currency, billing.sum(outstanding) AS outstanding FROM billing.revenue_by_month GROUP BY 1 ORDER BY 1;
+SELECT currency, sum(outstanding) AS outstanding FROM billing.revenue_by_month GROUP BY 1 ORDER BY 1;
 
 -- DSO over 90 days as of 2026-03-15 (window 2025-12-16 .. 2026-03-15):
 --   USD receivable 197.00; invoiced 167 + 63 + 107 = 337.00;
@@ -226,7 +227,7 @@ SELECT count(*) AS today_only FROM billing.upcoming_invoices(0);
 -- The same computation as the preview: every upcoming invoice is what
 -- billing.preview_invoice says for that subscription as of the same day.
 SELECT count(*) AS upcoming,
-       count(*) FILTER (WHERE u.total = (SELECT billing.sum(p.amount) FILTER (WHERE NOT p.tax_inclusive)
+       count(*) FILTER (WHERE u.total = (SELECT billing.sum_numeric(p.amount) FILTER (WHERE NOT p.tax_inclusive)
                                          FROM billing.preview_invoice(u.account_id, u.subscription_id,
                                                                       '2026-04-14') p
                                          WHERE p.invoice_date = u.invoice_date)) AS same_as_preview

@@ -37,6 +37,31 @@ code_cstring(const char code[3])
 	return psprintf("%.3s", code);
 }
 
+/*
+ * The DETAIL of every out-of-range error: the bound, in the currency when
+ * there is one ("1000000000000.00 USD"), else in words.
+ */
+static int
+range_detail(const char *code, int scale)
+{
+	if (code != NULL && scale >= 0 && scale <= 18)
+	{
+		Amount		max;
+
+		memset(&max, 0, sizeof(max));
+		max.units = amount_max_units(scale);
+		memcpy(max.currency, code, 3);
+		max.scale = (uint8) scale;
+		return errdetail("An amount holds at most %s either side of zero (10^%d major units).",
+						 amount_cstring(&max), AMOUNT_MAX_MAJOR_DIGITS);
+	}
+	return errdetail("An amount holds at most 10^%d major units of its currency either side of zero.",
+					 AMOUNT_MAX_MAJOR_DIGITS);
+}
+
+#define RANGE_HINT \
+	errhint("Sums over many amounts that may exceed it are exact as numeric: billing.sum_numeric(amount).")
+
 void
 billing_amount_error(AmountError err, const Amount *a, const Amount *b,
 					 const char *what)
@@ -56,7 +81,8 @@ billing_amount_error(AmountError err, const Amount *a, const Amount *b,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("amount out of range in %s%s%s", what,
 							a ? ": " : "", a ? amount_cstring(a) : ""),
-					 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+					 a ? range_detail(a->currency, a->scale) : range_detail(NULL, -1),
+					 RANGE_HINT));
 			break;
 		case AMOUNT_DIVISION_BY_ZERO:
 			ereport(ERROR,
@@ -133,7 +159,8 @@ report_input_error(AmountError err, const Amount *partial, const char *text)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("amount out of range: \"%s\"", text),
-					 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+					 range_detail(partial->currency, partial->scale),
+					 errhint("A larger sum is a numeric: billing.sum_numeric(amount), or billing.to_numeric(amount) added up.")));
 			break;
 		case AMOUNT_NOT_FINITE:
 			ereport(ERROR,
@@ -166,9 +193,31 @@ amount_out(PG_FUNCTION_ARGS)
 	PG_RETURN_CSTRING(amount_cstring(PG_GETARG_AMOUNT_P(0)));
 }
 
+/* The three code bytes of binary input, printable: "USD", "U\x01D". */
+static char *
+code_bytes_cstring(const char code[3])
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < 3; i++)
+	{
+		unsigned char c = (unsigned char) code[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			appendStringInfoChar(&buf, (char) c);
+		else
+			appendStringInfo(&buf, "\\x%02x", c);
+	}
+	return buf.data;
+}
+
 /*
  * Binary form: int64 units, then the three code letters, then the scale
  * byte.  The scale travels with the value for the same reason it is stored.
+ * What binary input accepts is exactly what text input can make: the same
+ * core rule decides (amount_validate), so a driver cannot store 1.005 USD,
+ * a lower-case code, or an amount beyond the bound that text refuses.
  */
 PG_FUNCTION_INFO_V1(amount_recv);
 Datum
@@ -177,19 +226,56 @@ amount_recv(PG_FUNCTION_ARGS)
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	Amount	   *result = palloc0(sizeof(Amount));
 	AmountError err;
+	char	   *code;
 
 	result->units = pq_getmsgint64(buf);
 	pq_copymsgbytes(buf, result->currency, 3);
 	result->scale = (uint8) pq_getmsgbyte(buf);
 	err = amount_validate(result);
-	if (err != AMOUNT_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid external amount value"),
-				 errdetail(err == AMOUNT_UNKNOWN_CURRENCY ? "Unknown currency code." :
-						   err == AMOUNT_OUT_OF_RANGE ? "Minor units out of range." :
-						   "Scale out of range.")));
-	PG_RETURN_AMOUNT_P(result);
+	if (err == AMOUNT_OK)
+		PG_RETURN_AMOUNT_P(result);
+	code = code_bytes_cstring(result->currency);
+	switch (err)
+	{
+		case AMOUNT_BAD_CODE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid external amount value: currency code \"%s\" is not three upper-case letters",
+							code),
+					 errhint("Send the ISO 4217 code in upper case, such as USD, as text output prints it.")));
+			break;
+		case AMOUNT_UNKNOWN_CURRENCY:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid external amount value: unknown currency code \"%s\"", code),
+					 errhint("Use an ISO 4217 code; SELECT * FROM billing.currencies lists them.")));
+			break;
+		case AMOUNT_BAD_SCALE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid external amount value: %lld minor units of %s at scale %d",
+							(long long) result->units, code, (int) result->scale),
+					 errdetail("%s has %d minor-unit digits; binary input carries exactly those, as text input does.",
+							   code, currency_digits(result->currency)),
+					 errhint("Send the value in minor units at scale %d; round explicitly with billing.round_amount first.",
+							 currency_digits(result->currency))));
+			break;
+		case AMOUNT_OUT_OF_RANGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("invalid external amount value: %lld minor units of %s are out of range",
+							(long long) result->units, code),
+					 range_detail(result->currency, result->scale),
+					 errhint("A larger sum is a numeric: billing.sum_numeric(amount).")));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid external amount value: %lld minor units of %s with non-zero reserved bytes",
+							(long long) result->units, code),
+					 errhint("The binary form is 8 bytes of units, 3 code letters and 1 scale byte.")));
+	}
+	pg_unreachable();
 }
 
 PG_FUNCTION_INFO_V1(amount_send);
@@ -428,11 +514,10 @@ AMOUNT_INT_OP(amount_div_int4, 0, PG_GETARG_INT32(1), amount_div_by_setting, "di
 /*
  * n / d rounded to an integer by `mode`, exactly, for numerics of any size:
  * q = trunc(n / d) and r = n - q * d are exact, and the rounding decision
- * comes from rounding.c like everywhere else.  Raises 22003 when the result
- * is beyond the amount range.
+ * comes from rounding.c like everywhere else.
  */
-static int64
-numeric_round_div(Numeric n, Numeric d, RoundingMode mode, const char *what)
+static Numeric
+numeric_round_div_exact(Numeric n, Numeric d, RoundingMode mode)
 {
 	Numeric		q,
 				r,
@@ -443,8 +528,6 @@ numeric_round_div(Numeric n, Numeric d, RoundingMode mode, const char *what)
 	bool		exact,
 				odd;
 	int			adj;
-	bool		overflow = false;
-	int64		result;
 
 	sign_n = DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
 											   NumericGetDatum(int64_to_numeric(0))));
@@ -467,20 +550,29 @@ numeric_round_div(Numeric n, Numeric d, RoundingMode mode, const char *what)
 	adj = rounding_adjust(mode, sign_n * sign_d, cmp_half, exact, odd);
 	if (adj != 0)
 		q = numeric_add_opt_error(q, int64_to_numeric(adj), NULL);
+	return q;
+}
 
-	/* the symmetric range of amounts: |result| <= INT64_MAX */
+/*
+ * The same, as minor units of an amount of `code` at `scale`: raises 22003
+ * when the result is beyond the bound (AMOUNT_MAX_MAJOR).
+ */
+static int64
+numeric_round_div(Numeric n, Numeric d, RoundingMode mode, const char *code, int scale,
+				  const char *what)
+{
+	Numeric		q = numeric_round_div_exact(n, d, mode);
+
 	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp,
 										  DirectFunctionCall1(numeric_abs, NumericGetDatum(q)),
-										  NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) > 0)
-		overflow = true;
-	else
-		result = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(q)));
-	if (overflow)
+										  NumericGetDatum(int64_to_numeric(amount_max_units(scale))))) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("amount out of range in %s", what),
-				 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
-	return result;
+				 errmsg("amount out of range in %s: %s minor units of %.3s", what,
+						DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(q))), code),
+				 range_detail(code, scale),
+				 RANGE_HINT));
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(q)));
 }
 
 static void
@@ -504,7 +596,8 @@ amount_mul_numeric(PG_FUNCTION_ARGS)
 	check_finite(f, "multiply");
 	*r = *a;
 	r->units = numeric_round_div(numeric_mul_opt_error(int64_to_numeric(a->units), f, NULL),
-								 int64_to_numeric(1), billing_rounding_mode(), "multiply");
+								 int64_to_numeric(1), billing_rounding_mode(), a->currency, a->scale,
+								 "multiply");
 	PG_RETURN_AMOUNT_P(r);
 }
 
@@ -525,7 +618,8 @@ amount_div_numeric(PG_FUNCTION_ARGS)
 
 	check_finite(d, "divide");
 	*r = *a;
-	r->units = numeric_round_div(int64_to_numeric(a->units), d, billing_rounding_mode(), "divide");
+	r->units = numeric_round_div(int64_to_numeric(a->units), d, billing_rounding_mode(), a->currency,
+								 a->scale, "divide");
 	PG_RETURN_AMOUNT_P(r);
 }
 
@@ -706,11 +800,37 @@ amount_sum_final(PG_FUNCTION_ARGS)
 	r = palloc(sizeof(Amount));
 	err = amount_sum_result(s, r);
 	if (err != AMOUNT_OK)
+	{
+		char		total[AMOUNT_WIDE_TEXT_MAX];
+
+		amount_format_wide(s->total, s->scale, total);
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("sum of %lld %.3s amounts is out of range", (long long) s->count, s->currency),
-				 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+				 errmsg("sum of %lld %.3s amounts is out of range: %s %.3s", (long long) s->count, s->currency,
+						total, s->currency),
+				 range_detail(s->currency, s->scale),
+				 RANGE_HINT));
+	}
 	PG_RETURN_AMOUNT_P(r);
+}
+
+/*
+ * sum_numeric: the same 128-bit total as numeric, at the amounts' scale, so
+ * never out of range: what reports add up (any number of amounts of any
+ * number of accounts).  The total goes through its decimal text, exact.
+ */
+PG_FUNCTION_INFO_V1(amount_sum_numeric_final);
+Datum
+amount_sum_numeric_final(PG_FUNCTION_ARGS)
+{
+	AmountSum  *s = PG_ARGISNULL(0) ? NULL : (AmountSum *) PG_GETARG_POINTER(0);
+	char		total[AMOUNT_WIDE_TEXT_MAX];
+
+	if (s == NULL || s->count == 0)
+		PG_RETURN_NULL();
+	amount_format_wide(s->total, s->scale, total);
+	PG_RETURN_DATUM(DirectFunctionCall3(numeric_in, CStringGetDatum(total), ObjectIdGetDatum(InvalidOid),
+										Int32GetDatum(-1)));
 }
 
 PG_FUNCTION_INFO_V1(amount_avg_final);
@@ -784,7 +904,7 @@ make_from_numeric(Numeric value, text *code_text, bool exact, RoundingMode mode)
 					 errhint("Round explicitly with billing.round_amount(value, '%.3s', 'half_even').",
 							 code)));
 	}
-	r->units = numeric_round_div(scaled, int64_to_numeric(1), mode,
+	r->units = numeric_round_div(scaled, int64_to_numeric(1), mode, code, digits,
 								 exact ? "billing.amount" : "billing.round_amount");
 	memcpy(r->currency, code, 3);
 	r->scale = (uint8) digits;
@@ -822,9 +942,44 @@ amount_from_minor_units(PG_FUNCTION_ARGS)
 	if (amount_make(units, code, r) != AMOUNT_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("amount out of range: %lld minor units", (long long) units),
-				 errdetail("An amount holds at most 9223372036854775807 minor units either side of zero.")));
+				 errmsg("amount out of range: %lld minor units of %.3s", (long long) units, code),
+				 range_detail(code, digits),
+				 RANGE_HINT));
 	PG_RETURN_AMOUNT_P(r);
+}
+
+/*
+ * billing.round_money(value numeric, currency text) -> numeric: value
+ * rounded once by billing.rounding to the currency's minor units, with
+ * exactly its digits, and no bound: for reports, which compute money that
+ * no single amount need hold (a monthly value of a weekly price, the MRR of
+ * a whole currency).
+ */
+PG_FUNCTION_INFO_V1(amount_round_money);
+Datum
+amount_round_money(PG_FUNCTION_ARGS)
+{
+	Numeric		value = PG_GETARG_NUMERIC(0);
+	char		code[3];
+	int			digits;
+	Numeric		factor;
+	Numeric		units;
+
+	currency_arg(PG_GETARG_TEXT_PP(1), code, &digits);
+	if (numeric_is_nan(value) || numeric_is_inf(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot round %s to money", numeric_is_nan(value) ? "NaN" : "infinity"),
+				 errhint("Pass a finite number.")));
+	factor = int64_to_numeric(amount_pow10(digits));
+	/* the three-argument form names its mode (billing's own money paths) */
+	units = numeric_round_div_exact(numeric_mul_opt_error(value, factor, NULL), int64_to_numeric(1),
+									PG_NARGS() > 2 ? billing_parse_rounding_mode(text_to_cstring(PG_GETARG_TEXT_PP(2)))
+									: billing_rounding_mode());
+	/* units / 10^digits is exact; round() only sets the display scale */
+	PG_RETURN_DATUM(DirectFunctionCall2(numeric_round,
+										NumericGetDatum(numeric_div_opt_error(units, factor, NULL)),
+										Int32GetDatum(digits)));
 }
 
 PG_FUNCTION_INFO_V1(amount_minor_units);

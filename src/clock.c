@@ -6,10 +6,14 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "pgtime.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 static char *clock_setting = NULL;
@@ -197,4 +201,125 @@ billing_today(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	return DirectFunctionCall1(timestamp_date, local);
+}
+
+/* ---------------------------------------------------------------------
+ * Time zones: IANA names only
+ */
+
+/*
+ * The IANA zone names of the server's time zone database, the names
+ * pg_timezone_names lists, keyed by their lower-case spelling so that a
+ * wrong case can be answered with the right one.  Built once per backend
+ * (the database is a directory of files that PostgreSQL itself reads once
+ * per zone and never reloads); about a thousand names.
+ */
+typedef struct ZoneName
+{
+	char		key[TZ_STRLEN_MAX + 1];	/* lower case: the hash key */
+	char		name[TZ_STRLEN_MAX + 1];	/* as the database spells it */
+} ZoneName;
+
+static HTAB *zone_names = NULL;
+
+static void
+lower_name(const char *name, char *out)
+{
+	size_t		i;
+
+	for (i = 0; name[i] != '\0' && i < TZ_STRLEN_MAX; i++)
+		out[i] = (char) pg_tolower((unsigned char) name[i]);
+	out[i] = '\0';
+}
+
+static HTAB *
+iana_zone_names(void)
+{
+	HASHCTL		ctl;
+	HTAB	   *names;
+	pg_tzenum  *tzenum;
+	pg_tz	   *tz;
+
+	if (zone_names != NULL)
+		return zone_names;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = TZ_STRLEN_MAX + 1;
+	ctl.entrysize = sizeof(ZoneName);
+	ctl.hcxt = TopMemoryContext;
+	names = hash_create("billing IANA time zone names", 2048, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	PG_TRY();
+	{
+		tzenum = pg_tzenumerate_start();
+		while ((tz = pg_tzenumerate_next(tzenum)) != NULL)
+		{
+			const char *name = pg_get_timezone_name(tz);
+			char		key[TZ_STRLEN_MAX + 1];
+			ZoneName   *entry;
+			bool		found;
+
+			/*
+			 * Two files of the database are no zones: localtime is the
+			 * host's zone (an account's days would move with the server's
+			 * setting) and posixrules the template of POSIX strings.
+			 */
+			if (strcmp(name, "localtime") == 0 || strcmp(name, "posixrules") == 0)
+				continue;
+			lower_name(name, key);
+			entry = hash_search(names, key, HASH_ENTER, &found);
+			strlcpy(entry->name, name, sizeof(entry->name));
+		}
+		pg_tzenumerate_end(tzenum);
+	}
+	PG_CATCH();
+	{
+		hash_destroy(names);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	zone_names = names;
+	return zone_names;
+}
+
+/*
+ * billing.check_time_zone(timezone text) -> text: the name itself when it
+ * is an IANA time zone name of the server's database (a name
+ * pg_timezone_names lists, spelled as it spells it: 'UTC',
+ * 'Europe/Berlin', 'Etc/GMT-14'); 22023 otherwise.  PostgreSQL also accepts
+ * POSIX strings ('<+167>-167', 'XXX3') and abbreviations as zones: an
+ * account in one would have days up to a week away from every real zone,
+ * past the UTC-12 to UTC+14 that the cycle and the reports bound their
+ * index scans with, and some of its subscriptions would never come due.
+ * The domain billing.time_zone calls it, so every path that stores an
+ * account's zone does.
+ */
+PG_FUNCTION_INFO_V1(billing_check_time_zone);
+Datum
+billing_check_time_zone(PG_FUNCTION_ARGS)
+{
+	text	   *arg = PG_GETARG_TEXT_PP(0);
+	char	   *name = text_to_cstring(arg);
+	char		key[TZ_STRLEN_MAX + 1];
+	ZoneName   *entry = NULL;
+
+	if (strlen(name) <= TZ_STRLEN_MAX)
+	{
+		lower_name(name, key);
+		entry = hash_search(iana_zone_names(), key, HASH_FIND, NULL);
+		if (entry != NULL && strcmp(entry->name, name) == 0)
+			PG_RETURN_TEXT_P(arg);
+	}
+	if (entry != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("time zone \"%s\" is not an IANA time zone name as spelled", name),
+				 errhint("Write it as the time zone database does: '%s'.", entry->name)));
+	/* a name longer than any zone's is shown cut, not echoed whole */
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("time zone \"%.*s%s\" is not an IANA time zone name",
+					pg_mbcliplen(name, (int) strlen(name), 64), name, strlen(name) > 64 ? "..." : ""),
+			 errdetail("An account's zone is a name of the IANA time zone database; POSIX strings such as "
+					   "'<+05>-05' and abbreviations are not accepted."),
+			 errhint("Use a name from pg_timezone_names, such as 'America/New_York', 'Europe/Berlin' or 'UTC'.")));
+	PG_RETURN_NULL();
 }

@@ -42,8 +42,16 @@ billing_format_date(PG_FUNCTION_ARGS)
 	if (DATE_NOT_FINITE(d))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("cannot format an infinite date")));
+				 errmsg("cannot format the infinite date \"%s\"", DATE_IS_NOBEGIN(d) ? "-infinity" : "infinity"),
+				 errhint("Pass a real day.")));
 	len = locale_format_date(d, id, style, out, sizeof(out));
+	if (len == LOCALE_DATE_OUT_OF_RANGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("cannot format the date %s: it is past the end of ICU's calendar",
+						DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d)))),
+				 errdetail("ICU formats dates up to about the year 5,800,000 and would print another day after it."),
+				 errhint("Print such a date with to_char.")));
 	if (len < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),

@@ -23,10 +23,13 @@ CREATE TYPE billing.amount (
 );
 COMMENT ON FUNCTION billing.amount_in(cstring) IS 'text input: ''12.34 USD'', ''USD 12.34'', signs, lower-case codes';
 COMMENT ON FUNCTION billing.amount_out(billing.amount) IS 'text output: the number with the currency''s digits, then the code';
-COMMENT ON FUNCTION billing.amount_recv(internal) IS 'binary input: int64 minor units, three code letters, one scale byte (validated)';
+COMMENT ON FUNCTION billing.amount_recv(internal) IS
+    'binary input: int64 minor units, three code letters, one scale byte; accepts exactly what text input accepts '
+    '(a known upper-case code, the currency''s own digits, at most 10^12 major units)';
 COMMENT ON FUNCTION billing.amount_send(billing.amount) IS 'binary output: int64 minor units, three code letters, one scale byte';
 COMMENT ON TYPE billing.amount IS
-    'Money: exact minor units with their ISO 4217 currency, such as ''12.34 USD''';
+    'Money: exact minor units with their ISO 4217 currency, such as ''12.34 USD''; at most 10^12 major units '
+    '(1000000000000.00 USD) either side of zero, a bound every constructor and operator keeps (22003 beyond it)';
 
 -- Comparison.  = and <> compare values and are false/true across
 -- currencies.  < <= > >= are money comparisons and raise an error across
@@ -210,6 +213,8 @@ CREATE FUNCTION billing.amount_sum_deserialize(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'amount_sum_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION billing.amount_sum_final(internal) RETURNS billing.amount
     AS 'MODULE_PATHNAME', 'amount_sum_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION billing.amount_sum_numeric_final(internal) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_sum_numeric_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION billing.amount_avg_final(internal) RETURNS billing.amount
     AS 'MODULE_PATHNAME', 'amount_avg_final' LANGUAGE C STABLE PARALLEL SAFE;
 CREATE FUNCTION billing.amount_smaller(billing.amount, billing.amount) RETURNS billing.amount
@@ -222,6 +227,7 @@ COMMENT ON FUNCTION billing.amount_sum_combine(internal, internal) IS 'sum/avg c
 COMMENT ON FUNCTION billing.amount_sum_serialize(internal) IS 'sum/avg state serialization';
 COMMENT ON FUNCTION billing.amount_sum_deserialize(bytea, internal) IS 'sum/avg state deserialization';
 COMMENT ON FUNCTION billing.amount_sum_final(internal) IS 'sum final: range-checked amount';
+COMMENT ON FUNCTION billing.amount_sum_numeric_final(internal) IS 'sum_numeric final: the exact total as numeric, never out of range';
 COMMENT ON FUNCTION billing.amount_avg_final(internal) IS 'avg final: rounded once by billing.rounding';
 COMMENT ON FUNCTION billing.amount_smaller(billing.amount, billing.amount) IS 'the smaller of two amounts of one currency';
 COMMENT ON FUNCTION billing.amount_larger(billing.amount, billing.amount) IS 'the larger of two amounts of one currency';
@@ -229,6 +235,16 @@ COMMENT ON FUNCTION billing.amount_larger(billing.amount, billing.amount) IS 'th
 CREATE AGGREGATE billing.sum(billing.amount) (
     SFUNC = billing.amount_sum_accum, STYPE = internal, SSPACE = 48,
     FINALFUNC = billing.amount_sum_final,
+    COMBINEFUNC = billing.amount_sum_combine,
+    SERIALFUNC = billing.amount_sum_serialize,
+    DESERIALFUNC = billing.amount_sum_deserialize,
+    PARALLEL = SAFE);
+-- The sum reports use: one amount is bounded (10^12 major units), a sum of
+-- any number of them is not, so this one ends in numeric, at the amounts'
+-- scale, and cannot fail on range whatever one tenant stores.
+CREATE AGGREGATE billing.sum_numeric(billing.amount) (
+    SFUNC = billing.amount_sum_accum, STYPE = internal, SSPACE = 48,
+    FINALFUNC = billing.amount_sum_numeric_final,
     COMBINEFUNC = billing.amount_sum_combine,
     SERIALFUNC = billing.amount_sum_serialize,
     DESERIALFUNC = billing.amount_sum_deserialize,
@@ -246,7 +262,10 @@ CREATE AGGREGATE billing.min(billing.amount) (
 CREATE AGGREGATE billing.max(billing.amount) (
     SFUNC = billing.amount_larger, STYPE = billing.amount,
     COMBINEFUNC = billing.amount_larger, PARALLEL = SAFE);
-COMMENT ON AGGREGATE billing.sum(billing.amount) IS 'exact sum; error on mixed currencies or a result out of range';
+COMMENT ON AGGREGATE billing.sum(billing.amount) IS
+    'exact sum as an amount; error on mixed currencies or a result beyond 10^12 major units';
+COMMENT ON AGGREGATE billing.sum_numeric(billing.amount) IS
+    'exact sum as numeric with the currency''s digits, never out of range; error on mixed currencies';
 COMMENT ON AGGREGATE billing.avg(billing.amount) IS 'mean, rounded once to minor units by billing.rounding';
 COMMENT ON AGGREGATE billing.min(billing.amount) IS 'smallest amount; error on mixed currencies';
 COMMENT ON AGGREGATE billing.max(billing.amount) IS 'largest amount; error on mixed currencies';
@@ -264,6 +283,15 @@ CREATE FUNCTION billing.round_amount(value numeric, currency text) RETURNS billi
     AS 'MODULE_PATHNAME', 'amount_round_numeric' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION billing.round_amount(numeric, text) IS
     'rounds value to the currency''s minor unit by the mode in billing.rounding';
+CREATE FUNCTION billing.round_money(value numeric, currency text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_round_money' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.round_money(numeric, text) IS
+    'value rounded once by billing.rounding to the currency''s minor units, as numeric with exactly its digits '
+    'and no bound (money that no single amount need hold, such as a currency''s MRR)';
+CREATE FUNCTION billing.round_money(value numeric, currency text, mode text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_round_money' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.round_money(numeric, text, text) IS
+    'value rounded once by the named mode to the currency''s minor units, as numeric with its digits and no bound';
 CREATE FUNCTION billing.from_minor_units(units bigint, currency text) RETURNS billing.amount
     AS 'MODULE_PATHNAME', 'amount_from_minor_units' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION billing.from_minor_units(bigint, text) IS

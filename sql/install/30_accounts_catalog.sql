@@ -16,10 +16,51 @@ CREATE DOMAIN billing.currency_code AS text
     CHECK (VALUE ~ '^[A-Z]{3}$' AND billing.currency(billing.from_minor_units(0, VALUE)) = VALUE);
 COMMENT ON DOMAIN billing.currency_code IS 'an ISO 4217 currency code known to billing.amount, upper case';
 
--- An IANA time zone name (billing.today raises 22023 for an unknown one).
+-- An IANA time zone name, spelled as pg_timezone_names spells it.  C
+-- (src/clock.c): it looks the name up in the server's time zone database,
+-- read once per session.  PostgreSQL's own time functions also take POSIX
+-- strings ('<+167>-167'), whose days can be a week away from every real
+-- zone, past the UTC-12 to UTC+14 the cycle and the reports rely on.
+CREATE FUNCTION billing.check_time_zone(timezone text) RETURNS text
+    AS 'MODULE_PATHNAME', 'billing_check_time_zone' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.check_time_zone(text) IS
+    'the name itself when it is an IANA time zone name of the server''s database (as pg_timezone_names spells it, '
+    'such as UTC, Europe/Berlin, Etc/GMT-14); raises 22023 for POSIX strings, abbreviations and unknown names';
+
+-- The one check of every account's zone (create_account, update_account,
+-- and any other path that writes the column).
 CREATE DOMAIN billing.time_zone AS text
-    CHECK (billing.today(VALUE, '2000-01-01 00:00+00') IS NOT NULL);
-COMMENT ON DOMAIN billing.time_zone IS 'an IANA time zone name such as Europe/Berlin';
+    CHECK (billing.check_time_zone(VALUE) IS NOT NULL);
+COMMENT ON DOMAIN billing.time_zone IS 'an IANA time zone name such as Europe/Berlin (billing.check_time_zone)';
+
+-- The window of the dates that make billing do work or stay in its books
+-- (start and anchor dates, trial ends, change, cancel and resume dates,
+-- payments' received_on, usage times, installment due dates, the as_of of
+-- a preview or a run): from 10 years before to 10 years after today (the
+-- account's today in its zone, or today in UTC for a run over every
+-- account).  Periods are billed one by one from a start date, and a
+-- preview or a run as of a date computes every period up to it: a date
+-- 6,000 years off bills 72,000 invoices in one call, or runs for minutes.
+-- Ten years covers any backdated migration or scheduled start a business
+-- makes.  Dates that only filter what is read (a statement's range, a
+-- balance as of a day) are not bounded: they make no work.
+CREATE FUNCTION billing._check_date(value date, what text, today date) RETURNS date
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_from date := (today - interval '10 years')::date;
+    v_to date := (today + interval '10 years')::date;
+BEGIN
+    IF value IS NOT NULL AND (NOT isfinite(value) OR value < v_from OR value > v_to) THEN
+        RAISE EXCEPTION '% % is outside the dates billing accepts, % to %', what, value, v_from, v_to
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('Billing accepts dates up to 10 years before or after today (%s).', today),
+                  HINT = 'Check the year; leave the date out for today.';
+    END IF;
+    RETURN value;
+END $$;
+COMMENT ON FUNCTION billing._check_date(date, text, date) IS
+    'internal: value when it is within 10 years before or after today; raises 22008 naming what and the window '
+    'otherwise (NULL passes: the callers default it)';
 
 -- The seller.  Invoice numbers are per entity and series: the series of an
 -- invoice is invoice_prefix, followed by -YYYY (the issue year) when

@@ -182,6 +182,12 @@ BEGIN
         RAISE EXCEPTION 'quantity must be zero or more, not %', coalesce(quantity::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Cancel the subscription to stop billing it.';
     END IF;
+    -- a period amount beyond the bound of an amount (10^12 major units)
+    -- could never be billed: 22003 here, not an error in every cycle
+    IF p.usage_type = 'licensed' THEN
+        PERFORM billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size,
+                                                          quantity), p.currency);
+    END IF;
     RETURN p;
 END $$;
 COMMENT ON FUNCTION billing._check_price(bigint, text, interval, numeric) IS
@@ -233,6 +239,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: [{"price_id": 1, "quantity": 2}].';
     END IF;
     v_today := billing.today(a.timezone);
+    IF start_date IS NOT NULL OR anchor IS NOT NULL THEN
+        PERFORM billing._check_date(start_date, 'start_date', v_today), billing._check_date(anchor, 'anchor', v_today);
+    END IF;
     v_start := coalesce(start_date, v_today);
     v_trial := 0;
     SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
@@ -247,8 +256,14 @@ BEGIN
         RAISE EXCEPTION 'trial_days must be zero or more, not %', v_trial
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass trial_days => 0 for no trial.';
     END IF;
+    -- (a trial of more than 20 years ends outside the window from any start
+    -- in it, and could leave the date range)
+    IF v_trial > 7305 THEN
+        RAISE EXCEPTION 'trial_days % ends the trial outside the dates billing accepts', v_trial
+            USING ERRCODE = 'datetime_field_overflow', HINT = 'A trial ends within 10 years of today.';
+    END IF;
     IF v_trial > 0 THEN
-        v_trial_end := v_start + v_trial;
+        v_trial_end := billing._check_date(v_start + v_trial, 'the trial''s end', v_today);
     END IF;
     v_billing_start := coalesce(v_trial_end, v_start);
 
@@ -443,7 +458,8 @@ BEGIN
         END IF;
         v_d := coalesce(effective_date, s.next_bill_date);
     ELSE
-        v_d := coalesce(effective_date, billing.today(a.timezone));
+        v_d := coalesce(billing._check_date(effective_date, 'effective_date', billing.today(a.timezone)),
+                        billing.today(a.timezone));
         IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < i.started_on THEN
             RAISE EXCEPTION 'change dated % falls in a closed period (the current one starts on %)',
                 v_d, greatest(coalesce(s.current_period_start, s.start_date), i.started_on)
@@ -587,7 +603,8 @@ BEGIN
         RETURN;
     END IF;
 
-    v_d := coalesce(cancel_date, billing.today(a.timezone));
+    v_d := coalesce(billing._check_date(cancel_date, 'cancel_date', billing.today(a.timezone)),
+                    billing.today(a.timezone));
     IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < coalesce(s.paused_at, v_d) THEN
         RAISE EXCEPTION 'cancellation dated % falls in a closed period (the current one starts on %)',
             v_d, coalesce(s.paused_at, s.current_period_start, s.start_date)
@@ -671,6 +688,7 @@ BEGIN
     PERFORM billing._authorize_account(resume_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    PERFORM billing._check_date(resume_date, 'resume_date', billing.today(a.timezone));
     IF s.status <> 'paused' AND s.pause_at IS NULL THEN
         RAISE EXCEPTION 'subscription % is % and not paused', subscription_id, s.status
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only a paused subscription resumes.';
@@ -734,7 +752,11 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the id of the event in your system.';
     END IF;
     SELECT a.timezone INTO v_tz FROM billing.account a WHERE a.account_id = i.account_id;
-    v_date := billing.today(v_tz, v_at);
+    IF occurred_at IS NULL THEN
+        v_date := billing.today(v_tz, v_at);
+    ELSE
+        v_date := billing._check_date(billing.today(v_tz, v_at), 'the day of occurred_at', billing.today(v_tz));
+    END IF;
     IF v_date < i.started_on OR v_date >= i.ended_on THEN
         RAISE EXCEPTION 'usage on % is outside subscription item %''s time [%, %)', v_date, subscription_item_id,
             i.started_on, coalesce(i.ended_on::text, 'open')

@@ -797,6 +797,10 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 1000.';
     END IF;
+    -- a run bills every period up to as_of: both dates within the window
+    -- around today in UTC (billing._check_date)
+    PERFORM billing._check_date(billing.today('UTC', v_at), 'the day of at', billing.today('UTC')),
+            billing._check_date(as_of, 'as_of', billing.today('UTC'));
     INSERT INTO billing.cycle_run (as_of, at, started_at) VALUES (as_of, v_at, pg_catalog.clock_timestamp())
     RETURNING cycle_run_id INTO v_run;
     PERFORM billing._trial_notices(as_of, v_at);
@@ -850,6 +854,11 @@ BEGIN
     IF NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = preview_invoice.account_id) THEN
         RAISE EXCEPTION 'account % does not exist', coalesce(preview_invoice.account_id::text, 'NULL')
             USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+    -- a preview computes every period up to as_of
+    IF as_of IS NOT NULL THEN
+        PERFORM billing._check_date(as_of, 'as_of', billing.today(a.timezone))
+        FROM billing.account a WHERE a.account_id = preview_invoice.account_id;
     END IF;
     SELECT array_agg(s.account_id), array_agg(s.subscription_id) INTO v_accounts, v_subs
     FROM billing.subscription s

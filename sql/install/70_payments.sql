@@ -232,7 +232,9 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL to pay the oldest invoices first.';
         END IF;
     END IF;
-    v_received := coalesce(received_on, billing.today(a.timezone));
+    -- (a payment of today, the common case, costs no check)
+    v_received := CASE WHEN received_on IS NULL THEN billing.today(a.timezone)
+                       ELSE billing._check_date(received_on, 'received_on', billing.today(a.timezone)) END;
 
     -- lock 1 (billing._lock_account_money, inline: this is the hot path;
     -- a row lock, not an upsert that writes a new row version each time)

@@ -165,6 +165,9 @@ BEGIN
             coalesce(worker, 'NULL'), coalesce(max_attempts::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: claim_collection_attempts(''worker-1'', 50).';
     END IF;
+    IF as_of IS NOT NULL THEN
+        PERFORM billing._check_date(billing.today('UTC', as_of), 'the day of as_of', billing.today('UTC'));
+    END IF;
     RETURN QUERY
     WITH picked AS (
         SELECT c.account_id, c.attempt_id

@@ -38,7 +38,10 @@ BEGIN
             coalesce(every::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: every => ''1 month''.';
     END IF;
+    PERFORM billing._check_date(first_due, 'first_due', billing.today(a.timezone));
     i := billing._lock_invoice(a, invoice_id);
+    PERFORM billing._check_date((coalesce(first_due, i.due_date) + every * (installments - 1))::date,
+                                'the last installment''s due date', billing.today(a.timezone));
     IF i.status <> 'open' OR billing.to_numeric(i.amount_due) <= 0 THEN
         RAISE EXCEPTION 'invoice % is % with % due: only an open invoice with something due takes a plan',
             i.invoice_id, i.status, i.amount_due

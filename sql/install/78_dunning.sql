@@ -820,6 +820,10 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 1000.';
     END IF;
+    -- a run takes every step due by as_of: both dates within the window
+    -- around today in UTC (billing._check_date)
+    PERFORM billing._check_date(billing.today('UTC', v_at), 'the day of at', billing.today('UTC')),
+            billing._check_date(as_of, 'as_of', billing.today('UTC'));
     v_policy := billing._default_dunning_policy();
     v_notices := billing._price_change_notices(as_of, v_at);
     INSERT INTO billing.dunning_run (as_of, at, started_at, notices)
@@ -864,10 +868,10 @@ COMMENT ON PROCEDURE billing.run_dunning(date, integer, timestamptz) IS
 CREATE VIEW billing.dunning_funnel AS
 SELECT p.policy_id, p.name AS policy, s.step_id, s.day_offset, s.action, s.name AS step, i.currency,
        count(*) AS invoices,
-       billing.sum(x.amount_due) AS amount_due,
+       billing.sum_numeric(x.amount_due) AS amount_due,
        count(*) FILTER (WHERE i.status = 'paid') AS recovered,
-       coalesce(billing.sum(x.amount_due) FILTER (WHERE i.status = 'paid'),
-                billing.from_minor_units(0, i.currency)) AS recovered_amount,
+       coalesce(billing.sum_numeric(x.amount_due) FILTER (WHERE i.status = 'paid'),
+                billing.round_money(0, i.currency)) AS recovered_amount,
        round(count(*) FILTER (WHERE i.status = 'paid')::numeric / count(*), 4) AS recovery_rate,
        count(*) FILTER (WHERE i.status = 'open') AS still_open,
        count(*) FILTER (WHERE i.status = 'uncollectible') AS written_off
@@ -885,7 +889,8 @@ COMMENT ON COLUMN billing.dunning_funnel.step_id IS 'the step of the policy';
 COMMENT ON COLUMN billing.dunning_funnel.day_offset IS 'the step''s day relative to the due date (-3: three days before)';
 COMMENT ON COLUMN billing.dunning_funnel.action IS 'remind, retry_payment, late_fee, suspend or write_off';
 COMMENT ON COLUMN billing.dunning_funnel.step IS 'the step''s name (a reminder''s template key)';
-COMMENT ON COLUMN billing.dunning_funnel.currency IS 'the invoices'' currency: amounts are summed per currency';
+COMMENT ON COLUMN billing.dunning_funnel.currency IS
+    'the invoices'' currency: amounts are summed per currency, as numeric (a sum has no bound)';
 COMMENT ON COLUMN billing.dunning_funnel.invoices IS
     'invoices that reached the step: unpaid on its day, so the step was taken (or superseded by a later one)';
 COMMENT ON COLUMN billing.dunning_funnel.amount_due IS 'what those invoices still owed when the step was taken';

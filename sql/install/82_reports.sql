@@ -3,11 +3,16 @@
 -- retention by cohort, days sales outstanding, upcoming invoices.
 --
 -- Rules every view here keeps:
---   * amounts are billing.amount and are only ever summed within one
---     currency (every view is grouped by currency, or by account, whose
---     currency is fixed); running sums go through numeric, which is exact,
---     and come back with billing.amount(value, currency), which refuses any
---     digit the currency does not have;
+--   * money is only ever summed within one currency (every view is grouped
+--     by currency, or by account, whose currency is fixed), and every money
+--     column that adds up rows is numeric in the row's currency, with
+--     exactly its digits: billing.sum_numeric adds amounts, billing.round_money
+--     rounds what is computed (a monthly value) once by billing.rounding.  A
+--     single amount is bounded (10^12 major units), a sum of any number of
+--     them is not: as amounts, enough of one tenant's largest payments
+--     would put the report of every role that sees that tenant (the
+--     owner's, a finance role's) out of range; as numeric, nothing a tenant
+--     stores can make a report fail;
 --   * "today" is each account's date in its time zone at billing.now(), so
 --     the test clock (billing.clock) moves every view at once;
 --   * no trigger and no summary table: the views read the tables as the
@@ -39,24 +44,25 @@ CREATE INDEX invoice_open ON billing.invoice (account_id, due_date) WHERE status
 -- table of one group per account (5 sums each), which the planner prefers;
 -- and JIT compiling costs more than running it.
 CREATE FUNCTION billing._ar_aging()
-RETURNS TABLE (account_id bigint, account_name text, currency text, as_of date, current billing.amount,
-               days_1_30 billing.amount, days_31_60 billing.amount, days_61_90 billing.amount,
-               days_over_90 billing.amount, total_due billing.amount, open_invoices bigint, oldest_due_date date)
+RETURNS TABLE (account_id bigint, account_name text, currency text, as_of date, current numeric,
+               days_1_30 numeric, days_31_60 numeric, days_61_90 numeric,
+               days_over_90 numeric, total_due numeric, open_invoices bigint, oldest_due_date date)
 LANGUAGE sql STABLE SET jit = off SET enable_hashagg = off SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
-           coalesce(billing.sum(i.amount_due) FILTER (WHERE i.due_date >= a.today), billing.from_minor_units(0, a.currency)) AS current,
-           coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 1 AND 30), billing.from_minor_units(0, a.currency)) AS days_1_30,
-           coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 31 AND 60), billing.from_minor_units(0, a.currency)) AS days_31_60,
-           coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 61 AND 90), billing.from_minor_units(0, a.currency)) AS days_61_90,
-           coalesce(billing.sum(i.amount_due) FILTER (WHERE a.today - i.due_date > 90), billing.from_minor_units(0, a.currency)) AS days_over_90,
-           billing.sum(i.amount_due) AS total_due,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE i.due_date >= a.today), a.zero) AS current,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 1 AND 30), a.zero) AS days_1_30,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 31 AND 60), a.zero) AS days_31_60,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 61 AND 90), a.zero) AS days_61_90,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE a.today - i.due_date > 90), a.zero) AS days_over_90,
+           billing.sum_numeric(i.amount_due) AS total_due,
            count(*) AS open_invoices,
            min(i.due_date) AS oldest_due_date
     FROM billing.invoice i
-    JOIN (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today
+    JOIN (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today,
+                 billing.round_money(0, x.currency) AS zero
           FROM billing.account x) a ON a.account_id = i.account_id
     WHERE i.status = 'open'
-    GROUP BY a.account_id, a.name, a.currency, a.today
+    GROUP BY a.account_id, a.name, a.currency, a.today, a.zero
 $$;
 COMMENT ON FUNCTION billing._ar_aging() IS 'internal: the rows of the view billing.ar_aging';
 
@@ -66,7 +72,8 @@ COMMENT ON VIEW billing.ar_aging IS
     'today (billing.now() in its time zone); one row per account with an open invoice';
 COMMENT ON COLUMN billing.ar_aging.account_id IS 'the account';
 COMMENT ON COLUMN billing.ar_aging.account_name IS 'the account''s name';
-COMMENT ON COLUMN billing.ar_aging.currency IS 'the account''s currency: every amount of the row is in it';
+COMMENT ON COLUMN billing.ar_aging.currency IS
+    'the account''s currency: every amount of the row is in it (numeric, with exactly its digits)';
 COMMENT ON COLUMN billing.ar_aging.as_of IS 'the account''s today in its time zone at billing.now(): days past due count from it';
 COMMENT ON COLUMN billing.ar_aging.current IS 'amount due on open invoices not yet past due (due date today or later)';
 COMMENT ON COLUMN billing.ar_aging.days_1_30 IS 'amount due on open invoices 1 to 30 days past their due date';
@@ -87,17 +94,17 @@ CREATE VIEW billing.account_balances AS
 SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
        coalesce(o.open_due, z.zero) AS open_due,
        coalesce(o.overdue, z.zero) AS overdue,
-       coalesce(c.balance, z.zero) AS unapplied_credit,
-       coalesce(o.open_due, z.zero) - coalesce(c.balance, z.zero) AS balance,
+       coalesce(billing.to_numeric(c.balance), z.zero) AS unapplied_credit,
+       coalesce(o.open_due, z.zero) - coalesce(billing.to_numeric(c.balance), z.zero) AS balance,
        o.open_invoices,
        o.oldest_due_date
 FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today FROM billing.account x) a
-CROSS JOIN LATERAL (SELECT billing.from_minor_units(0, a.currency) AS zero) z
+CROSS JOIN LATERAL (SELECT billing.round_money(0, a.currency) AS zero) z
 LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
 -- the account's open invoices, through the invoice_open index
 CROSS JOIN LATERAL (
-    SELECT billing.sum(i.amount_due) AS open_due,
-           billing.sum(i.amount_due) FILTER (WHERE i.due_date < a.today) AS overdue,
+    SELECT billing.sum_numeric(i.amount_due) AS open_due,
+           billing.sum_numeric(i.amount_due) FILTER (WHERE i.due_date < a.today) AS overdue,
            count(*) AS open_invoices, min(i.due_date) AS oldest_due_date
     FROM billing.invoice i
     WHERE i.account_id = a.account_id AND i.status = 'open'
@@ -107,7 +114,8 @@ COMMENT ON VIEW billing.account_balances IS
     'balance (= billing.account_balance, the ledger''s receivable + customer credit, by invariant 5)';
 COMMENT ON COLUMN billing.account_balances.account_id IS 'the account';
 COMMENT ON COLUMN billing.account_balances.account_name IS 'the account''s name';
-COMMENT ON COLUMN billing.account_balances.currency IS 'the account''s currency: every amount of the row is in it';
+COMMENT ON COLUMN billing.account_balances.currency IS
+    'the account''s currency: every amount of the row is in it (numeric, with exactly its digits)';
 COMMENT ON COLUMN billing.account_balances.as_of IS 'the account''s today in its time zone at billing.now()';
 COMMENT ON COLUMN billing.account_balances.open_due IS 'amount due on the account''s open invoices';
 COMMENT ON COLUMN billing.account_balances.overdue IS 'the part of open_due whose due date is before as_of';
@@ -123,7 +131,7 @@ COMMENT ON COLUMN billing.account_balances.oldest_due_date IS 'the earliest due 
 -- keeps the right balances; a filter on account_id is pushed below it.
 CREATE VIEW billing.account_statements AS
 SELECT s.account_id, s.posted_on, s.txn_id, s.kind, s.description, s.invoice_id, s.payment_id, s.amount,
-       billing.sum(s.amount) OVER (PARTITION BY s.account_id ORDER BY s.posted_on, s.txn_id) AS balance
+       billing.sum_numeric(s.amount) OVER (PARTITION BY s.account_id ORDER BY s.posted_on, s.txn_id) AS balance
 FROM billing.account_statement_lines s;
 COMMENT ON VIEW billing.account_statements IS
     'every ledger movement of what each account owes (invoices, payments, credit notes, refunds, voids, '
@@ -140,7 +148,8 @@ COMMENT ON COLUMN billing.account_statements.payment_id IS 'the payment it conce
 COMMENT ON COLUMN billing.account_statements.amount IS
     'the change of what the account owes: positive (invoice, refund) raises it, negative (payment, credit note) lowers it';
 COMMENT ON COLUMN billing.account_statements.balance IS
-    'what the account owes after this movement (all movements up to it, in posted_on, txn_id order)';
+    'what the account owes after this movement (all movements up to it, in posted_on, txn_id order), numeric in '
+    'the account''s currency';
 
 -- ---------------------------------------------------------------------------
 -- MRR.  The MRR of a subscription on a day is the sum of the monthly values
@@ -189,14 +198,14 @@ WITH bounds AS MATERIALIZED (
     -- rounding mode the entities use (most often one)
     SELECT q.price_id, q.quantity, m.rounding, p.currency,
            CASE WHEN f.factor = 1 THEN v.full_amount
-                ELSE to_numeric(billing.round_amount(v.full_amount * f.factor, p.currency, m.rounding)) END AS value
+                ELSE billing.round_money(v.full_amount * f.factor, p.currency, m.rounding) END AS value
     FROM (SELECT DISTINCT price_id, quantity FROM billing.subscription_item) q
     CROSS JOIN (SELECT DISTINCT rounding FROM billing.billing_entity) m
     JOIN billing.price p ON p.price_id = q.price_id AND p.usage_type = 'licensed'
     CROSS JOIN LATERAL (SELECT billing.monthly_factor(p.cadence) AS factor) f
-    CROSS JOIN LATERAL (SELECT to_numeric(billing.round_amount(
+    CROSS JOIN LATERAL (SELECT billing.round_money(
                             billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.quantity),
-                            p.currency, m.rounding)) AS full_amount) v
+                            p.currency, m.rounding) AS full_amount) v
  ), account_mode AS MATERIALIZED (
     -- each account's rounding mode, its entity's
     SELECT a.account_id, e.rounding
@@ -229,13 +238,12 @@ WITH bounds AS MATERIALIZED (
     -- its percent discount while the coupon runs
     SELECT account_id, currency, greatest(from_date, coupon_from),
            CASE WHEN until_date IS NULL THEN coupon_until ELSE least(until_date, coupon_until) END,
-           -to_numeric(billing.round_amount(value * percent_off / 100, currency, rounding))
+           -billing.round_money(value * percent_off / 100, currency, rounding)
     FROM couponed WHERE percent_off IS NOT NULL
     UNION ALL
     -- an amount_off coupon, capped at the subscription's MRR when it starts
     SELECT account_id, currency, greatest(coupon_from, trial_end), least(coupon_until, sub_end),
-           -least(to_numeric(billing.round_amount(to_numeric(amount_off) * billing.monthly_factor(cadence), currency,
-                                                   rounding)),
+           -least(billing.round_money(to_numeric(amount_off) * billing.monthly_factor(cadence), currency, rounding),
                   coalesce(sum(value) FILTER (WHERE from_date <= greatest(coupon_from, trial_end)
                                                 AND (until_date IS NULL
                                                      OR until_date > greatest(coupon_from, trial_end))), 0))
@@ -307,13 +315,14 @@ COMMENT ON VIEW billing._mrr_account_months IS
     'internal: billing.mrr_movements in numeric (the change, the MRR after it, the movement)';
 
 CREATE FUNCTION billing._mrr_movements()
-RETURNS TABLE (account_id bigint, currency text, month date, mrr_before billing.amount, mrr_after billing.amount,
-               change billing.amount, movement text)
+RETURNS TABLE (account_id bigint, currency text, month date, mrr_before numeric, mrr_after numeric,
+               change numeric, movement text)
 LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
+    -- every term was rounded to the currency's digits: the sums are exact
     SELECT account_id, currency, month,
-           billing.amount(after - change, currency) AS mrr_before,
-           billing.amount(after, currency) AS mrr_after,
-           billing.amount(change, currency) AS change,
+           after - change AS mrr_before,
+           after AS mrr_after,
+           change,
            movement
     FROM billing._mrr_account_months
 $$;
@@ -335,7 +344,7 @@ COMMENT ON COLUMN billing.mrr_movements.movement IS
     'churn (down to zero)';
 
 CREATE FUNCTION billing._mrr_by_month()
-RETURNS TABLE (month date, currency text, mrr billing.amount, arr billing.amount, new billing.amount, expansion billing.amount, contraction billing.amount, churn billing.amount, reactivation billing.amount, net_change billing.amount, customers numeric)
+RETURNS TABLE (month date, currency text, mrr numeric, arr numeric, new numeric, expansion numeric, contraction numeric, churn numeric, reactivation numeric, net_change numeric, customers numeric)
 LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH t AS (
         SELECT currency, month,
@@ -364,17 +373,19 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
         WINDOW w AS (PARTITION BY ms.currency ORDER BY ms.month)
     )
     SELECT g.month, g.currency,
-           billing.amount(g.mrr, g.currency) AS mrr,
-           billing.amount(12 * g.mrr, g.currency) AS arr,
-           billing.amount(coalesce(g.new, 0), g.currency) AS new,
-           billing.amount(coalesce(g.expansion, 0), g.currency) AS expansion,
-           billing.amount(coalesce(g.contraction, 0), g.currency) AS contraction,
-           billing.amount(coalesce(g.churn, 0), g.currency) AS churn,
-           billing.amount(coalesce(g.reactivation, 0), g.currency) AS reactivation,
-           billing.amount(coalesce(g.new, 0) + coalesce(g.expansion, 0) + coalesce(g.contraction, 0)
-                          + coalesce(g.churn, 0) + coalesce(g.reactivation, 0), g.currency) AS net_change,
+           g.mrr + z.zero AS mrr,
+           12 * g.mrr + z.zero AS arr,
+           coalesce(g.new, z.zero) AS new,
+           coalesce(g.expansion, z.zero) AS expansion,
+           coalesce(g.contraction, z.zero) AS contraction,
+           coalesce(g.churn, z.zero) AS churn,
+           coalesce(g.reactivation, z.zero) AS reactivation,
+           coalesce(g.new, 0) + coalesce(g.expansion, 0) + coalesce(g.contraction, 0)
+               + coalesce(g.churn, 0) + coalesce(g.reactivation, 0) + z.zero AS net_change,
            g.customers
     FROM g
+    -- a zero with the currency's digits, so that every figure shows them
+    CROSS JOIN LATERAL (SELECT billing.round_money(0, g.currency) AS zero) z
 $$;
 COMMENT ON FUNCTION billing._mrr_by_month() IS 'internal: the rows of the view billing.mrr_by_month (jit off: compiling it costs more than running it)';
 
@@ -400,7 +411,7 @@ COMMENT ON COLUMN billing.mrr_by_month.customers IS 'accounts with MRR at the en
 -- month of its first MRR (movement new).
 
 CREATE FUNCTION billing._cohort_retention()
-RETURNS TABLE (cohort_month date, currency text, month date, months_since integer, cohort_customers bigint, active_customers numeric, churned_customers bigint, reactivated_customers bigint, customer_retention numeric, cohort_mrr billing.amount, mrr billing.amount, mrr_retention numeric)
+RETURNS TABLE (cohort_month date, currency text, month date, months_since integer, cohort_customers bigint, active_customers numeric, churned_customers bigint, reactivated_customers bigint, customer_retention numeric, cohort_mrr numeric, mrr numeric, mrr_retention numeric)
 LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH mv AS (
         SELECT m.*, min(m.month) FILTER (WHERE m.movement = 'new') OVER (PARTITION BY m.account_id) AS cohort_month
@@ -436,8 +447,8 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
            cohort_customers, active AS active_customers, churned AS churned_customers,
            reactivated AS reactivated_customers,
            round(active / cohort_customers::numeric, 4) AS customer_retention,
-           billing.amount(cohort_mrr, currency) AS cohort_mrr,
-           billing.amount(mrr, currency) AS mrr,
+           cohort_mrr + billing.round_money(0, currency) AS cohort_mrr,
+           mrr + billing.round_money(0, currency) AS mrr,
            CASE WHEN cohort_mrr <> 0 THEN round(mrr / cohort_mrr, 4) END AS mrr_retention
     FROM g
 $$;
@@ -468,46 +479,46 @@ COMMENT ON COLUMN billing.cohort_retention.mrr_retention IS
 -- credit notes and refunds by the day they were made.
 
 CREATE FUNCTION billing._revenue_by_month()
-RETURNS TABLE (month date, currency text, invoiced billing.amount, tax billing.amount, net_invoiced billing.amount, credited billing.amount, collected billing.amount, refunded billing.amount, outstanding billing.amount, written_off billing.amount, invoices numeric)
+RETURNS TABLE (month date, currency text, invoiced numeric, tax numeric, net_invoiced numeric, credited numeric, collected numeric, refunded numeric, outstanding numeric, written_off numeric, invoices numeric)
 LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH ev AS (
         SELECT i.currency, date_trunc('month', i.issue_date::timestamp)::date AS month,
-               billing.sum(i.total) AS invoiced, billing.sum(i.tax) AS tax,
-               billing.sum(i.amount_due) FILTER (WHERE i.status = 'open') AS outstanding,
-               billing.sum(i.amount_due) FILTER (WHERE i.status = 'uncollectible') AS written_off,
-               NULL::billing.amount AS collected, NULL::billing.amount AS credited, NULL::billing.amount AS refunded,
+               billing.sum_numeric(i.total) AS invoiced, billing.sum_numeric(i.tax) AS tax,
+               billing.sum_numeric(i.amount_due) FILTER (WHERE i.status = 'open') AS outstanding,
+               billing.sum_numeric(i.amount_due) FILTER (WHERE i.status = 'uncollectible') AS written_off,
+               NULL::numeric AS collected, NULL::numeric AS credited, NULL::numeric AS refunded,
                count(*) AS invoices
         FROM billing.invoice i
         WHERE i.status IN ('open', 'paid', 'uncollectible')
         GROUP BY 1, 2
         UNION ALL
         SELECT billing.currency(p.amount), date_trunc('month', p.received_on::timestamp)::date,
-               NULL, NULL, NULL, NULL, billing.sum(p.amount), NULL, NULL, 0
+               NULL, NULL, NULL, NULL, billing.sum_numeric(p.amount), NULL, NULL, 0
         FROM billing.payment p
         GROUP BY 1, 2
         UNION ALL
         SELECT a.currency, date_trunc('month', billing.today(a.timezone, c.created_at)::timestamp)::date,
-               NULL, NULL, NULL, NULL, NULL, billing.sum(c.amount), NULL, 0
+               NULL, NULL, NULL, NULL, NULL, billing.sum_numeric(c.amount), NULL, 0
         FROM billing.credit_note c JOIN billing.account a ON a.account_id = c.account_id
         GROUP BY 1, 2
         UNION ALL
         SELECT a.currency, date_trunc('month', billing.today(a.timezone, r.created_at)::timestamp)::date,
-               NULL, NULL, NULL, NULL, NULL, NULL, billing.sum(r.amount), 0
+               NULL, NULL, NULL, NULL, NULL, NULL, billing.sum_numeric(r.amount), 0
         FROM billing.refund r JOIN billing.account a ON a.account_id = r.account_id
         GROUP BY 1, 2
     )
     SELECT ev.month, ev.currency,
-           coalesce(billing.sum(ev.invoiced), z.zero) AS invoiced,
-           coalesce(billing.sum(ev.tax), z.zero) AS tax,
-           coalesce(billing.sum(ev.invoiced), z.zero) - coalesce(billing.sum(ev.tax), z.zero) AS net_invoiced,
-           coalesce(billing.sum(ev.credited), z.zero) AS credited,
-           coalesce(billing.sum(ev.collected), z.zero) AS collected,
-           coalesce(billing.sum(ev.refunded), z.zero) AS refunded,
-           coalesce(billing.sum(ev.outstanding), z.zero) AS outstanding,
-           coalesce(billing.sum(ev.written_off), z.zero) AS written_off,
+           coalesce(sum(ev.invoiced), z.zero) AS invoiced,
+           coalesce(sum(ev.tax), z.zero) AS tax,
+           coalesce(sum(ev.invoiced), z.zero) - coalesce(sum(ev.tax), z.zero) AS net_invoiced,
+           coalesce(sum(ev.credited), z.zero) AS credited,
+           coalesce(sum(ev.collected), z.zero) AS collected,
+           coalesce(sum(ev.refunded), z.zero) AS refunded,
+           coalesce(sum(ev.outstanding), z.zero) AS outstanding,
+           coalesce(sum(ev.written_off), z.zero) AS written_off,
            sum(ev.invoices) AS invoices
     FROM ev
-    CROSS JOIN LATERAL (SELECT billing.from_minor_units(0, ev.currency) AS zero) z
+    CROSS JOIN LATERAL (SELECT billing.round_money(0, ev.currency) AS zero) z
     GROUP BY ev.month, ev.currency, z.zero
 $$;
 COMMENT ON FUNCTION billing._revenue_by_month() IS 'internal: the rows of the view billing.revenue_by_month (jit off: compiling it costs more than running it)';
@@ -518,7 +529,8 @@ COMMENT ON VIEW billing.revenue_by_month IS
     'date), credited (credit notes), refunded, and what is still outstanding or was written off of that month''s '
     'invoices';
 COMMENT ON COLUMN billing.revenue_by_month.month IS 'the first day of the month, in the accounts'' calendars';
-COMMENT ON COLUMN billing.revenue_by_month.currency IS 'the currency: amounts are never added across currencies';
+COMMENT ON COLUMN billing.revenue_by_month.currency IS
+    'the currency: amounts are never added across currencies; every figure of the row is numeric in it';
 COMMENT ON COLUMN billing.revenue_by_month.invoiced IS
     'totals (tax included) of the invoices issued in the month that were not voided';
 COMMENT ON COLUMN billing.revenue_by_month.tax IS 'the tax in them (exclusive and inclusive)';
@@ -540,7 +552,7 @@ COMMENT ON COLUMN billing.revenue_by_month.invoices IS 'how many invoices were i
 CREATE INDEX invoice_issue_date_brin ON billing.invoice USING brin (issue_date);
 
 CREATE FUNCTION billing.days_sales_outstanding(days integer DEFAULT 90)
-RETURNS TABLE (currency text, as_of date, window_days integer, receivable billing.amount, invoiced billing.amount,
+RETURNS TABLE (currency text, as_of date, window_days integer, receivable numeric, invoiced numeric,
                dso_days numeric)
 LANGUAGE plpgsql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
@@ -555,14 +567,14 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH open AS (
-        SELECT billing.currency(i.amount_due) AS currency, billing.sum(i.amount_due) AS receivable
+        SELECT billing.currency(i.amount_due) AS currency, billing.sum_numeric(i.amount_due) AS receivable
         FROM billing.invoice i
         WHERE i.status = 'open'
         GROUP BY 1
     ), win AS (
         -- issued in (today - days, today] of the account; the account's
         -- today is looked up only for the days where time zones disagree
-        SELECT i.currency, billing.sum(i.total) AS invoiced
+        SELECT i.currency, billing.sum_numeric(i.total) AS invoiced
         FROM billing.invoice i
         WHERE i.status IN ('open', 'paid', 'uncollectible')
           AND i.issue_date > v_earliest - days_sales_outstanding.days AND i.issue_date <= v_latest
@@ -573,10 +585,10 @@ BEGIN
         GROUP BY 1
     )
     SELECT c.currency::text, billing.today('UTC'), days_sales_outstanding.days,
-           coalesce(o.receivable, billing.from_minor_units(0, c.currency)),
-           coalesce(w.invoiced, billing.from_minor_units(0, c.currency)),
-           CASE WHEN to_numeric(w.invoiced) > 0
-                THEN round(coalesce(to_numeric(o.receivable), 0) / to_numeric(w.invoiced)
+           coalesce(o.receivable, billing.round_money(0, c.currency)),
+           coalesce(w.invoiced, billing.round_money(0, c.currency)),
+           CASE WHEN w.invoiced > 0
+                THEN round(coalesce(o.receivable, 0) / w.invoiced
                            * days_sales_outstanding.days, 1)
            END
     FROM (SELECT o.currency FROM open o UNION SELECT w.currency FROM win w) c
@@ -607,8 +619,8 @@ COMMENT ON COLUMN billing.days_sales_outstanding.dso_days IS
 -- invoice is the invoice the cycle makes if nothing changes before.
 
 CREATE FUNCTION billing.upcoming_invoices(days integer DEFAULT 7)
-RETURNS TABLE (account_id bigint, subscription_id bigint, invoice_date date, currency text, subtotal billing.amount,
-               discount billing.amount, tax billing.amount, total billing.amount, lines bigint)
+RETURNS TABLE (account_id bigint, subscription_id bigint, invoice_date date, currency text, subtotal numeric,
+               discount numeric, tax numeric, total numeric, lines bigint)
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_at timestamptz := billing.now();
@@ -631,14 +643,14 @@ BEGIN
         GROUP BY 1
     )
     SELECT d.account_id, d.subscription_id, d.boundary, min(billing.currency(d.amount)),
-           coalesce(billing.sum(d.amount) FILTER (WHERE d.kind NOT IN ('discount', 'tax')), min(z.zero)),
-           coalesce(billing.sum(d.amount) FILTER (WHERE d.kind = 'discount'), min(z.zero)),
-           coalesce(billing.sum(d.amount) FILTER (WHERE d.kind = 'tax'), min(z.zero)),
-           coalesce(billing.sum(d.amount) FILTER (WHERE NOT d.tax_inclusive), min(z.zero)),
+           coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind NOT IN ('discount', 'tax')), min(z.zero)),
+           coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind = 'discount'), min(z.zero)),
+           coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind = 'tax'), min(z.zero)),
+           coalesce(billing.sum_numeric(d.amount) FILTER (WHERE NOT d.tax_inclusive), min(z.zero)),
            count(*)
     FROM s
     CROSS JOIN LATERAL billing._due_lines(s.accounts, s.subscriptions, s.until, v_at, 'preview') d
-    CROSS JOIN LATERAL (SELECT billing.from_minor_units(0, billing.currency(d.amount)) AS zero) z
+    CROSS JOIN LATERAL (SELECT billing.round_money(0, billing.currency(d.amount)) AS zero) z
     WHERE d.kind <> 'boundary'
     GROUP BY d.account_id, d.subscription_id, d.boundary
     ORDER BY d.boundary, d.account_id, d.subscription_id;
@@ -658,7 +670,7 @@ COMMENT ON COLUMN billing.upcoming_invoices.account_id IS 'the account';
 COMMENT ON COLUMN billing.upcoming_invoices.subscription_id IS 'the subscription the invoice bills';
 COMMENT ON COLUMN billing.upcoming_invoices.invoice_date IS
     'the day the invoice is due to be made (its issue date when the cycle runs on time)';
-COMMENT ON COLUMN billing.upcoming_invoices.currency IS 'the account''s currency';
+COMMENT ON COLUMN billing.upcoming_invoices.currency IS 'the account''s currency: the totals are numeric in it';
 COMMENT ON COLUMN billing.upcoming_invoices.subtotal IS 'charges and credits before discount and tax';
 COMMENT ON COLUMN billing.upcoming_invoices.discount IS 'coupon discounts (negative or zero)';
 COMMENT ON COLUMN billing.upcoming_invoices.tax IS 'tax, exclusive and inclusive';

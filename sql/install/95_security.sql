@@ -61,20 +61,35 @@ COMMENT ON FUNCTION billing.acting_role() IS
 -- billing.role_binding and billing.account directly (no SQL, no
 -- search_path, no privilege needed), under the statement's snapshot;
 -- nothing is cached between calls.
+--
+-- PARALLEL SAFE, so that a read under row-level security (every read of a
+-- role that is not the owner) can have a parallel plan: the policies call
+-- them, and one parallel-unsafe function in a query makes all of it serial.
+-- They are safe: they write nothing, keep no state between calls, and use
+-- nothing of the backend that a parallel worker does not share.  The
+-- acting role is GetCurrentRoleId() (the role of SET ROLE), else
+-- GetSessionUserId(); PostgreSQL 15 starts every parallel worker with the
+-- leader's session user (SET SESSION AUTHORIZATION included), the leader's
+-- SET ROLE and its current user and security context (ParallelWorkerMain,
+-- from the leader's FixedParallelState), so a worker judges the same role as
+-- its leader.  The rows they read (billing.role_binding, billing.account)
+-- are read under the leader's snapshot, which every worker restores;
+-- the catalogs (pg_authid, pg_extension) through the same syscaches.
+-- sql/bounds.sql checks the plan and the answers in a worker.
 CREATE FUNCTION billing._acting_role_sees_all() RETURNS boolean
-    AS 'MODULE_PATHNAME', 'acting_role_sees_all' LANGUAGE C STABLE;
+    AS 'MODULE_PATHNAME', 'acting_role_sees_all' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION billing._acting_role_sees_all() IS
     'internal: true when the acting role may use every billing entity (superuser, BYPASSRLS, the extension''s '
     'owner, or bound to every entity directly or through a role whose privileges it has)';
 
 CREATE FUNCTION billing._acting_role_entities() RETURNS bigint[]
-    AS 'MODULE_PATHNAME', 'acting_role_entities' LANGUAGE C STABLE;
+    AS 'MODULE_PATHNAME', 'acting_role_entities' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION billing._acting_role_entities() IS
     'internal: the billing entities bound to the acting role or to a role whose privileges it has (never NULL; '
     'for a superuser every bound entity)';
 
 CREATE FUNCTION billing._may_use_account(account_id bigint) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'may_use_account' LANGUAGE C STABLE;
+    AS 'MODULE_PATHNAME', 'may_use_account' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION billing._may_use_account(bigint) IS
     'internal: true when the acting role may use the account (false for an account that does not exist)';
 
@@ -209,9 +224,10 @@ COMMENT ON FUNCTION billing.unbind_role_from_entity(name, bigint) IS
 --   writer    SECURITY DEFINER writes of the application
 --   operator  the cycle and the collection workers, over every entity
 --   dba       bindings and grants: no role, only the owner/superuser
---   read_helper  internal functions that the views and the read functions
---             running with the caller's rights call: granted to every role;
---             they read under row-level security like the caller
+--   read_helper  internal functions that the views, the read functions and
+--             the procedures running with the caller's rights call: granted
+--             to every role; they read under row-level security like the
+--             caller
 -- Every other function whose name does not start with "_" (amounts, periods,
 -- formatting, invariant checks) runs with the caller's rights, reads under
 -- row-level security, and is granted to every role.  sql/security.sql fails
@@ -275,6 +291,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('dba',      'billing.role_functions()'),
         ('dba',      'billing.schedule(text, text)'),
         ('dba',      'billing.unschedule()'),
+        ('read_helper', 'billing._check_date(date, text, date)'),
         ('read_helper', 'billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean)'),
         ('read_helper', 'billing._due_lines(bigint[], bigint[], date, timestamptz, text, boolean)'),
         ('read_helper', 'billing._price_value(bigint, text, numeric, numeric, numeric)'),

@@ -32,3 +32,25 @@ END $$;
 CREATE OR REPLACE TRIGGER invoice_account_exists AFTER INSERT ON billing.invoice
     REFERENCING NEW TABLE AS new_invoices
     FOR EACH STATEMENT EXECUTE FUNCTION billing._invoice_account_exists();
+
+-- an account's zone is an IANA name (30_accounts_catalog.sql): the domain
+-- checks it with billing.check_time_zone, which step 2 created.  An account
+-- of 0.1.0 in another zone (a POSIX string such as '<+05>-05') stops the
+-- update with its id, rather than failing every later change of the account.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    SELECT a.account_id, a.timezone INTO r FROM billing.account a
+    WHERE a.timezone NOT IN (SELECT z.name FROM pg_catalog.pg_timezone_names z
+                             WHERE z.name NOT IN ('localtime', 'posixrules'))
+    ORDER BY a.account_id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'account % has the time zone "%", which is not an IANA time zone name', r.account_id, r.timezone
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Set the zone of every such account to a name of pg_timezone_names, then update again.';
+    END IF;
+END $$;
+ALTER DOMAIN billing.time_zone DROP CONSTRAINT time_zone_check;
+ALTER DOMAIN billing.time_zone ADD CONSTRAINT time_zone_check CHECK (billing.check_time_zone(VALUE) IS NOT NULL);
+COMMENT ON DOMAIN billing.time_zone IS 'an IANA time zone name such as Europe/Berlin (billing.check_time_zone)';

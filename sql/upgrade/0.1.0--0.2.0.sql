@@ -153,3 +153,36 @@ ALTER TABLE billing.refund ALTER COLUMN payment_id DROP NOT NULL;
 ALTER TABLE billing.refund DROP CONSTRAINT IF EXISTS refund_check;
 ALTER TABLE billing.refund ADD CONSTRAINT refund_check
     CHECK (payment_id IS NOT NULL OR (kind = 'refund' AND from_credit = amount));
+
+-- amounts (10_amount.sql): at most 10^12 major units each; the sum reports
+-- use, exact as numeric, and the rounding they use; binary input accepts
+-- what text input accepts
+CREATE FUNCTION billing.amount_sum_numeric_final(internal) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_sum_numeric_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION billing.amount_sum_numeric_final(internal) IS 'sum_numeric final: the exact total as numeric, never out of range';
+CREATE AGGREGATE billing.sum_numeric(billing.amount) (
+    SFUNC = billing.amount_sum_accum, STYPE = internal, SSPACE = 48,
+    FINALFUNC = billing.amount_sum_numeric_final,
+    COMBINEFUNC = billing.amount_sum_combine,
+    SERIALFUNC = billing.amount_sum_serialize,
+    DESERIALFUNC = billing.amount_sum_deserialize,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE billing.sum_numeric(billing.amount) IS
+    'exact sum as numeric with the currency''s digits, never out of range; error on mixed currencies';
+CREATE FUNCTION billing.round_money(value numeric, currency text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_round_money' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.round_money(numeric, text) IS
+    'value rounded once by billing.rounding to the currency''s minor units, as numeric with exactly its digits '
+    'and no bound (money that no single amount need hold, such as a currency''s MRR)';
+CREATE FUNCTION billing.round_money(value numeric, currency text, mode text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_round_money' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.round_money(numeric, text, text) IS
+    'value rounded once by the named mode to the currency''s minor units, as numeric with its digits and no bound';
+COMMENT ON FUNCTION billing.amount_recv(internal) IS
+    'binary input: int64 minor units, three code letters, one scale byte; accepts exactly what text input accepts '
+    '(a known upper-case code, the currency''s own digits, at most 10^12 major units)';
+COMMENT ON TYPE billing.amount IS
+    'Money: exact minor units with their ISO 4217 currency, such as ''12.34 USD''; at most 10^12 major units '
+    '(1000000000000.00 USD) either side of zero, a bound every constructor and operator keeps (22003 beyond it)';
+COMMENT ON AGGREGATE billing.sum(billing.amount) IS
+    'exact sum as an amount; error on mixed currencies or a result beyond 10^12 major units';

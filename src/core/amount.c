@@ -66,11 +66,30 @@ word_is_non_finite(const char *w, size_t len)
 		word_is(w, len, "infinity");
 }
 
-/* Puts a wide result into *out when it is within the symmetric range. */
+int64_t
+amount_max_units(int scale)
+{
+	/* 10^(12 + scale) fits in an int64 up to scale 6 */
+	if (scale < 0)
+		return 0;
+	if (scale + AMOUNT_MAX_MAJOR_DIGITS > 18)
+		return AMOUNT_MAX_UNITS;
+	return pow10_table[scale + AMOUNT_MAX_MAJOR_DIGITS];
+}
+
+bool
+amount_units_in_range(int128_t units, int scale)
+{
+	int64_t		max = amount_max_units(scale);
+
+	return units <= max && units >= -(int128_t) max;
+}
+
+/* Puts a wide result into *out when it is within the bound. */
 static AmountError
 finish(int128_t units, const char currency[3], int scale, Amount *out)
 {
-	if (units > AMOUNT_MAX_UNITS || units < AMOUNT_MIN_UNITS)
+	if (!amount_units_in_range(units, scale))
 		return AMOUNT_OUT_OF_RANGE;
 	memset(out, 0, sizeof(*out));
 	out->units = (int64_t) units;
@@ -190,7 +209,9 @@ amount_parse(const char *text, Amount *out)
 		mag = mag * 10 + ((size_t) i < frac_len ? (unsigned) (frac_digits[i] - '0') : 0);
 	if (mag > (unsigned __int128) AMOUNT_MAX_UNITS)
 		return AMOUNT_OUT_OF_RANGE;
-	return finish(sign < 0 ? -(int128_t) mag : (int128_t) mag, cur, digits, out);
+	out->units = sign < 0 ? -(int64_t) mag : (int64_t) mag;
+	/* the rule binary input obeys too: one function decides for both */
+	return amount_validate(out);
 }
 
 AmountError
@@ -210,15 +231,21 @@ amount_make(int64_t units, const char code[3], Amount *out)
 AmountError
 amount_validate(const Amount *a)
 {
-	if (currency_digits(a->currency) < 0)
+	int			digits;
+
+	for (int i = 0; i < 3; i++)
+		if (a->currency[i] < 'A' || a->currency[i] > 'Z')
+			return AMOUNT_BAD_CODE;
+	digits = currency_digits(a->currency);
+	if (digits < 0)
 		return AMOUNT_UNKNOWN_CURRENCY;
-	if (a->scale > CURRENCY_MAX_DIGITS)
+	if (a->scale != digits)
 		return AMOUNT_BAD_SCALE;
-	if (a->units < AMOUNT_MIN_UNITS)
+	if (!amount_units_in_range(a->units, a->scale))
 		return AMOUNT_OUT_OF_RANGE;
 	for (int i = 0; i < 4; i++)
 		if (a->reserved[i] != 0)
-			return AMOUNT_BAD_SCALE;
+			return AMOUNT_BAD_PADDING;
 	return AMOUNT_OK;
 }
 
@@ -233,6 +260,37 @@ amount_format_number(const Amount *a, char *buf)
 		return snprintf(buf, AMOUNT_TEXT_MAX, "%s%" PRIu64, sign, mag);
 	return snprintf(buf, AMOUNT_TEXT_MAX, "%s%" PRIu64 ".%0*" PRIu64,
 					sign, mag / p, (int) a->scale, mag % p);
+}
+
+int
+amount_format_wide(int128_t units, int scale, char *buf)
+{
+	char		digits[AMOUNT_WIDE_TEXT_MAX];
+	unsigned __int128 mag = units < 0 ? (unsigned __int128) 0 - (unsigned __int128) units
+		: (unsigned __int128) units;
+	int			n = 0,
+				len = 0;
+
+	if (scale < 0)
+		scale = 0;
+	if (scale > 18)
+		scale = 18;
+	/* the digits backwards, at least scale + 1 of them */
+	do
+	{
+		digits[n++] = (char) ('0' + (int) (mag % 10));
+		mag /= 10;
+	} while (mag > 0 || n <= scale);
+	if (units < 0)
+		buf[len++] = '-';
+	while (n > 0)
+	{
+		if (n == scale)
+			buf[len++] = '.';
+		buf[len++] = digits[--n];
+	}
+	buf[len] = '\0';
+	return len;
 }
 
 int

@@ -21,7 +21,8 @@
 
 /*
  * 16 bytes, the on-disk and in-memory form.  The range of units is
- * symmetric (|units| <= INT64_MAX) so that negation never overflows.
+ * symmetric so that negation never overflows, and bounded by
+ * AMOUNT_MAX_MAJOR below.
  */
 typedef struct Amount
 {
@@ -34,8 +35,26 @@ typedef struct Amount
 #define AMOUNT_MAX_UNITS INT64_MAX
 #define AMOUNT_MIN_UNITS (-INT64_MAX)
 
+/*
+ * The largest single amount: 10^12 major units either side of zero
+ * (1000000000000.00 USD, 1000000000000 JPY, 1000000000000.000 KWD), at
+ * every scale whose minor units fit in an int64 (at 7 digits and more the
+ * int64 is the bound).  Every value that text input, binary input, a
+ * constructor or an operator makes is within it.  Why a bound far below
+ * the int64: amounts are added up across accounts and tenants (reports,
+ * balances), and with every amount below 10^12 major units (under 2^54
+ * minor units at ICU's most, 4 digits) 2^63 of them, the count an
+ * aggregate keeps, cannot overflow a 128-bit sum; and no invoice, payment
+ * or credit a business bills comes near it.
+ */
+#define AMOUNT_MAX_MAJOR INT64_C(1000000000000)
+#define AMOUNT_MAX_MAJOR_DIGITS 12
+
 /* "-92233720368547758.07 USD" plus room: sign, 19 digits, point, code */
 #define AMOUNT_TEXT_MAX 32
+
+/* A 128-bit value at a scale: sign, 39 digits, point, leading zeros */
+#define AMOUNT_WIDE_TEXT_MAX 64
 
 typedef enum AmountError
 {
@@ -46,25 +65,45 @@ typedef enum AmountError
 	AMOUNT_BAD_CODE,			/* a code that is not three letters */
 	AMOUNT_UNKNOWN_CURRENCY,	/* three letters ICU does not know */
 	AMOUNT_TOO_MANY_DIGITS,		/* more fraction digits than the currency */
-	AMOUNT_OUT_OF_RANGE,		/* beyond +-INT64_MAX minor units */
+	AMOUNT_OUT_OF_RANGE,		/* beyond AMOUNT_MAX_MAJOR major units */
 	AMOUNT_NOT_FINITE,			/* NaN or Infinity */
 	AMOUNT_CURRENCY_MISMATCH,	/* two different currencies */
 	AMOUNT_DIVISION_BY_ZERO,
-	AMOUNT_BAD_SCALE,			/* binary input with an impossible scale */
+	AMOUNT_BAD_SCALE,			/* a scale other than the currency's digits */
+	AMOUNT_BAD_PADDING,			/* binary input with reserved bytes set */
 	AMOUNT_BAD_WEIGHTS			/* negative weight, or all weights zero */
 } AmountError;
+
+#define AMOUNT_ERROR_LAST AMOUNT_BAD_WEIGHTS
+
+/* The largest |units| at `scale`: 10^(12 + scale), capped at INT64_MAX. */
+extern int64_t amount_max_units(int scale);
+
+/* Whether `units` minor units at `scale` are within the bound above. */
+extern bool amount_units_in_range(int128_t units, int scale);
 
 /*
  * Parses "12.34 USD", "USD 12.34", "-12.34 usd", "+5 EUR".  On
  * AMOUNT_TOO_MANY_DIGITS and AMOUNT_UNKNOWN_CURRENCY, out->currency (and for
- * the former out->scale) are filled in so the caller can name them.
+ * the former out->scale) are filled in so the caller can name them.  The
+ * value it makes passes amount_validate, which it calls last.
  */
 extern AmountError amount_parse(const char *text, Amount *out);
 
 /* Builds an amount of `units` minor units at the currency's own scale. */
 extern AmountError amount_make(int64_t units, const char code[3], Amount *out);
 
-/* Checks a value from outside (binary input): code, scale, range, padding. */
+/*
+ * The one rule of what an amount from outside may be, shared by text input
+ * (amount_parse ends with it) and binary input (amount_recv): the code is
+ * three upper-case letters (AMOUNT_BAD_CODE) that ICU knows
+ * (AMOUNT_UNKNOWN_CURRENCY), the scale is exactly the currency's
+ * minor-unit digits (AMOUNT_BAD_SCALE: text input never makes another),
+ * the units are within the bound (AMOUNT_OUT_OF_RANGE) and the reserved
+ * bytes are zero (AMOUNT_BAD_PADDING).  So binary input accepts exactly the
+ * values text input can make, each of which prints and parses back to
+ * itself.
+ */
 extern AmountError amount_validate(const Amount *a);
 
 /* "12.34 USD" / "-1000 JPY"; returns the length (< AMOUNT_TEXT_MAX). */
@@ -72,6 +111,13 @@ extern int	amount_format(const Amount *a, char *buf);
 
 /* Just the number, "-12.34"; returns the length. */
 extern int	amount_format_number(const Amount *a, char *buf);
+
+/*
+ * A 128-bit count of minor units at a scale (0..18) as a plain decimal,
+ * "-123456789012345678901234.56", into buf of AMOUNT_WIDE_TEXT_MAX bytes;
+ * returns the length.  For sums, which may exceed any single amount.
+ */
+extern int	amount_format_wide(int128_t units, int scale, char *buf);
 
 extern bool amount_same_currency(const Amount *a, const Amount *b);
 
@@ -123,9 +169,13 @@ extern AmountError amount_allocate(const Amount *total, const int64_t *weights,
 								   int32_t n, Amount *parts, AllocSlot *slots);
 
 /*
- * The wide accumulator behind sum() and avg(): a 128-bit total cannot
- * overflow on any realistic number of rows (2^64 rows of the largest value),
- * and the result is checked when it is turned back into an amount.
+ * The wide accumulator behind sum(), sum_numeric() and avg(): every amount
+ * is below 2^54 minor units at ICU's scales (AMOUNT_MAX_MAJOR), so 2^63 of
+ * them (the count's range) stay below 2^117 and the 128-bit total cannot
+ * overflow; the result is checked when it is turned back into an amount
+ * (sum, avg) and never for sum_numeric.  Only a mix of scales (a value
+ * stored before ICU changed a currency's digits) raises the total's scale,
+ * and that rescaling is still checked.
  */
 typedef struct AmountSum
 {

@@ -32,9 +32,15 @@ extern bool date_style_parse(const char *name, DateStyle *style);
 
 /*
  * Formats a calendar date, given as days since 2000-01-01 (PostgreSQL's
- * epoch), for an ICU locale id, in UTF-8.  Returns the length, or -1 when
- * ICU fails (including a buffer too small).
+ * epoch), for an ICU locale id, in UTF-8, in the proleptic Gregorian
+ * calendar (or the locale's own).  A year outside 1 to 9999 is written in
+ * full, and a year before 1 AD with its era ("January 1, 1 BC").  Returns
+ * the length; LOCALE_DATE_OUT_OF_RANGE for a date past the end of ICU's
+ * calendars (after about the year 5,800,000, which ICU would print as
+ * another day); -1 when ICU fails (including a buffer too small).
  */
+#define LOCALE_DATE_OUT_OF_RANGE (-2)
+
 extern int	locale_format_date(int32_t days, const char *icu_id, DateStyle style,
 							   char *buf, size_t bufsize);
 

@@ -31,7 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcmp(&a, &b, sizeof(Amount)) != 0)
 			abort();
 	}
-	else if (err > AMOUNT_BAD_WEIGHTS)
+	else if (err > AMOUNT_ERROR_LAST)
 		abort();
 	free(text);
 	return 0;

@@ -71,10 +71,12 @@ test_parse_and_format(void)
 	/* extra zeros are exact, so they are accepted */
 	CHECK_STR(roundtrip("1.2300 USD"), "1.23 USD");
 	CHECK_STR(roundtrip("1000.00 JPY"), "1000 JPY");
-	/* the extremes of the symmetric range */
-	CHECK_STR(roundtrip("92233720368547758.07 USD"), "92233720368547758.07 USD");
-	CHECK_STR(roundtrip("-92233720368547758.07 USD"), "-92233720368547758.07 USD");
-	CHECK_STR(roundtrip("9223372036854775807 JPY"), "9223372036854775807 JPY");
+	/* the extremes of the bound: 10^12 major units at every scale */
+	CHECK_STR(roundtrip("1000000000000.00 USD"), "1000000000000.00 USD");
+	CHECK_STR(roundtrip("-1000000000000 USD"), "-1000000000000.00 USD");
+	CHECK_STR(roundtrip("1000000000000 JPY"), "1000000000000 JPY");
+	CHECK_STR(roundtrip("-1000000000000.000 KWD"), "-1000000000000.000 KWD");
+	CHECK_STR(roundtrip("1000000000000.0000 CLF"), "1000000000000.0000 CLF");
 	CHECK_STR(roundtrip("0.0001 CLF"), "0.0001 CLF");
 
 	CHECK_I64(perr(""), AMOUNT_EMPTY);
@@ -98,8 +100,12 @@ test_parse_and_format(void)
 	CHECK_I64(perr("USD nan"), AMOUNT_NOT_FINITE);
 	CHECK_I64(perr("-Infinity USD"), AMOUNT_NOT_FINITE);
 	CHECK_I64(perr("inf EUR"), AMOUNT_NOT_FINITE);
-	CHECK_I64(perr("92233720368547758.08 USD"), AMOUNT_OUT_OF_RANGE);
-	CHECK_I64(perr("-92233720368547758.08 USD"), AMOUNT_OUT_OF_RANGE);
+	CHECK_I64(perr("1000000000000.01 USD"), AMOUNT_OUT_OF_RANGE);
+	CHECK_I64(perr("-1000000000000.01 USD"), AMOUNT_OUT_OF_RANGE);
+	CHECK_I64(perr("1000000000001 JPY"), AMOUNT_OUT_OF_RANGE);
+	CHECK_I64(perr("1000000000000.0001 CLF"), AMOUNT_OUT_OF_RANGE);
+	CHECK_I64(perr("92233720368547758.07 USD"), AMOUNT_OUT_OF_RANGE);
+	CHECK_I64(perr("9223372036854775807 JPY"), AMOUNT_OUT_OF_RANGE);
 	CHECK_I64(perr("99999999999999999999999999 USD"), AMOUNT_OUT_OF_RANGE);
 
 	/* too many digits names the currency and its scale */
@@ -147,23 +153,42 @@ test_arithmetic(void)
 	Amount		a = A("10.00 USD"),
 				b = A("2.50 USD"),
 				e = A("1.00 EUR"),
-				max = A("92233720368547758.07 USD"),
-				min = A("-92233720368547758.07 USD"),
+				max = A("1000000000000.00 USD"),
+				min = A("-1000000000000.00 USD"),
 				r;
 	int			c;
+
+	CHECK_I64(amount_max_units(0), 1000000000000LL);
+	CHECK_I64(amount_max_units(2), 100000000000000LL);
+	CHECK_I64(amount_max_units(4), 10000000000000000LL);
+	CHECK_I64(amount_max_units(6), 1000000000000000000LL);
+	CHECK_I64(amount_max_units(7), INT64_MAX);	/* beyond: the int64 bounds it */
+	CHECK(amount_units_in_range(-100000000000000LL, 2));
+	CHECK(!amount_units_in_range(100000000000001LL, 2));
+	CHECK(!amount_units_in_range((int128_t) INT64_MIN, 9));
 
 	CHECK_I64(amount_add(&a, &b, &r), AMOUNT_OK);
 	CHECK_STR(fmt(&r), "12.50 USD");
 	CHECK_I64(amount_sub(&b, &a, &r), AMOUNT_OK);
 	CHECK_STR(fmt(&r), "-7.50 USD");
 	CHECK_I64(amount_neg(&min, &r), AMOUNT_OK);
-	CHECK_STR(fmt(&r), "92233720368547758.07 USD");
+	CHECK_STR(fmt(&r), "1000000000000.00 USD");
 	CHECK_I64(amount_add(&a, &e, &r), AMOUNT_CURRENCY_MISMATCH);
 	CHECK_I64(amount_sub(&a, &e, &r), AMOUNT_CURRENCY_MISMATCH);
 	CHECK_I64(amount_add(&max, &b, &r), AMOUNT_OUT_OF_RANGE);
 	CHECK_I64(amount_sub(&min, &b, &r), AMOUNT_OUT_OF_RANGE);
+	CHECK_I64(amount_add(&max, &max, &r), AMOUNT_OUT_OF_RANGE);
 	CHECK_I64(amount_add(&max, &min, &r), AMOUNT_OK);
 	CHECK_I64(r.units, 0);
+	/* a value stored at a finer scale (a later ICU) has the bound of its scale */
+	{
+		Amount		fine = max;
+
+		fine.scale = 4;
+		fine.units = 10000000000000000LL;	/* 10^12 at scale 4 */
+		CHECK_I64(amount_add(&fine, &a, &r), AMOUNT_OUT_OF_RANGE);
+		CHECK_I64(amount_sub(&fine, &a, &r), AMOUNT_OK);
+	}
 
 	CHECK_I64(amount_mul_int(&b, 3, &r), AMOUNT_OK);
 	CHECK_STR(fmt(&r), "7.50 USD");
@@ -214,25 +239,44 @@ test_arithmetic(void)
 		CHECK_I64(r.units, 125000);
 		CHECK_STR(fmt(&r), "12.5000 USD");
 	}
-	/* validation of values from outside */
+	/*
+	 * binary_input_refuses_what_text_refuses: the one rule of values from
+	 * outside refuses every value text input cannot make
+	 */
 	{
 		Amount		v = a;
 
 		CHECK_I64(amount_validate(&v), AMOUNT_OK);
+		CHECK_I64(amount_validate(&max), AMOUNT_OK);
+		CHECK_I64(amount_validate(&min), AMOUNT_OK);
 		v.units = INT64_MIN;
+		CHECK_I64(amount_validate(&v), AMOUNT_OUT_OF_RANGE);
+		v.units = 100000000000001LL;	/* 1000000000000.01 USD */
 		CHECK_I64(amount_validate(&v), AMOUNT_OUT_OF_RANGE);
 		v = a;
 		v.scale = 200;
 		CHECK_I64(amount_validate(&v), AMOUNT_BAD_SCALE);
 		v = a;
+		v.units = 1005;			/* 1.005 USD */
+		v.scale = 3;
+		CHECK_I64(amount_validate(&v), AMOUNT_BAD_SCALE);
+		v.units = 1000;			/* 1.000 USD: text makes 1.00 USD of scale 2 */
+		CHECK_I64(amount_validate(&v), AMOUNT_BAD_SCALE);
+		v = a;
+		v.scale = 0;			/* 1000 USD at scale 0 */
+		CHECK_I64(amount_validate(&v), AMOUNT_BAD_SCALE);
+		v = a;
 		memcpy(v.currency, "ZZZ", 3);
 		CHECK_I64(amount_validate(&v), AMOUNT_UNKNOWN_CURRENCY);
 		v = a;
+		memcpy(v.currency, "usd", 3);	/* text makes USD of it */
+		CHECK_I64(amount_validate(&v), AMOUNT_BAD_CODE);
+		v = a;
 		v.currency[0] = 0;
-		CHECK_I64(amount_validate(&v), AMOUNT_UNKNOWN_CURRENCY);
+		CHECK_I64(amount_validate(&v), AMOUNT_BAD_CODE);
 		v = a;
 		v.reserved[2] = 1;
-		CHECK_I64(amount_validate(&v), AMOUNT_BAD_SCALE);
+		CHECK_I64(amount_validate(&v), AMOUNT_BAD_PADDING);
 	}
 }
 
@@ -273,8 +317,8 @@ test_allocate(void)
 	CHECK_I64(amount_allocate(&t, w, 3, parts, slots), AMOUNT_BAD_WEIGHTS);
 	CHECK_I64(amount_allocate(&t, w, 0, parts, slots), AMOUNT_BAD_WEIGHTS);
 
-	/* the largest values: the product of total and weight needs 126 bits */
-	t = A("92233720368547758.07 USD");
+	/* the largest values: the product of total and weight needs 110 bits */
+	t = A("1000000000000.00 USD");
 	w[0] = INT64_MAX;
 	w[1] = INT64_MAX - 1;
 	w[2] = 1;
@@ -332,22 +376,50 @@ test_sum(void)
 	AmountSum	s,
 				s2;
 	Amount		r,
-				max = A("92233720368547758.07 USD"),
+				max = A("1000000000000.00 USD"),
 				one = A("0.01 USD"),
 				e = A("1.00 EUR");
 
 	amount_sum_init(&s);
 	CHECK_I64(amount_sum_add(&s, &max), AMOUNT_OK);
 	CHECK_I64(amount_sum_add(&s, &max), AMOUNT_OK);
-	/* the running total may exceed the range; only the result is checked */
+	/* the running total may exceed the bound; only the result is checked */
 	CHECK_I64(amount_sum_result(&s, &r), AMOUNT_OUT_OF_RANGE);
 	CHECK_I64(amount_sum_avg(&s, ROUND_HALF_UP, &r), AMOUNT_OK);
-	CHECK_STR(fmt(&r), "92233720368547758.07 USD");
+	CHECK_STR(fmt(&r), "1000000000000.00 USD");
 	r = max;
 	r.units = -r.units;
 	CHECK_I64(amount_sum_add(&s, &r), AMOUNT_OK);
 	CHECK_I64(amount_sum_result(&s, &r), AMOUNT_OK);
-	CHECK_STR(fmt(&r), "92233720368547758.07 USD");
+	CHECK_STR(fmt(&r), "1000000000000.00 USD");
+
+	/*
+	 * sum_numeric_never_overflows: 2^63 amounts of the largest value at
+	 * ICU's most digits (CLF, 4) fit the 128-bit total, and its text is
+	 * exact
+	 */
+	{
+		char		wide[AMOUNT_WIDE_TEXT_MAX];
+
+		amount_sum_init(&s);
+		r = A("1000000000000.0000 CLF");
+		CHECK_I64(amount_sum_add(&s, &r), AMOUNT_OK);
+		s.count = INT64_MAX - 1;
+		s.total = (int128_t) r.units * (INT64_MAX - 1);
+		CHECK_I64(amount_sum_add(&s, &r), AMOUNT_OK);
+		CHECK(s.total == (int128_t) r.units * INT64_MAX);
+		amount_format_wide(s.total, s.scale, wide);
+		CHECK_STR(wide, "9223372036854775807000000000000.0000");
+		CHECK_I64(amount_sum_result(&s, &r), AMOUNT_OUT_OF_RANGE);
+		amount_format_wide(-5, 2, wide);
+		CHECK_STR(wide, "-0.05");
+		amount_format_wide(0, 3, wide);
+		CHECK_STR(wide, "0.000");
+		amount_format_wide(-1234, 0, wide);
+		CHECK_STR(wide, "-1234");
+		amount_format_wide(-((int128_t) 1 << 126), 4, wide);
+		CHECK_STR(wide, "-8507059173023461586584365185794205.2864");
+	}
 	CHECK_I64(amount_sum_add(&s, &e), AMOUNT_CURRENCY_MISMATCH);
 
 	/* combine, with a second accumulator at a finer scale */
