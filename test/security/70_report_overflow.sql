@@ -1,7 +1,7 @@
 -- Attack 7: one tenant's huge amounts against another tenant's reports.
 --
--- As atk_writer_b (tenant B), two payments near the largest amount
--- (90,000,000,000,000,000.00 EUR each, on B's two accounts), committed in
+-- As atk_writer_b (tenant B), two payments of the largest amount
+-- (1,000,000,000,000.00 EUR each, on B's two accounts), committed in
 -- a copy of the database: any sum over both overflows the amount's range.
 -- Then, as atk_reader (tenant A), every view of the extension (every
 -- column of every row) and billing.check_invariants() must still return:
@@ -48,8 +48,8 @@ CREATE DATABASE security_attack_scratch TEMPLATE :db;
 \c security_attack_scratch atk_writer_b
 SELECT atk.id('B', 'account') AS b1, atk.id('B', 'account2') AS b2 \gset
 \set ON_ERROR_STOP 0
-SELECT billing.apply_payment(:b1, '90000000000000000.00 EUR', 'bank_transfer', idempotency_key => 'huge-1') AS huge1 \gset
-SELECT billing.apply_payment(:b2, '90000000000000000.00 EUR', 'bank_transfer', idempotency_key => 'huge-2') AS huge2 \gset
+SELECT billing.apply_payment(:b1, '1000000000000.00 EUR', 'bank_transfer', idempotency_key => 'huge-1') AS huge1 \gset
+SELECT billing.apply_payment(:b2, '1000000000000.00 EUR', 'bank_transfer', idempotency_key => 'huge-2') AS huge2 \gset
 \set ON_ERROR_STOP 1
 SELECT * FROM atk.report('report_overflow:setup_two_near_maximum_payments',
                          (SELECT count(*) FROM billing.payment WHERE idempotency_key IN ('huge-1', 'huge-2')) = 2,
