@@ -195,7 +195,7 @@ SELECT s('billing.update_account(bigint,text,text,integer,text,text,text,bigint,
 SELECT s('billing.create_product(text,text,jsonb)', $q$SELECT billing.create_product(NULL)$q$, $q$SELECT billing.create_product('')$q$);
 SELECT s('billing.update_product(bigint,text,text,boolean,jsonb)', $q$SELECT billing.update_product(NULL)$q$,
     $q$SELECT billing.update_product(999, name => 'X')$q$, $q$SELECT billing.update_product(1, name => '')$q$);
-SELECT s('billing.create_price(bigint,text,numeric,text,interval,text,text,numeric,jsonb,numeric,integer,bigint,text,jsonb)',
+SELECT s('billing.create_price(bigint,text,numeric,text,interval,text,text,numeric,jsonb,numeric,integer,bigint,text,jsonb,boolean)',
     $q$SELECT billing.create_price(NULL, 'USD', 1)$q$, $q$SELECT billing.create_price(1, 'XYZ', 1)$q$, $q$SELECT billing.create_price(1, NULL, 1)$q$,
     $q$SELECT billing.create_price(1, 'USD', -1)$q$, $q$SELECT billing.create_price(1, 'USD', 'NaN')$q$, $q$SELECT billing.create_price(1, 'USD', 'Infinity')$q$,
     $q$SELECT billing.create_price(1, 'USD', 1, scheme => '')$q$, $q$SELECT billing.create_price(1, 'USD', 1, cadence => '0 days')$q$,
@@ -206,7 +206,7 @@ SELECT s('billing.create_price(bigint,text,numeric,text,interval,text,text,numer
     $q$SELECT billing.create_price(1, 'USD', 1, trial_days => -1)$q$, $q$SELECT billing.create_price(1, 'USD', 1, setup_fee => 'NaN')$q$,
     $q$SELECT billing.create_price(1, 'USD', 1, scheme => 'package', package_size => 'Infinity')$q$,
     $q$SELECT billing.create_price(1, 'USD', scheme => 'volume', tiers => '[{"up_to": null, "unit_amount": "NaN"}]')$q$);
-SELECT s('billing.update_price(bigint,text,boolean,bigint,integer,jsonb)', $q$SELECT billing.update_price(NULL)$q$,
+SELECT s('billing.update_price(bigint,text,boolean,bigint,integer,jsonb,boolean)', $q$SELECT billing.update_price(NULL)$q$,
     $q$SELECT billing.update_price(999, active => false)$q$, $q$SELECT billing.update_price(1, trial_days => -5)$q$,
     $q$SELECT billing.update_price(1, tax_rate_id => 999)$q$);
 SELECT s('billing.price_amount(bigint,numeric,text)', $q$SELECT billing.price_amount(NULL)$q$, $q$SELECT billing.price_amount(1, -1)$q$,
@@ -217,6 +217,15 @@ SELECT s('billing.create_coupon(text,text,numeric,billing.amount,integer,text)',
     $q$SELECT billing.create_coupon('X', 'once', 'NaN')$q$, $q$SELECT billing.create_coupon('X', 'sometimes', 10)$q$,
     $q$SELECT billing.create_coupon('X', 'repeating', 10, duration_periods => -1)$q$,
     $q$SELECT billing.create_coupon('X', 'once', amount_off => '-1.00 USD')$q$, $q$SELECT billing.create_coupon('TEN', 'once', 10)$q$);
+SELECT s('billing.create_coupon(text,text,numeric,text,integer,text)',
+    $q$SELECT billing.create_coupon('X', 'once', amount_off => 10, currency => NULL)$q$,
+    $q$SELECT billing.create_coupon('X', 'once', amount_off => 10, currency => 'XYZ')$q$,
+    $q$SELECT billing.create_coupon('X', 'once', amount_off => 1.005, currency => 'USD')$q$,
+    $q$SELECT billing.create_coupon('X', 'once', amount_off => -1, currency => 'USD')$q$,
+    $q$SELECT billing.create_coupon('X', 'once', amount_off => 0, currency => 'USD')$q$,
+    $q$SELECT billing.create_coupon('X', 'once', amount_off => 'Infinity', currency => 'USD')$q$,
+    $q$SELECT billing.create_coupon('X', 'once', amount_off => 1e13, currency => 'USD')$q$,
+    $q$SELECT billing.create_coupon('X', 'once', amount_off => NULL::numeric, currency => 'USD')$q$);
 
 -- subscriptions and usage
 SELECT s('billing.subscribe(bigint,bigint,numeric,date,date,integer,text,jsonb,boolean,jsonb)',
@@ -279,19 +288,36 @@ SELECT s('billing.apply_payment(bigint,billing.amount,text,text,text,date,bigint
     $q$SELECT billing.apply_payment(1, '1.00 USD', 'cash', received_on => '-infinity')$q$,
     $q$SELECT billing.apply_payment(1, '1.00 USD', 'cash', invoice_ids => '{999,NULL}')$q$,
     $q$SELECT billing.apply_payment(1, '1.00 USD', 'cash', reference => 'x''); DROP TABLE billing.payment; --', idempotency_key => ''' OR 1=1 --')$q$);
+SELECT s('billing.apply_payment(bigint,numeric,text,text,text,date,bigint[])',
+    $q$SELECT billing.apply_payment(1, 1.005, 'cash')$q$, $q$SELECT billing.apply_payment(1, 0, 'cash')$q$,
+    $q$SELECT billing.apply_payment(1, -1, 'cash')$q$, $q$SELECT billing.apply_payment(1, NULL::numeric, 'cash')$q$,
+    $q$SELECT billing.apply_payment(1, 'NaN'::numeric, 'cash')$q$, $q$SELECT billing.apply_payment(1, 1e13, 'cash')$q$,
+    $q$SELECT billing.apply_payment(999, 1, 'cash')$q$, $q$SELECT billing.apply_payment(NULL, 1, 'cash')$q$,
+    $q$SELECT billing.apply_payment(2, 1.5, 'cash')$q$);
 SELECT s('billing.refund_credit(bigint,billing.amount,text,text)', $q$SELECT billing.refund_credit(NULL)$q$,
     $q$SELECT billing.refund_credit(999)$q$, $q$SELECT billing.refund_credit(1, '92233720368547758.07 USD')$q$,
     $q$SELECT billing.refund_credit(1, '-1.00 USD')$q$, $q$SELECT billing.refund_credit(1, '1.00 EUR')$q$,
     $q$SELECT billing.refund_credit(1, idempotency_key => '')$q$, $q$SELECT billing.refund_credit(1)$q$);
+SELECT s('billing.refund_credit(bigint,numeric,text,text)', $q$SELECT billing.refund_credit(1, 1e20)$q$,
+    $q$SELECT billing.refund_credit(1, -1)$q$, $q$SELECT billing.refund_credit(1, 0.001)$q$,
+    $q$SELECT billing.refund_credit(999, 1)$q$, $q$SELECT billing.refund_credit(1, 1000)$q$);
 SELECT s('billing.refund_payment(bigint,bigint,billing.amount,text,text)', $q$SELECT billing.refund_payment(1, NULL)$q$,
     $q$SELECT billing.refund_payment(1, 999)$q$, $q$SELECT billing.refund_payment(1, 1, '6.00 USD')$q$, $q$SELECT billing.refund_payment(1, 1, '-1.00 USD')$q$,
     $q$SELECT billing.refund_payment(1, 1, '1.00 EUR')$q$, $q$SELECT billing.refund_payment(1, 1, idempotency_key => '')$q$);
+SELECT s('billing.refund_payment(bigint,bigint,numeric,text,text)', $q$SELECT billing.refund_payment(1, 1, 6.00)$q$,
+    $q$SELECT billing.refund_payment(1, 1, -1)$q$, $q$SELECT billing.refund_payment(1, 1, 0.001)$q$,
+    $q$SELECT billing.refund_payment(1, 999, 1)$q$, $q$SELECT billing.refund_payment(999, 1, 1)$q$);
 SELECT s('billing.record_chargeback(bigint,bigint,billing.amount,text,text)', $q$SELECT billing.record_chargeback(NULL, 1)$q$,
     $q$SELECT billing.record_chargeback(1, 1, '0.00 USD')$q$, $q$SELECT billing.record_chargeback(1, 1, reason => '4242424242424242')$q$);
+SELECT s('billing.record_chargeback(bigint,bigint,numeric,text,text)', $q$SELECT billing.record_chargeback(NULL, 1, 1)$q$,
+    $q$SELECT billing.record_chargeback(1, 1, 0)$q$, $q$SELECT billing.record_chargeback(1, 1, 99.999)$q$);
 SELECT s('billing.issue_credit_note(bigint,bigint,billing.amount,text,text)', $q$SELECT billing.issue_credit_note(1, 1, NULL)$q$,
     $q$SELECT billing.issue_credit_note(1, 1, '100.00 USD')$q$, $q$SELECT billing.issue_credit_note(1, 1, '1.00 JPY')$q$,
     $q$SELECT billing.issue_credit_note(1, 1, '1.00 USD', '')$q$, $q$SELECT billing.issue_credit_note(1, 999, '1.00 USD')$q$,
     $q$SELECT billing.issue_credit_note(1, 1, '1.00 USD', reason => '4111-1111-1111-1111')$q$);
+SELECT s('billing.issue_credit_note(bigint,bigint,numeric,text,text)', $q$SELECT billing.issue_credit_note(1, 1, 100)$q$,
+    $q$SELECT billing.issue_credit_note(1, 1, 0.001)$q$, $q$SELECT billing.issue_credit_note(1, 999, 1)$q$,
+    $q$SELECT billing.issue_credit_note(1, 1, -1)$q$);
 SELECT s('billing.void_invoice(bigint,bigint,text)', $q$SELECT billing.void_invoice(1, NULL)$q$, $q$SELECT billing.void_invoice(1, 1)$q$,
     $q$SELECT billing.void_invoice(2, 1)$q$);
 SELECT s('billing.write_off_invoice(bigint,bigint,text)', $q$SELECT billing.write_off_invoice(NULL, 1)$q$, $q$SELECT billing.write_off_invoice(1, 999)$q$);

@@ -301,6 +301,93 @@ CALL billing.run_cycle();
 SELECT issue_date, total, status, period_start, period_end FROM billing.invoice WHERE account_id = :yara ORDER BY invoice_id;
 SELECT * FROM credit WHERE account_id = :yara;
 
+-- trial_usage_is_free_unless_the_price_bills_it: Tom and Una each start a
+-- 14-day trial of a metered API on Aug 1, 2027 (0.10 per call, trial ends
+-- Aug 15, the anchor).  Tom's price leaves trial usage free (the default):
+-- the 300 calls of his trial are on the Aug 15 invoice at 0.00, on a line
+-- of their own for [Aug 1, Aug 15), and are not billed again; his 50 calls
+-- after the trial are billed 5.00 on Sep 15.  Una's price bills trial
+-- usage: her 300 calls are 30.00 on Aug 15.
+SELECT billing.create_price(:product, 'USD', 0.10, scheme => 'per_unit', usage_type => 'metered',
+                            trial_days => 14) AS api_free \gset
+SELECT billing.create_price(:product, 'USD', 0.10, scheme => 'per_unit', usage_type => 'metered',
+                            trial_days => 14, bill_trial_usage => true) AS api_billed \gset
+SELECT billing.create_account(:entity, 'Tom') AS tom \gset
+SELECT billing.create_account(:entity, 'Una') AS una \gset
+SET billing.clock = '2027-08-01 12:00+00';
+SELECT billing.subscribe(:tom, :api_free) AS tom_sub \gset
+SELECT billing.subscribe(:una, :api_billed) AS una_sub \gset
+SELECT subscription_item_id AS tom_item FROM billing.subscription_item WHERE subscription_id = :tom_sub \gset
+SELECT subscription_item_id AS una_item FROM billing.subscription_item WHERE subscription_id = :una_sub \gset
+SELECT trial_end, anchor FROM billing.subscription WHERE subscription_id IN (:tom_sub, :una_sub) ORDER BY subscription_id;
+SELECT billing.record_usage(:tom, :tom_item, 200, 'tom-1', '2027-08-03 10:00+00') IS NOT NULL AS recorded,
+       billing.record_usage(:tom, :tom_item, 100, 'tom-2', '2027-08-14 23:00+00') IS NOT NULL AS last_trial_day,
+       billing.record_usage(:una, :una_item, 300, 'una-1', '2027-08-10 10:00+00') IS NOT NULL AS una_recorded;
+SET billing.clock = '2027-08-15 12:00+00';
+SELECT billing.record_usage(:tom, :tom_item, 50, 'tom-3', '2027-08-15 09:00+00') IS NOT NULL AS first_paid_day;
+SELECT 'Tom' AS who, kind, description, quantity, amount, period_start, period_end
+FROM billing.preview_invoice(:tom) UNION ALL
+SELECT 'Una', kind, description, quantity, amount, period_start, period_end
+FROM billing.preview_invoice(:una);
+CALL billing.run_cycle();
+SELECT l.account_id, l.description, l.quantity, l.amount, l.period_start, l.period_end
+FROM billing.invoice_line l WHERE l.account_id IN (:tom, :una) ORDER BY l.account_id, l.invoice_line_id;
+-- a late event of the trial, recorded after the Aug 15 invoice, is still free
+SELECT billing.record_usage(:tom, :tom_item, 10, 'tom-4', '2027-08-12 10:00+00') IS NOT NULL AS late_trial_event;
+SET billing.clock = '2027-09-15 12:00+00';
+SELECT kind, description, quantity, amount, period_start, period_end FROM billing.preview_invoice(:tom);
+CALL billing.run_cycle();
+SELECT i.issue_date, l.description, l.quantity, l.amount, l.period_start, l.period_end
+FROM billing.invoice_line l JOIN billing.invoice i USING (account_id, invoice_id)
+WHERE l.account_id = :tom ORDER BY l.invoice_line_id;
+SELECT account_id, billing.sum(total) AS billed FROM billing.invoice WHERE account_id IN (:tom, :una)
+GROUP BY account_id ORDER BY account_id;
+-- the setting is for metered prices, and can be changed
+SELECT billing_test_error(format('SELECT billing.create_price(%s, %L, 5, bill_trial_usage => true)', :product, 'USD'))
+    AS licensed_refused;
+SELECT billing_test_error(format('SELECT billing.update_price(%s, bill_trial_usage => true)', :basic))
+    AS licensed_update_refused;
+SELECT billing.update_price(:api_free, bill_trial_usage => true);
+SELECT bill_trial_usage FROM billing.price WHERE price_id = :api_free;
+
+-- amounts_as_numbers_in_the_accounts_currency: every money function of an
+-- account takes a plain number in the account's currency, exactly (more
+-- decimals than the currency has are refused, never rounded); a quoted
+-- '12.00 USD' is still an amount.  Kai (USD) pays 58.31 of her 100.00,
+-- then the rest, gets 8.31 back, a credit note of 5 (which pays 5 of the
+-- 8.31 due again) and a chargeback of 1; Ken (JPY) pays 1000 yen.
+SELECT billing.create_account(:entity, 'Kai') AS kai \gset
+SELECT billing.create_account(:entity, 'Ken', currency => 'JPY') AS ken \gset
+SET billing.clock = '2027-10-01 12:00+00';
+SELECT billing.subscribe(:kai, :pro) AS kai_sub \gset
+SELECT invoice_id AS kai_inv FROM billing.invoice WHERE account_id = :kai \gset
+SELECT billing.apply_payment(:kai, 58.31, 'cash', idempotency_key => 'kai-1') AS kai_pay \gset
+SELECT billing.apply_payment(:kai, '41.69 USD', 'cash', idempotency_key => 'kai-2') AS kai_pay2 \gset
+SELECT amount FROM billing.payment WHERE account_id = :kai ORDER BY payment_id;
+SELECT billing.refund_payment(:kai, :kai_pay, 8.31, 'partial') IS NOT NULL AS refunded,
+       billing.issue_credit_note(:kai, :kai_inv, 5, 'credit_balance') IS NOT NULL AS credited,
+       billing.record_chargeback(:kai, :kai_pay2, 1) IS NOT NULL AS charged_back;
+SELECT kind, amount FROM billing.refund WHERE account_id = :kai ORDER BY refund_id;
+SELECT amount FROM billing.credit_note WHERE account_id = :kai;
+-- she then pays 20 more than she owes: 15.69 of credit, 2.50 of it back
+SELECT billing.apply_payment(:kai, 20, 'cash', idempotency_key => 'kai-3') IS NOT NULL AS overpaid;
+SELECT * FROM credit WHERE account_id = :kai;
+SELECT billing.refund_credit(:kai, 2.5) IS NOT NULL AS credit_refunded;
+SELECT * FROM credit WHERE account_id = :kai;
+SELECT kind, amount FROM billing.refund WHERE account_id = :kai ORDER BY refund_id;
+SELECT billing.apply_payment(:ken, 1000, 'cash') IS NOT NULL AS yen_paid;
+SELECT amount FROM billing.payment WHERE account_id = :ken;
+SELECT billing_test_error(format('SELECT billing.apply_payment(%s, 10.5, %L)', :ken, 'cash')) AS half_a_yen,
+       billing_test_error(format('SELECT billing.apply_payment(%s, 1.001, %L)', :kai, 'cash')) AS tenth_of_a_cent,
+       billing_test_error(format('SELECT billing.refund_credit(%s, 0.005)', :kai)) AS half_a_cent_back;
+SELECT count(*) AS kai_payments FROM billing.payment WHERE account_id = :kai;
+SELECT billing.create_coupon('TENOFF', 'once', amount_off => 10, currency => 'USD') AS tenoff \gset
+SELECT code, amount_off FROM billing.coupon WHERE coupon_id = :tenoff;
+SELECT billing_test_error($$SELECT billing.create_coupon('NOCUR', 'once', amount_off => 10, currency => NULL)$$)
+    AS coupon_without_currency;
+-- the allocation of the discount still sums exactly: 1/3 shares as numerics
+SELECT billing.allocate('10.00 USD', ARRAY[1/3::numeric, 1/3::numeric, 1/3::numeric]) AS thirds;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

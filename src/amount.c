@@ -1050,9 +1050,81 @@ allocate_common(FunctionCallInfo fcinfo, Amount *total, int64 *weights, int n)
 }
 
 /*
+ * Ratios that do not fit the core's int64 weights (1/3 as a numeric has 20
+ * decimals; 10^30 is too large): the same rule as amount_allocate, done in
+ * exact numeric arithmetic.  Each part is trunc(|total| x r / sum) minor
+ * units; the units left over (fewer than the number of parts) go one each
+ * to the largest remainders, ties to the earlier part.  Quotients and
+ * remainders of numerics are exact, so nothing is rounded on the way.
+ */
+typedef struct NumericSlot
+{
+	Numeric		remainder;
+	int			index;
+} NumericSlot;
+
+static int
+numeric_slot_order(const void *pa, const void *pb)
+{
+	const NumericSlot *a = pa;
+	const NumericSlot *b = pb;
+	int			c = DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(b->remainder),
+													  NumericGetDatum(a->remainder)));
+
+	if (c != 0)
+		return c;
+	return (a->index > b->index) - (a->index < b->index);
+}
+
+static Datum
+allocate_numeric(FunctionCallInfo fcinfo, Amount *total, Datum *ratios, int n)
+{
+	Amount	   *parts = palloc(sizeof(Amount) * n);
+	NumericSlot *slots = palloc(sizeof(NumericSlot) * n);
+	int64		mag = total->units < 0 ? -total->units : total->units;
+	Numeric		nmag = int64_to_numeric(mag);
+	Numeric		zero = int64_to_numeric(0);
+	Numeric		sum = zero;
+	int64		given = 0;
+
+	for (int i = 0; i < n; i++)
+		sum = numeric_add_opt_error(sum, DatumGetNumeric(ratios[i]), NULL);
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(sum), NumericGetDatum(zero))) == 0)
+		billing_amount_error(AMOUNT_BAD_WEIGHTS, total, NULL, "billing.allocate");
+	for (int i = 0; i < n; i++)
+	{
+		Numeric		prod = numeric_mul_opt_error(nmag, DatumGetNumeric(ratios[i]), NULL);
+		Numeric		q = DatumGetNumeric(DirectFunctionCall2(numeric_div_trunc, NumericGetDatum(prod),
+															NumericGetDatum(sum)));
+		int64		units = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(q)));
+
+		slots[i].remainder = numeric_sub_opt_error(prod, numeric_mul_opt_error(q, sum, NULL), NULL);
+		slots[i].index = i;
+		given += units;
+		memset(&parts[i], 0, sizeof(Amount));
+		parts[i].units = units;
+		memcpy(parts[i].currency, total->currency, 3);
+		parts[i].scale = total->scale;
+	}
+	/* each part is at most |total|, and their sum too: no overflow */
+	if (mag - given > 0)
+	{
+		qsort(slots, (size_t) n, sizeof(NumericSlot), numeric_slot_order);
+		for (int64 k = 0; k < mag - given; k++)
+			parts[slots[k].index].units++;
+	}
+	if (total->units < 0)
+		for (int i = 0; i < n; i++)
+			parts[i].units = -parts[i].units;
+	return build_amount_array(fcinfo, parts, n);
+}
+
+/*
  * Ratios are numerics; they are made whole by one common power of ten (the
  * largest number of decimals among them), which keeps them exactly
- * proportional.  A ratio that does not fit in 18 digits that way is refused.
+ * proportional, and the core allocates by those int64 weights.  Ratios
+ * that do not fit that way are allocated in numeric arithmetic by the same
+ * rule (allocate_numeric).
  */
 PG_FUNCTION_INFO_V1(amount_allocate_fn);
 Datum
@@ -1098,11 +1170,16 @@ amount_allocate_fn(PG_FUNCTION_ARGS)
 		if (sc > max_scale)
 			max_scale = sc;
 	}
+	for (int i = 0; i < n; i++)
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, elems[i],
+											  NumericGetDatum(int64_to_numeric(0)))) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ratio %d is negative: %s", i + 1,
+							DatumGetCString(DirectFunctionCall1(numeric_out, elems[i]))),
+					 errdetail("Ratios must be zero or positive, and at least one must be positive.")));
 	if (max_scale > 18)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ratios have too many decimal places (%d)", max_scale),
-				 errhint("Use ratios with at most 18 decimal places, or whole-number weights.")));
+		return allocate_numeric(fcinfo, total, elems, n);
 	factor = int64_to_numeric(amount_pow10(max_scale));
 	weights = palloc(sizeof(int64) * n);
 	for (int i = 0; i < n; i++)
@@ -1110,22 +1187,11 @@ amount_allocate_fn(PG_FUNCTION_ARGS)
 		Numeric		w = numeric_mul_opt_error(DatumGetNumeric(elems[i]), factor, NULL);
 
 		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(w),
-											  NumericGetDatum(int64_to_numeric(0)))) < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("ratio %d is negative: %s", i + 1,
-							DatumGetCString(DirectFunctionCall1(numeric_out, elems[i]))),
-					 errdetail("Ratios must be zero or positive, and at least one must be positive.")));
-		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(w),
 											  NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("ratio %d is too large: %s", i + 1,
-							DatumGetCString(DirectFunctionCall1(numeric_out, elems[i]))),
-					 errdetail("Scaled to whole numbers by their common decimals, ratios must stay below 2^63."),
-					 errhint("Scale the ratios down; only their proportions matter.")));
+			return allocate_numeric(fcinfo, total, elems, n);
 		weights[i] = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(w)));
 	}
+	/* the core sums weights in int128: n < 2^20 weights below 2^63 fit */
 	return allocate_common(fcinfo, total, weights, n);
 }
 

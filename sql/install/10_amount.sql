@@ -19,7 +19,12 @@ CREATE TYPE billing.amount (
     SEND = billing.amount_send,
     INTERNALLENGTH = 16,
     ALIGNMENT = double,
-    STORAGE = plain
+    STORAGE = plain,
+    -- An amount is written as a quoted literal ('58.31 USD').  Where a
+    -- function also takes a plain number in the currency it knows
+    -- (apply_payment(1, 58.31, 'cash')), PostgreSQL resolves an untyped
+    -- literal to the string category: in it, '58.31 USD' is an amount.
+    CATEGORY = 'S'
 );
 COMMENT ON FUNCTION billing.amount_in(cstring) IS 'text input: ''12.34 USD'', ''USD 12.34'', signs, lower-case codes';
 COMMENT ON FUNCTION billing.amount_out(billing.amount) IS 'text output: the number with the currency''s digits, then the code';

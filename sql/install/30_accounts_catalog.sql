@@ -183,13 +183,17 @@ CREATE TABLE billing.price (
     active            boolean NOT NULL DEFAULT true,
     metadata          jsonb NOT NULL DEFAULT '{}',
     created_at        timestamptz NOT NULL DEFAULT billing.now(),
+    -- Usage dated before a subscription's trial ends is free unless the
+    -- price says otherwise (as customers of metered trials expect).
+    bill_trial_usage  boolean NOT NULL DEFAULT false,
     CHECK ((usage_type = 'metered') = (usage_aggregation IS NOT NULL)),
     CHECK (scheme IN ('graduated', 'volume') OR unit_amount IS NOT NULL),
     CHECK ((scheme = 'package') = (package_size IS NOT NULL)),
     CHECK (NOT (scheme = 'flat' AND usage_type = 'metered'))
 );
 COMMENT ON TABLE billing.price IS
-    'how much a product costs per period: scheme, licensed or metered usage, cadence, setup fee, trial days, tax rate';
+    'how much a product costs per period: scheme, licensed or metered usage, cadence, setup fee, trial days, '
+    'whether usage during a trial is billed, tax rate';
 CREATE INDEX ON billing.price (product_id);
 
 -- Tiers of a graduated or volume price, in order of up_to (NULL: the last,
@@ -438,7 +442,7 @@ CREATE FUNCTION billing.create_price(
     cadence interval DEFAULT '1 month', usage_type text DEFAULT 'licensed',
     usage_aggregation text DEFAULT NULL, package_size numeric DEFAULT NULL, tiers jsonb DEFAULT NULL,
     setup_fee numeric DEFAULT NULL, trial_days integer DEFAULT 0, tax_rate_id bigint DEFAULT NULL,
-    nickname text DEFAULT NULL, metadata jsonb DEFAULT '{}')
+    nickname text DEFAULT NULL, metadata jsonb DEFAULT '{}', bill_trial_usage boolean DEFAULT false)
 RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
@@ -473,6 +477,10 @@ BEGIN
         RAISE EXCEPTION 'a metered price cannot be flat'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use per_unit, package, graduated or volume.';
     END IF;
+    IF bill_trial_usage AND usage_type = 'licensed' THEN
+        RAISE EXCEPTION 'bill_trial_usage is for metered prices: a licensed price bills no usage'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave bill_trial_usage out, or pass usage_type => ''metered''.';
+    END IF;
     IF scheme IN ('graduated', 'volume') THEN
         IF tiers IS NULL OR jsonb_typeof(tiers) <> 'array' OR jsonb_array_length(tiers) = 0 THEN
             RAISE EXCEPTION 'a % price needs tiers', scheme
@@ -503,9 +511,11 @@ BEGIN
     PERFORM billing.period_containing('2000-01-01', cadence, '2000-01-01');
 
     INSERT INTO billing.price AS p (product_id, currency, scheme, usage_type, usage_aggregation, unit_amount,
-                                    package_size, cadence, setup_fee, trial_days, tax_rate_id, nickname, metadata)
+                                    package_size, cadence, setup_fee, trial_days, tax_rate_id, nickname, metadata,
+                                    bill_trial_usage)
     VALUES (product_id, upper(currency), scheme, usage_type, usage_aggregation, unit_amount, package_size,
-            cadence, setup_fee, coalesce(trial_days, 0), tax_rate_id, nickname, coalesce(metadata, '{}'))
+            cadence, setup_fee, coalesce(trial_days, 0), tax_rate_id, nickname, coalesce(metadata, '{}'),
+            coalesce(bill_trial_usage, false))
     RETURNING p.price_id INTO v_id;
 
     IF tiers IS NOT NULL THEN
@@ -525,31 +535,39 @@ BEGIN
     END IF;
     RETURN v_id;
 END $$;
-COMMENT ON FUNCTION billing.create_price(bigint, text, numeric, text, interval, text, text, numeric, jsonb, numeric, integer, bigint, text, jsonb) IS
+COMMENT ON FUNCTION billing.create_price(bigint, text, numeric, text, interval, text, text, numeric, jsonb, numeric, integer, bigint, text, jsonb, boolean) IS
     'creates a price of a product: scheme flat, per_unit, package, graduated or volume (tiers jsonb), '
-    'licensed or metered (usage_aggregation sum, max, count, unique_count, last), cadence, setup fee, trial days, tax rate';
+    'licensed or metered (usage_aggregation sum, max, count, unique_count, last), cadence, setup fee, trial days, tax rate; '
+    'bill_trial_usage: whether a metered price bills the usage dated during a trial (default: free)';
 
 CREATE FUNCTION billing.update_price(price_id bigint, nickname text DEFAULT NULL, active boolean DEFAULT NULL,
                                      tax_rate_id bigint DEFAULT NULL, trial_days integer DEFAULT NULL,
-                                     metadata jsonb DEFAULT NULL)
+                                     metadata jsonb DEFAULT NULL, bill_trial_usage boolean DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_all('change a price');
     PERFORM billing._check_tax_rate(tax_rate_id);
+    IF bill_trial_usage AND EXISTS (SELECT FROM billing.price p
+                                    WHERE p.price_id = update_price.price_id AND p.usage_type = 'licensed') THEN
+        RAISE EXCEPTION 'bill_trial_usage is for metered prices: price % is licensed', price_id
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave bill_trial_usage out.';
+    END IF;
     UPDATE billing.price p
     SET nickname = coalesce(update_price.nickname, p.nickname),
         active = coalesce(update_price.active, p.active),
         tax_rate_id = coalesce(update_price.tax_rate_id, p.tax_rate_id),
         trial_days = coalesce(update_price.trial_days, p.trial_days),
-        metadata = coalesce(update_price.metadata, p.metadata)
+        metadata = coalesce(update_price.metadata, p.metadata),
+        bill_trial_usage = coalesce(update_price.bill_trial_usage, p.bill_trial_usage)
     WHERE p.price_id = update_price.price_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'price % does not exist', coalesce(price_id::text, 'NULL')
             USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_price.';
     END IF;
 END $$;
-COMMENT ON FUNCTION billing.update_price(bigint, text, boolean, bigint, integer, jsonb) IS
-    'changes a price''s nickname, active flag, tax rate, trial days or metadata; amounts never change '
+COMMENT ON FUNCTION billing.update_price(bigint, text, boolean, bigint, integer, jsonb, boolean) IS
+    'changes a price''s nickname, active flag, tax rate, trial days, whether trial usage is billed, or metadata; '
+    'amounts never change '
     '(create a new price and move subscriptions to it)';
 
 -- The exact (unrounded) value of quantity units of a tiered price.
@@ -643,3 +661,19 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION billing.create_coupon(text, text, numeric, billing.amount, integer, text) IS
     'creates a coupon: percent_off or amount_off, for once, repeating (duration_periods) or forever; returns its id';
+-- A coupon belongs to no account, so a plain amount_off names its currency:
+-- create_coupon('TEN', 'once', amount_off => 10, currency => 'USD').
+CREATE FUNCTION billing.create_coupon(code text, duration text, amount_off numeric, currency text,
+                                      duration_periods integer DEFAULT NULL, name text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_all('create a coupon');
+    IF currency IS NULL THEN
+        RAISE EXCEPTION 'a coupon''s amount_off as a number needs its currency'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass currency => ''USD'', or amount_off => ''10.00 USD''.';
+    END IF;
+    RETURN billing.create_coupon(code, duration, NULL::numeric, billing.amount(amount_off, currency),
+                                 duration_periods, name);
+END $$;
+COMMENT ON FUNCTION billing.create_coupon(text, text, numeric, text, integer, text) IS
+    'create_coupon with amount_off as a number in the given currency (exact: 22023 for more decimals than it has)';

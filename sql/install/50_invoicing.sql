@@ -347,6 +347,10 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                b.cycle_end AS boundary_cycle_end, b.ends, b.currency, b.rounding,
                b.coupon_id, b.tax_exempt, b.account_tax_rate_id, e.subscription_item_id,
                billing.period_containing(b.anchor, b.cadence, e.usage_date) AS up,
+               -- the trial's usage is free unless the price bills it: its
+               -- events go on a line of their own, at no charge, so the
+               -- customer sees them and they are not picked up again
+               f.free_until, e.usage_date < f.free_until AS in_trial,
                array_agg(e.usage_event_id ORDER BY e.usage_event_id) AS ids
         FROM b
         JOIN billing.subscription_item i ON i.account_id = b.account_id AND i.subscription_id = b.subscription_id
@@ -354,21 +358,29 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
           ON e.account_id = i.account_id AND e.subscription_item_id = i.subscription_item_id
          AND e.invoice_id IS NULL AND e.usage_date < b.boundary
          AND (b.usage_from IS NULL OR e.usage_date >= b.usage_from)
+        JOIN billing.price p ON p.price_id = i.price_id
+        JOIN billing.subscription s ON s.account_id = b.account_id AND s.subscription_id = b.subscription_id
+        CROSS JOIN LATERAL (SELECT CASE WHEN NOT p.bill_trial_usage THEN s.trial_end END AS free_until) f
         WHERE b.with_usage
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17
     ), usage AS (
         SELECT u.account_id, u.subscription_id, u.boundary, u.billing_reason, u.as_of_date, u.invoice_id,
                u.boundary_cycle_end, u.ends, u.currency, u.rounding, u.coupon_id, 2 AS sort, 'usage'::text AS kind,
-               pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage' AS description,
+               pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage'
+                 || CASE WHEN u.in_trial THEN ' during the trial (not billed)' ELSE '' END AS description,
                u.subscription_item_id, p.price_id, q.total - coalesce(prev.quantity, 0) AS quantity,
                p.unit_amount,
-               billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.total),
-                                    u.currency, u.rounding)
-                 - coalesce(prev.amount, billing.from_minor_units(0, u.currency)) AS amount,
-               -- the usage period, clipped to the item's life: a line never
-               -- speaks for days the item did not exist
-               greatest(lower(u.up), i.started_on) AS period_start,
-               least(upper(u.up), u.boundary, i.ended_on) AS period_end,
+               CASE WHEN u.in_trial THEN billing.from_minor_units(0, u.currency)
+                    ELSE billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount,
+                                                                   p.package_size, q.total),
+                                              u.currency, u.rounding)
+                         - coalesce(prev.amount, billing.from_minor_units(0, u.currency)) END AS amount,
+               -- the usage period, clipped to the item's life (a line never
+               -- speaks for days the item did not exist) and split at the
+               -- end of a free trial
+               CASE WHEN u.in_trial THEN greatest(lower(u.up), i.started_on)
+                    ELSE greatest(lower(u.up), i.started_on, u.free_until) END AS period_start,
+               least(upper(u.up), u.boundary, i.ended_on, CASE WHEN u.in_trial THEN u.free_until END) AS period_end,
                CASE WHEN u.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, u.account_tax_rate_id) END,
                'usage ' || p.usage_aggregation, u.ids, NULL::bigint
         FROM new_usage u
@@ -389,6 +401,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
             WHERE e.account_id = u.account_id AND e.subscription_item_id = u.subscription_item_id
               AND e.usage_date >= lower(u.up) AND e.usage_date < least(upper(u.up), u.boundary)
               AND (e.invoice_id IS NOT NULL OR e.usage_event_id = ANY (u.ids))
+              AND (u.free_until IS NULL OR (e.usage_date < u.free_until) = u.in_trial)
         ) q
         -- what earlier invoices billed for the same item and usage period
         LEFT JOIN LATERAL (
@@ -396,6 +409,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
             FROM billing.invoice_line l
             WHERE l.account_id = u.account_id AND l.subscription_item_id = u.subscription_item_id
               AND l.kind = 'usage' AND l.period_start >= lower(u.up) AND l.period_start < upper(u.up)
+              AND (u.free_until IS NULL OR (l.period_start < u.free_until) = u.in_trial)
         ) prev ON true
     ), pending AS (
         SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,

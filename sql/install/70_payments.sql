@@ -380,6 +380,39 @@ COMMENT ON FUNCTION billing.apply_payment(bigint, billing.amount, text, text, te
     'that order); the rest becomes unapplied credit that later invoices consume; posts it to the ledger; the same '
     'idempotency_key with the same arguments returns the same payment, with other arguments raises 23505';
 
+-- Amounts as plain numbers where the account fixes the currency: every
+-- money function of an account (payments, refunds, chargebacks, credit
+-- notes) also takes the amount as a numeric in the account's currency.
+-- The number is taken exactly (billing.amount refuses more decimals than
+-- the currency has, 22023); nothing rounds.  Each of them authorizes the
+-- account before it calls this, so the currency of another tenant's
+-- account is never read.
+CREATE FUNCTION billing._account_amount(account_id bigint, value numeric) RETURNS billing.amount
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_currency text;
+BEGIN
+    SELECT a.currency INTO v_currency FROM billing.account a WHERE a.account_id = _account_amount.account_id;
+    -- no such account: the money function called with it says so
+    IF v_currency IS NULL OR value IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN billing.amount(value, v_currency);
+END $$;
+COMMENT ON FUNCTION billing._account_amount(bigint, numeric) IS
+    'internal: value as an exact amount in the account''s currency (22023 for more decimals than it has); '
+    'NULL for an account that does not exist; the caller has authorized the account';
+
+CREATE FUNCTION billing.apply_payment(
+    account_id bigint, amount numeric, method text, reference text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, received_on date DEFAULT NULL, invoice_ids bigint[] DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.apply_payment($1, billing._account_amount($1, $2), $3, $4, $5, $6, $7)
+$$;
+COMMENT ON FUNCTION billing.apply_payment(bigint, numeric, text, text, text, date, bigint[]) IS
+    'apply_payment with the amount as a number in the account''s currency: apply_payment(1, 58.31, ''cash'')';
+
 -- The credit-application recipe, written once: each amount moves between
 -- the account's unapplied credit and an invoice.  Positive, the credit pays
 -- the invoice; negative, a credit invoice (its total below zero: a prorated

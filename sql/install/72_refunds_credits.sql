@@ -205,6 +205,14 @@ $$;
 COMMENT ON FUNCTION billing.refund_payment(bigint, bigint, billing.amount, text, text) IS
     'refunds a payment in full (amount NULL) or in part: first what it left as unapplied credit, then what it '
     'paid on invoices, which reopen (newest first); returns the refund id; same idempotency key, same refund';
+CREATE FUNCTION billing.refund_payment(account_id bigint, payment_id bigint, amount numeric,
+                                       reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.refund_payment($1, $2, billing._account_amount($1, $3), $4, $5)
+$$;
+COMMENT ON FUNCTION billing.refund_payment(bigint, bigint, numeric, text, text) IS
+    'refund_payment with the amount as a number in the account''s currency';
 
 -- Gives the account's unapplied credit back as cash (a credit invoice's
 -- credit, an overpayment the customer wants back): the credit row is lock 1
@@ -271,6 +279,14 @@ END $$;
 COMMENT ON FUNCTION billing.refund_credit(bigint, billing.amount, text, text) IS
     'gives (some of) the account''s unapplied credit back as cash (default: all of it); idempotent per key; '
     'returns the refund''s id';
+CREATE FUNCTION billing.refund_credit(account_id bigint, amount numeric,
+                                      reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.refund_credit($1, billing._account_amount($1, $2), $3, $4)
+$$;
+COMMENT ON FUNCTION billing.refund_credit(bigint, numeric, text, text) IS
+    'refund_credit with the amount as a number in the account''s currency';
 
 CREATE FUNCTION billing.record_chargeback(account_id bigint, payment_id bigint, amount billing.amount DEFAULT NULL,
                                           reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
@@ -281,6 +297,14 @@ $$;
 COMMENT ON FUNCTION billing.record_chargeback(bigint, bigint, billing.amount, text, text) IS
     'records a chargeback of a payment (the card network took the money back): like a refund, the invoices it '
     'paid reopen and feed dunning; the payment becomes charged_back; returns the refund id';
+CREATE FUNCTION billing.record_chargeback(account_id bigint, payment_id bigint, amount numeric,
+                                          reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.record_chargeback($1, $2, billing._account_amount($1, $3), $4, $5)
+$$;
+COMMENT ON FUNCTION billing.record_chargeback(bigint, bigint, numeric, text, text) IS
+    'record_chargeback with the amount as a number in the account''s currency';
 
 -- The finalized invoice, locked after the account's credit row; P0002 if
 -- there is none.
@@ -394,6 +418,14 @@ COMMENT ON FUNCTION billing.issue_credit_note(bigint, bigint, billing.amount, te
     'issues a credit note on a finalized invoice (at most its total less earlier credit notes): reduce_due lowers '
     'what is due, credit_balance adds to the account''s credit, refund pays it back (at most what payments brought '
     'in on the invoice less earlier refund credit notes); returns its id';
+CREATE FUNCTION billing.issue_credit_note(account_id bigint, invoice_id bigint, amount numeric,
+                                          method text DEFAULT 'reduce_due', reason text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.issue_credit_note($1, $2, billing._account_amount($1, $3), $4, $5)
+$$;
+COMMENT ON FUNCTION billing.issue_credit_note(bigint, bigint, numeric, text, text) IS
+    'issue_credit_note with the amount as a number in the account''s (and so the invoice''s) currency';
 
 CREATE FUNCTION billing.void_invoice(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$

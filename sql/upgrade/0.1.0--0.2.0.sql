@@ -186,3 +186,21 @@ COMMENT ON TYPE billing.amount IS
     '(1000000000000.00 USD) either side of zero, a bound every constructor and operator keeps (22003 beyond it)';
 COMMENT ON AGGREGATE billing.sum(billing.amount) IS
     'exact sum as an amount; error on mixed currencies or a result beyond 10^12 major units';
+
+-- usage during a trial is free unless the price bills it
+-- (30_accounts_catalog.sql); create_price and update_price take the setting
+ALTER TABLE billing.price ADD COLUMN IF NOT EXISTS bill_trial_usage boolean NOT NULL DEFAULT false;
+COMMENT ON TABLE billing.price IS
+    'how much a product costs per period: scheme, licensed or metered usage, cadence, setup fee, trial days, '
+    'whether usage during a trial is billed, tax rate';
+DROP FUNCTION IF EXISTS billing.create_price(bigint, text, numeric, text, interval, text, text, numeric, jsonb,
+                                             numeric, integer, bigint, text, jsonb);
+DROP FUNCTION IF EXISTS billing.update_price(bigint, text, boolean, bigint, integer, jsonb);
+-- 0.1.0 billed the usage of a trial: the metered prices it made keep doing
+-- so, new prices follow the new default
+UPDATE billing.price SET bill_trial_usage = true WHERE usage_type = 'metered';
+
+-- amounts are in the string category (10_amount.sql), so that '58.31 USD'
+-- resolves to the amount form of a function that also takes a number;
+-- ALTER TYPE cannot change a category, the superuser's update script can
+UPDATE pg_catalog.pg_type SET typcategory = 'S' WHERE oid = 'billing.amount'::pg_catalog.regtype;

@@ -246,7 +246,9 @@ BEGIN
         WHEN fn IN ('change_subscription', 'void_invoice') AND arg = 'subscription_id' THEN atk.id(tenant, 'subscription2')::text
         WHEN fn IN ('change_subscription', 'void_invoice') AND arg = 'invoice_id' THEN atk.id(tenant, 'invoice2')::text
         WHEN fn = 'change_subscription' AND arg IN ('subscription_item_id', 'quantity') THEN NULL
-        WHEN fn = 'create_coupon' AND arg = 'amount_off' THEN NULL
+        WHEN fn = 'create_coupon' AND arg = 'amount_off' AND typ = 'billing.amount'::regtype THEN NULL
+        -- the plain-number form of an amount, in the currency of the account
+        WHEN arg IN ('amount', 'amount_off') AND typ = 'numeric'::regtype THEN '1.00'
         WHEN arg = 'invoice_prefix' THEN 'ATK'
         WHEN arg = 'invoice_id' AND fn = 'close_dunning' THEN atk.id(tenant, 'dunning_invoice')::text
         WHEN arg = 'subscription_item_id' AND fn = 'record_usage' THEN atk.id(tenant, 'metered_item')::text
