@@ -146,6 +146,22 @@ billing_now(PG_FUNCTION_ARGS)
 }
 
 /*
+ * timestamptz_zone names an unknown zone but gives no hint: an error
+ * context callback adds one to that error (22023) as it is raised, and
+ * says which function was called.  A callback, not PG_CATCH, because
+ * catching an error without a subtransaction leaves whatever the failed
+ * call held (locks, buffer pins, memory) to chance.
+ */
+static void
+today_error_context(void *arg)
+{
+	if (geterrcode() == ERRCODE_INVALID_PARAMETER_VALUE)
+		errhint("Use a name from pg_timezone_names, such as 'America/New_York' or 'Europe/Berlin'.");
+	/* the zone's text is read only here, when there is an error to tell */
+	errcontext("billing.today(%s)", text_to_cstring((text *) arg));
+}
+
+/*
  * billing.today(timezone text, as_of timestamptz) -> date: the calendar date
  * in `timezone` at the instant `as_of` (by default billing.now()).  A date,
  * not a time, so no DST change can move a billing period boundary.
@@ -155,8 +171,8 @@ Datum
 billing_today(PG_FUNCTION_ARGS)
 {
 	TimestampTz as_of;
-	Datum		local = (Datum) 0;
-	MemoryContext caller_context = CurrentMemoryContext;
+	Datum		local;
+	ErrorContextCallback callback;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -176,30 +192,12 @@ billing_today(PG_FUNCTION_ARGS)
 						TIMESTAMP_IS_NOBEGIN(as_of) ? "-infinity" : "infinity"),
 				 errhint("Pass a real point in time.")));
 
-	/*
-	 * timestamptz_zone names an unknown zone but gives no hint; add one.
-	 * Only that error (22023) is caught and replaced, anything else passes.
-	 */
-	PG_TRY();
-	{
-		local = DirectFunctionCall2(timestamptz_zone, PG_GETARG_DATUM(0),
-									TimestampTzGetDatum(as_of));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(caller_context);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_INVALID_PARAMETER_VALUE)
-			PG_RE_THROW();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("billing.today: %s", edata->message),
-				 errhint("Use a name from pg_timezone_names, such as 'America/New_York' or 'Europe/Berlin'.")));
-	}
-	PG_END_TRY();
+	callback.callback = today_error_context;
+	callback.arg = PG_GETARG_TEXT_PP(0);
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	local = DirectFunctionCall2(timestamptz_zone, PG_GETARG_DATUM(0), TimestampTzGetDatum(as_of));
+	error_context_stack = callback.previous;
 	return DirectFunctionCall1(timestamp_date, local);
 }
 

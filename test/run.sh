@@ -18,7 +18,8 @@ MODE=${1:-test}
 GROUP=${2:-}
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libicu-dev
-pkg-config build-essential clang libclang-rt-14-dev util-linux chromium fonts-dejavu-core"
+pkg-config build-essential clang libclang-rt-14-dev util-linux chromium fonts-dejavu-core
+postgresql-15-plpgsql-check"
 
 bootstrap() {
 	missing=""
@@ -52,7 +53,10 @@ test)
 	RESULTS=$(mktemp)
 	export RESULTS
 	status=0
-	make -s PG_CONFIG=$PG_CONFIG
+	# the test build treats every warning as an error (the shipped one not);
+	# a build made without that flag is rebuilt so none slips through
+	make -s clean PG_CONFIG=$PG_CONFIG >/dev/null
+	make -s WERROR=-Werror PG_CONFIG=$PG_CONFIG
 	echo "== C unit tests (ASan + UBSan)"
 	if make -s unit-build PG_CONFIG=$PG_CONFIG; then
 		for t in test/unit/bin/test_*; do

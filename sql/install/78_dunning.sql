@@ -404,7 +404,6 @@ CREATE FUNCTION billing._dunning_accounts(run_id bigint, accounts bigint[], as_o
                                           default_policy bigint)
 RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
-    v_actions integer;
     v_claimed integer;
     v_fee_accounts bigint[];
     v_fee_invoices bigint[];
@@ -641,9 +640,8 @@ BEGIN
         ORDER BY n.fee_invoice_id
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM marked) + (SELECT count(*) FROM ins_invoice) + (SELECT count(*) FROM ins_line)
-           + (SELECT count(*) FROM ev), fee_ids.accounts, fee_ids.invoices
-    INTO STRICT v_actions, v_fee_accounts, v_fee_invoices
+    -- (every data-modifying CTE above runs to completion, read or not)
+    SELECT fee_ids.accounts, fee_ids.invoices INTO STRICT v_fee_accounts, v_fee_invoices
     FROM fee_ids;
     -- the fee invoices are issued like any other: posted, paid from credit,
     -- queued for collection
@@ -653,11 +651,10 @@ BEGIN
     --    statuses move after this batch commits)
     UPDATE billing.dunning_case c SET suspended = true
     FROM (SELECT DISTINCT x.account_id, x.invoice_id FROM billing.dunning_action x
-          WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend'
-            AND x.outcome = 'pending') t
+          WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend') t
     WHERE c.account_id = t.account_id AND c.invoice_id = t.invoice_id;
     UPDATE billing.dunning_action x SET outcome = 'suspended'
-    WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend' AND x.outcome = 'pending';
+    WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend';
 
     -- 10. write-offs: what is still due goes to bad debt (the one write-off
     --     recipe, billing._write_off_invoices), and the cases close
@@ -814,7 +811,7 @@ DECLARE
     v_actions integer := 0;
     v_status integer := 0;
     v_batches integer := 0;
-    v_errors jsonb := '[]';
+    v_errors jsonb := '[]'::jsonb;
 BEGIN
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
