@@ -17,9 +17,13 @@ ROOT=$(pwd)
 MODE=${1:-test}
 GROUP=${2:-}
 
+# What building and running billing needs (the demo and the benchmarks),
+# and what only the test suite needs on top: the fuzzers' clang, the
+# browser that renders invoice documents to PNG, plpgsql_check.
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libicu-dev
-pkg-config build-essential clang libclang-rt-14-dev util-linux chromium fonts-dejavu-core
-postgresql-15-plpgsql-check"
+pkg-config build-essential util-linux"
+TEST_PACKAGES="clang libclang-rt-14-dev chromium fonts-dejavu-core postgresql-15-plpgsql-check"
+[ "$MODE" = test ] && PACKAGES="$PACKAGES $TEST_PACKAGES"
 
 bootstrap() {
 	missing=""
