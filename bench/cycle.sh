@@ -92,7 +92,7 @@ printf 'BENCH bare_insert_1m_seconds %.2f\n' "$BARE"
 printf 'BENCH cycle_vs_bare_insert %.2f x\n' "$(echo "$CYCLE / $BARE" | bc -l)"
 
 # Another 1M, billed by two sessions at once sharing the run (SKIP LOCKED),
-# as DESIGN.md (Scale) intends: the wall time from the start of both to the
+# as the design intends (SKIP LOCKED batches): the wall time from the start of both to the
 # end of the last.  The tables now hold the rows above as well.
 setup $((100001 + N)) $N
 T0=$(date +%s.%N)

@@ -1,5 +1,5 @@
 --
--- The bad-input survey (issue 10): malformed values thrown at every public
+-- The bad-input survey: malformed values thrown at every public
 -- function and procedure of the extension: NULLs, empty strings, huge
 -- numbers, unknown currencies, dates out of range, injection strings in
 -- names and references.  Each call must end in a clean error (its SQLSTATE

@@ -1,5 +1,5 @@
 --
--- Dunning (issue 8): policies as data, billing.run_dunning taking each step
+-- Dunning: policies as data, billing.run_dunning taking each step
 -- once per invoice (reminders, payment retries, late fees, suspension,
 -- write-off), statuses and their way back, catching up, price-change
 -- notices, bad input.

@@ -1,5 +1,5 @@
 --
--- The dunning funnel (issue 9): billing.dunning_funnel over fixed data,
+-- The dunning funnel: billing.dunning_funnel over fixed data,
 -- with the expected figures worked out by hand below.
 --
 CREATE DATABASE dunning_funnel_regress;

@@ -1,5 +1,5 @@
 --
--- Scheduling with pg_cron (issue 8).  The test cluster preloads pg_cron
+-- Scheduling with pg_cron.  The test cluster preloads pg_cron
 -- with cron.database_name = contrib_regression, this database: billing
 -- schedules its jobs here itself once CREATE EXTENSION pg_cron has run.
 -- In another database billing.schedule() says which calls to run here.

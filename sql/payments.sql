@@ -1,5 +1,5 @@
 --
--- Payments, credit and the ledger (issue 7): apply_payment, idempotency,
+-- Payments, credit and the ledger: apply_payment, idempotency,
 -- oldest-due-first application, partial and over-payment, credit consumed
 -- by the next invoice, ledger enforcement, balance and statement.
 --

@@ -1,5 +1,5 @@
 --
--- Refunds, chargebacks, credit notes, voids and write-offs (issue 7), with
+-- Refunds, chargebacks, credit notes, voids and write-offs, with
 -- invariant 5 checked after each step.
 --
 CREATE DATABASE payments_adj_regress;

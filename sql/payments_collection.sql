@@ -1,5 +1,5 @@
 --
--- Automatic collection (issue 7): payment methods on file, the queue that
+-- Automatic collection: payment methods on file, the queue that
 -- workers claim with SKIP LOCKED, result reporting, the retry schedule.
 --
 CREATE DATABASE payments_col_regress;

@@ -1,5 +1,5 @@
 --
--- Early-payment discounts and installment plans (issue 7).
+-- Early-payment discounts and installment plans.
 --
 CREATE DATABASE payments_terms_regress;
 \c payments_terms_regress

@@ -1,5 +1,5 @@
 --
--- Billing periods, cadences, proration and the test clock (issue 5).
+-- Billing periods, cadences, proration and the test clock.
 --
 SET DateStyle = 'ISO, YMD';
 SET TimeZone = 'UTC';

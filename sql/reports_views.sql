@@ -1,5 +1,5 @@
 --
--- Reporting views (issue 9) over a fixed data set whose figures are worked
+-- Reporting views over a fixed data set whose figures are worked
 -- out by hand in the comments: aging, balances and statements, MRR and its
 -- movements, cohorts, revenue by month, DSO, upcoming invoices.
 --

@@ -1,5 +1,5 @@
 --
--- Roles, privileges and row-level security (issue 10): nothing for PUBLIC,
+-- Roles, privileges and row-level security: nothing for PUBLIC,
 -- billing.grant_roles, SECURITY DEFINER functions with a pinned search_path
 -- and an entity check each, entity bindings, row-level security.
 --

@@ -1,7 +1,7 @@
 -- Billing entities, accounts and the catalog: products, prices, price tiers,
 -- tax rates, coupons.
 --
--- The Citus shape (DESIGN.md, Scale): the catalog tables (billing_entity,
+-- The Citus shape (docs/design.md): the catalog tables (billing_entity,
 -- product, price, price_tier, tax_rate, coupon) are small reference tables;
 -- account and everything an account owns carry account_id first in their
 -- primary and foreign keys, so they can be distributed and co-located on it.

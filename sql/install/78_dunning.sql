@@ -1,4 +1,4 @@
--- Dunning (issue 8): reminders, payment retries, late fees, suspension and
+-- Dunning: reminders, payment retries, late fees, suspension and
 -- write-off of unpaid invoices, driven by policies that are data, and
 -- advance notice of scheduled price changes.
 --
@@ -186,7 +186,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.dunning_run_dunning_run_id_s
 -- ---------------------------------------------------------------------------
 -- Policies.
 
--- The standard steps: the example of issue 8.
+-- The standard steps: remind, retry, late fee, suspend, write off.
 CREATE FUNCTION billing.standard_dunning_steps() RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT '[{"day_offset": -3, "action": "remind", "name": "reminder_before_due"},
@@ -861,7 +861,7 @@ COMMENT ON PROCEDURE billing.run_dunning(date, integer, timestamptz) IS
     'batches of batch_size accounts; logs in billing.dunning_run and NOTIFYs billing_events once per batch';
 
 -- ---------------------------------------------------------------------------
--- Reporting: the dunning funnel (issue 9).
+-- Reporting: the dunning funnel.
 CREATE VIEW billing.dunning_funnel AS
 SELECT p.policy_id, p.name AS policy, s.step_id, s.day_offset, s.action, s.name AS step, i.currency,
        count(*) AS invoices,

@@ -1,4 +1,4 @@
--- Reporting views (issue 9): receivables aging, account balances and
+-- Reporting views: receivables aging, account balances and
 -- statements, MRR and ARR with their movements, revenue by month, churn and
 -- retention by cohort, days sales outstanding, upcoming invoices.
 --
@@ -18,11 +18,10 @@
 --   * no trigger and no summary table: the views read the tables as the
 --     cycle and the payments leave them, through two indexes of their own
 --     (invoice_open, partial, and a BRIN on issue_date), and each is one
---     set-based query, measured at 1M invoices (bench/reports.sh, README
---     Performance);
+--     set-based query (bench/reports.sh measures them, docs/performance.md);
 --   * the views that aggregate everything are views over functions with
 --     SET jit = off: JIT compilation of these plans costs more than running
---     them (1.9 s of 4.4 s measured for MRR); the views that are read per
+--     them; the views that are read per
 --     account (balances, statements) stay plain views, so that a filter on
 --     account_id reaches the indexes.
 
@@ -35,8 +34,8 @@
 -- deliberately does not INCLUDE amount_due: every payment changes it, and an
 -- indexed column, even an included one, turns the payment's invoice update
 -- from a HOT update into one that writes an entry in every index of invoice
--- (measured: 0 HOT updates of 10,891 with it, ~99% without; ~4% fewer
--- payments per second).  Aging reads amount_due from the heap instead.
+-- (no payment's update would be HOT any more).  Aging reads amount_due from
+-- the heap instead.
 CREATE INDEX invoice_open ON billing.invoice (account_id, due_date) WHERE status = 'open';
 
 -- A function under the view for its settings: the open invoices come out of

@@ -1,4 +1,4 @@
--- Scheduling with pg_cron (issue 8).  pg_cron is optional: nothing here
+-- Scheduling with pg_cron.  pg_cron is optional: nothing here
 -- refers to the cron schema when the extension is installed.  The functions
 -- look pg_cron up when they are called and run its functions with EXECUTE.
 --

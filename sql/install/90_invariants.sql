@@ -1,6 +1,6 @@
--- billing.check_invariants(): every invariant of DESIGN.md that can be read
+-- billing.check_invariants(): every invariant of docs/design.md that can be read
 -- off the tables, as named checks; a row is a violation, no rows is good.
--- Each check is one branch of the UNION ALL: later issues add theirs.
+-- Each check is one branch of the UNION ALL.
 CREATE FUNCTION billing.check_invariants()
 RETURNS TABLE (invariant text, detail text)
 LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$

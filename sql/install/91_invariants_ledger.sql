@@ -17,5 +17,5 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT * FROM billing.check_dunning_invariants()
 $$;
 COMMENT ON FUNCTION billing.check_invariants() IS
-    'every invariant of DESIGN.md that can be checked on the tables (invoicing and ledger), one named check '
+    'every invariant of docs/design.md that can be checked on the tables (invoicing and ledger), one named check '
     'each; no rows means all hold';

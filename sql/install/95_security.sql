@@ -1,4 +1,4 @@
--- Roles, entity bindings and row-level security (issue 10).  README,
+-- Roles, entity bindings and row-level security.  README,
 -- Operations: "Roles and row-level security".
 --
 -- The model:

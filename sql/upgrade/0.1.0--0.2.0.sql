@@ -14,7 +14,7 @@
 --   * a new or changed column, constraint, index or trigger of an old table:
 --     ALTER TABLE billing.t ADD COLUMN IF NOT EXISTS ..., CREATE INDEX IF NOT
 --     EXISTS ... (idempotent DDL: under Citus a plain ALTER TABLE of a
---     distributed member table fails, DESIGN.md Scale); a changed CHECK:
+--     distributed member table fails); a changed CHECK:
 --     ALTER TABLE ... DROP CONSTRAINT IF EXISTS, then ADD CONSTRAINT with the
 --     name PostgreSQL gives it in a fresh install;
 --   * a function whose signature, parameter names or result type changed:

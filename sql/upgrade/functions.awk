@@ -7,7 +7,7 @@
 # A statement starts on a line that begins with CREATE FUNCTION, CREATE
 # PROCEDURE or COMMENT ON FUNCTION|PROCEDURE and ends on the first line that
 # ends with ";" outside dollar quotes ($$ or $tag$), which is how every file
-# in sql/install/ is written (STYLE.md).
+# in sql/install/ is written.
 BEGIN { inside = 0; quote = "" }
 function dollar_state(line,    rest, tag) {
 	# toggles the open dollar quote for every $tag$ on the line

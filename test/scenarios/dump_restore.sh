@@ -33,20 +33,20 @@ SELECT add_payment_method(1, 'card', 'pm_dump'), set_early_payment_discount(2, 2
        set_collection_retry_days('{1,2}');
 SET billing.clock = '2024-03-01 12:00+00';
 CALL run_cycle();
--- payments (issue 7): a row in each of their tables
+-- payments: a row in each of their tables
 SELECT apply_payment(2, '100.00 USD', 'bank_transfer', idempotency_key => 'dump-1') AS p \gset
 SELECT refund_payment(2, :p, '1.00 USD');
 SELECT issue_credit_note(1, (SELECT min(invoice_id) FROM invoice WHERE account_id = 1 AND status = 'open'),
                          '1.00 EUR', method => 'credit_balance');
 SELECT create_installment_plan(1, (SELECT max(invoice_id) FROM invoice WHERE account_id = 1 AND status = 'open'), 2);
--- dunning (issue 8): a row in each of its tables
+-- dunning: a row in each of its tables
 SELECT create_dunning_policy('standard', is_default => true),
        create_dunning_policy('gentle', '[{"day_offset": 5, "action": "remind"}]');
 SELECT set_dunning_policy(1, 'gentle'), set_price_change_notice_days(40);
 SELECT change_subscription(2, 2, price_id => create_price(1, 'USD', 0.02, scheme => 'per_unit', usage_type => 'metered'),
                            proration => 'at_period_end');
 CALL run_dunning();
--- roles (issue 10): the grants of grant_roles and a binding
+-- roles: the grants of grant_roles and a binding
 SELECT grant_roles('dump_writer', 'dump_operator', 'dump_reporting');
 SELECT bind_role_to_entity('dump_reporting', 1);
 SQL
