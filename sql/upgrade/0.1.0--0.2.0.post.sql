@@ -56,10 +56,9 @@ ALTER DOMAIN billing.time_zone ADD CONSTRAINT time_zone_check CHECK (billing.che
 COMMENT ON DOMAIN billing.time_zone IS 'an IANA time zone name such as Europe/Berlin (billing.check_time_zone)';
 
 -- document words (80_documents.sql): the shipped languages grow from en, he
--- and de to ru, ar, fr and es too, and the settlement of an invoice is
--- shown by kind, so "amount paid" goes; a row a user added or changed stays
-DELETE FROM billing.document_label
-WHERE key = 'amount_paid' AND language IN (SELECT s.language FROM billing._shipped_document_labels() s);
+-- and de to ru, ar, fr and es too, with the words of the settlement by
+-- kind; a row a user added or changed stays (and 0.1.0's amount_paid, which
+-- the documents no longer print, with them)
 INSERT INTO billing.document_label (language, key, label) SELECT * FROM billing._shipped_document_labels()
 ON CONFLICT (language, key) DO NOTHING;
 SELECT pg_catalog.pg_extension_config_dump('billing.document_label',
