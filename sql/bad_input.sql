@@ -180,7 +180,7 @@ SELECT s('billing.update_billing_entity(bigint,text,text,text,text,jsonb,text)',
 SELECT s('billing.create_tax_rate(text,numeric,boolean,text)', $q$SELECT billing.create_tax_rate(NULL, 20)$q$,
     $q$SELECT billing.create_tax_rate('VAT', NULL)$q$, $q$SELECT billing.create_tax_rate('VAT', -1)$q$, $q$SELECT billing.create_tax_rate('VAT', 1e300)$q$,
     $q$SELECT billing.create_tax_rate('VAT', 'NaN')$q$);
-SELECT s('billing.create_account(bigint,text,text,text,integer,text,text,text,bigint,boolean,jsonb)',
+SELECT s('billing.create_account(bigint,text,text,text,integer,text,text,text,bigint,boolean,jsonb,text)',
     $q$SELECT billing.create_account(NULL, 'X')$q$, $q$SELECT billing.create_account(9223372036854775807, 'X')$q$,
     $q$SELECT billing.create_account(1, NULL)$q$, $q$SELECT billing.create_account(1, '')$q$, $q$SELECT billing.create_account(1, 'X', currency => 'XYZ')$q$,
     $q$SELECT billing.create_account(1, 'X', currency => '')$q$, $q$SELECT billing.create_account(1, 'X', timezone => 'Mars/Base')$q$,
@@ -188,7 +188,7 @@ SELECT s('billing.create_account(bigint,text,text,text,integer,text,text,text,bi
     $q$SELECT billing.create_account(1, 'X', payment_terms_days => -1)$q$, $q$SELECT billing.create_account(1, 'X', payment_terms_days => 2147483647)$q$,
     $q$SELECT billing.create_account(1, 'X', tax_rate_id => 999)$q$,
     $q$SELECT billing.create_account(1, 'Robert''); DROP TABLE billing.invoice; --', external_ref => ''' OR ''1''=''1', email => '<script>alert(1)</script>')$q$);
-SELECT s('billing.update_account(bigint,text,text,integer,text,text,text,bigint,boolean,jsonb)',
+SELECT s('billing.update_account(bigint,text,text,integer,text,text,text,bigint,boolean,jsonb,text)',
     $q$SELECT billing.update_account(NULL, name => 'X')$q$, $q$SELECT billing.update_account(999, name => 'X')$q$,
     $q$SELECT billing.update_account(1, name => '')$q$, $q$SELECT billing.update_account(1, timezone => '')$q$,
     $q$SELECT billing.update_account(1, payment_terms_days => 99999)$q$, $q$SELECT billing.update_account(1, tax_rate_id => -1)$q$);
@@ -355,6 +355,9 @@ SELECT s('billing.format_date(date,text,text)', $q$SELECT billing.format_date('2
     $q$SELECT billing.format_date('infinity', 'en-US')$q$, $q$SELECT billing.format_date('2026-01-01', '')$q$,
     $q$SELECT billing.format_date('2026-01-01', 'de-DE''; DROP TABLE billing.invoice; --')$q$);
 SELECT s('billing.locale_direction(text)', $q$SELECT billing.locale_direction('')$q$, $q$SELECT billing.locale_direction(repeat('x', 100000))$q$);
+SELECT s('billing.format_number(numeric,text)', $q$SELECT billing.format_number('NaN', 'en-US')$q$,
+    $q$SELECT billing.format_number(1, 'de-DE''; DROP TABLE billing.invoice; --')$q$, $q$SELECT billing.format_number(1, '')$q$,
+    $q$SELECT billing.format_number(repeat('9', 1000)::numeric, 'en-US')$q$);
 SELECT s('billing.html_escape(text)', $q$SELECT billing.html_escape(NULL)$q$, $q$SELECT billing.html_escape('<img src=x onerror="alert(1)">''&')$q$);
 SELECT s('billing.invoice_document(bigint,text)', $q$SELECT billing.invoice_document(NULL)$q$, $q$SELECT billing.invoice_document(999)$q$,
     $q$SELECT billing.invoice_document(1, 'pdf')$q$, $q$SELECT billing.invoice_document(1, NULL)$q$);

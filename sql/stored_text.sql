@@ -46,6 +46,8 @@ INSERT INTO field VALUES
     ('account.email', 'SELECT billing.create_account(1, ''X'', email => %L)'),
     ('account.external_ref', 'SELECT billing.create_account(1, ''X'', external_ref => %L)'),
     ('account.locale', 'SELECT billing.create_account(1, ''X'', locale => %L)'),
+    ('account.address', 'SELECT billing.create_account(1, ''X'', address => %L)'),
+    ('account.address (update)', 'SELECT billing.update_account(1, address => %L)'),
     ('account.metadata value', 'SELECT billing.create_account(1, ''X'', metadata => jsonb_build_object(''card'', %L))'),
     ('account.metadata key', 'SELECT billing.create_account(1, ''X'', metadata => jsonb_build_object(%L, 1))'),
     ('account.metadata nested', 'SELECT billing.update_account(1, metadata => jsonb_build_object(''a'', jsonb_build_array(1, jsonb_build_object(''b'', %L))))'),
@@ -77,7 +79,7 @@ INSERT INTO field VALUES
     ('dunning_step.name', 'SELECT billing.create_dunning_policy(''p'', jsonb_build_array(jsonb_build_object(''day_offset'', 1, ''action'', ''remind'', ''name'', %L)))'),
     ('dunning_case.close_reason', 'SELECT billing.close_dunning(1, ' || :open_inv || ', %L)'),
     ('ledger_account.name', 'INSERT INTO billing.ledger_account VALUES (''fees'', %L, ''revenue'', ''fees'')'),
-    ('document_label.label', 'INSERT INTO billing.document_label VALUES (''fr'', ''invoice'', %L)'),
+    ('document_label.label', 'INSERT INTO billing.document_label VALUES (''it'', ''invoice'', %L)'),
     ('role_binding.role_name', 'INSERT INTO billing.role_binding (role_name) VALUES (%L)');
 
 -- One statement, always rolled back: 'stored', 'card number refused'

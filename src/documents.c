@@ -7,6 +7,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/numeric.h"
 
 #include "core/icu_locale.h"
 
@@ -67,4 +68,31 @@ billing_locale_direction(PG_FUNCTION_ARGS)
 
 	icu_locale_arg(PG_GETARG_TEXT_PP(0), id, sizeof(id));
 	PG_RETURN_TEXT_P(cstring_to_text(locale_is_rtl(id) ? "rtl" : "ltr"));
+}
+
+PG_FUNCTION_INFO_V1(billing_format_number);
+Datum
+billing_format_number(PG_FUNCTION_ARGS)
+{
+	Numeric		value = PG_GETARG_NUMERIC(0);
+	char		id[160];
+	char	   *decimal;
+	char		out[512];
+	int			len;
+
+	icu_locale_arg(PG_GETARG_TEXT_PP(1), id, sizeof(id));
+	if (numeric_is_nan(value) || numeric_is_inf(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot format the number \"%s\"",
+						DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value)))),
+				 errhint("Pass a finite number.")));
+	decimal = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value)));
+	len = locale_format_decimal(decimal, id, out, sizeof(out));
+	if (len < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("ICU could not format the number %s for locale \"%s\"", decimal, id),
+				 errhint("A number of up to a few hundred digits can be formatted.")));
+	PG_RETURN_TEXT_P(cstring_to_text(pg_any_to_server(out, len, PG_UTF8)));
 }

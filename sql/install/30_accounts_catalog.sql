@@ -114,6 +114,9 @@ CREATE TABLE billing.account (
     payment_terms_days integer NOT NULL DEFAULT 30 CHECK (payment_terms_days BETWEEN 0 AND 3650),
     locale             text NOT NULL DEFAULT 'en-US',
     email              text,
+    -- the postal address printed under the name on its invoices, lines
+    -- separated by newlines, as billing_entity.address is the seller's
+    address            text,
     -- a CRM/ERP id, unique within the entity only: one entity cannot learn
     -- from a unique violation which ids another one uses
     external_ref       text,
@@ -124,7 +127,7 @@ CREATE TABLE billing.account (
     UNIQUE (entity_id, external_ref)
 );
 COMMENT ON TABLE billing.account IS
-    'a customer: currency, time zone, payment terms, locale, contact, CRM/ERP reference, tax settings';
+    'a customer: currency, time zone, payment terms, locale, contact, postal address, CRM/ERP reference, tax settings';
 CREATE INDEX ON billing.account (entity_id);
 
 -- Accounts are never deleted: invoices and ledger transactions name their
@@ -352,7 +355,7 @@ CREATE FUNCTION billing.create_account(
     entity_id bigint, name text, currency text DEFAULT NULL, timezone text DEFAULT 'UTC',
     payment_terms_days integer DEFAULT 30, locale text DEFAULT 'en-US', email text DEFAULT NULL,
     external_ref text DEFAULT NULL, tax_rate_id bigint DEFAULT NULL, tax_exempt boolean DEFAULT false,
-    metadata jsonb DEFAULT '{}')
+    metadata jsonb DEFAULT '{}', address text DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     v_currency text;
@@ -368,21 +371,22 @@ BEGIN
     PERFORM billing._check_tax_rate(tax_rate_id);
     PERFORM billing._check_external_ref(create_account.entity_id, NULL, create_account.external_ref);
     INSERT INTO billing.account AS a (entity_id, name, currency, timezone, payment_terms_days, locale, email,
-                                      external_ref, tax_rate_id, tax_exempt, metadata)
+                                      external_ref, tax_rate_id, tax_exempt, metadata, address)
     VALUES (entity_id, name, v_currency, coalesce(timezone, 'UTC'), coalesce(payment_terms_days, 30),
             coalesce(locale, 'en-US'), email, external_ref, tax_rate_id, coalesce(tax_exempt, false),
-            coalesce(metadata, '{}'))
+            coalesce(metadata, '{}'), address)
     RETURNING a.account_id INTO v_id;
     RETURN v_id;
 END $$;
-COMMENT ON FUNCTION billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb) IS
-    'creates a customer account of a billing entity (currency defaults to the entity''s) and returns its id';
+COMMENT ON FUNCTION billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb, text) IS
+    'creates a customer account of a billing entity (currency defaults to the entity''s; address is printed on its '
+    'invoices) and returns its id';
 
 CREATE FUNCTION billing.update_account(
     account_id bigint, name text DEFAULT NULL, timezone text DEFAULT NULL,
     payment_terms_days integer DEFAULT NULL, locale text DEFAULT NULL, email text DEFAULT NULL,
     external_ref text DEFAULT NULL, tax_rate_id bigint DEFAULT NULL, tax_exempt boolean DEFAULT NULL,
-    metadata jsonb DEFAULT NULL)
+    metadata jsonb DEFAULT NULL, address text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billing._authorize_account(update_account.account_id);
@@ -398,14 +402,15 @@ BEGIN
         external_ref = coalesce(update_account.external_ref, a.external_ref),
         tax_rate_id = coalesce(update_account.tax_rate_id, a.tax_rate_id),
         tax_exempt = coalesce(update_account.tax_exempt, a.tax_exempt),
-        metadata = coalesce(update_account.metadata, a.metadata)
+        metadata = coalesce(update_account.metadata, a.metadata),
+        address = coalesce(update_account.address, a.address)
     WHERE a.account_id = update_account.account_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
             USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
     END IF;
 END $$;
-COMMENT ON FUNCTION billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb) IS
+COMMENT ON FUNCTION billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb, text) IS
     'changes an account''s settings (NULL keeps a value); the currency of an account never changes';
 
 CREATE FUNCTION billing.create_product(name text, description text DEFAULT NULL, metadata jsonb DEFAULT '{}')

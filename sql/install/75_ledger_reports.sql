@@ -140,9 +140,18 @@ COMMENT ON FUNCTION billing.account_balance(bigint, date) IS
     'what the account owes (positive) or has in credit (negative) by the ledger: receivable + customer credit '
     'posted up to as_of (NULL: everything)';
 
--- One row per ledger transaction that changed what the account owes.
+-- One row per ledger transaction that changed what the account owes.  A
+-- credit invoice (an invoice whose total is below zero: a prorated
+-- downgrade or cancellation) is a credit to the account, not an invoice:
+-- its row says so (kind credit_invoice).  Credit moving from the account's
+-- credit to an invoice (credit_applied) changes nothing owed and has no row.
 CREATE VIEW billing.account_statement_lines AS
-SELECT t.account_id, t.posted_on, t.txn_id, t.kind, t.description, t.invoice_id, t.payment_id,
+SELECT t.account_id, t.posted_on, t.txn_id,
+       CASE WHEN t.kind = 'invoice_finalized' AND billing.to_numeric(billing.sum(e.amount)) < 0
+            THEN 'credit_invoice' ELSE t.kind END AS kind,
+       CASE WHEN t.kind = 'invoice_finalized' AND billing.to_numeric(billing.sum(e.amount)) < 0
+            THEN 'credit ' || t.description ELSE t.description END AS description,
+       t.invoice_id, t.payment_id,
        billing.sum(e.amount) AS amount
 FROM billing.ledger_transaction t
 JOIN billing.ledger_entry e ON e.account_id = t.account_id AND e.txn_id = t.txn_id
@@ -150,12 +159,14 @@ WHERE e.ledger_account IN ('receivable', 'customer_credit')
 GROUP BY t.account_id, t.posted_on, t.txn_id, t.kind, t.description, t.invoice_id, t.payment_id
 HAVING billing.to_numeric(billing.sum(e.amount)) <> 0;
 COMMENT ON VIEW billing.account_statement_lines IS
-    'the movements of what each account owes: invoices (+), payments, credit notes, write-offs (-), refunds and '
-    'chargebacks (+); one row per ledger transaction';
+    'the movements of what each account owes: invoices (+), payments, early-payment discounts, credit notes, '
+    'credit invoices, write-offs (-), refunds and chargebacks (+); one row per ledger transaction';
 COMMENT ON COLUMN billing.account_statement_lines.account_id IS 'the account';
 COMMENT ON COLUMN billing.account_statement_lines.posted_on IS 'the day the ledger transaction was posted';
 COMMENT ON COLUMN billing.account_statement_lines.txn_id IS 'the ledger transaction';
-COMMENT ON COLUMN billing.account_statement_lines.kind IS 'what happened: invoice, payment, credit note, refund, chargeback, write-off';
+COMMENT ON COLUMN billing.account_statement_lines.kind IS
+    'what happened: the ledger transaction''s kind (invoice_finalized, payment, early_payment_discount, credit_note, '
+    'refund, chargeback, void, write_off), credit_invoice for an invoice whose total is below zero';
 COMMENT ON COLUMN billing.account_statement_lines.description IS 'the transaction''s description';
 COMMENT ON COLUMN billing.account_statement_lines.invoice_id IS 'the invoice it concerns, if any';
 COMMENT ON COLUMN billing.account_statement_lines.payment_id IS 'the payment it concerns, if any';

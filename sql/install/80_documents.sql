@@ -12,6 +12,12 @@ CREATE FUNCTION billing.locale_direction(locale text) RETURNS text
 COMMENT ON FUNCTION billing.locale_direction(text) IS
     'rtl for locales written right to left (he, ar, fa, ...), else ltr';
 
+CREATE FUNCTION billing.format_number(value numeric, locale text) RETURNS text
+    AS 'MODULE_PATHNAME', 'billing_format_number' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.format_number(numeric, text) IS
+    'the number formatted by ICU for a locale (BCP 47 tag): its digits, grouping and decimal sign, every fraction '
+    'digit kept (none rounded)';
+
 CREATE FUNCTION billing.html_escape(value text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT replace(replace(replace(replace(replace(value,
@@ -20,8 +26,8 @@ $$;
 COMMENT ON FUNCTION billing.html_escape(text) IS
     'text made safe for HTML element content and quoted attributes: & < > " and '' escaped';
 
--- The words of the document, per language; a missing language falls back
--- to English.  Add a language with INSERTs.
+-- The words of the document, per language; a language without rows falls
+-- back to English.  Add a language with INSERTs.
 CREATE TABLE billing.document_label (
     language text NOT NULL CHECK (language ~ '^[a-z]{2,3}$'),
     key      text NOT NULL,
@@ -31,37 +37,84 @@ CREATE TABLE billing.document_label (
 COMMENT ON TABLE billing.document_label IS
     'words printed on invoice documents, per ISO 639 language; English is the fallback';
 
-INSERT INTO billing.document_label (language, key, label)
-SELECT 'en', k, v FROM (VALUES
-    ('invoice', 'Invoice'), ('number', 'Invoice number'), ('issue_date', 'Issue date'),
-    ('due_date', 'Due date'), ('period', 'Period'), ('bill_to', 'Bill to'), ('from', 'From'),
-    ('tax_id', 'Tax ID'), ('description', 'Description'), ('quantity', 'Qty'),
-    ('unit_price', 'Unit price'), ('amount', 'Amount'), ('subtotal', 'Subtotal'),
-    ('discount', 'Discount'), ('tax', 'Tax'), ('total', 'Total'), ('amount_paid', 'Amount paid'),
-    ('amount_due', 'Amount due'), ('payment_instructions', 'How to pay'),
-    ('draft', 'DRAFT'), ('open', 'OPEN'), ('paid', 'PAID'), ('void', 'VOID'),
-    ('uncollectible', 'UNCOLLECTIBLE')) t(k, v)
-UNION ALL
-SELECT 'he', k, v FROM (VALUES
-    ('invoice', 'חשבונית'), ('number', 'מספר חשבונית'), ('issue_date', 'תאריך הפקה'),
-    ('due_date', 'לתשלום עד'), ('period', 'תקופה'), ('bill_to', 'לכבוד'), ('from', 'מאת'),
-    ('tax_id', 'מספר עוסק'), ('description', 'תיאור'), ('quantity', 'כמות'),
-    ('unit_price', 'מחיר ליחידה'), ('amount', 'סכום'), ('subtotal', 'סכום ביניים'),
-    ('discount', 'הנחה'), ('tax', 'מע"מ'), ('total', 'סה"כ'), ('amount_paid', 'שולם'),
-    ('amount_due', 'יתרה לתשלום'), ('payment_instructions', 'אופן התשלום'),
-    ('draft', 'טיוטה'), ('open', 'פתוחה'), ('paid', 'שולמה'), ('void', 'מבוטלת'),
-    ('uncollectible', 'אבודה')) t(k, v)
-UNION ALL
-SELECT 'de', k, v FROM (VALUES
-    ('invoice', 'Rechnung'), ('number', 'Rechnungsnummer'), ('issue_date', 'Rechnungsdatum'),
-    ('due_date', 'Fällig am'), ('period', 'Leistungszeitraum'), ('bill_to', 'Rechnung an'),
-    ('from', 'Von'), ('tax_id', 'USt-IdNr.'), ('description', 'Beschreibung'), ('quantity', 'Menge'),
-    ('unit_price', 'Einzelpreis'), ('amount', 'Betrag'), ('subtotal', 'Zwischensumme'),
-    ('discount', 'Rabatt'), ('tax', 'MwSt.'), ('total', 'Gesamt'), ('amount_paid', 'Bezahlt'),
-    ('amount_due', 'Offener Betrag'), ('payment_instructions', 'Zahlungshinweise'),
-    ('draft', 'ENTWURF'), ('open', 'OFFEN'), ('paid', 'BEZAHLT'), ('void', 'STORNIERT'),
-    ('uncollectible', 'UNEINBRINGLICH')) t(k, v);
-SELECT pg_catalog.pg_extension_config_dump('billing.document_label', $$WHERE language NOT IN ('en', 'he', 'de')$$);
+-- The words the extension ships, written once: the install seeds them and
+-- the upgrade adds the ones an older version lacked.  Every language has
+-- every key (sql/reports_documents.sql checks it).
+CREATE FUNCTION billing._shipped_document_labels()
+RETURNS TABLE (language text, key text, label text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT l.language, k.key, k.labels[l.n]
+    FROM unnest(ARRAY['en', 'he', 'de', 'ru', 'ar', 'fr', 'es']) WITH ORDINALITY l(language, n)
+    CROSS JOIN (VALUES
+        ('invoice', ARRAY['Invoice', 'חשבונית', 'Rechnung', 'Счёт', 'فاتورة', 'Facture', 'Factura']),
+        ('credit_invoice', ARRAY['Credit invoice', 'חשבונית זיכוי', 'Gutschrift', 'Кредитовый счёт', 'فاتورة دائنة',
+                                 'Facture d''avoir', 'Factura de abono']),
+        ('number', ARRAY['Invoice number', 'מספר חשבונית', 'Rechnungsnummer', 'Номер счёта', 'رقم الفاتورة',
+                         'Numéro de facture', 'Número de factura']),
+        ('issue_date', ARRAY['Issue date', 'תאריך הפקה', 'Rechnungsdatum', 'Дата выставления', 'تاريخ الإصدار',
+                             'Date d''émission', 'Fecha de emisión']),
+        ('due_date', ARRAY['Due date', 'לתשלום עד', 'Fällig am', 'Оплатить до', 'تاريخ الاستحقاق',
+                           'Date d''échéance', 'Fecha de vencimiento']),
+        ('period', ARRAY['Period', 'תקופה', 'Leistungszeitraum', 'Период', 'الفترة', 'Période', 'Periodo']),
+        ('bill_to', ARRAY['Bill to', 'לכבוד', 'Rechnung an', 'Плательщик', 'فاتورة إلى', 'Facturé à', 'Facturar a']),
+        ('from', ARRAY['From', 'מאת', 'Von', 'Поставщик', 'من', 'Émetteur', 'Emisor']),
+        ('tax_id', ARRAY['Tax ID', 'מספר עוסק', 'USt-IdNr.', 'ИНН', 'الرقم الضريبي', 'N° de TVA', 'NIF']),
+        ('description', ARRAY['Description', 'תיאור', 'Beschreibung', 'Описание', 'الوصف', 'Désignation',
+                              'Descripción']),
+        ('quantity', ARRAY['Qty', 'כמות', 'Menge', 'Кол-во', 'الكمية', 'Qté', 'Cant.']),
+        ('unit_price', ARRAY['Unit price', 'מחיר ליחידה', 'Einzelpreis', 'Цена за ед.', 'سعر الوحدة',
+                             'Prix unitaire', 'Precio unitario']),
+        ('amount', ARRAY['Amount', 'סכום', 'Betrag', 'Сумма', 'المبلغ', 'Montant', 'Importe']),
+        ('subtotal', ARRAY['Subtotal', 'סכום ביניים', 'Zwischensumme', 'Промежуточный итог', 'المجموع الفرعي',
+                           'Sous-total', 'Subtotal']),
+        ('discount', ARRAY['Discount', 'הנחה', 'Rabatt', 'Скидка', 'الخصم', 'Remise', 'Descuento']),
+        ('tax', ARRAY['Tax', 'מע"מ', 'MwSt.', 'Налог', 'الضريبة', 'TVA', 'IVA']),
+        ('total', ARRAY['Total', 'סה"כ', 'Gesamt', 'Итого', 'الإجمالي', 'Total', 'Total']),
+        ('payments', ARRAY['Payments', 'תשלומים', 'Zahlungen', 'Платежи', 'المدفوعات', 'Paiements', 'Pagos']),
+        ('payments_returned', ARRAY['Refunds and chargebacks', 'החזרים וביטולי חיוב', 'Erstattungen und Rückbuchungen',
+                                    'Возвраты и отмены платежей', 'المبالغ المستردة والمدفوعات المعكوسة',
+                                    'Remboursements et rétrofacturations', 'Reembolsos y contracargos']),
+        ('early_payment_discount', ARRAY['Early-payment discount', 'הנחת תשלום מוקדם', 'Skonto',
+                                         'Скидка за досрочную оплату', 'خصم السداد المبكر',
+                                         'Escompte pour paiement anticipé', 'Descuento por pronto pago']),
+        ('credit_notes', ARRAY['Credit notes', 'הודעות זיכוי', 'Gutschriften', 'Кредит-ноты', 'الإشعارات الدائنة',
+                               'Avoirs', 'Notas de crédito']),
+        ('credit_applied', ARRAY['Paid from your account credit', 'שולם מיתרת הזכות שלך', 'Mit Ihrem Guthaben verrechnet',
+                                 'Оплачено с вашего баланса', 'مدفوع من رصيدك الدائن',
+                                 'Réglé avec votre crédit', 'Pagado con su saldo a favor']),
+        ('credit_added', ARRAY['Added to your account credit', 'נוסף ליתרת הזכות שלך', 'Ihrem Guthaben gutgeschrieben',
+                               'Зачислено на ваш баланс', 'أضيف إلى رصيدك الدائن', 'Ajouté à votre crédit',
+                               'Añadido a su saldo a favor']),
+        ('voided', ARRAY['Voided', 'בוטל', 'Storniert', 'Аннулировано', 'أُلغي', 'Annulé', 'Anulado']),
+        ('amount_due', ARRAY['Amount due', 'יתרה לתשלום', 'Offener Betrag', 'К оплате', 'المبلغ المستحق',
+                             'Reste à payer', 'Importe pendiente']),
+        ('credit_note', ARRAY['Credit note', 'הודעת זיכוי', 'Gutschrift', 'Кредит-нота', 'إشعار دائن', 'Avoir',
+                              'Nota de crédito']),
+        ('credit_note_to_balance', ARRAY['added to your account credit', 'נוספה ליתרת הזכות שלך',
+                                         'Ihrem Guthaben gutgeschrieben', 'зачислена на ваш баланс',
+                                         'أضيف إلى رصيدك الدائن', 'ajouté à votre crédit', 'añadida a su saldo a favor']),
+        ('credit_note_refunded', ARRAY['refunded to you', 'הוחזרה לך', 'an Sie erstattet', 'возвращена вам',
+                                       'رُدّ إليك', 'remboursé', 'reembolsada']),
+        ('payment_instructions', ARRAY['How to pay', 'אופן התשלום', 'Zahlungshinweise', 'Как оплатить', 'طريقة الدفع',
+                                       'Modalités de paiement', 'Forma de pago']),
+        ('draft', ARRAY['DRAFT', 'טיוטה', 'ENTWURF', 'ЧЕРНОВИК', 'مسودة', 'BROUILLON', 'BORRADOR']),
+        ('open', ARRAY['OPEN', 'פתוחה', 'OFFEN', 'ОЖИДАЕТ ОПЛАТЫ', 'مستحقة الدفع', 'À PAYER', 'PENDIENTE']),
+        ('paid', ARRAY['PAID', 'שולמה', 'BEZAHLT', 'ОПЛАЧЕН', 'مدفوعة', 'PAYÉE', 'PAGADA']),
+        ('void', ARRAY['VOID', 'מבוטלת', 'STORNIERT', 'АННУЛИРОВАН', 'ملغاة', 'ANNULÉE', 'ANULADA']),
+        ('uncollectible', ARRAY['UNCOLLECTIBLE', 'אבודה', 'UNEINBRINGLICH', 'СПИСАН', 'غير قابلة للتحصيل',
+                                'IRRÉCOUVRABLE', 'INCOBRABLE']),
+        ('credited', ARRAY['CREDITED', 'זוכתה', 'GUTGESCHRIEBEN', 'ЗАЧИСЛЕН НА БАЛАНС', 'أضيفت إلى رصيدك',
+                           'CRÉDITÉE', 'ABONADA'])
+    ) k(key, labels)
+$$;
+COMMENT ON FUNCTION billing._shipped_document_labels() IS
+    'internal: the document words the extension ships, every key in en, he, de, ru, ar, fr and es';
+
+INSERT INTO billing.document_label (language, key, label) SELECT * FROM billing._shipped_document_labels();
+-- a dump keeps the languages a user added; the shipped ones come with the
+-- extension
+SELECT pg_catalog.pg_extension_config_dump('billing.document_label',
+    $$WHERE language NOT IN ('en', 'he', 'de', 'ru', 'ar', 'fr', 'es')$$);
 
 -- The labels for a locale as one jsonb object, English under the rest.
 CREATE FUNCTION billing._document_labels(locale text) RETURNS jsonb
@@ -74,21 +127,41 @@ $$;
 COMMENT ON FUNCTION billing._document_labels(text) IS 'internal: document words for a locale';
 
 -- A unit price (numeric, possibly finer than the currency) for display:
--- through ICU when it has no more digits than the currency, as written
--- otherwise (0.0035 USD per call is shown, not rounded).
+-- through ICU as money when it has no more digits than the currency, as a
+-- number in the locale's digits with the currency code otherwise (0.0035
+-- USD per call is shown, not rounded).
 CREATE FUNCTION billing._format_unit_price(unit_amount numeric, currency text, locale text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN unit_amount IS NULL THEN ''
         WHEN scale(trim_scale(unit_amount)) <= billing.scale(billing.from_minor_units(0, currency))
         THEN billing.format_amount(billing.amount(unit_amount, currency), locale)
-        ELSE trim_scale(unit_amount)::text || ' ' || currency
+        ELSE billing.format_number(trim_scale(unit_amount), locale) || ' ' || currency
     END
 $$;
 COMMENT ON FUNCTION billing._format_unit_price(numeric, text, text) IS
     'internal: a unit price for documents, never rounded';
 
 -- Everything a document shows, gathered once: one jsonb, also the json format.
+--
+-- What settled the invoice, each as what it is (billing.payment_application
+-- by source), signed as it changes the amount due, so that
+--   amount_due = total + the sum of settlement
+-- holds for every invoice (check_invariants: amount_paid is the sum of the
+-- applications, amount_due = total - amount_paid; a void invoice has
+-- nothing applied and nothing due):
+--   payments                money received (source payment, positive);
+--   payments_returned       what refunds and chargebacks of those payments
+--                           took back off the invoice, which reopened it
+--                           (source payment, negative): raises the due;
+--   early_payment_discount  the discount for paying within the terms;
+--   credit_notes            credit notes that reduced the due (reduce_due);
+--   credit_applied          the account's unapplied credit paying it;
+--   credit_added            a credit invoice's amount handed to the
+--                           account's credit (source credit, negative);
+--   voided                  a void invoice's total, no longer asked for.
+-- Credit notes on the invoice that went to the account's credit or were
+-- refunded do not change its due: they are listed apart (credit_notes).
 CREATE FUNCTION billing._invoice_facts(p_invoice_id bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
@@ -99,6 +172,7 @@ BEGIN
         'account_id', i.account_id,
         'number', i.number,
         'status', i.status,
+        'credit_invoice', billing.to_numeric(i.total) < 0,
         'currency', i.currency,
         'issue_date', i.issue_date,
         'due_date', i.due_date,
@@ -109,11 +183,31 @@ BEGIN
         'seller', jsonb_build_object('legal_name', e.legal_name, 'tax_id', e.tax_id,
                                      'address', e.address,
                                      'payment_instructions', e.metadata ->> 'payment_instructions'),
-        'buyer', jsonb_build_object('name', a.name, 'email', a.email,
-                                    'address', a.metadata ->> 'address',
+        'buyer', jsonb_build_object('name', a.name, 'email', a.email, 'address', a.address,
                                     'external_ref', a.external_ref),
         'subtotal', i.subtotal::text, 'discount', i.discount::text, 'tax', i.tax::text,
         'total', i.total::text, 'amount_paid', i.amount_paid::text, 'amount_due', i.amount_due::text,
+        'settlement', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('kind', x.kind, 'amount', x.amount::text) ORDER BY x.n)
+            FROM (SELECT s.n, s.kind, billing.amount(s.change, i.currency) AS amount
+                  FROM (VALUES
+                      (1, 'payments', -ap.payments),
+                      (2, 'payments_returned', -ap.returned),
+                      (3, 'early_payment_discount', -ap.discount),
+                      (4, 'credit_notes', -ap.credit_notes),
+                      (5, 'credit_applied', -ap.credit_applied),
+                      (6, 'credit_added', -ap.credit_added),
+                      (7, 'voided', CASE WHEN i.status = 'void' THEN -billing.to_numeric(i.total) ELSE 0 END)
+                  ) s(n, kind, change)
+                  WHERE s.change <> 0) x), '[]'),
+        'credit_notes', coalesce((
+            SELECT jsonb_agg(jsonb_build_object(
+                       'credit_note_id', c.credit_note_id, 'amount', c.amount::text, 'tax', c.tax::text,
+                       'method', c.method, 'reason', c.reason,
+                       'issued_on', (c.created_at AT TIME ZONE a.timezone)::date)
+                   ORDER BY c.credit_note_id)
+            FROM billing.credit_note c
+            WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id), '[]'),
         'lines', coalesce((
             SELECT jsonb_agg(jsonb_build_object(
                        'kind', l.kind, 'description', l.description,
@@ -127,6 +221,15 @@ BEGIN
     FROM billing.invoice i
     JOIN billing.account a ON a.account_id = i.account_id
     JOIN billing.billing_entity e ON e.entity_id = i.entity_id
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'payment' AND billing.to_numeric(y.amount) > 0), 0) AS payments,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'payment' AND billing.to_numeric(y.amount) < 0), 0) AS returned,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'discount'), 0) AS discount,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'credit_note'), 0) AS credit_notes,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'credit' AND billing.to_numeric(y.amount) > 0), 0) AS credit_applied,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'credit' AND billing.to_numeric(y.amount) < 0), 0) AS credit_added
+        FROM billing.payment_application y
+        WHERE y.account_id = i.account_id AND y.invoice_id = i.invoice_id) ap
     WHERE i.invoice_id = p_invoice_id;
     IF facts IS NULL THEN
         RAISE EXCEPTION 'invoice % does not exist', p_invoice_id
@@ -134,7 +237,26 @@ BEGIN
     END IF;
     RETURN facts;
 END $$;
-COMMENT ON FUNCTION billing._invoice_facts(bigint) IS 'internal: what an invoice document shows';
+COMMENT ON FUNCTION billing._invoice_facts(bigint) IS
+    'internal: what an invoice document shows, with what settled it by kind (amount_due = total + settlement)';
+
+-- A line of the text form: the label left, the figure right-aligned in a
+-- column of 20 after a label column of 48; neither is ever cut.
+CREATE FUNCTION billing._text_row(label text, figure text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT rpad(label, greatest(48, length(label))) || ' ' || lpad(figure, greatest(20, length(figure)))
+$$;
+COMMENT ON FUNCTION billing._text_row(text, text) IS 'internal: a label and a figure as one line of a text document';
+
+-- A period [start, end) as the reader writes it, the last day included.
+CREATE FUNCTION billing._document_period(period_start date, period_end date, locale text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN period_start IS NOT NULL AND period_end IS NOT NULL
+                THEN billing.format_date(period_start, locale, 'medium') || ' – '
+                     || billing.format_date(greatest(period_end - 1, period_start), locale, 'medium') END
+$$;
+COMMENT ON FUNCTION billing._document_period(date, date, text) IS
+    'internal: a billing period [start, end) for documents, its last day included';
 
 CREATE FUNCTION billing.invoice_document(invoice_id bigint, format text DEFAULT 'html') RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
@@ -146,7 +268,13 @@ DECLARE
     h text;
     body text;
     line jsonb;
+    row_ jsonb;
+    v_title text;
+    v_status text;
+    v_period text;
+    v_detail text;
     money_rows text := '';
+    notes text := '';
 BEGIN
     PERFORM billing._authorize_invoice(invoice_document.invoice_id);
     IF format IS NULL OR format NOT IN ('html', 'text', 'json') THEN
@@ -156,36 +284,85 @@ BEGIN
     IF invoice_id IS NULL THEN
         RAISE EXCEPTION 'invoice_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- the account's locale, checked before anything is formatted, so that
+    -- a tag ICU does not know is named with its account
+    SELECT a.locale INTO loc FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
+    WHERE i.invoice_id = invoice_document.invoice_id;
+    IF FOUND THEN
+        BEGIN
+            PERFORM billing.locale_direction(loc);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE EXCEPTION 'invoice %: the account''s locale "%" is not a language ICU knows', invoice_id, loc
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Set a BCP 47 tag such as en-US, de-DE, he-IL or ar-EG with billing.update_account(locale => ...).';
+        END;
+    END IF;
     f := billing._invoice_facts(invoice_id);
     IF format = 'json' THEN
         RETURN jsonb_pretty(f);
     END IF;
-    loc := f ->> 'locale';
     cur := f ->> 'currency';
     lb := billing._document_labels(loc);
+    -- a credit invoice (its total below zero) reads as one: its own title,
+    -- and credited instead of paid (the engine pays it by handing its
+    -- amount to the account's credit)
+    v_title := lb ->> CASE WHEN (f ->> 'credit_invoice')::boolean THEN 'credit_invoice' ELSE 'invoice' END;
+    v_status := lb ->> CASE WHEN (f ->> 'credit_invoice')::boolean AND f ->> 'status' = 'paid' THEN 'credited'
+                            ELSE f ->> 'status' END;
+    v_period := billing._document_period((f ->> 'period_start')::date, (f ->> 'period_end')::date, loc);
 
     IF format = 'text' THEN
         body := concat_ws(E'\n',
-            upper(lb ->> 'invoice') || ' ' || coalesce(f ->> 'number', '(' || (lb ->> 'draft') || ')'),
+            upper(v_title) || ' ' || coalesce(f ->> 'number', '(' || (lb ->> 'draft') || ')') || ' · ' || v_status,
             (lb ->> 'from') || ': ' || (f #>> '{seller,legal_name}')
                 || coalesce(' (' || (lb ->> 'tax_id') || ' ' || (f #>> '{seller,tax_id}') || ')', ''),
+            '  ' || replace(f #>> '{seller,address}', E'\n', E'\n  '),
             (lb ->> 'bill_to') || ': ' || (f #>> '{buyer,name}'),
+            '  ' || replace(f #>> '{buyer,address}', E'\n', E'\n  '),
+            '  ' || (f #>> '{buyer,email}'),
             (lb ->> 'issue_date') || ': ' || billing.format_date((f ->> 'issue_date')::date, loc),
             (lb ->> 'due_date') || ': ' || billing.format_date((f ->> 'due_date')::date, loc),
+            (lb ->> 'period') || ': ' || v_period,
             '');
         FOR line IN SELECT value FROM jsonb_array_elements(f -> 'lines') LOOP
-            body := body || E'\n' || rpad(line ->> 'description', 48) || ' '
-                || lpad(billing.format_amount((line ->> 'amount')::billing.amount, loc), 20);
+            body := body || E'\n' || billing._text_row(line ->> 'description',
+                                                       billing.format_amount((line ->> 'amount')::billing.amount, loc));
+            -- under it: its period, and how many at what price unless that
+            -- is one at the amount (a tax line's unit_amount is its rate,
+            -- already in its description)
+            v_detail := concat_ws(' · ',
+                billing._document_period((line ->> 'period_start')::date, (line ->> 'period_end')::date, loc),
+                CASE WHEN line ->> 'kind' <> 'tax' AND line ->> 'quantity' IS NOT NULL
+                          AND line ->> 'unit_amount' IS NOT NULL
+                          AND NOT ((line ->> 'quantity')::numeric = 1 AND (line ->> 'unit_amount')::numeric
+                                   = billing.to_numeric((line ->> 'amount')::billing.amount))
+                     THEN billing.format_number(trim_scale((line ->> 'quantity')::numeric), loc) || ' × '
+                          || billing._format_unit_price((line ->> 'unit_amount')::numeric, cur, loc) END);
+            IF v_detail <> '' THEN
+                body := body || E'\n  ' || v_detail;
+            END IF;
         END LOOP;
         body := body || E'\n\n' || concat_ws(E'\n',
-            rpad(lb ->> 'subtotal', 48) || ' ' || lpad(billing.format_amount((f ->> 'subtotal')::billing.amount, loc), 20),
+            billing._text_row(lb ->> 'subtotal', billing.format_amount((f ->> 'subtotal')::billing.amount, loc)),
             CASE WHEN (f ->> 'discount')::billing.amount <> billing.from_minor_units(0, cur)
-                 THEN rpad(lb ->> 'discount', 48) || ' '
-                      || lpad(billing.format_amount((f ->> 'discount')::billing.amount, loc), 20) END,
-            rpad(lb ->> 'tax', 48) || ' ' || lpad(billing.format_amount((f ->> 'tax')::billing.amount, loc), 20),
-            rpad(lb ->> 'total', 48) || ' ' || lpad(billing.format_amount((f ->> 'total')::billing.amount, loc), 20),
-            rpad(lb ->> 'amount_paid', 48) || ' ' || lpad(billing.format_amount((f ->> 'amount_paid')::billing.amount, loc), 20),
-            rpad(lb ->> 'amount_due', 48) || ' ' || lpad(billing.format_amount((f ->> 'amount_due')::billing.amount, loc), 20));
+                 THEN billing._text_row(lb ->> 'discount', billing.format_amount((f ->> 'discount')::billing.amount, loc)) END,
+            billing._text_row(lb ->> 'tax', billing.format_amount((f ->> 'tax')::billing.amount, loc)),
+            billing._text_row(lb ->> 'total', billing.format_amount((f ->> 'total')::billing.amount, loc)));
+        FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'settlement') LOOP
+            body := body || E'\n' || billing._text_row(lb ->> (row_ ->> 'kind'),
+                                                       billing.format_amount((row_ ->> 'amount')::billing.amount, loc));
+        END LOOP;
+        body := body || E'\n' || billing._text_row(lb ->> 'amount_due',
+                                                   billing.format_amount((f ->> 'amount_due')::billing.amount, loc));
+        FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'credit_notes') WHERE value ->> 'method' <> 'reduce_due' LOOP
+            notes := notes || E'\n' || (lb ->> 'credit_note') || ' ' || (row_ ->> 'credit_note_id') || ', '
+                || billing.format_date((row_ ->> 'issued_on')::date, loc, 'medium') || ': '
+                || billing.format_amount((row_ ->> 'amount')::billing.amount, loc) || ' '
+                || (lb ->> CASE row_ ->> 'method' WHEN 'refund' THEN 'credit_note_refunded' ELSE 'credit_note_to_balance' END);
+        END LOOP;
+        IF notes <> '' THEN
+            body := body || E'\n' || notes;
+        END IF;
         IF f #>> '{seller,payment_instructions}' IS NOT NULL THEN
             body := body || E'\n\n' || (lb ->> 'payment_instructions') || E':\n'
                 || (f #>> '{seller,payment_instructions}');
@@ -200,14 +377,11 @@ BEGIN
         body := body || format(
             '<tr><td>%s%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td></tr>' || E'\n',
             html_escape(line ->> 'description'),
-            CASE WHEN line ->> 'period_start' IS NOT NULL AND line ->> 'period_end' IS NOT NULL
-                 THEN '<div class="period">' || html_escape(
-                        billing.format_date((line ->> 'period_start')::date, loc, 'medium') || ' – '
-                        || billing.format_date((line ->> 'period_end')::date - 1, loc, 'medium')) || '</div>'
-                 ELSE '' END,
+            coalesce('<div class="period">' || html_escape(billing._document_period(
+                        (line ->> 'period_start')::date, (line ->> 'period_end')::date, loc)) || '</div>', ''),
             -- a tax line's unit_amount is its rate, already in its description
-            CASE WHEN line ->> 'kind' = 'tax' THEN ''
-                 ELSE html_escape(coalesce(trim_scale((line ->> 'quantity')::numeric)::text, '')) END,
+            CASE WHEN line ->> 'kind' = 'tax' OR line ->> 'quantity' IS NULL THEN ''
+                 ELSE html_escape(billing.format_number(trim_scale((line ->> 'quantity')::numeric), loc)) END,
             CASE WHEN line ->> 'kind' = 'tax' THEN ''
                  ELSE html_escape(billing._format_unit_price((line ->> 'unit_amount')::numeric, cur, loc)) END,
             html_escape(billing.format_amount((line ->> 'amount')::billing.amount, loc)));
@@ -221,12 +395,22 @@ BEGIN
                          html_escape(billing.format_amount((f ->> 'discount')::billing.amount, loc)));
     END IF;
     money_rows := money_rows || format(
-        '<tr><th>%s</th><td class="num">%s</td></tr><tr class="total"><th>%s</th><td class="num">%s</td></tr>'
-        || '<tr><th>%s</th><td class="num">%s</td></tr><tr class="due"><th>%s</th><td class="num">%s</td></tr>',
+        '<tr><th>%s</th><td class="num">%s</td></tr><tr class="total"><th>%s</th><td class="num">%s</td></tr>',
         html_escape(lb ->> 'tax'), html_escape(billing.format_amount((f ->> 'tax')::billing.amount, loc)),
-        html_escape(lb ->> 'total'), html_escape(billing.format_amount((f ->> 'total')::billing.amount, loc)),
-        html_escape(lb ->> 'amount_paid'), html_escape(billing.format_amount((f ->> 'amount_paid')::billing.amount, loc)),
+        html_escape(lb ->> 'total'), html_escape(billing.format_amount((f ->> 'total')::billing.amount, loc)));
+    FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'settlement') LOOP
+        money_rows := money_rows || format('<tr class="%s"><th>%s</th><td class="num">%s</td></tr>',
+            row_ ->> 'kind', html_escape(lb ->> (row_ ->> 'kind')),
+            html_escape(billing.format_amount((row_ ->> 'amount')::billing.amount, loc)));
+    END LOOP;
+    money_rows := money_rows || format('<tr class="due"><th>%s</th><td class="num">%s</td></tr>',
         html_escape(lb ->> 'amount_due'), html_escape(billing.format_amount((f ->> 'amount_due')::billing.amount, loc)));
+    FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'credit_notes') WHERE value ->> 'method' <> 'reduce_due' LOOP
+        notes := notes || format('<li>%s %s, %s: %s %s</li>', html_escape(lb ->> 'credit_note'),
+            row_ ->> 'credit_note_id', html_escape(billing.format_date((row_ ->> 'issued_on')::date, loc, 'medium')),
+            html_escape(billing.format_amount((row_ ->> 'amount')::billing.amount, loc)),
+            html_escape(lb ->> CASE row_ ->> 'method' WHEN 'refund' THEN 'credit_note_refunded' ELSE 'credit_note_to_balance' END));
+    END LOOP;
 
     h := format($html$<!DOCTYPE html>
 <html lang="%s" dir="%s">
@@ -249,7 +433,8 @@ table.totals { margin-inline-start: auto; margin-top: 1em; border-collapse: coll
 table.totals th { text-align: start; padding-block: 0.3em; padding-inline-end: 1.5em; font-weight: normal; }
 table.totals td { padding: 0.3em 0; }
 tr.total th, tr.total td { font-weight: bold; border-top: 2px solid #222; }
-tr.due th, tr.due td { font-weight: bold; font-size: 1.15em; }
+tr.due th, tr.due td { font-weight: bold; font-size: 1.15em; border-top: 1px solid #222; }
+.notes { margin-top: 1.5em; color: #555; }
 .instructions { margin-top: 2em; white-space: pre-line; }
 </style>
 </head>
@@ -260,7 +445,7 @@ tr.due th, tr.due td { font-weight: bold; font-size: 1.15em; }
 <tr><th>%s</th><td>%s</td></tr>
 <tr><th>%s</th><td>%s</td></tr>
 <tr><th>%s</th><td>%s</td></tr>
-</table>
+%s</table>
 <div class="parties">
 <div><strong>%s</strong>
 %s%s%s</div>
@@ -273,16 +458,17 @@ tr.due th, tr.due td { font-weight: bold; font-size: 1.15em; }
 %s</tbody>
 </table>
 <table class="totals">%s</table>
-%s</body>
+%s%s</body>
 </html>
 $html$,
         html_escape(replace(loc, '_', '-')), f ->> 'direction',
-        html_escape(lb ->> 'invoice'), html_escape(coalesce(f ->> 'number', '')),
-        html_escape(lb ->> 'invoice'),
-        html_escape(lb ->> (f ->> 'status')),
+        html_escape(v_title), html_escape(coalesce(f ->> 'number', '')),
+        html_escape(v_title),
+        html_escape(v_status),
         html_escape(lb ->> 'number'), html_escape(coalesce(f ->> 'number', '—')),
         html_escape(lb ->> 'issue_date'), html_escape(billing.format_date((f ->> 'issue_date')::date, loc)),
         html_escape(lb ->> 'due_date'), html_escape(billing.format_date((f ->> 'due_date')::date, loc)),
+        coalesce('<tr><th>' || html_escape(lb ->> 'period') || '</th><td>' || html_escape(v_period) || '</td></tr>' || E'\n', ''),
         html_escape(lb ->> 'from'),
         html_escape(f #>> '{seller,legal_name}'),
         coalesce(E'\n' || html_escape(f #>> '{seller,address}'), ''),
@@ -295,9 +481,12 @@ $html$,
         html_escape(lb ->> 'unit_price'), html_escape(lb ->> 'amount'),
         body,
         money_rows,
+        CASE WHEN notes <> '' THEN '<ul class="notes">' || notes || '</ul>' || E'\n' ELSE '' END,
         coalesce('<div class="instructions"><strong>' || html_escape(lb ->> 'payment_instructions')
                  || '</strong>' || E'\n' || html_escape(f #>> '{seller,payment_instructions}') || '</div>' || E'\n', ''));
     RETURN h;
 END $$;
 COMMENT ON FUNCTION billing.invoice_document(bigint, text) IS
-    'the invoice as a print-ready html page, plain text, or json, in the account''s locale';
+    'the invoice as a print-ready html page, plain text, or json, in the account''s locale: its lines with their '
+    'periods, totals, and what settled it by kind (payments, refunds, early-payment discount, credit notes, account '
+    'credit), so that the amount due is the total less them';

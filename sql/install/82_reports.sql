@@ -140,7 +140,8 @@ COMMENT ON COLUMN billing.account_statements.account_id IS 'the account';
 COMMENT ON COLUMN billing.account_statements.posted_on IS 'the date the ledger transaction was posted';
 COMMENT ON COLUMN billing.account_statements.txn_id IS 'the ledger transaction (billing.ledger_transaction)';
 COMMENT ON COLUMN billing.account_statements.kind IS
-    'invoice_finalized, payment, credit_applied, credit_note, refund, void, write_off, chargeback or early_payment_discount';
+    'invoice_finalized, credit_invoice (an invoice whose total is below zero), payment, early_payment_discount, '
+    'credit_note, refund, chargeback, void or write_off';
 COMMENT ON COLUMN billing.account_statements.description IS 'the transaction''s description (invoice number, payment, ...)';
 COMMENT ON COLUMN billing.account_statements.invoice_id IS 'the invoice it concerns, if any';
 COMMENT ON COLUMN billing.account_statements.payment_id IS 'the payment it concerns, if any';

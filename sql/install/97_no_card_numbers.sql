@@ -33,6 +33,7 @@ ALTER TABLE billing.account ADD CONSTRAINT account_no_card_number CHECK (
     billing._no_card_number(name, 'billing.account.name')
     AND billing._no_card_number(locale, 'billing.account.locale')
     AND billing._no_card_number(email, 'billing.account.email')
+    AND billing._no_card_number(address, 'billing.account.address')
     AND billing._no_card_number(external_ref, 'billing.account.external_ref')
     AND billing._no_card_number(metadata, 'billing.account.metadata'));
 

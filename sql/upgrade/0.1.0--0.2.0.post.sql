@@ -54,3 +54,12 @@ END $$;
 ALTER DOMAIN billing.time_zone DROP CONSTRAINT time_zone_check;
 ALTER DOMAIN billing.time_zone ADD CONSTRAINT time_zone_check CHECK (billing.check_time_zone(VALUE) IS NOT NULL);
 COMMENT ON DOMAIN billing.time_zone IS 'an IANA time zone name such as Europe/Berlin (billing.check_time_zone)';
+
+-- document words (80_documents.sql): the shipped languages grow from en, he
+-- and de to ru, ar, fr and es too, with the words of the settlement by
+-- kind; a row a user added or changed stays (and 0.1.0's amount_paid, which
+-- the documents no longer print, with them)
+INSERT INTO billing.document_label (language, key, label) SELECT * FROM billing._shipped_document_labels()
+ON CONFLICT (language, key) DO NOTHING;
+SELECT pg_catalog.pg_extension_config_dump('billing.document_label',
+    $$WHERE language NOT IN ('en', 'he', 'de', 'ru', 'ar', 'fr', 'es')$$);

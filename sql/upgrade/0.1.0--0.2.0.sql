@@ -64,11 +64,32 @@ CREATE TYPE billing._invoice_draft AS (
 COMMENT ON TYPE billing._invoice_draft IS
     'internal: an invoice billing._bill_lines computed and billing._bill_invoices inserts, or a subscription that ended';
 
+-- the statement names a credit invoice (its total below zero) for what it
+-- is (75_ledger_reports.sql)
+CREATE OR REPLACE VIEW billing.account_statement_lines AS
+SELECT t.account_id, t.posted_on, t.txn_id,
+       CASE WHEN t.kind = 'invoice_finalized' AND billing.to_numeric(billing.sum(e.amount)) < 0
+            THEN 'credit_invoice' ELSE t.kind END AS kind,
+       CASE WHEN t.kind = 'invoice_finalized' AND billing.to_numeric(billing.sum(e.amount)) < 0
+            THEN 'credit ' || t.description ELSE t.description END AS description,
+       t.invoice_id, t.payment_id,
+       billing.sum(e.amount) AS amount
+FROM billing.ledger_transaction t
+JOIN billing.ledger_entry e ON e.account_id = t.account_id AND e.txn_id = t.txn_id
+WHERE e.ledger_account IN ('receivable', 'customer_credit')
+GROUP BY t.account_id, t.posted_on, t.txn_id, t.kind, t.description, t.invoice_id, t.payment_id
+HAVING billing.to_numeric(billing.sum(e.amount)) <> 0;
+COMMENT ON VIEW billing.account_statement_lines IS
+    'the movements of what each account owes: invoices (+), payments, early-payment discounts, credit notes, '
+    'credit invoices, write-offs (-), refunds and chargebacks (+); one row per ledger transaction';
+
 -- column comments on two 0.1.0 views (every reporting view documents its columns)
 COMMENT ON COLUMN billing.account_statement_lines.account_id IS 'the account';
 COMMENT ON COLUMN billing.account_statement_lines.posted_on IS 'the day the ledger transaction was posted';
 COMMENT ON COLUMN billing.account_statement_lines.txn_id IS 'the ledger transaction';
-COMMENT ON COLUMN billing.account_statement_lines.kind IS 'what happened: invoice, payment, credit note, refund, chargeback, write-off';
+COMMENT ON COLUMN billing.account_statement_lines.kind IS
+    'what happened: the ledger transaction''s kind (invoice_finalized, payment, early_payment_discount, credit_note, '
+    'refund, chargeback, void, write_off), credit_invoice for an invoice whose total is below zero';
 COMMENT ON COLUMN billing.account_statement_lines.description IS 'the transaction''s description';
 COMMENT ON COLUMN billing.account_statement_lines.invoice_id IS 'the invoice it concerns, if any';
 COMMENT ON COLUMN billing.account_statement_lines.payment_id IS 'the payment it concerns, if any';
@@ -204,3 +225,14 @@ UPDATE billing.price SET bill_trial_usage = true WHERE usage_type = 'metered';
 -- resolves to the amount form of a function that also takes a number;
 -- ALTER TYPE cannot change a category, the superuser's update script can
 UPDATE pg_catalog.pg_type SET typcategory = 'S' WHERE oid = 'billing.amount'::pg_catalog.regtype;
+
+-- the buyer's postal address (30_accounts_catalog.sql), a column like the
+-- seller's billing_entity.address; 0.1.0's documents read the metadata key
+-- address, which is where an account's address was kept until now
+ALTER TABLE billing.account ADD COLUMN IF NOT EXISTS address text;
+COMMENT ON TABLE billing.account IS
+    'a customer: currency, time zone, payment terms, locale, contact, postal address, CRM/ERP reference, tax settings';
+UPDATE billing.account SET address = metadata ->> 'address'
+WHERE address IS NULL AND jsonb_typeof(metadata -> 'address') = 'string';
+DROP FUNCTION IF EXISTS billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb);
+DROP FUNCTION IF EXISTS billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb);

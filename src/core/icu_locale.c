@@ -9,6 +9,7 @@
 #include <unicode/ucal.h>
 #include <unicode/udat.h>
 #include <unicode/udatpg.h>
+#include <unicode/unum.h>
 #include <unicode/uloc.h>
 #include <unicode/ustring.h>
 
@@ -279,6 +280,39 @@ locale_format_date(int32_t days, const char *icu_id, DateStyle style,
 	u_strToUTF8(buf, (int32_t) bufsize, &blen, out, ulen, &status);
 	if (U_FAILURE(status) || status == U_STRING_NOT_TERMINATED_WARNING ||
 		(size_t) blen >= bufsize)
+		return -1;
+	return blen;
+}
+
+/*
+ * A decimal number written as PostgreSQL's numeric prints it ("-1234.50")
+ * in the locale's digits, grouping and decimal sign, with exactly the
+ * fraction digits it has: nothing is rounded or dropped, so a quantity of
+ * 0.0035 or 12000.50 reads as given.
+ */
+int
+locale_format_decimal(const char *decimal, const char *icu_id, char *buf, size_t bufsize)
+{
+	UErrorCode	status = U_ZERO_ERROR;
+	UNumberFormat *nf;
+	UChar		out[256];
+	int32_t		ulen;
+	int32_t		blen = 0;
+	const char *point = strchr(decimal, '.');
+	int32_t		digits = point ? (int32_t) strlen(point + 1) : 0;
+
+	nf = unum_open(UNUM_DECIMAL, NULL, 0, icu_id, NULL, &status);
+	if (U_FAILURE(status))
+		return -1;
+	unum_setAttribute(nf, UNUM_MIN_FRACTION_DIGITS, digits);
+	unum_setAttribute(nf, UNUM_MAX_FRACTION_DIGITS, digits);
+	unum_setAttribute(nf, UNUM_ROUNDING_MODE, UNUM_ROUND_UNNECESSARY);
+	ulen = unum_formatDecimal(nf, decimal, -1, out, 256, NULL, &status);
+	unum_close(nf);
+	if (U_FAILURE(status) || status == U_STRING_NOT_TERMINATED_WARNING)
+		return -1;
+	u_strToUTF8(buf, (int32_t) bufsize, &blen, out, ulen, &status);
+	if (U_FAILURE(status) || status == U_STRING_NOT_TERMINATED_WARNING || (size_t) blen >= bufsize)
 		return -1;
 	return blen;
 }

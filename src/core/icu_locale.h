@@ -44,4 +44,12 @@ extern bool date_style_parse(const char *name, DateStyle *style);
 extern int	locale_format_date(int32_t days, const char *icu_id, DateStyle style,
 							   char *buf, size_t bufsize);
 
+/*
+ * Formats a decimal number as numeric's text output writes it ("-1234.50",
+ * no exponent) for an ICU locale id, in UTF-8: the locale's digits, grouping
+ * and decimal sign, exactly the fraction digits given (none rounded).
+ * Returns the length, or -1 when ICU fails (a buffer too small included).
+ */
+extern int	locale_format_decimal(const char *decimal, const char *icu_id, char *buf, size_t bufsize);
+
 #endif

@@ -11,10 +11,10 @@ SELECT billing.create_tax_rate(name => 'Sales tax', percentage => 8.625) AS sale
 SELECT billing.create_tax_rate(name => 'מע"מ', percentage => 17, inclusive => true) AS vat \gset
 SELECT billing.create_account(entity_id => :entity, name => '<script>alert(1)</script> & Sons Inc.',
     currency => 'USD', locale => 'en-US', email => 'ap@example.com', external_ref => 'doc-en',
-    tax_rate_id => :sales_tax, metadata => '{"address": "12 Harbor Road\nBoston, MA 02110"}') AS en \gset
+    tax_rate_id => :sales_tax, address => E'12 Harbor Road\nBoston, MA 02110') AS en \gset
 SELECT billing.create_account(entity_id => :entity, name => 'דנה כהן בע"מ', currency => 'ILS',
     locale => 'he-IL', timezone => 'Asia/Jerusalem', email => 'dana@example.co.il', external_ref => 'doc-he',
-    tax_rate_id => :vat, metadata => '{"address": "רחוב הרצל 10\nתל אביב"}') AS he \gset
+    tax_rate_id => :vat, address => E'רחוב הרצל 10\nתל אביב') AS he \gset
 SELECT billing.create_product(name => 'Fiber 1 Gbps') AS fiber \gset
 SELECT billing.create_product(name => 'Static IP address') AS ip \gset
 SELECT billing.create_product(name => 'סיב אופטי 1 ג׳יגה') AS fiber_he \gset

@@ -6,7 +6,8 @@
 #      version (test/scenarios/_extension_catalog.psql, diffed), and the rows
 #      a fresh install seeds (ledger accounts, document labels) are there;
 #   2. every row of every table survived (the columns 0.1.0 had, digested
-#      before and after);
+#      before and after; the document labels, which an update adds to, by
+#      every row of before being there after);
 #   3. billing works after it: a cycle, a payment, a refund, and
 #      billing.check_invariants() empty.
 # Run by test/cluster.sh with PGDATABASE set to a fresh database.
@@ -31,7 +32,7 @@ SET billing.clock = '2024-01-01 12:00+00';
 SELECT create_billing_entity('Upgrade GmbH', 'EUR');
 SELECT create_tax_rate('VAT', 19);
 SELECT create_account(1, 'Anna', tax_rate_id => 1), create_account(1, 'Bob', currency => 'USD'),
-       create_account(1, 'Cleo');
+       create_account(1, 'Cleo', metadata => '{"address": "1 Old Road, Oldtown"}');
 SELECT create_product('Plan');
 SELECT create_price(1, 'EUR', 10.00, setup_fee => 5), create_price(1, 'USD', 0.01, scheme => 'per_unit', usage_type => 'metered');
 SELECT create_coupon('HALF', 'once', percent_off => 50);
@@ -63,13 +64,16 @@ SELECT format('SELECT %L || '' '' || count(*) || '' '' || md5(coalesce(string_ag
               c.relname, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE n.nspname = 'billing' AND c.relkind = 'r'
+WHERE n.nspname = 'billing' AND c.relkind = 'r' AND c.relname <> 'document_label'
 GROUP BY c.relname ORDER BY c.relname;
 SELECT format('SELECT ''seq %s '' || coalesce(last_value, 0) FROM pg_sequences WHERE schemaname = ''billing'' AND sequencename = %L;',
               sequencename, sequencename)
 FROM pg_sequences WHERE schemaname = 'billing' ORDER BY sequencename;
 SQL
 $PSQL -A -t -d "$OLD" -f "$TMP/digest.sql" > "$TMP/before"
+labels="SELECT language || ' ' || key || ' ' || label FROM billing.document_label"
+$PSQL -A -t -d "$OLD" -c "$labels" | sort > "$TMP/labels.before"
+[ -s "$TMP/labels.before" ] || fail "no document labels before the update"
 if grep -E '^[a-z_]+ 0 ' "$TMP/before"; then
 	fail "a table above is empty before the update, so the test proves nothing for it"
 fi
@@ -81,6 +85,11 @@ $PSQL -d "$OLD" -c "ALTER EXTENSION billing UPDATE"
 # 2. the data survived
 $PSQL -A -t -d "$OLD" -f "$TMP/digest.sql" > "$TMP/after"
 diff "$TMP/before" "$TMP/after" || fail "rows changed in the update (< before, > after)"
+$PSQL -A -t -d "$OLD" -c "$labels" | sort > "$TMP/labels.after"
+if [ -n "$(comm -23 "$TMP/labels.before" "$TMP/labels.after")" ]; then
+	comm -23 "$TMP/labels.before" "$TMP/labels.after"
+	fail "document labels above were lost or changed in the update"
+fi
 echo "data: $(wc -l < "$TMP/before") tables and sequences, same rows"
 
 # 1. the same objects as a fresh install
@@ -131,6 +140,9 @@ DO $$ BEGIN
     END IF;
     IF (SELECT count(*) FROM billing.invoice WHERE period_start = '2024-04-01') < 3 THEN
         RAISE EXCEPTION 'FAILED the old subscriptions were not billed for April after the update';
+    END IF;
+    IF (SELECT address FROM billing.account WHERE name = 'Cleo') IS DISTINCT FROM '1 Old Road, Oldtown' THEN
+        RAISE EXCEPTION 'FAILED the address 0.1.0 kept in the account''s metadata is not its address column';
     END IF;
     IF (SELECT count(*) FROM billing.check_invariants()) > 0 THEN
         RAISE EXCEPTION 'FAILED invariants after the update: %',
