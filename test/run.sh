@@ -18,7 +18,8 @@ MODE=${1:-test}
 GROUP=${2:-}
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libicu-dev
-pkg-config build-essential clang libclang-rt-14-dev util-linux chromium fonts-dejavu-core"
+pkg-config build-essential clang libclang-rt-14-dev util-linux chromium fonts-dejavu-core
+python3-psycopg2"
 
 bootstrap() {
 	missing=""
@@ -44,7 +45,7 @@ export PG_CONFIG
 # installing and testing hold one lock so they cannot overwrite each other.
 LOCK=/tmp/billing-install.lock
 # What test/cluster.sh reports, one line each in $RESULTS.
-CLUSTER_PARTS="regress isolation scenarios security"
+CLUSTER_PARTS="regress isolation scenarios security sim"
 
 
 case "$MODE" in
