@@ -93,7 +93,7 @@ test/fuzz/bin/%: test/fuzz/%.c $(CORE_SRCS) $(wildcard src/core/*.h)
 	clang -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all $(ICU_CFLAGS) -o $@ $< $(CORE_SRCS) $(ICU_LIBS)
 
-.PHONY: unit unit-build fuzz fuzz-build test demo bench installcheck-regress installcheck-isolation
+.PHONY: unit unit-build fuzz fuzz-build test demo bench sim installcheck-regress installcheck-isolation
 unit-build: $(addprefix test/unit/bin/,$(UNIT_TESTS))
 unit: unit-build
 	@for t in $(UNIT_TESTS); do test/unit/bin/$$t || exit 1; done
@@ -116,6 +116,12 @@ demo:
 	sh test/run.sh demo
 bench:
 	sh test/run.sh bench "$(BENCH)"
+# The simulator (README, Operations: The simulator) for one seed.
+SEED ?= 1
+DAYS ?= 60
+ACCOUNTS ?= 10
+sim:
+	sh test/sim/run.sh "$(SEED)" "$(DAYS)" "$(ACCOUNTS)"
 
 # PGXS tracks no header dependencies: rebuild everything when one changes.
 $(OBJS): $(wildcard src/*.h src/core/*.h)

@@ -56,4 +56,12 @@ sh test/security/run.sh > log/security.out 2>&1 || status=1
 cat log/security.out
 # a suite that died before counting counts as failed
 grep -q '^security ' "$RESULTS" || { echo "security 0 1" >> "$RESULTS"; tail -20 log/security.out; status=1; }
+
+# The simulator (test/sim, README: The simulator): a fixed set of seeds, one
+# database each; "sim <passed> <failed>" in $RESULTS, one count per seed.
+# SIM_SEEDS, SIM_DAYS and SIM_ACCOUNTS override the set (to run a longer one).
+echo "-- simulator (test/sim)"
+sh test/sim/seeds.sh "${SIM_DAYS:-60}" "${SIM_ACCOUNTS:-8}" ${SIM_SEEDS:-1 2 3 4 5 6} > log/sim.out 2>&1 || status=1
+cat log/sim.out
+grep -q '^sim ' "$RESULTS" || { echo "sim 0 1" >> "$RESULTS"; status=1; }
 exit $status

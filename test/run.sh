@@ -22,7 +22,8 @@ GROUP=${2:-}
 # browser that renders invoice documents to PNG, plpgsql_check.
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-cron libicu-dev
 pkg-config build-essential util-linux"
-TEST_PACKAGES="clang libclang-rt-14-dev chromium fonts-dejavu-core postgresql-15-plpgsql-check"
+TEST_PACKAGES="clang libclang-rt-14-dev chromium fonts-dejavu-core postgresql-15-plpgsql-check
+python3-psycopg2"
 [ "$MODE" = test ] && PACKAGES="$PACKAGES $TEST_PACKAGES"
 
 bootstrap() {
@@ -49,7 +50,7 @@ export PG_CONFIG
 # installing and testing hold one lock so they cannot overwrite each other.
 LOCK=/tmp/billing-install.lock
 # What test/cluster.sh reports, one line each in $RESULTS.
-CLUSTER_PARTS="regress isolation scenarios security"
+CLUSTER_PARTS="regress isolation scenarios security sim"
 
 
 case "$MODE" in

@@ -638,7 +638,9 @@ BEGIN
                   AND q.kind = 'proration' AND q.period_end = s.current_period_end))
         ORDER BY i.subscription_item_id;
     END IF;
-    UPDATE billing.subscription_item x SET ended_on = v_d
+    -- an item scheduled to start later (a change at period end) never
+    -- runs: it ends on its own first day, an empty life no period bills
+    UPDATE billing.subscription_item x SET ended_on = greatest(x.started_on, v_d)
     WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id
       AND (x.ended_on IS NULL OR x.ended_on > v_d);
     UPDATE billing.subscription x
