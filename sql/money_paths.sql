@@ -388,6 +388,31 @@ SELECT billing_test_error($$SELECT billing.create_coupon('NOCUR', 'once', amount
 -- the allocation of the discount still sums exactly: 1/3 shares as numerics
 SELECT billing.allocate('10.00 USD', ARRAY[1/3::numeric, 1/3::numeric, 1/3::numeric]) AS thirds;
 
+-- credit_note_to_credit_settles_what_is_owed: Lia owes 10.00 on each of
+-- two invoices (Nov 1 and Dec 1, 2027).  A credit note of 10.00 on the
+-- December invoice, to her credit balance, pays the November one first
+-- (oldest due first); one of 5.00 on the (now paid) November invoice pays
+-- half of December's.  Nothing is left as credit, 5.00 is still due, and
+-- dunning reminds her of those 5.00 only.
+SELECT billing.create_account(:entity, 'Lia', payment_terms_days => 5) AS lia \gset
+SET billing.clock = '2027-11-01 12:00+00';
+SELECT billing.subscribe(:lia, :basic) AS lia_sub \gset
+SET billing.clock = '2027-12-01 12:00+00';
+CALL billing.run_cycle();
+SELECT min(invoice_id) AS lia_first, max(invoice_id) AS lia_second FROM billing.invoice WHERE account_id = :lia \gset
+SELECT billing.issue_credit_note(:lia, :lia_second, '10.00 USD', 'credit_balance') IS NOT NULL AS credited;
+SELECT * FROM invoices WHERE account_id = :lia;
+SELECT * FROM credit WHERE account_id = :lia;
+SELECT billing.issue_credit_note(:lia, :lia_first, '5.00 USD', 'credit_balance') IS NOT NULL AS credited_again;
+SELECT * FROM invoices WHERE account_id = :lia;
+SELECT * FROM credit WHERE account_id = :lia;
+SELECT billing_test_error(format('SELECT billing.issue_credit_note(%s, %s, %L, %L)', :lia, :lia_second, '0.01 USD',
+                                 'credit_balance')) AS beyond_the_total;
+SET billing.clock = '2027-12-20 12:00+00';
+CALL billing.run_dunning();
+SELECT x.invoice_id = :lia_second AS second_invoice, x.action, x.outcome, x.amount_due
+FROM billing.dunning_action x WHERE x.account_id = :lia ORDER BY x.invoice_id, x.day_offset;
+
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression

@@ -46,8 +46,10 @@ SELECT billing_test_error(format('SELECT billing.refund_payment(%s, %s)', :a, :p
 
 -- Credit notes on the reopened invoice (12.00 = 10.00 + 2.00 VAT):
 -- 6.00 reduces what is due (5.00 net, 1.00 tax), 3.00 goes to the credit
--- balance; 3.00 cannot be refunded (55000): the payment's 12.00 was
--- refunded already, so no cash is left on the invoice to pay back.
+-- balance, which pays 3.00 of what the invoice still owes at once (credit
+-- settles what is owed, oldest due first); 3.00 cannot be refunded
+-- (55000): the payment's 12.00 was refunded already, so no cash is left on
+-- the invoice to pay back.
 SELECT billing.issue_credit_note(:a, :inv1, '6.00 USD', reason => 'outage') IS NOT NULL AS credited;
 SELECT * FROM state(:a);
 SELECT billing.issue_credit_note(:a, :inv1, '3.00 USD', method => 'credit_balance') IS NOT NULL AS credited;
@@ -58,10 +60,13 @@ SELECT amount, tax, method FROM billing.credit_note ORDER BY credit_note_id;
 SELECT * FROM ledger WHERE kind = 'credit_note';
 SELECT billing_test_error(format('SELECT billing.issue_credit_note(%s, %s, ''0.01 USD'', method => ''refund'')', :a, :inv1));
 
--- Writing off what is still due (6.00).
+-- Writing off what is still due (3.00).  Then a 3.00 payment with nothing
+-- open is the account's credit.
 SELECT billing.write_off_invoice(:a, :inv1, 'customer gone');
 SELECT * FROM state(:a);
 SELECT * FROM ledger WHERE kind = 'write_off';
+SELECT billing.apply_payment(:a, '3.00 USD', 'cash', reference => 'advance') IS NOT NULL AS paid_ahead;
+SELECT * FROM state(:a);
 
 -- February: the new invoice takes the 3.00 credit; it cannot be voided.
 SET billing.clock = '2026-02-01 12:00+00';

@@ -409,6 +409,14 @@ BEGIN
                                             WHEN 'credit_balance' THEN 'customer_credit' ELSE 'cash' END],
                           ARRAY[v_parts[1], v_parts[2], -amount],
                           invoice_id => i.invoice_id, source_id => v_id);
+    -- credit the customer is owed settles what the account owes, oldest due
+    -- first, as a credit invoice's does (billing._consume_credit): nobody is
+    -- reminded or charged a fee for money the account holds for them
+    IF method = 'credit_balance' THEN
+        PERFORM billing._consume_credit(array_agg(x.account_id), array_agg(x.invoice_id))
+        FROM billing.invoice x
+        WHERE x.account_id = a.account_id AND x.status = 'open' AND billing.to_numeric(x.amount_due) > 0;
+    END IF;
     PERFORM billing._money_event(a.account_id, 'credit_note.issued',
                            jsonb_build_object('credit_note_id', v_id, 'invoice_id', i.invoice_id,
                                               'amount', amount::text, 'method', method));
@@ -416,8 +424,9 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION billing.issue_credit_note(bigint, bigint, billing.amount, text, text) IS
     'issues a credit note on a finalized invoice (at most its total less earlier credit notes): reduce_due lowers '
-    'what is due, credit_balance adds to the account''s credit, refund pays it back (at most what payments brought '
-    'in on the invoice less earlier refund credit notes); returns its id';
+    'what is due, credit_balance adds to the account''s credit, which pays its open invoices at once, oldest due '
+    'first, refund pays it back (at most what payments brought in on the invoice less earlier refund credit notes); '
+    'returns its id';
 CREATE FUNCTION billing.issue_credit_note(account_id bigint, invoice_id bigint, amount numeric,
                                           method text DEFAULT 'reduce_due', reason text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$

@@ -925,14 +925,6 @@ class Sim:
             return
         method = self.rng.choice(['reduce_due', 'credit_balance', 'refund'])
         amount = self.rng.randint(1, room)
-        if method == 'credit_balance' and not self.args.credit_balance_with_open_invoices \
-                and any(x.due > 0 for x in a.open_invoices()):
-            # Left out of the fixed seeds: a credit_balance credit note while
-            # the account has an open invoice leaves the credit unapplied
-            # (README: it "adds to the account's credit"), so dunning reminds
-            # and charges a customer who owes nothing on balance.  Reported;
-            # --credit-balance-with-open-invoices brings it back.
-            return
         if method == 'reduce_due':
             if i.due <= 0:
                 return
@@ -953,8 +945,11 @@ class Sim:
                 i.status = 'paid'
             a.post(discounts=net, tax_payable=tax, receivable=-amount)
         elif method == 'credit_balance':
+            # README: the credit pays the account's open invoices at once,
+            # oldest due first
             a.credit += amount
             a.post(discounts=net, tax_payable=tax, customer_credit=-amount)
+            self.consume_credit(a, a.open_invoices())
         else:
             a.post(discounts=net, tax_payable=tax, cash=-amount)
             a.cash_moves -= amount
@@ -1304,8 +1299,6 @@ def main():
     p.add_argument('--accounts', type=int, default=10)
     p.add_argument('--activity', type=float, default=0.5, help='chance an account acts on a day')
     p.add_argument('--dsn', default='')
-    p.add_argument('--credit-balance-with-open-invoices', action='store_true',
-                   help='also issue credit_balance credit notes while the account has open invoices')
     args = p.parse_args()
     sys.exit(Sim(args).run())
 
