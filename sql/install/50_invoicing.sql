@@ -633,16 +633,18 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         SELECT i.*, row_number() OVER (ORDER BY i.account_id, i.subscription_id, i.boundary) AS ord
         FROM inv i
     ), numbers AS MATERIALIZED (
-        -- takes the numbers: the row lock serializes concurrent finalization
-        SELECT billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord), array_agg(issue_date ORDER BY ord))
-                   AS number
+        -- takes the numbers: the row lock serializes concurrent finalization.
+        -- As a jsonb array: its n-th element is found by its offset, where a
+        -- text[] is walked from the start for each one (quadratic in the batch)
+        SELECT to_jsonb(billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord),
+                                                      array_agg(issue_date ORDER BY ord))) AS number
         FROM numbered
     ), ins_invoice AS (
         INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
                                      billing_reason, currency, subtotal, discount, tax, total, amount_paid,
                                      amount_due, issue_date, due_date, period_start, period_end, cycle_run_id,
                                      finalized_at)
-        SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id, m.number[n.ord],
+        SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id, m.number ->> (n.ord - 1)::integer,
                CASE WHEN coalesce(n.total, n.zero) = n.zero THEN 'paid' ELSE 'open' END,
                n.billing_reason, n.currency, coalesce(n.subtotal, n.zero), coalesce(n.discount, n.zero),
                coalesce(n.tax, n.zero), coalesce(n.total, n.zero), n.zero,

@@ -157,29 +157,28 @@ CREATE TRIGGER ledger_transaction_append_only BEFORE UPDATE OR DELETE OR TRUNCAT
 -- An invoice of zero total and tax posts nothing.  Each invoice is read by
 -- its key (LATERAL ... LIMIT 1: one index probe per invoice; as a plain
 -- join of a large batch of ids the planner may hash the whole invoice
--- table instead, which grows with the table).
+-- table instead, which grows with the table), once: its transaction's id
+-- is drawn with the row, so the entries are made from the same row and
+-- never by joining the inserted transactions back to their invoices.
 
 CREATE FUNCTION billing._post_invoices_finalized(accounts bigint[], invoices bigint[])
 RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH inv AS MATERIALIZED (
-        SELECT i.account_id, i.invoice_id, i.number, i.issue_date, i.total, i.tax
+        SELECT i.account_id, i.invoice_id, i.number, i.issue_date, i.total, i.tax,
+               nextval('billing.ledger_transaction_txn_id_seq') AS txn_id
         FROM unnest(accounts, invoices) u(account_id, invoice_id)
         CROSS JOIN LATERAL (SELECT * FROM billing.invoice i
                             WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id LIMIT 1) i
         WHERE i.status <> 'draft' AND (billing.to_numeric(i.total) <> 0 OR billing.to_numeric(i.tax) <> 0)
     ), txn AS (
-        INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, description)
-        SELECT account_id, 'invoice_finalized', issue_date, invoice_id, 'invoice ' || number FROM inv
-        RETURNING account_id, txn_id, invoice_id
+        INSERT INTO billing.ledger_transaction (account_id, txn_id, kind, posted_on, invoice_id, description)
+        SELECT account_id, txn_id, 'invoice_finalized', issue_date, invoice_id, 'invoice ' || number FROM inv
     )
+    -- (txn runs to completion whether read or not; the balance trigger,
+    -- at the end of the statement, finds its rows)
     INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
-    SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
-    FROM txn t
-    -- the invoice again by its key, not by joining the two CTEs (they have
-    -- no index, and a nested loop over them grows with the square of the
-    -- batch)
-    CROSS JOIN LATERAL (SELECT i.total, i.tax FROM billing.invoice i
-                        WHERE i.account_id = t.account_id AND i.invoice_id = t.invoice_id LIMIT 1) i
+    SELECT i.account_id, i.txn_id, e.ledger_account, e.amount
+    FROM inv i
     CROSS JOIN LATERAL (VALUES ('receivable', i.total), ('revenue', -(i.total - i.tax)),
                                ('tax_payable', -i.tax)) e(ledger_account, amount)
     WHERE billing.to_numeric(e.amount) <> 0

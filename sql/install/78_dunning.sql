@@ -599,11 +599,13 @@ BEGIN
         SELECT f.*, row_number() OVER (ORDER BY f.account_id, f.invoice_id, f.step_id) AS ord
         FROM f WHERE f.fee_invoice_id IS NOT NULL
     ), numbers AS MATERIALIZED (
-        SELECT billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord), array_agg(taken_on ORDER BY ord))
-                   AS number
+        -- a jsonb array, whose n-th element is found by its offset (a
+        -- text[] is walked from the start for each one)
+        SELECT to_jsonb(billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord),
+                                                      array_agg(taken_on ORDER BY ord))) AS number
         FROM numbered
     ), fees AS MATERIALIZED (
-        SELECT n.*, m.number[n.ord] AS fee_number, n.taken_on + n.payment_terms_days AS fee_due
+        SELECT n.*, m.number ->> (n.ord - 1)::integer AS fee_number, n.taken_on + n.payment_terms_days AS fee_due
         FROM numbered n CROSS JOIN numbers m
     ), ins_invoice AS (
         INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
