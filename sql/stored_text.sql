@@ -202,18 +202,17 @@ SELECT m.invoices - b.invoices AS invoices, m.entries - b.entries AS entries, m.
 FROM money m, money_before b;
 SELECT status, amount_paid, amount_due FROM billing.invoice WHERE invoice_id = :m_inv;
 -- refund_of_credit_balance_money_refused: credit a credit note gave is no
--- cash either, even once an invoice consumed it
-SELECT billing.issue_credit_note(:m, :m_inv, '10.00 USD', method => 'credit_balance') IS NOT NULL AS credited;
-SET billing.clock = '2026-02-01 12:00+00';
-CALL billing.run_cycle();
-SELECT invoice_id AS m_inv2 FROM billing.invoice WHERE account_id = :m ORDER BY invoice_id DESC LIMIT 1 \gset
-SELECT status, amount_paid, amount_due FROM billing.invoice WHERE invoice_id = :m_inv2;
+-- cash either, even once an invoice consumed it (here the invoice itself:
+-- the credit pays what the account owes at once, 4.00 of its 10.00)
+SELECT billing.issue_credit_note(:m, :m_inv, '4.00 USD', method => 'credit_balance') IS NOT NULL AS credited;
+SELECT status, amount_paid, amount_due FROM billing.invoice WHERE invoice_id = :m_inv;
 SELECT source, amount FROM billing.payment_application WHERE account_id = :m ORDER BY application_id;
-SELECT billing.issue_credit_note(:m, :m_inv2, '0.01 USD', method => 'refund');
--- void_of_invoice_with_credit_note_refused (the credit note went to the
--- balance: nothing was paid on the invoice itself)
+SELECT billing.issue_credit_note(:m, :m_inv, '0.01 USD', method => 'refund');
+-- void_of_invoice_with_credit_note_refused
 SELECT billing.void_invoice(:m, :m_inv);
 SELECT method, amount FROM billing.credit_note WHERE account_id = :m ORDER BY credit_note_id;
+SET billing.clock = '2026-02-01 12:00+00';
+CALL billing.run_cycle();
 
 -- partial_refunds_up_to_what_was_received_accepted_one_cent_over_refused:
 -- 7.00 paid on a 10.00 invoice; 5.00 and 2.00 refunded by credit notes,

@@ -398,18 +398,17 @@ COMMENT ON FUNCTION billing.close_dunning(bigint, bigint, text) IS
     'steps, and its suspension no longer holds the account''s subscriptions, which are restored at once';
 
 -- ---------------------------------------------------------------------------
--- One batch of run_dunning, for these accounts, in one transaction.
--- Every step kind is one statement over the whole batch.
-CREATE FUNCTION billing._dunning_accounts(run_id bigint, accounts bigint[], as_of date, at timestamptz,
-                                          default_policy bigint)
-RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-DECLARE
-    v_claimed integer;
-    v_fee_accounts bigint[];
-    v_fee_invoices bigint[];
+-- The steps of a dunning batch, each one statement over the batch's
+-- accounts, in the order billing._dunning_accounts calls them.
+
+-- 1. the number series a late-fee invoice may take (before the credit
+--    rows, in the cycle's order), when any policy of the batch has a fee;
+-- 2. the accounts' credit rows, in account order (created at zero if
+--    missing): the next statements' snapshots see what the payments we
+--    waited for left
+CREATE FUNCTION billing._dunning_lock_accounts(accounts bigint[], as_of date, at timestamptz, default_policy bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
-    -- 1. the number series a late-fee invoice may take (before the credit
-    --    rows, in the cycle's order), when any policy of the batch has a fee
     IF EXISTS (SELECT FROM billing.dunning_step s
                WHERE s.action = 'late_fee' AND s.active
                  AND s.policy_id IN (SELECT coalesce(o.policy_id, default_policy)
@@ -423,9 +422,6 @@ BEGIN
         FROM unnest(accounts) u(account_id)
         JOIN billing.account a ON a.account_id = u.account_id;
     END IF;
-    -- 2. the accounts' credit rows, in account order (created at zero if
-    --    missing); the next statements' snapshots see what the payments we
-    --    waited for left
     INSERT INTO billing.account_credit AS c (account_id, balance)
     SELECT a.account_id, billing.from_minor_units(0, a.currency)
     FROM unnest(accounts) u(account_id)
@@ -437,8 +433,14 @@ BEGIN
     WHERE c.account_id IN (SELECT unnest(accounts))
     ORDER BY c.account_id
     FOR UPDATE;
+END $$;
+COMMENT ON FUNCTION billing._dunning_lock_accounts(bigint[], date, timestamptz, bigint) IS
+    'internal, dunning step 1-2: the number series a late fee may take, then the accounts'' credit rows, locked in account order';
 
-    -- 3. cases whose invoice was paid, voided or written off meanwhile close
+-- 3. cases whose invoice was paid, voided or written off meanwhile close
+CREATE FUNCTION billing._dunning_close_cases(accounts bigint[], as_of date, at timestamptz)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
     WITH r AS (
         UPDATE billing.dunning_case c
         SET status = CASE i.status WHEN 'paid' THEN 'recovered' WHEN 'uncollectible' THEN 'written_off' ELSE 'closed' END,
@@ -457,10 +459,16 @@ BEGIN
                               'on', r.closed_on)
     FROM r WHERE r.status = 'recovered'
     ORDER BY r.account_id, r.invoice_id;
+END $$;
+COMMENT ON FUNCTION billing._dunning_close_cases(bigint[], date, timestamptz) IS
+    'internal, dunning step 3: closes the active cases whose invoice was paid, voided or written off; dunning.recovered events';
 
-    -- 4. cases open for open invoices that are overdue or have a step due;
-    --    a recovered case whose invoice reopened (refund, chargeback) is
-    --    active again, its steps taken stay taken
+-- 4. cases open for open invoices that are overdue or have a step due;
+--    a recovered case whose invoice reopened (refund, chargeback) is
+--    active again, its steps taken stay taken
+CREATE FUNCTION billing._dunning_open_cases(accounts bigint[], as_of date, at timestamptz, default_policy bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
     INSERT INTO billing.dunning_case AS c (account_id, invoice_id, policy_id, status, opened_on)
     SELECT i.account_id, i.invoice_id, x.policy_id, 'active', x.d
     FROM (SELECT a.account_id, coalesce(o.policy_id, default_policy) AS policy_id,
@@ -480,11 +488,19 @@ BEGIN
     ORDER BY 1, 2
     ON CONFLICT ON CONSTRAINT dunning_case_pkey
     DO UPDATE SET status = 'active', closed_on = NULL, close_reason = NULL WHERE c.status = 'recovered';
+END $$;
+COMMENT ON FUNCTION billing._dunning_open_cases(bigint[], date, timestamptz, bigint) IS
+    'internal, dunning step 4: opens cases for overdue open invoices (or with a step due), reactivates recovered cases whose invoice reopened';
 
-    -- 5. the claim: every step of an active case whose day has come and
-    --    that was not taken.  Of several reminders (or retries) due at once
-    --    after downtime only the latest is carried out, the others are
-    --    recorded as superseded.  ON CONFLICT: another session took it.
+-- 5. the claim: every step of an active case whose day has come and
+--    that was not taken.  Of several reminders (or retries) due at once
+--    after downtime only the latest is carried out, the others are
+--    recorded as superseded.  ON CONFLICT: another session took it.
+CREATE FUNCTION billing._dunning_claim_steps(run_id bigint, accounts bigint[], as_of date, at timestamptz)
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_claimed integer;
+BEGIN
     INSERT INTO billing.dunning_action (account_id, invoice_id, step_id, day_offset, action, due_on, taken_on,
                                         dunning_run_id, amount_due, outcome)
     SELECT y.account_id, y.invoice_id, y.step_id, y.day_offset, y.action, y.due_on, y.d, run_id, y.amount_due,
@@ -514,11 +530,15 @@ BEGIN
     ORDER BY y.account_id, y.invoice_id, y.day_offset, y.step_id
     ON CONFLICT ON CONSTRAINT dunning_action_pkey DO NOTHING;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
-    IF v_claimed = 0 THEN
-        RETURN 0;
-    END IF;
+    RETURN v_claimed;
+END $$;
+COMMENT ON FUNCTION billing._dunning_claim_steps(bigint, bigint[], date, timestamptz) IS
+    'internal, dunning step 5: claims every due step not yet taken (exactly once; earlier reminders and retries superseded); returns how many';
 
-    -- 6. reminders: an outbox event with what an email template needs
+-- 6. reminders: an outbox event with what an email template needs
+CREATE FUNCTION billing._dunning_remind(run_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
     WITH t AS (
         UPDATE billing.dunning_action x SET outcome = 'sent'
         WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'remind'
@@ -543,8 +563,14 @@ BEGIN
     JOIN billing.dunning_step s ON s.step_id = t.step_id
     JOIN billing.dunning_policy p ON p.policy_id = s.policy_id
     ORDER BY t.account_id, t.invoice_id, t.day_offset;
+END $$;
+COMMENT ON FUNCTION billing._dunning_remind(bigint) IS
+    'internal, dunning step 6: the run''s pending reminders sent as dunning.reminder outbox events';
 
-    -- 7. payment retries: a collection attempt for the default method
+-- 7. payment retries: a collection attempt for the default method
+CREATE FUNCTION billing._dunning_queue_retries(run_id bigint, at timestamptz)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
     WITH t AS (
         UPDATE billing.dunning_action x
         SET outcome = CASE WHEN NOT EXISTS (SELECT FROM billing.payment_method m
@@ -568,11 +594,20 @@ BEGIN
     JOIN billing.payment_method m ON m.account_id = t.account_id AND m.is_default AND m.active
     WHERE t.outcome = 'queued'
     ORDER BY t.account_id, t.invoice_id;
+END $$;
+COMMENT ON FUNCTION billing._dunning_queue_retries(bigint, timestamptz) IS
+    'internal, dunning step 7: the run''s pending payment retries queued as collection attempts for the default method';
 
-    -- 8. late fees: one finalized invoice per fee, numbered by the one
-    --    numbering rule (billing._take_invoice_numbers).
-    --    Each step carries its columns along: a join of two CTEs has no
-    --    index and no estimate (a nested loop over 10k x 10k rows).
+-- 8. late fees: one finalized invoice per fee, numbered by the one
+--    numbering rule (billing._take_invoice_numbers).
+--    Each step carries its columns along: a join of two CTEs has no
+--    index and no estimate (a nested loop over 10k x 10k rows).
+CREATE FUNCTION billing._dunning_charge_late_fees(run_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_fee_accounts bigint[];
+    v_fee_invoices bigint[];
+BEGIN
     WITH f AS MATERIALIZED (
         SELECT y.*, CASE WHEN billing.to_numeric(y.fee) > 0 THEN nextval('billing.invoice_invoice_id_seq') END
                         AS fee_invoice_id
@@ -648,18 +683,30 @@ BEGIN
     -- the fee invoices are issued like any other: posted, paid from credit,
     -- queued for collection
     PERFORM billing._finalize_invoices(v_fee_accounts, v_fee_invoices);
+END $$;
+COMMENT ON FUNCTION billing._dunning_charge_late_fees(bigint) IS
+    'internal, dunning step 8: the run''s pending late fees, each a numbered invoice finalized by billing._finalize_invoices';
 
-    -- 9. suspensions: the case suspends the account's subscriptions (the
-    --    statuses move after this batch commits)
+-- 9. suspensions: the case suspends the account's subscriptions (the
+--    statuses move after this batch commits)
+CREATE FUNCTION billing._dunning_suspend(run_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
     UPDATE billing.dunning_case c SET suspended = true
     FROM (SELECT DISTINCT x.account_id, x.invoice_id FROM billing.dunning_action x
           WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend') t
     WHERE c.account_id = t.account_id AND c.invoice_id = t.invoice_id;
     UPDATE billing.dunning_action x SET outcome = 'suspended'
     WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend';
+END $$;
+COMMENT ON FUNCTION billing._dunning_suspend(bigint) IS
+    'internal, dunning step 9: the run''s pending suspensions mark their cases suspended';
 
-    -- 10. write-offs: what is still due goes to bad debt (the one write-off
-    --     recipe, billing._write_off_invoices), and the cases close
+-- 10. write-offs: what is still due goes to bad debt (the one write-off
+--     recipe, billing._write_off_invoices), and the cases close
+CREATE FUNCTION billing._dunning_write_off(run_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
     WITH t AS (
         UPDATE billing.dunning_action x SET outcome = 'written_off'
         WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'write_off'
@@ -677,7 +724,30 @@ BEGIN
     )
     UPDATE billing.dunning_case c SET status = 'written_off', closed_on = w.taken_on, close_reason = 'written off'
     FROM w WHERE c.account_id = w.account_id AND c.invoice_id = w.invoice_id;
+END $$;
+COMMENT ON FUNCTION billing._dunning_write_off(bigint) IS
+    'internal, dunning step 10: the run''s pending write-offs, by the write-off recipe billing._write_off_invoices; their cases close';
 
+-- One batch of run_dunning, for these accounts, in one transaction: the
+-- steps in their order, each one statement over the whole batch.
+CREATE FUNCTION billing._dunning_accounts(run_id bigint, accounts bigint[], as_of date, at timestamptz,
+                                          default_policy bigint)
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_claimed integer;
+BEGIN
+    PERFORM billing._dunning_lock_accounts(accounts, as_of, at, default_policy);
+    PERFORM billing._dunning_close_cases(accounts, as_of, at);
+    PERFORM billing._dunning_open_cases(accounts, as_of, at, default_policy);
+    v_claimed := billing._dunning_claim_steps(run_id, accounts, as_of, at);
+    IF v_claimed = 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM billing._dunning_remind(run_id);
+    PERFORM billing._dunning_queue_retries(run_id, at);
+    PERFORM billing._dunning_charge_late_fees(run_id);
+    PERFORM billing._dunning_suspend(run_id);
+    PERFORM billing._dunning_write_off(run_id);
     RETURN v_claimed;
 END $$;
 COMMENT ON FUNCTION billing._dunning_accounts(bigint, bigint[], date, timestamptz, bigint) IS

@@ -407,21 +407,32 @@ class Sim:
                         amount = full if b == cs else prorate(full, cs, ce, b, ce)
                         lines.append(('subscription', amount, b, ce))
             if with_usage:
+                # README: usage dated before the trial ends is not billed (the
+                # simulator's prices keep the default); it goes on a line of
+                # its own at 0.00 for the trial's days
+                free_until = s.trial_end
                 groups = {}
                 for u in s.usage:
                     if not u['done'] and u['date'] < b and (prev is None or u['date'] >= prev):
                         up = period_containing(s.anchor, s.cad, u['date'])
-                        groups.setdefault((u['item'], up), []).append(u)
-                for (ieid, up), evs in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1])):
+                        in_trial = free_until is not None and u['date'] < free_until
+                        groups.setdefault((u['item'], up, in_trial), []).append(u)
+                for (ieid, up, in_trial), evs in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], not g[0][2])):
                     it = next(i for i in s.items if i.eid == ieid)
-                    total = sum(u['qty'] for u in s.usage if u['item'] == ieid and up[0] <= u['date'] < min(up[1], b)
-                                and (u['done'] or u in evs))
-                    billed = s.usage_billed.get((ieid, up[0]), 0)
-                    value = price_value(it.price, total)
-                    ps = max(up[0], it.start)
-                    pe = min(x for x in (up[1], b, it.end) if x is not None)
-                    lines.append(('usage', value - billed, ps, pe))
-                    s.usage_billed[(ieid, up[0])] = value
+                    if in_trial:
+                        ps = max(up[0], it.start)
+                        pe = min(x for x in (up[1], b, it.end, free_until) if x is not None)
+                        lines.append(('usage', 0, ps, pe))
+                    else:
+                        total = sum(u['qty'] for u in s.usage if u['item'] == ieid and up[0] <= u['date'] < min(up[1], b)
+                                    and (u['done'] or u in evs)
+                                    and not (free_until is not None and u['date'] < free_until))
+                        billed = s.usage_billed.get((ieid, up[0]), 0)
+                        value = price_value(it.price, total)
+                        ps = max(x for x in (up[0], it.start, free_until) if x is not None)
+                        pe = min(x for x in (up[1], b, it.end) if x is not None)
+                        lines.append(('usage', value - billed, ps, pe))
+                        s.usage_billed[(ieid, up[0])] = value
                     for u in evs:
                         u['done'] = True
             if seq == 0:
