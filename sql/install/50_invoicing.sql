@@ -531,9 +531,11 @@ COMMENT ON FUNCTION billing._due_lines(bigint[], bigint[], date, timestamptz, te
 --      with its totals, and one per subscription that ended;
 --   2. billing._bill_invoices takes the numbers and inserts the invoices,
 --      finalized (status open, or paid when the total is zero), and writes
---      the outbox events;
---   3. billing._finalize_invoices posts them to the ledger, applies credit
---      and queues collection.
+--      the outbox events; for an account with a grace period the invoices
+--      of run_cycle are inserted as drafts instead (no number, 77_drafts.sql);
+--   3. billing._finalize_invoices posts the finalized ones to the ledger,
+--      applies credit and queues collection (a draft goes through it when
+--      billing._finalize_drafts finalizes it).
 -- The unique index invoice_line_one_per_item_period turns any double bill
 -- into an error that rolls the whole call back (no ON CONFLICT DO NOTHING:
 -- an invoice must never total lines it does not have).
@@ -719,9 +721,9 @@ BEGIN
     SET CONSTRAINTS billing.invoice_line_account_id_invoice_id_fkey IMMEDIATE;
 END $$;
 COMMENT ON FUNCTION billing._bill(bigint[], bigint[], date, timestamptz, text, bigint) IS
-    'internal: creates and finalizes the invoices due for these (locked) subscriptions, marks usage and '
-    'pending items, advances the subscriptions (mode cycle) and writes the outbox, in two statements (the '
-    'number series is locked by the second only)';
+    'internal: creates and finalizes the invoices due for these (locked) subscriptions (drafts, for an account '
+    'with a grace period, when run_cycle bills), marks usage and pending items, advances the subscriptions (mode '
+    'cycle) and writes the outbox, in two statements (the number series is locked by the second only)';
 
 -- One batch of the cycle: picks up to batch_size due subscriptions that no
 -- other session holds (FOR UPDATE SKIP LOCKED), in the order of the queue
