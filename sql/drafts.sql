@@ -2,7 +2,13 @@
 -- drafts (no number, nothing posted, not receivable, not collected), they
 -- take late usage, a coupon and one-off items, and are finalized by hand or
 -- by the cycle exactly draft_days later through the one finalization step.
--- The worked amounts are in the comments.
+-- The worked amounts are in the comments.  A database of its own: the
+-- tests after this one start from an empty billing.
+CREATE DATABASE drafts_regress;
+\c drafts_regress
+SET client_min_messages = warning;
+CREATE EXTENSION billing CASCADE;
+RESET client_min_messages;
 \pset null '(null)'
 SET search_path = public, billing;
 \i test/regress_helpers.sql
@@ -234,3 +240,6 @@ SELECT billing.unbind_role_from_entity('regress_drafts_app', :acme);
 SELECT billing.unbind_role_from_entity('regress_drafts_op', NULL);
 DROP OWNED BY regress_drafts_app, regress_drafts_op, regress_drafts_bi;
 DROP ROLE regress_drafts_app, regress_drafts_op, regress_drafts_bi;
+
+\c contrib_regression
+DROP DATABASE drafts_regress;

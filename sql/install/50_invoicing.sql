@@ -834,7 +834,6 @@ DECLARE
     v_lines integer := 0;
     v_batches integer := 0;
     v_errors jsonb := '[]';
-    v_drafts integer := 0;
 BEGIN
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
@@ -856,9 +855,9 @@ BEGIN
         EXIT WHEN r.picked OPERATOR(pg_catalog.=) 0;
         v_after_account := r.after_account;
         v_after_sub := r.after_invoice;
-        v_drafts := v_drafts OPERATOR(pg_catalog.+) r.finalized;
         v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
-        UPDATE billing.cycle_run SET drafts_finalized = v_drafts, errors = v_errors
+        UPDATE billing.cycle_run
+        SET drafts_finalized = drafts_finalized OPERATOR(pg_catalog.+) r.finalized, errors = v_errors
         WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
         IF r.finalized OPERATOR(pg_catalog.>) 0 THEN
             PERFORM pg_catalog.pg_notify('billing_events', r.finalized::text);

@@ -251,6 +251,9 @@ BEGIN
         WHEN fn IN ('change_subscription', 'void_invoice') AND arg = 'invoice_id' THEN atk.id(tenant, 'invoice2')::text
         WHEN fn = 'change_subscription' AND arg IN ('subscription_item_id', 'quantity') THEN NULL
         WHEN fn = 'create_coupon' AND arg = 'amount_off' THEN NULL
+        -- a one-off charge for the next invoice (the tenant's invoice is
+        -- finalized: no draft to add it to)
+        WHEN fn = 'add_invoice_item' AND arg = 'invoice_id' THEN NULL
         WHEN arg = 'invoice_prefix' THEN 'ATK'
         WHEN arg = 'invoice_id' AND fn = 'close_dunning' THEN atk.id(tenant, 'dunning_invoice')::text
         WHEN arg = 'subscription_item_id' AND fn = 'record_usage' THEN atk.id(tenant, 'metered_item')::text
