@@ -25,7 +25,7 @@ PREV_VERSION = 0.1.0
 UPGRADE_FUNCTIONS = $(addprefix sql/install/,20_periods.sql 25_card_numbers.sql 30_accounts_catalog.sql 40_subscriptions.sql 50_invoicing.sql \
                     60_ledger.sql 70_payments.sql 72_refunds_credits.sql 74_collection.sql \
                     75_ledger_reports.sql 76_installments.sql 80_documents.sql 91_invariants_ledger.sql)
-UPGRADE_NEW = $(addprefix sql/install/,78_dunning.sql 82_reports.sql 86_scheduling.sql 95_security.sql \
+UPGRADE_NEW = $(addprefix sql/install/,77_drafts.sql 78_dunning.sql 82_reports.sql 86_scheduling.sql 95_security.sql \
               97_no_card_numbers.sql)
 UPGRADE_SQL = billing--$(PREV_VERSION)--$(EXTVERSION).sql
 UPGRADE_PRE = sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql

@@ -321,6 +321,34 @@ SELECT s('billing.issue_credit_note(bigint,bigint,numeric,text,text)', $q$SELECT
 SELECT s('billing.void_invoice(bigint,bigint,text)', $q$SELECT billing.void_invoice(1, NULL)$q$, $q$SELECT billing.void_invoice(1, 1)$q$,
     $q$SELECT billing.void_invoice(2, 1)$q$);
 SELECT s('billing.write_off_invoice(bigint,bigint,text)', $q$SELECT billing.write_off_invoice(NULL, 1)$q$, $q$SELECT billing.write_off_invoice(1, 999)$q$);
+SELECT s('billing.finalize_invoice(bigint,bigint)', $q$SELECT billing.finalize_invoice(1, NULL)$q$,
+    $q$SELECT billing.finalize_invoice(NULL, 1)$q$, $q$SELECT billing.finalize_invoice(1, 1)$q$,
+    $q$SELECT billing.finalize_invoice(2, 1)$q$, $q$SELECT billing.finalize_invoice(1, 999)$q$);
+SELECT s('billing.add_invoice_item(bigint,billing.amount,text,bigint,bigint,boolean)',
+    $q$SELECT billing.add_invoice_item(1, NULL, 'x')$q$, $q$SELECT billing.add_invoice_item(1, '0.00 USD', 'x')$q$,
+    $q$SELECT billing.add_invoice_item(1, '-1.00 USD', 'x')$q$, $q$SELECT billing.add_invoice_item(1, '1.00 EUR', 'x')$q$,
+    $q$SELECT billing.add_invoice_item(1, '1000000000000.00 USD', 'x', invoice_now => true)$q$,
+    $q$SELECT billing.add_invoice_item(1, '1.00 USD', NULL)$q$, $q$SELECT billing.add_invoice_item(1, '1.00 USD', ' ')$q$,
+    $q$SELECT billing.add_invoice_item(1, '1.00 USD', '4242 4242 4242 4242', invoice_now => true)$q$,
+    $q$SELECT billing.add_invoice_item(1, '1.00 USD', 'x', invoice_id => 1)$q$,
+    $q$SELECT billing.add_invoice_item(1, '1.00 USD', 'x', invoice_id => 999)$q$,
+    $q$SELECT billing.add_invoice_item(1, '1.00 USD', 'x', invoice_id => 1, invoice_now => true)$q$,
+    $q$SELECT billing.add_invoice_item(1, '1.00 USD', 'x''); DROP TABLE billing.invoice; --')$q$,
+    $q$SELECT billing.add_invoice_item(1, '1.00 USD', 'x', subscription_id => 999)$q$,
+    $q$SELECT billing.add_invoice_item(2, '1 JPY', 'x')$q$, $q$SELECT billing.add_invoice_item(999, '1.00 USD', 'x')$q$);
+SELECT s('billing.add_invoice_item(bigint,numeric,text,bigint,bigint,boolean)',
+    $q$SELECT billing.add_invoice_item(1, 1.005, 'x')$q$, $q$SELECT billing.add_invoice_item(1, 0, 'x')$q$,
+    $q$SELECT billing.add_invoice_item(1, -1, 'x')$q$, $q$SELECT billing.add_invoice_item(999, 1, 'x')$q$,
+    $q$SELECT billing.add_invoice_item(2, 1.5, 'x')$q$, $q$SELECT billing.add_invoice_item(1, 1e13, 'x')$q$);
+SELECT s('billing.remove_invoice_item(bigint,bigint,bigint)', $q$SELECT billing.remove_invoice_item(1, NULL, 1)$q$,
+    $q$SELECT billing.remove_invoice_item(1, 1, NULL)$q$, $q$SELECT billing.remove_invoice_item(1, 1, 1)$q$,
+    $q$SELECT billing.remove_invoice_item(1, 999, 1)$q$);
+SELECT s('billing.set_entity_draft_days(bigint,integer)', $q$SELECT billing.set_entity_draft_days(1, NULL)$q$,
+    $q$SELECT billing.set_entity_draft_days(1, -1)$q$, $q$SELECT billing.set_entity_draft_days(1, 2147483647)$q$,
+    $q$SELECT billing.set_entity_draft_days(999, 1)$q$, $q$SELECT billing.set_entity_draft_days(NULL, 1)$q$);
+SELECT s('billing.set_account_draft_days(bigint,integer)', $q$SELECT billing.set_account_draft_days(1, -2147483648)$q$,
+    $q$SELECT billing.set_account_draft_days(1, 91)$q$, $q$SELECT billing.set_account_draft_days(999, 1)$q$,
+    $q$SELECT billing.set_account_draft_days(NULL, 1)$q$);
 SELECT s('billing.add_payment_method(bigint,text,text,boolean)', $q$SELECT billing.add_payment_method(1, 'card', NULL)$q$,
     $q$SELECT billing.add_payment_method(1, 'card', '')$q$, $q$SELECT billing.add_payment_method(1, 'crypto', 'tok')$q$,
     $q$SELECT billing.add_payment_method(1, 'card', '4242424242424242')$q$, $q$SELECT billing.add_payment_method(999, 'card', 'tok')$q$);

@@ -381,6 +381,8 @@ SELECT billing_test_error(format('SELECT billing.apply_payment(%s, 10.5, %L)', :
        billing_test_error(format('SELECT billing.apply_payment(%s, 1.001, %L)', :kai, 'cash')) AS tenth_of_a_cent,
        billing_test_error(format('SELECT billing.refund_credit(%s, 0.005)', :kai)) AS half_a_cent_back;
 SELECT count(*) AS kai_payments FROM billing.payment WHERE account_id = :kai;
+SELECT (billing.add_invoice_item(:kai, 150, 'Installation', invoice_now => true)).invoice_id AS kai_install \gset
+SELECT billing_reason, total, status FROM billing.invoice WHERE invoice_id = :kai_install;
 SELECT billing.create_coupon('TENOFF', 'once', amount_off => 10, currency => 'USD') AS tenoff \gset
 SELECT code, amount_off FROM billing.coupon WHERE coupon_id = :tenoff;
 SELECT billing_test_error($$SELECT billing.create_coupon('NOCUR', 'once', amount_off => 10, currency => NULL)$$)

@@ -248,6 +248,11 @@ SELECT billing_test_error(format('SELECT billing.refund_payment(%s, %s)', :bruno
 SELECT billing_test_error(format('SELECT billing.record_chargeback(%s, %s)', :bruno, :bruno_pay));
 SELECT billing_test_error(format('SELECT billing.void_invoice(%s, %s)', :bruno, :bruno_inv));
 SELECT billing_test_error(format('SELECT billing.write_off_invoice(%s, %s)', :bruno, :bruno_inv));
+SELECT billing_test_error(format('SELECT billing.finalize_invoice(%s, %s)', :bruno, :bruno_inv));
+SELECT billing_test_error(format('SELECT billing.add_invoice_item(%s, ''1.00 EUR'', ''x'', invoice_now => true)', :bruno));
+SELECT billing_test_error(format('SELECT billing.remove_invoice_item(%s, %s, 1)', :bruno, :bruno_inv));
+SELECT billing_test_error(format('SELECT billing.set_account_draft_days(%s, 1)', :bruno));
+SELECT billing_test_error(format('SELECT billing.set_entity_draft_days(%s, 1)', :globex));
 SELECT billing_test_error(format('SELECT billing.issue_credit_note(%s, %s, ''1.00 EUR'')', :bruno, :bruno_inv));
 SELECT billing_test_error(format('SELECT * FROM billing.create_installment_plan(%s, %s, 2)', :bruno, :bruno_inv));
 SELECT billing_test_error(format('SELECT billing.cancel_subscription(%s, %s)', :bruno, :bruno_sub));

@@ -83,13 +83,19 @@ CREATE TABLE billing.billing_entity (
     metadata         jsonb NOT NULL DEFAULT '{}',
     created_at       timestamptz NOT NULL DEFAULT billing.now(),
     rounding         text NOT NULL DEFAULT 'half_up'
-                     CHECK (rounding IN ('half_up', 'half_even', 'half_down', 'up', 'down', 'ceiling', 'floor'))
+                     CHECK (rounding IN ('half_up', 'half_even', 'half_down', 'up', 'down', 'ceiling', 'floor')),
+    -- the grace period of the cycle's invoices (77_drafts.sql): 0, they are
+    -- finalized when made; N, they stay drafts for N days
+    draft_days       integer NOT NULL DEFAULT 0 CHECK (draft_days BETWEEN 0 AND 90)
 );
 COMMENT ON TABLE billing.billing_entity IS
     'the seller: legal name, tax id, address, default currency, its invoice number series and rounding mode';
 COMMENT ON COLUMN billing.billing_entity.rounding IS
     'the rounding mode of every amount the entity bills (half_up, half_even, half_down, up, down, ceiling, floor); '
     'the session setting billing.rounding has no say in it';
+COMMENT ON COLUMN billing.billing_entity.draft_days IS
+    'the days the invoices the cycle makes stay editable drafts before they are finalized (0: finalized at once); '
+    'an account''s own draft_days wins';
 
 -- Tax rates: percentage of the net amount (exclusive) or contained in the
 -- gross amount (inclusive).
@@ -124,10 +130,15 @@ CREATE TABLE billing.account (
     tax_exempt         boolean NOT NULL DEFAULT false,
     metadata           jsonb NOT NULL DEFAULT '{}',
     created_at         timestamptz NOT NULL DEFAULT billing.now(),
+    -- NULL: the entity's grace period (77_drafts.sql)
+    draft_days         integer CHECK (draft_days BETWEEN 0 AND 90),
     UNIQUE (entity_id, external_ref)
 );
 COMMENT ON TABLE billing.account IS
     'a customer: currency, time zone, payment terms, locale, contact, postal address, CRM/ERP reference, tax settings';
+COMMENT ON COLUMN billing.account.draft_days IS
+    'the days the invoices the cycle makes for this account stay editable drafts (0: finalized at once); '
+    'NULL: its entity''s draft_days';
 CREATE INDEX ON billing.account (entity_id);
 
 -- Accounts are never deleted: invoices and ledger transactions name their

@@ -1,12 +1,16 @@
 -- Invoices, invoice lines, number series, the outbox and the cycle run log.
 --
--- An invoice is finalized the moment billing inserts it from the cycle: it
--- is inserted with status 'open', its gapless number and its totals in one
--- statement (billing._bill_invoices), so there is no draft to forget; an
--- invoice whose total is zero is inserted 'paid'.  What follows from an
--- invoice being issued (the ledger, credit, collection) is the explicit
--- finalization step billing._finalize_invoices (70_payments.sql), called by
--- billing._bill right after the insert.
+-- An invoice is finalized the moment billing inserts it: it is inserted
+-- with status 'open', its gapless number and its totals in one statement
+-- (billing._bill_invoices); an invoice whose total is zero is inserted
+-- 'paid'.  What follows from an invoice being issued (the ledger, credit,
+-- collection) is the explicit finalization step billing._finalize_invoices
+-- (70_payments.sql), called by billing._bill right after the insert.
+-- The one exception is the grace period (draft_days of the account or its
+-- entity, 77_drafts.sql): the invoices billing.run_cycle makes are then
+-- inserted as drafts, without a number, posting nothing, and finalized
+-- draft_days later (billing._finalize_drafts) by the same numbering and the
+-- same finalization step.
 
 -- One counter per entity and series: the last number handed out.  Numbers
 -- are taken by INSERT .. ON CONFLICT DO UPDATE in the transaction that
@@ -79,6 +83,7 @@ CREATE TABLE billing.invoice (
     billing_reason  text NOT NULL
                     CHECK (billing_reason IN ('subscription_cycle', 'subscription_update',
                                               'subscription_cancel', 'manual', 'late_fee')),
+    -- (manual: a one-off invoice of billing.add_invoice_item, invoice_now)
     currency        billing.currency_code NOT NULL,
     subtotal        billing.amount NOT NULL,
     discount        billing.amount NOT NULL,
@@ -94,11 +99,17 @@ CREATE TABLE billing.invoice (
     created_at      timestamptz NOT NULL DEFAULT billing.now(),
     finalized_at    timestamptz,
     metadata        jsonb NOT NULL DEFAULT '{}',
+    -- a draft (77_drafts.sql): the day the cycle finalizes it, and the
+    -- boundary it bills from (billing._due_boundaries: it takes the usage
+    -- dated before it, and the coupon whose time it is in)
+    finalize_on     date,
+    boundary        date,
     PRIMARY KEY (account_id, invoice_id),
     FOREIGN KEY (account_id, subscription_id) REFERENCES billing.subscription,
     CHECK ((status = 'draft') = (number IS NULL)),
     CHECK ((status = 'draft') = (finalized_at IS NULL)),
-    CHECK (due_date >= issue_date)
+    CHECK (due_date >= issue_date),
+    CHECK (status <> 'draft' OR finalize_on IS NOT NULL)
 );
 COMMENT ON TABLE billing.invoice IS
     'an invoice: status draft, open, paid, void or uncollectible; totals as billing.amount, equal to the sum of its lines';
@@ -107,6 +118,10 @@ COMMENT ON COLUMN billing.invoice.discount IS 'sum of the discount lines (negati
 COMMENT ON COLUMN billing.invoice.tax IS 'sum of the tax lines, exclusive and inclusive';
 COMMENT ON COLUMN billing.invoice.total IS
     'subtotal + discount + exclusive tax: the sum of the lines that are not inclusive tax';
+COMMENT ON COLUMN billing.invoice.finalize_on IS
+    'a draft''s last day of grace: the cycle finalizes it on that day (issue date + draft_days when made)';
+COMMENT ON COLUMN billing.invoice.boundary IS
+    'a draft''s boundary: its usage is the usage dated before it, its coupon the one whose time it is in';
 -- Numbers are unique per entity.  (Under Citus, with invoice distributed by
 -- account_id, this index cannot exist; the counter keeps numbers unique.)
 CREATE UNIQUE INDEX invoice_number ON billing.invoice (entity_id, number);
@@ -114,7 +129,7 @@ CREATE INDEX ON billing.invoice (account_id, subscription_id, issue_date);
 
 -- A line.  kind: subscription (a recurring period in advance), proration,
 -- usage (a metered period in arrears), setup_fee, discount, tax, late_fee,
--- credit.  tax_inclusive marks a tax line that is contained in the lines'
+-- credit, one_off (billing.add_invoice_item).  tax_inclusive marks a tax line that is contained in the lines'
 -- amounts and so is not added to the total.
 CREATE TABLE billing.invoice_line (
     account_id           bigint NOT NULL,
@@ -122,7 +137,7 @@ CREATE TABLE billing.invoice_line (
     invoice_id           bigint NOT NULL,
     kind                 text NOT NULL
                          CHECK (kind IN ('subscription', 'proration', 'usage', 'setup_fee',
-                                         'discount', 'tax', 'late_fee', 'credit')),
+                                         'discount', 'tax', 'late_fee', 'credit', 'one_off')),
     description          text NOT NULL,
     subscription_id      bigint,
     subscription_item_id bigint,
@@ -171,8 +186,9 @@ CREATE TABLE billing.outbox (
     PRIMARY KEY (account_id, event_id)
 );
 COMMENT ON TABLE billing.outbox IS
-    'events for integrations (invoice.finalized, subscription.created/updated/canceled/paused/resumed, '
-    'trial.ending); processed_at is set by billing.mark_events_done';
+    'events for integrations (invoice.created (a draft), invoice.finalized, '
+    'subscription.created/updated/canceled/paused/resumed, trial.ending); processed_at is set by '
+    'billing.mark_events_done';
 CREATE INDEX outbox_pending ON billing.outbox (event_id) WHERE processed_at IS NULL;
 
 -- One row per call of billing.run_cycle.
@@ -188,11 +204,14 @@ CREATE TABLE billing.cycle_run (
     invoices      integer NOT NULL DEFAULT 0,
     lines         integer NOT NULL DEFAULT 0,
     errors        jsonb NOT NULL DEFAULT '[]',
-    duration      interval GENERATED ALWAYS AS (finished_at - started_at) STORED
+    duration      interval GENERATED ALWAYS AS (finished_at - started_at) STORED,
+    drafts_finalized integer NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE billing.cycle_run IS
     'the log of billing.run_cycle: as_of (NULL: each account''s today), counts, duration, errors; '
     'a run killed midway stays ''running''';
+COMMENT ON COLUMN billing.cycle_run.drafts_finalized IS
+    'the drafts whose grace period had passed that the run finalized';
 
 -- One call per statement: pg_extension_config_dump updates pg_extension.
 SELECT pg_catalog.pg_extension_config_dump('billing.invoice_number_series', '');
@@ -526,9 +545,11 @@ COMMENT ON FUNCTION billing._due_lines(bigint[], bigint[], date, timestamptz, te
 --      with its totals, and one per subscription that ended;
 --   2. billing._bill_invoices takes the numbers and inserts the invoices,
 --      finalized (status open, or paid when the total is zero), and writes
---      the outbox events;
---   3. billing._finalize_invoices posts them to the ledger, applies credit
---      and queues collection.
+--      the outbox events; for an account with a grace period the invoices
+--      of run_cycle are inserted as drafts instead (no number, 77_drafts.sql);
+--   3. billing._finalize_invoices posts the finalized ones to the ledger,
+--      applies credit and queues collection (a draft goes through it when
+--      billing._finalize_drafts finalizes it).
 -- The unique index invoice_line_one_per_item_period turns any double bill
 -- into an error that rolls the whole call back (no ON CONFLICT DO NOTHING:
 -- an invoice must never total lines it does not have).
@@ -621,16 +642,24 @@ COMMENT ON FUNCTION billing._bill_lines(bigint[], bigint[], date, timestamptz, t
     'subscriptions that ended';
 
 CREATE FUNCTION billing._bill_invoices(drafts billing._invoice_draft[], cycle_run_id bigint)
-RETURNS TABLE (account_id bigint, invoice_id bigint)
+RETURNS TABLE (account_id bigint, invoice_id bigint, draft boolean)
 LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH inv AS (
+        -- an invoice of the cycle (run_cycle names its run) for an account
+        -- with a grace period is inserted as a draft (77_drafts.sql):
+        -- no number, not finalized, finalized draft_days after its issue date
         SELECT t.*, a.entity_id, a.currency, t.issue_date + a.payment_terms_days AS due_date,
-               billing.from_minor_units(0, a.currency) AS zero
+               billing.from_minor_units(0, a.currency) AS zero,
+               CASE WHEN _bill_invoices.cycle_run_id IS NOT NULL THEN coalesce(a.draft_days, e.draft_days) END
+                   AS draft_days
         FROM unnest(drafts) t
         JOIN billing.account a ON a.account_id = t.account_id
+        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
         WHERE t.invoice_id IS NOT NULL
     ), numbered AS MATERIALIZED (
-        SELECT i.*, row_number() OVER (ORDER BY i.account_id, i.subscription_id, i.boundary) AS ord
+        SELECT i.*, coalesce(i.draft_days > 0, false) AS is_draft,
+               row_number() OVER (PARTITION BY coalesce(i.draft_days > 0, false)
+                                  ORDER BY i.account_id, i.subscription_id, i.boundary) AS ord
         FROM inv i
     ), numbers AS MATERIALIZED (
         -- takes the numbers: the row lock serializes concurrent finalization.
@@ -639,37 +668,47 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         SELECT to_jsonb(billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord),
                                                       array_agg(issue_date ORDER BY ord))) AS number
         FROM numbered
+        WHERE NOT is_draft
     ), ins_invoice AS (
         INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
                                      billing_reason, currency, subtotal, discount, tax, total, amount_paid,
                                      amount_due, issue_date, due_date, period_start, period_end, cycle_run_id,
-                                     finalized_at)
-        SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id, m.number ->> (n.ord - 1)::integer,
-               CASE WHEN coalesce(n.total, n.zero) = n.zero THEN 'paid' ELSE 'open' END,
+                                     finalized_at, finalize_on, boundary)
+        SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id,
+               CASE WHEN NOT n.is_draft THEN m.number ->> (n.ord - 1)::integer END,
+               CASE WHEN n.is_draft THEN 'draft' WHEN coalesce(n.total, n.zero) = n.zero THEN 'paid' ELSE 'open' END,
                n.billing_reason, n.currency, coalesce(n.subtotal, n.zero), coalesce(n.discount, n.zero),
                coalesce(n.tax, n.zero), coalesce(n.total, n.zero), n.zero,
                CASE WHEN coalesce(n.total, n.zero) = n.zero THEN n.zero ELSE n.total END,
-               n.issue_date, n.due_date, n.period_start, n.period_end, _bill_invoices.cycle_run_id, billing.now()
+               n.issue_date, n.due_date, n.period_start, n.period_end, _bill_invoices.cycle_run_id,
+               CASE WHEN NOT n.is_draft THEN billing.now() END,
+               CASE WHEN n.is_draft THEN n.issue_date + n.draft_days END,
+               CASE WHEN n.is_draft THEN n.boundary END
         FROM numbered n CROSS JOIN numbers m
-        RETURNING account_id, invoice_id, number, subscription_id, total, due_date
+        RETURNING account_id, invoice_id, number, subscription_id, total, due_date, status, finalize_on
     ), events AS MATERIALIZED (
         INSERT INTO billing.outbox (account_id, event_type, payload)
-        SELECT i.account_id, 'invoice.finalized',
-               jsonb_build_object('invoice_id', i.invoice_id, 'number', i.number,
-                                  'subscription_id', i.subscription_id, 'total', i.total::text,
-                                  'due_date', i.due_date)
+        SELECT i.account_id, CASE WHEN i.status = 'draft' THEN 'invoice.created' ELSE 'invoice.finalized' END,
+               CASE WHEN i.status = 'draft'
+                    THEN jsonb_build_object('invoice_id', i.invoice_id, 'subscription_id', i.subscription_id,
+                                            'total', i.total::text, 'finalize_on', i.finalize_on)
+                    ELSE jsonb_build_object('invoice_id', i.invoice_id, 'number', i.number,
+                                            'subscription_id', i.subscription_id, 'total', i.total::text,
+                                            'due_date', i.due_date) END
         FROM ins_invoice i
         UNION ALL
         SELECT d.account_id, 'subscription.' || d.ends, jsonb_build_object('subscription_id', d.subscription_id)
         FROM unnest(drafts) d WHERE d.ends IS NOT NULL
         RETURNING 1
     )
-    SELECT i.account_id, i.invoice_id FROM ins_invoice i, (SELECT count(*) FROM events) AS force_events
+    SELECT i.account_id, i.invoice_id, i.status = 'draft'
+    FROM ins_invoice i, (SELECT count(*) FROM events) AS force_events
 $$;
 COMMENT ON FUNCTION billing._bill_invoices(billing._invoice_draft[], bigint) IS
     'internal: statement 2 of billing._bill: takes the gapless numbers, inserts the invoices (status open, or '
-    'paid when the total is zero) and writes their outbox events and those of ended subscriptions; returns the '
-    'invoices, for the finalization step';
+    'paid when the total is zero; a draft, without a number, for an account with a grace period when run_cycle '
+    'bills) and writes their outbox events and those of ended subscriptions; returns the invoices, for the '
+    'finalization step, and which of them are drafts';
 
 -- Bills these subscriptions as of a date: the two statements above, with
 -- the lines' foreign key to their invoice checked at the end.  The caller
@@ -687,17 +726,20 @@ BEGIN
     SELECT array_agg(d ORDER BY d.invoice_id NULLS LAST, d.subscription_id), coalesce(sum(d.lines), 0)
     INTO v_drafts, lines
     FROM billing._bill_lines(accounts, subscriptions, as_of, at, mode) d;
-    SELECT array_agg(b.account_id), array_agg(b.invoice_id) INTO v_accounts, v_invoices
+    -- drafts are made, not issued: they are finalized when their grace
+    -- period ends (billing._finalize_drafts, 77_drafts.sql)
+    SELECT array_agg(b.account_id) FILTER (WHERE NOT b.draft), array_agg(b.invoice_id) FILTER (WHERE NOT b.draft),
+           count(*)
+    INTO v_accounts, v_invoices, invoices
     FROM billing._bill_invoices(coalesce(v_drafts, '{}'), cycle_run_id) b;
-    invoices := coalesce(cardinality(v_invoices), 0);
     PERFORM billing._finalize_invoices(v_accounts, v_invoices);
     -- checks the lines' foreign keys now, and restores the constraint
     SET CONSTRAINTS billing.invoice_line_account_id_invoice_id_fkey IMMEDIATE;
 END $$;
 COMMENT ON FUNCTION billing._bill(bigint[], bigint[], date, timestamptz, text, bigint) IS
-    'internal: creates and finalizes the invoices due for these (locked) subscriptions, marks usage and '
-    'pending items, advances the subscriptions (mode cycle) and writes the outbox, in two statements (the '
-    'number series is locked by the second only)';
+    'internal: creates and finalizes the invoices due for these (locked) subscriptions (drafts, for an account '
+    'with a grace period, when run_cycle bills), marks usage and pending items, advances the subscriptions (mode '
+    'cycle) and writes the outbox, in two statements (the number series is locked by the second only)';
 
 -- One batch of the cycle: picks up to batch_size due subscriptions that no
 -- other session holds (FOR UPDATE SKIP LOCKED), in the order of the queue
@@ -821,6 +863,25 @@ BEGIN
     RETURNING cycle_run_id INTO v_run;
     PERFORM billing._trial_notices(as_of, v_at);
     COMMIT;
+    -- the drafts whose grace period has passed (77_drafts.sql), before the
+    -- new invoices: the late usage of a draft's period is the draft's
+    LOOP
+        SELECT * INTO r FROM billing._finalize_due_drafts(as_of, v_at, batch_size, v_after_account,
+                                                          v_after_sub);
+        EXIT WHEN r.picked OPERATOR(pg_catalog.=) 0;
+        v_after_account := r.after_account;
+        v_after_sub := r.after_invoice;
+        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
+        UPDATE billing.cycle_run
+        SET drafts_finalized = drafts_finalized OPERATOR(pg_catalog.+) r.finalized, errors = v_errors
+        WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
+        IF r.finalized OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', r.finalized::text);
+        END IF;
+        COMMIT;
+    END LOOP;
+    v_after_account := NULL;
+    v_after_sub := NULL;
     LOOP
         SELECT * INTO r FROM billing._run_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
                                                 v_after_sub);
@@ -848,9 +909,10 @@ BEGIN
     COMMIT;
 END $$;
 COMMENT ON PROCEDURE billing.run_cycle(date, integer, timestamptz) IS
-    'bills every subscription whose next period has been reached by as_of (NULL: each account''s today in '
-    'its time zone at at, default billing.now()), in committed batches of batch_size, SKIP LOCKED so several '
-    'sessions can share a run; logs the run in billing.cycle_run and NOTIFYs billing_events once per batch';
+    'finalizes the drafts whose grace period has passed, then bills every subscription whose next period has '
+    'been reached by as_of (NULL: each account''s today in its time zone at at, default billing.now()), in '
+    'committed batches of batch_size, SKIP LOCKED so several sessions can share a run; logs the run in '
+    'billing.cycle_run and NOTIFYs billing_events once per batch';
 
 CREATE TYPE billing.preview_line AS (
     subscription_id bigint, invoice_date date, line_no bigint, kind text, description text,

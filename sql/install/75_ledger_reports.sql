@@ -48,6 +48,21 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
                       WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id
                         AND t.kind = 'invoice_finalized')
     UNION ALL
+    -- a draft is not issued: no number (a CHECK), no posting, no payment or
+    -- credit applied, no collection attempt (77_drafts.sql)
+    SELECT 'draft_posts_nothing',
+           format('draft %s (account %s) has %s ledger transactions, %s applications, %s collection attempts',
+                  i.invoice_id, i.account_id, x.txns, x.apps, x.attempts)
+    FROM billing.invoice i
+    CROSS JOIN LATERAL (
+        SELECT (SELECT count(*) FROM billing.ledger_transaction t
+                WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id) AS txns,
+               (SELECT count(*) FROM billing.payment_application p
+                WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id) AS apps,
+               (SELECT count(*) FROM billing.collection_attempt c
+                WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id) AS attempts) x
+    WHERE i.status = 'draft' AND x.txns + x.apps + x.attempts > 0
+    UNION ALL
     -- invariant 5, in its parts and whole, per account
     SELECT x.invariant, x.detail
     FROM (

@@ -313,7 +313,8 @@ BEGIN
 
     IF format = 'text' THEN
         body := concat_ws(E'\n',
-            upper(v_title) || ' ' || coalesce(f ->> 'number', '(' || (lb ->> 'draft') || ')') || ' · ' || v_status,
+            -- a draft's heading says so in place of its number, once
+            upper(v_title) || ' ' || coalesce(f ->> 'number' || ' · ' || v_status, '(' || (lb ->> 'draft') || ')'),
             (lb ->> 'from') || ': ' || (f #>> '{seller,legal_name}')
                 || coalesce(' (' || (lb ->> 'tax_id') || ' ' || (f #>> '{seller,tax_id}') || ')', ''),
             '  ' || replace(f #>> '{seller,address}', E'\n', E'\n  '),

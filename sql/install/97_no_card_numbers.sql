@@ -8,7 +8,7 @@
 -- forgets it.
 --
 -- Left out on purpose: the columns billing composes itself from the ones
--- below (invoice and line descriptions, numbers, ledger descriptions,
+-- below (invoice and line descriptions but a one-off item's, numbers, ledger descriptions,
 -- outbox payloads, the cycle and dunning logs) and enumerated ones (a
 -- status, a method).  Invoices and their lines are the cycle's hot path;
 -- what a caller puts there (void and write-off reasons, in metadata) is
@@ -65,6 +65,16 @@ ALTER TABLE billing.usage_event ADD CONSTRAINT usage_event_no_card_number CHECK 
 ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_no_card_number;
 ALTER TABLE billing.invoice ADD CONSTRAINT invoice_no_card_number CHECK (
     billing._no_card_number(metadata - 'late_fee_for_number', 'billing.invoice.metadata'));
+
+-- a one-off item's description is the caller's (billing.add_invoice_item);
+-- the kind is tested first, so the cycle's lines cost no scan
+ALTER TABLE billing.invoice_line DROP CONSTRAINT IF EXISTS invoice_line_no_card_number;
+ALTER TABLE billing.invoice_line ADD CONSTRAINT invoice_line_no_card_number CHECK (
+    kind <> 'one_off' OR billing._no_card_number(description, 'billing.invoice_line.description'));
+
+ALTER TABLE billing.pending_item DROP CONSTRAINT IF EXISTS pending_item_no_card_number;
+ALTER TABLE billing.pending_item ADD CONSTRAINT pending_item_no_card_number CHECK (
+    kind <> 'one_off' OR billing._no_card_number(description, 'billing.pending_item.description'));
 
 ALTER TABLE billing.ledger_account DROP CONSTRAINT IF EXISTS ledger_account_no_card_number;
 ALTER TABLE billing.ledger_account ADD CONSTRAINT ledger_account_no_card_number CHECK (

@@ -236,3 +236,41 @@ UPDATE billing.account SET address = metadata ->> 'address'
 WHERE address IS NULL AND jsonb_typeof(metadata -> 'address') = 'string';
 DROP FUNCTION IF EXISTS billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb);
 DROP FUNCTION IF EXISTS billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb);
+
+-- draft invoices with a grace period, and one-off charges (77_drafts.sql):
+-- the grace period of an entity and an account, a draft's day of
+-- finalization and boundary, one-off lines and pending items, the drafts
+-- a cycle run finalized
+ALTER TABLE billing.billing_entity ADD COLUMN IF NOT EXISTS draft_days integer NOT NULL DEFAULT 0
+    CHECK (draft_days BETWEEN 0 AND 90);
+COMMENT ON COLUMN billing.billing_entity.draft_days IS
+    'the days the invoices the cycle makes stay editable drafts before they are finalized (0: finalized at once); '
+    'an account''s own draft_days wins';
+ALTER TABLE billing.account ADD COLUMN IF NOT EXISTS draft_days integer CHECK (draft_days BETWEEN 0 AND 90);
+COMMENT ON COLUMN billing.account.draft_days IS
+    'the days the invoices the cycle makes for this account stay editable drafts (0: finalized at once); '
+    'NULL: its entity''s draft_days';
+ALTER TABLE billing.invoice ADD COLUMN IF NOT EXISTS finalize_on date;
+ALTER TABLE billing.invoice ADD COLUMN IF NOT EXISTS boundary date;
+ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_check3;
+ALTER TABLE billing.invoice ADD CONSTRAINT invoice_check3 CHECK (status <> 'draft' OR finalize_on IS NOT NULL);
+COMMENT ON COLUMN billing.invoice.finalize_on IS
+    'a draft''s last day of grace: the cycle finalizes it on that day (issue date + draft_days when made)';
+COMMENT ON COLUMN billing.invoice.boundary IS
+    'a draft''s boundary: its usage is the usage dated before it, its coupon the one whose time it is in';
+ALTER TABLE billing.invoice_line DROP CONSTRAINT IF EXISTS invoice_line_kind_check;
+ALTER TABLE billing.invoice_line ADD CONSTRAINT invoice_line_kind_check
+    CHECK (kind IN ('subscription', 'proration', 'usage', 'setup_fee', 'discount', 'tax', 'late_fee', 'credit',
+                    'one_off'));
+ALTER TABLE billing.pending_item DROP CONSTRAINT IF EXISTS pending_item_kind_check;
+ALTER TABLE billing.pending_item ADD CONSTRAINT pending_item_kind_check
+    CHECK (kind IN ('proration', 'setup_fee', 'late_fee', 'credit', 'one_off'));
+COMMENT ON TABLE billing.pending_item IS
+    'a charge or credit waiting for the subscription''s next invoice (setup fee, proration, credit, one-off charge)';
+ALTER TABLE billing.cycle_run ADD COLUMN IF NOT EXISTS drafts_finalized integer NOT NULL DEFAULT 0;
+COMMENT ON COLUMN billing.cycle_run.drafts_finalized IS
+    'the drafts whose grace period had passed that the run finalized';
+COMMENT ON TABLE billing.outbox IS
+    'events for integrations (invoice.created (a draft), invoice.finalized, '
+    'subscription.created/updated/canceled/paused/resumed, trial.ending); processed_at is set by '
+    'billing.mark_events_done';

@@ -129,6 +129,10 @@ UNION ALL
 SELECT t.tenant, 'event', min(o.event_id) FROM atk.ids t JOIN billing.outbox o ON o.account_id = t.val
 WHERE t.key = 'account' AND o.processed_at IS NULL GROUP BY 1
 UNION ALL
+SELECT t.tenant, 'invoice_line', min(l.invoice_line_id) FROM atk.ids t
+JOIN billing.invoice_line l ON l.invoice_id = t.val
+WHERE t.key = 'invoice' GROUP BY 1
+UNION ALL
 SELECT '-', 'cycle_run', max(cycle_run_id) FROM billing.cycle_run
 UNION ALL
 SELECT '-', 'dunning_run', max(dunning_run_id) FROM billing.dunning_run;
@@ -249,6 +253,9 @@ BEGIN
         WHEN fn = 'create_coupon' AND arg = 'amount_off' AND typ = 'billing.amount'::regtype THEN NULL
         -- the plain-number form of an amount, in the currency of the account
         WHEN arg IN ('amount', 'amount_off') AND typ = 'numeric'::regtype THEN '1.00'
+        -- a one-off charge for the next invoice (the tenant's invoice is
+        -- finalized: no draft to add it to)
+        WHEN fn = 'add_invoice_item' AND arg = 'invoice_id' THEN NULL
         WHEN arg = 'invoice_prefix' THEN 'ATK'
         WHEN arg = 'invoice_id' AND fn = 'close_dunning' THEN atk.id(tenant, 'dunning_invoice')::text
         WHEN arg = 'subscription_item_id' AND fn = 'record_usage' THEN atk.id(tenant, 'metered_item')::text
@@ -261,6 +268,7 @@ BEGIN
         WHEN arg = 'accounts' THEN pg_catalog.format('{%s}', atk.id(tenant, 'account'))
         WHEN arg = 'invoice_id' THEN atk.id(tenant, 'invoice')::text
         WHEN arg = 'invoice_ids' THEN pg_catalog.format('{%s}', atk.id(tenant, 'invoice'))
+        WHEN arg = 'invoice_line_id' THEN atk.id(tenant, 'invoice_line')::text
         WHEN arg = 'payment_id' THEN atk.id(tenant, 'payment')::text
         WHEN arg = 'subscription_id' THEN atk.id(tenant, 'subscription')::text
         WHEN arg = 'subscription_item_id' THEN atk.id(tenant, 'item')::text
@@ -275,7 +283,7 @@ BEGIN
         WHEN arg IN ('cycle_run_id') THEN atk.id('-', 'cycle_run')::text
         WHEN arg IN ('run_id') THEN atk.id('-', 'dunning_run')::text
         WHEN arg = 'default_policy' THEN atk.id('-', 'policy')::text
-        WHEN arg IN ('after_account', 'after_subscription') THEN '0'
+        WHEN arg IN ('after_account', 'after_subscription', 'after_invoice') THEN '0'
         WHEN arg = 'after_date' THEN '2000-01-01'
         WHEN arg IN ('role_name', 'writer', 'operator', 'reporting') AND typ = 'name'::regtype THEN session_user::text
         WHEN arg IN ('currency', 'default_currency') THEN cur
