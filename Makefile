@@ -13,7 +13,7 @@ OBJS        = $(CORE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
 
 # The install script is built from one file per topic, in name order.
 INSTALL_SQL = $(sort $(wildcard sql/install/*.sql))
-# Upgrades (README, Operations: Upgrades): the released scripts are frozen
+# Upgrades (CONTRIBUTING.md, Upgrades): the released scripts are frozen
 # in sql/versions/; the script from the previous release to this one is
 # built, in this order, from the hand-written
 # sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql, every function and procedure of
@@ -116,7 +116,7 @@ demo:
 	sh test/run.sh demo
 bench:
 	sh test/run.sh bench "$(BENCH)"
-# The simulator (README, Operations: The simulator) for one seed.
+# The simulator (CONTRIBUTING.md, The simulator) for one seed.
 SEED ?= 1
 DAYS ?= 60
 ACCOUNTS ?= 10

@@ -57,7 +57,7 @@ cat log/security.out
 # a suite that died before counting counts as failed
 grep -q '^security ' "$RESULTS" || { echo "security 0 1" >> "$RESULTS"; tail -20 log/security.out; status=1; }
 
-# The simulator (test/sim, README: The simulator): a fixed set of seeds, one
+# The simulator (test/sim, CONTRIBUTING.md: The simulator): a fixed set of seeds, one
 # database each; "sim <passed> <failed>" in $RESULTS, one count per seed.
 # SIM_SEEDS, SIM_DAYS and SIM_ACCOUNTS override the set (to run a longer one).
 echo "-- simulator (test/sim)"

@@ -512,8 +512,8 @@ COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
 -- name right after inserting them (billing._bill for the cycle, plan changes
 -- and cancellations; the late-fee step of dunning), in the same transaction;
 -- no trigger does money work, so what a statement causes does not depend on
--- how the client wrapped it, and a restore (triggers off, README:
--- Operations) loads the rows exactly as they were dumped.
+-- how the client wrapped it, and a restore (triggers off, README,
+-- Operations: Backup and restore) loads the rows exactly as they were dumped.
 CREATE FUNCTION billing._finalize_invoices(accounts bigint[], invoices bigint[])
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE

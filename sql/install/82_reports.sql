@@ -661,7 +661,7 @@ COMMENT ON FUNCTION billing.upcoming_invoices(integer) IS
     'not yet billed are included';
 
 -- The view covers a week: the preview prices every subscription due in the
--- window, the same work as the cycle (README Performance).
+-- window, the same work as the cycle (docs/performance.md).
 CREATE VIEW billing.upcoming_invoices AS
 SELECT * FROM billing.upcoming_invoices(7);
 COMMENT ON VIEW billing.upcoming_invoices IS

@@ -2,8 +2,8 @@
 # pg_dump keeps every row of every table that holds user data: bill a
 # database, dump it in two formats (custom, restored by pg_restore; plain
 # with --inserts, restored by psql), restore each into a new database with
-# session_replication_role = replica (triggers off, as README's Operations
-# says; pg_restore --disable-triggers does it only for a data-only restore),
+# session_replication_role = replica (triggers off, as README's Operations:
+# Backup and restore says; pg_restore --disable-triggers does it only for a data-only restore),
 # and compare each billing table's row count and digest, that the restored
 # sequences go on where the old ones stopped, and check_invariants().  A
 # restore loads rows as they were: billing's triggers (guards) are off, and

@@ -1,6 +1,6 @@
 #!/bin/sh
 # README's Installation and Getting started, run as pasted: every SQL block
-# between "## Installation" and "## Reference: invoicing", in order, in one
+# between "## Installation" and "## Invoicing", in order, in one
 # psql session that stops at the first error; then the values the README's
 # comments promise are checked against what the database holds.  pg_cron
 # runs in the suite's own database only, so the two pg_cron lines (the
@@ -13,7 +13,7 @@ db=${PGDATABASE:?}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-awk '/^## Installation$/ { on = 1 } /^## Reference: invoicing$/ { on = 0 }
+awk '/^## Installation$/ { on = 1 } /^## Invoicing$/ { on = 0 }
      on && /^```sql$/ { inside = 1; next } inside && /^```$/ { inside = 0; next } on && inside { print }' README.md \
 	| grep -v 'CREATE EXTENSION pg_cron;' | grep -v 'FROM schedule()' \
 	| sed "s/ALTER DATABASE shop /ALTER DATABASE $db /" > "$tmp/readme.sql"

@@ -100,7 +100,7 @@ $PSQL -d "$FRESH" -f _extension_catalog.psql > "$TMP/fresh.catalog"
 [ "$(grep -c '^member ' "$TMP/fresh.catalog")" -gt 100 ] || fail "the catalog description lists no members"
 if ! diff -u "$TMP/fresh.catalog" "$TMP/updated.catalog" > "$TMP/catalog.diff"; then
 	cat "$TMP/catalog.diff"
-	fail "the updated extension differs from a fresh $CUR install (- fresh, + updated): see README, Operations: Upgrades"
+	fail "the updated extension differs from a fresh $CUR install (- fresh, + updated): see CONTRIBUTING.md, Upgrades"
 fi
 echo "catalog: $(wc -l < "$TMP/fresh.catalog") facts, the same after the update as in a fresh install"
 

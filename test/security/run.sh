@@ -1,5 +1,5 @@
 #!/bin/sh
-# test/security/run.sh - the security attack suite (README, Operations:
+# test/security/run.sh - the security attack suite (CONTRIBUTING.md,
 # Security suite).  Run by test/cluster.sh inside a throwaway cluster, or
 # alone against any cluster where the installed extension may be created
 # (PGHOST, PGPORT, PGUSER a superuser, PGPASSWORD if it needs one).

@@ -81,7 +81,7 @@ def split(total, n):
 
 
 # ---------------------------------------------------------------------------
-# periods: README "The anchor and the clamping rule"
+# periods: README, Periods and proration: "The anchor and the clamping rule"
 
 def last_day(y, m):
     return (D(y + m // 12, m % 12 + 1, 1) - ONE).day if m < 12 else 31
@@ -125,7 +125,7 @@ def periods_between(anchor, cad, lo, hi):
 
 
 def prorate(price, s, e, a, b):
-    """README Proration: R(p D(s,b)/D) - R(p D(s,a)/D)"""
+    """README, Periods and proration: R(p D(s,b)/D) - R(p D(s,a)/D)"""
     tot = (e - s).days
     return R(Fraction(price * (b - s).days, tot)) - R(Fraction(price * (a - s).days, tot))
 
@@ -154,7 +154,7 @@ COUPONS = {
 }
 TAXES = {None: None, 'vat': (19, False), 'incl': (20, True)}
 # The default dunning policy of the simulation (no suspension, no retry: see
-# README, Simulator, "What it does not model").
+# CONTRIBUTING.md, The simulator, "What it does not model").
 STEPS = [(-3, 'remind', 'before_due'), (1, 'remind', 'overdue'), (7, 'late_fee', 'late_fee'),
          (30, 'write_off', 'write_off')]
 FEE = (Fraction(2), Fraction(5), Fraction(8))  # fee_fixed, fee_percent, fee_cap (units)
@@ -199,7 +199,7 @@ class Sub:
         return [i for i in self.items if i.end is None]
 
     def billed_for_period(self, item):
-        """README Changes: the old item is credited only if it was billed for the period"""
+        """README, Changing a subscription: the old item is credited only if it was billed for the period"""
         return item.start <= self.cps or any(
             p['kind'] == 'proration' and p['item'] == item.eid and p['period_end'] == self.cpe for p in self.pending)
 
@@ -372,7 +372,7 @@ class Sim:
             out.append(s)
         return json.dumps(out)
 
-    # -- the model's billing (README: The cycle; Lines, totals, taxes) -----
+    # -- the model's billing (README: The billing cycle; Lines, taxes and totals)
     def boundaries(self, s, as_of, mode):
         if mode == 'now':
             return [(as_of, None, None, None, s.status == 'canceled',
