@@ -12,29 +12,28 @@ GLUE_SRCS   = $(sort $(wildcard src/*.c))
 OBJS        = $(CORE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
 
 # The install script is built from one file per topic, in name order.
-INSTALL_SQL = $(sort $(wildcard sql/install/*.sql))
+INSTALL_SQL = $(sort $(wildcard src/sql/install/*.sql))
 # Upgrades (CONTRIBUTING.md, Upgrades): the released scripts are frozen
-# in sql/versions/; the script from the previous release to this one is
+# in src/sql/versions/; the script from the previous release to this one is
 # built, in this order, from the hand-written
-# sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql, every function and procedure of
+# src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql, every function and procedure of
 # the install files in UPGRADE_FUNCTIONS (as CREATE OR REPLACE, by
-# sql/upgrade/functions.awk), the install files that are wholly new since
-# $(PREV_VERSION) (UPGRADE_NEW), sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql if
+# src/sql/upgrade/functions.awk), the install files that are wholly new since
+# $(PREV_VERSION) (UPGRADE_NEW), src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql if
 # it exists (what needs the new files' objects), and 99_privileges.sql.
 PREV_VERSION = 0.1.0
-UPGRADE_FUNCTIONS = $(addprefix sql/install/,20_periods.sql 25_card_numbers.sql 30_accounts_catalog.sql 40_subscriptions.sql 50_invoicing.sql \
+UPGRADE_FUNCTIONS = $(addprefix src/sql/install/,20_periods.sql 25_card_numbers.sql 30_accounts_catalog.sql 40_subscriptions.sql 50_invoicing.sql \
                     60_ledger.sql 70_payments.sql 72_refunds_credits.sql 74_collection.sql \
                     75_ledger_reports.sql 76_installments.sql 80_documents.sql 91_invariants_ledger.sql)
-UPGRADE_NEW = $(addprefix sql/install/,77_drafts.sql 78_dunning.sql 82_reports.sql 86_scheduling.sql 95_security.sql \
-              97_no_card_numbers.sql)
+UPGRADE_NEW = $(addprefix src/sql/install/,77_drafts.sql 78_dunning.sql 82_reports.sql 86_scheduling.sql 95_security.sql)
 UPGRADE_SQL = billing--$(PREV_VERSION)--$(EXTVERSION).sql
-UPGRADE_PRE = sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql
-UPGRADE_POST = $(wildcard sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql)
+UPGRADE_PRE = src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql
+UPGRADE_POST = $(wildcard src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql)
 DATA_built  = billing--$(EXTVERSION).sql $(UPGRADE_SQL)
-DATA        = $(wildcard sql/versions/billing--*.sql) $(wildcard sql/billing--*--*.sql)
+DATA        = $(wildcard src/sql/versions/billing--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out, in name order.
-REGRESS     = $(sort $(basename $(notdir $(filter-out sql/billing--%,$(wildcard sql/*.sql)))))
+REGRESS     = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=billing
 ISOLATION   = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=billing
@@ -60,18 +59,18 @@ PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 billing--$(EXTVERSION).sql: $(INSTALL_SQL) billing.control
-	( echo "-- billing $(EXTVERSION): generated from sql/install/*.sql, do not edit"; \
+	( echo "-- billing $(EXTVERSION): generated from src/sql/install/*.sql, do not edit"; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION billing" to load this file. \quit'; \
 	  for f in $(INSTALL_SQL); do echo; echo "-- $$f"; cat $$f; done ) > $@
 
 $(UPGRADE_SQL): $(UPGRADE_PRE) $(UPGRADE_FUNCTIONS) $(UPGRADE_NEW) $(UPGRADE_POST) \
-		sql/install/99_privileges.sql sql/upgrade/functions.awk billing.control Makefile
-	( echo "-- billing $(PREV_VERSION) -> $(EXTVERSION): generated from sql/upgrade/ and sql/install/, do not edit"; \
+		src/sql/install/99_privileges.sql src/sql/upgrade/functions.awk billing.control Makefile
+	( echo "-- billing $(PREV_VERSION) -> $(EXTVERSION): generated from src/sql/upgrade/ and src/sql/install/, do not edit"; \
 	  printf '%s\n' '\echo Use "ALTER EXTENSION billing UPDATE" to load this file. \quit'; \
 	  echo; echo "-- $(UPGRADE_PRE)"; cat $(UPGRADE_PRE); \
 	  for f in $(sort $(UPGRADE_FUNCTIONS)); do \
-	    echo; echo "-- the functions of $$f"; awk -f sql/upgrade/functions.awk $$f || exit 1; done; \
-	  for f in $(sort $(UPGRADE_NEW)) $(UPGRADE_POST) sql/install/99_privileges.sql; do \
+	    echo; echo "-- the functions of $$f"; awk -f src/sql/upgrade/functions.awk $$f || exit 1; done; \
+	  for f in $(sort $(UPGRADE_NEW)) $(UPGRADE_POST) src/sql/install/99_privileges.sql; do \
 	    echo; echo "-- $$f"; cat $$f; done ) > $@.tmp && mv $@.tmp $@
 
 # ---------------------------------------------------------------------------

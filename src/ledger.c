@@ -3,7 +3,7 @@
  *
  * An AFTER INSERT ... FOR EACH STATEMENT trigger on billing.ledger_entry
  * with the transition table new_entries.  The rule it enforces is written
- * out in sql/install/60_ledger.sql: the entries one statement adds sum to
+ * out in src/sql/install/60_ledger.sql: the entries one statement adds sum to
  * zero per ledger transaction and currency (23514), and every transaction
  * they post to exists in billing.ledger_transaction, and so does its
  * account in billing.account (23503).  Whatever the statement: a restore

@@ -1,7 +1,7 @@
 /*
  * security.c - who acts, and which billing entities it may use.
  *
- * The rule is written out in sql/install/95_security.sql: the acting role
+ * The rule is written out in src/sql/install/95_security.sql: the acting role
  * (the role of SET ROLE, else the session user) may use every entity when
  * it is a superuser, has BYPASSRLS, owns the extension, or has the
  * privileges of a role bound to every entity (billing.role_binding with

@@ -1,6 +1,6 @@
 #!/bin/sh
 # ALTER EXTENSION billing UPDATE from the previous release (0.1.0, frozen in
-# sql/versions/) to the current one.  Installs 0.1.0, makes data in every
+# src/sql/versions/) to the current one.  Installs 0.1.0, makes data in every
 # table and runs a cycle, updates, and then proves:
 #   1. the extension's objects equal those of a fresh install of the current
 #      version (test/scenarios/_extension_catalog.psql, diffed), and the rows

@@ -3,12 +3,12 @@
 -- The Makefile builds billing--0.1.0--0.2.0.sql from, in this order:
 --   1. this file;
 --   2. every function and procedure of the install files listed in
---      UPGRADE_FUNCTIONS, as CREATE OR REPLACE (sql/upgrade/functions.awk):
+--      UPGRADE_FUNCTIONS, as CREATE OR REPLACE (src/sql/upgrade/functions.awk):
 --      list a file there when you change a function in it;
 --   3. the install files that are wholly new since 0.1.0 (UPGRADE_NEW);
---   4. sql/upgrade/0.1.0--0.2.0.post.sql, if it exists: what needs the
+--   4. src/sql/upgrade/0.1.0--0.2.0.post.sql, if it exists: what needs the
 --      objects of 3 (a policy on an old table that calls a new function);
---   5. sql/install/99_privileges.sql.
+--   5. src/sql/install/99_privileges.sql.
 -- Here goes every other change to an object that 0.1.0 already had, in the
 -- order the changes depend on each other:
 --   * a new or changed column, constraint, index or trigger of an old table:
@@ -132,10 +132,10 @@ COMMENT ON VIEW billing._invoice_schedule IS
     'internal: the day each invoice is due for dunning: its due date, or that of its first installment not yet '
     'covered by payments';
 
--- card numbers (25_card_numbers.sql, 97_no_card_numbers.sql): the column
--- checks that called the PL/pgSQL looks_like_card_number go; the table
--- constraints <table>_no_card_number of 97_no_card_numbers.sql (step 3)
--- replace them, on every text and jsonb column a caller fills
+-- card numbers (25_card_numbers.sql): the column checks that called the
+-- PL/pgSQL looks_like_card_number go; the table constraints
+-- <table>_no_card_number (step 4, 0.1.0--0.2.0.post.sql) replace them, on
+-- every text and jsonb column a caller fills
 ALTER TABLE billing.payment DROP CONSTRAINT IF EXISTS payment_reference_check;
 ALTER TABLE billing.payment DROP CONSTRAINT IF EXISTS payment_idempotency_key_check;
 ALTER TABLE billing.payment ADD CONSTRAINT payment_idempotency_key_check CHECK (idempotency_key <> '');

@@ -111,6 +111,23 @@ CREATE TABLE billing.invoice (
     CHECK (due_date >= issue_date),
     CHECK (status <> 'draft' OR finalize_on IS NOT NULL)
 );
+-- the drafts of a grace period (77_drafts.sql), which the cycle finalizes
+CREATE INDEX invoice_drafts ON billing.invoice (account_id, invoice_id) WHERE status = 'draft';
+-- For aging and dunning: the open invoices only (few next to all).  The
+-- cycle pays one more index entry per open invoice; a payment that settles
+-- an invoice adds none.  It deliberately does not INCLUDE amount_due: every
+-- payment changes it, and an indexed column, even an included one, turns
+-- the payment's invoice update from a HOT update into one that writes an
+-- entry in every index of invoice.  Aging reads amount_due from the heap.
+CREATE INDEX invoice_open ON billing.invoice (account_id, due_date) WHERE status = 'open';
+-- For the reports over recent days (days sales outstanding): invoices are
+-- inserted in issue date order (the cycle bills each day's invoices on that
+-- day), so a BRIN index finds their pages for a few kilobytes and costs the
+-- cycle next to nothing.
+CREATE INDEX invoice_issue_date_brin ON billing.invoice USING brin (issue_date);
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.invoice ADD CONSTRAINT invoice_no_card_number CHECK (
+    billing._no_card_number(metadata - 'late_fee_for_number', 'billing.invoice.metadata'));
 COMMENT ON TABLE billing.invoice IS
     'an invoice: status draft, open, paid, void or uncollectible; totals as billing.amount, equal to the sum of its lines';
 COMMENT ON COLUMN billing.invoice.subtotal IS 'sum of the charge and credit lines (every kind but discount and tax)';
@@ -159,6 +176,11 @@ CREATE TABLE billing.invoice_line (
     CHECK (tax_inclusive IS FALSE OR kind = 'tax'),
     CHECK (period_end IS NULL OR period_end >= period_start)
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+-- a one-off item's description is the caller's (billing.add_invoice_item);
+-- the kind is tested first, so the cycle's lines cost no scan
+ALTER TABLE billing.invoice_line ADD CONSTRAINT invoice_line_no_card_number CHECK (
+    kind <> 'one_off' OR billing._no_card_number(description, 'billing.invoice_line.description'));
 COMMENT ON TABLE billing.invoice_line IS
     'a line of an invoice: kind, quantity, unit price, amount, period and source';
 -- Invariant 1: one recurring line per subscription item and period, whatever

@@ -38,7 +38,6 @@
 -- other money path locks a draft: payments, credit, dunning, voids and
 -- collection take open invoices only.
 
-CREATE INDEX invoice_drafts ON billing.invoice (account_id, invoice_id) WHERE status = 'draft';
 
 -- What billing.add_invoice_item made: the invoice line (on a draft, or on
 -- the invoice made at once) or the pending item (for the next invoice).

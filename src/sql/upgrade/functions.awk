@@ -1,4 +1,4 @@
-# sql/upgrade/functions.awk - prints the functions and procedures of an
+# src/sql/upgrade/functions.awk - prints the functions and procedures of an
 # install file as CREATE OR REPLACE, with their COMMENT ON, and nothing else
 # (no tables, triggers, ALTERs, INSERTs).  The Makefile runs it over the
 # install files of UPGRADE_FUNCTIONS to re-create, in the upgrade script,
@@ -7,7 +7,7 @@
 # A statement starts on a line that begins with CREATE FUNCTION, CREATE
 # PROCEDURE or COMMENT ON FUNCTION|PROCEDURE and ends on the first line that
 # ends with ";" outside dollar quotes ($$ or $tag$), which is how every file
-# in sql/install/ is written.
+# in src/sql/install/ is written.
 BEGIN { inside = 0; quote = "" }
 function dollar_state(line,    rest, tag) {
 	# toggles the open dollar quote for every $tag$ on the line

@@ -14,6 +14,11 @@ CREATE TABLE billing.installment (
     PRIMARY KEY (account_id, invoice_id, installment_no),
     FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoice
 );
+-- no NaN or infinite numbers and dates: NaN sorts above every number (a
+-- CHECK "x >= 0" lets it in) and either would stop the cycle or a report
+-- later, far from the call that stored it
+ALTER TABLE billing.installment ADD CONSTRAINT installment_due_date_finite
+    CHECK (isfinite(due_date));
 COMMENT ON TABLE billing.installment IS
     'an installment plan of an open invoice: the amount due when the plan was made, split into dated parts that '
     'sum to it exactly';

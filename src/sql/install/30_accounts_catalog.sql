@@ -88,6 +88,13 @@ CREATE TABLE billing.billing_entity (
     -- finalized when made; N, they stay drafts for N days
     draft_days       integer NOT NULL DEFAULT 0 CHECK (draft_days BETWEEN 0 AND 90)
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.billing_entity ADD CONSTRAINT billing_entity_no_card_number CHECK (
+    billing._no_card_number(legal_name, 'billing.billing_entity.legal_name')
+    AND billing._no_card_number(tax_id, 'billing.billing_entity.tax_id')
+    AND billing._no_card_number(address, 'billing.billing_entity.address')
+    AND billing._no_card_number(invoice_prefix, 'billing.billing_entity.invoice_prefix')
+    AND billing._no_card_number(metadata, 'billing.billing_entity.metadata'));
 COMMENT ON TABLE billing.billing_entity IS
     'the seller: legal name, tax id, address, default currency, its invoice number series and rounding mode';
 COMMENT ON COLUMN billing.billing_entity.rounding IS
@@ -108,6 +115,10 @@ CREATE TABLE billing.tax_rate (
     active       boolean NOT NULL DEFAULT true,
     created_at   timestamptz NOT NULL DEFAULT billing.now()
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.tax_rate ADD CONSTRAINT tax_rate_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.tax_rate.name')
+    AND billing._no_card_number(jurisdiction, 'billing.tax_rate.jurisdiction'));
 COMMENT ON TABLE billing.tax_rate IS
     'a tax rate in percent, exclusive (added to the net) or inclusive (contained in the price)';
 
@@ -134,6 +145,14 @@ CREATE TABLE billing.account (
     draft_days         integer CHECK (draft_days BETWEEN 0 AND 90),
     UNIQUE (entity_id, external_ref)
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.account ADD CONSTRAINT account_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.account.name')
+    AND billing._no_card_number(locale, 'billing.account.locale')
+    AND billing._no_card_number(email, 'billing.account.email')
+    AND billing._no_card_number(address, 'billing.account.address')
+    AND billing._no_card_number(external_ref, 'billing.account.external_ref')
+    AND billing._no_card_number(metadata, 'billing.account.metadata'));
 COMMENT ON TABLE billing.account IS
     'a customer: currency, time zone, payment terms, locale, contact, postal address, CRM/ERP reference, tax settings';
 COMMENT ON COLUMN billing.account.draft_days IS
@@ -166,6 +185,11 @@ CREATE TABLE billing.product (
     metadata    jsonb NOT NULL DEFAULT '{}',
     created_at  timestamptz NOT NULL DEFAULT billing.now()
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.product ADD CONSTRAINT product_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.product.name')
+    AND billing._no_card_number(description, 'billing.product.description')
+    AND billing._no_card_number(metadata, 'billing.product.metadata'));
 COMMENT ON TABLE billing.product IS 'what is sold; its prices say for how much';
 
 -- A price.  scheme says how a quantity becomes an amount:
@@ -205,6 +229,15 @@ CREATE TABLE billing.price (
     CHECK ((scheme = 'package') = (package_size IS NOT NULL)),
     CHECK (NOT (scheme = 'flat' AND usage_type = 'metered'))
 );
+-- no NaN or infinite numbers and dates: NaN sorts above every number (a
+-- CHECK "x >= 0" lets it in) and either would stop the cycle or a report
+-- later, far from the call that stored it
+ALTER TABLE billing.price ADD CONSTRAINT price_amounts_finite
+    CHECK (unit_amount < 'Infinity' AND setup_fee < 'Infinity' AND package_size < 'Infinity');
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.price ADD CONSTRAINT price_no_card_number CHECK (
+    billing._no_card_number(nickname, 'billing.price.nickname')
+    AND billing._no_card_number(metadata, 'billing.price.metadata'));
 COMMENT ON TABLE billing.price IS
     'how much a product costs per period: scheme, licensed or metered usage, cadence, setup fee, trial days, '
     'whether usage during a trial is billed, tax rate';
@@ -219,6 +252,11 @@ CREATE TABLE billing.price_tier (
     flat_amount numeric NOT NULL DEFAULT 0 CHECK (flat_amount >= 0),
     UNIQUE NULLS NOT DISTINCT (price_id, up_to)
 );
+-- no NaN or infinite numbers and dates: NaN sorts above every number (a
+-- CHECK "x >= 0" lets it in) and either would stop the cycle or a report
+-- later, far from the call that stored it
+ALTER TABLE billing.price_tier ADD CONSTRAINT price_tier_amounts_finite
+    CHECK (up_to < 'Infinity' AND unit_amount < 'Infinity' AND flat_amount < 'Infinity');
 COMMENT ON TABLE billing.price_tier IS
     'tiers of a graduated or volume price: units up to up_to (NULL: no limit) at unit_amount each, plus flat_amount';
 
@@ -238,6 +276,10 @@ CREATE TABLE billing.coupon (
     CHECK ((percent_off IS NULL) <> (amount_off IS NULL)),
     CHECK ((duration = 'repeating') = (duration_periods IS NOT NULL))
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.coupon ADD CONSTRAINT coupon_no_card_number CHECK (
+    billing._no_card_number(code, 'billing.coupon.code')
+    AND billing._no_card_number(name, 'billing.coupon.name'));
 COMMENT ON TABLE billing.coupon IS
     'a discount applied before tax: percent_off or amount_off, once, for duration_periods periods, or forever';
 -- Customers type codes as they like: SUMMER and summer are one coupon.

@@ -23,6 +23,11 @@ CREATE TABLE billing.ledger_account (
     type        text NOT NULL CHECK (type IN ('asset', 'liability', 'revenue', 'contra_revenue', 'expense')),
     description text NOT NULL
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.ledger_account ADD CONSTRAINT ledger_account_no_card_number CHECK (
+    billing._no_card_number(code, 'billing.ledger_account.code')
+    AND billing._no_card_number(name, 'billing.ledger_account.name')
+    AND billing._no_card_number(description, 'billing.ledger_account.description'));
 COMMENT ON TABLE billing.ledger_account IS
     'the chart of ledger accounts: receivable, customer_credit, cash, revenue, tax_payable, discounts, bad_debt';
 INSERT INTO billing.ledger_account (code, name, type, description) VALUES

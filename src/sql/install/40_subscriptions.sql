@@ -39,6 +39,14 @@ CREATE TABLE billing.subscription (
     CHECK (coupon_until IS NULL OR coupon_until > coupon_from),
     CHECK ((current_period_start IS NULL) = (current_period_end IS NULL))
 );
+-- no NaN or infinite numbers and dates: NaN sorts above every number (a
+-- CHECK "x >= 0" lets it in) and either would stop the cycle or a report
+-- later, far from the call that stored it
+ALTER TABLE billing.subscription ADD CONSTRAINT subscription_dates_finite
+    CHECK (isfinite(start_date) AND isfinite(anchor));
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.subscription ADD CONSTRAINT subscription_no_card_number CHECK (
+    billing._no_card_number(metadata, 'billing.subscription.metadata'));
 COMMENT ON TABLE billing.subscription IS
     'an account''s subscription: status, anchor and cadence of its periods, trial, next bill date, '
     'current period, scheduled cancel or pause, coupon';
@@ -67,6 +75,14 @@ CREATE TABLE billing.subscription_item (
     FOREIGN KEY (account_id, subscription_id) REFERENCES billing.subscription,
     CHECK (ended_on IS NULL OR ended_on >= started_on)
 );
+-- the items that start on a day: the price-change notices of dunning
+-- (78_dunning.sql) look them up
+CREATE INDEX subscription_item_started_on ON billing.subscription_item (started_on);
+-- no NaN or infinite numbers and dates: NaN sorts above every number (a
+-- CHECK "x >= 0" lets it in) and either would stop the cycle or a report
+-- later, far from the call that stored it
+ALTER TABLE billing.subscription_item ADD CONSTRAINT subscription_item_quantity_finite
+    CHECK (quantity < 'Infinity');
 COMMENT ON TABLE billing.subscription_item IS
     'a price and quantity on a subscription, valid from started_on until ended_on (exclusive)';
 CREATE INDEX ON billing.subscription_item (account_id, subscription_id);
@@ -88,6 +104,15 @@ CREATE TABLE billing.usage_event (
     UNIQUE (account_id, idempotency_key),
     FOREIGN KEY (account_id, subscription_item_id) REFERENCES billing.subscription_item
 );
+-- no NaN or infinite numbers and dates: NaN sorts above every number (a
+-- CHECK "x >= 0" lets it in) and either would stop the cycle or a report
+-- later, far from the call that stored it
+ALTER TABLE billing.usage_event ADD CONSTRAINT usage_event_quantity_finite
+    CHECK (quantity < 'Infinity');
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.usage_event ADD CONSTRAINT usage_event_no_card_number CHECK (
+    billing._no_card_number(value, 'billing.usage_event.value')
+    AND billing._no_card_number(idempotency_key, 'billing.usage_event.idempotency_key'));
 COMMENT ON TABLE billing.usage_event IS
     'a usage record of a metered item, once per idempotency key; invoice_id is the invoice that billed it';
 CREATE INDEX usage_event_item ON billing.usage_event (account_id, subscription_item_id, usage_date);
@@ -117,6 +142,9 @@ CREATE TABLE billing.pending_item (
     FOREIGN KEY (account_id, subscription_id) REFERENCES billing.subscription,
     FOREIGN KEY (account_id, subscription_item_id) REFERENCES billing.subscription_item
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.pending_item ADD CONSTRAINT pending_item_no_card_number CHECK (
+    kind <> 'one_off' OR billing._no_card_number(description, 'billing.pending_item.description'));
 COMMENT ON TABLE billing.pending_item IS
     'a charge or credit waiting for the subscription''s next invoice (setup fee, proration, credit, one-off charge)';
 CREATE INDEX pending_item_unbilled ON billing.pending_item (account_id, subscription_id)

@@ -28,15 +28,7 @@
 -- ---------------------------------------------------------------------------
 -- Receivables aging.
 
--- Open invoices only, through the partial index invoice_open (the open
--- ones are few next to all invoices).  The cycle pays one more index entry
--- per open invoice; a payment that settles an invoice adds none.  The index
--- deliberately does not INCLUDE amount_due: every payment changes it, and an
--- indexed column, even an included one, turns the payment's invoice update
--- from a HOT update into one that writes an entry in every index of invoice
--- (no payment's update would be HOT any more).  Aging reads amount_due from
--- the heap instead.
-CREATE INDEX invoice_open ON billing.invoice (account_id, due_date) WHERE status = 'open';
+-- Open invoices only, through the partial index invoice_open (50_invoicing.sql).
 
 -- A function under the view for its settings: the open invoices come out of
 -- invoice_open in account order, so aggregating in that order beats a hash
@@ -546,10 +538,7 @@ COMMENT ON COLUMN billing.revenue_by_month.invoices IS 'how many invoices were i
 -- Days sales outstanding: receivables / what was invoiced over the last
 -- days days x days, per currency, as of each account's today.
 
--- Invoices are inserted in issue date order (the cycle bills each day's
--- invoices on that day), so a BRIN index finds the pages of the last days
--- for the price of a few kilobytes, and costs the cycle next to nothing.
-CREATE INDEX invoice_issue_date_brin ON billing.invoice USING brin (issue_date);
+-- The recent invoices through the BRIN index on issue_date (50_invoicing.sql).
 
 CREATE FUNCTION billing.days_sales_outstanding(days integer DEFAULT 90)
 RETURNS TABLE (currency text, as_of date, window_days integer, receivable numeric, invoiced numeric,

@@ -34,6 +34,10 @@ CREATE TABLE billing.document_label (
     label    text NOT NULL,
     PRIMARY KEY (language, key)
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.document_label ADD CONSTRAINT document_label_no_card_number CHECK (
+    billing._no_card_number(key, 'billing.document_label.key')
+    AND billing._no_card_number(label, 'billing.document_label.label'));
 COMMENT ON TABLE billing.document_label IS
     'words printed on invoice documents, per ISO 639 language; English is the fallback';
 

@@ -37,6 +37,9 @@ CREATE TABLE billing.role_binding (
     created_at timestamptz NOT NULL DEFAULT billing.now(),
     UNIQUE NULLS NOT DISTINCT (role_name, entity_id)
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.role_binding ADD CONSTRAINT role_binding_no_card_number CHECK (
+    billing._no_card_number(role_name::text, 'billing.role_binding.role_name'));
 COMMENT ON TABLE billing.role_binding IS
     'which billing entities a role (and every role that has its privileges) may use; entity_id NULL: every entity. '
     'Written by billing.bind_role_to_entity and billing.unbind_role_from_entity';
@@ -453,23 +456,3 @@ BEGIN
     END LOOP;
 END $$;
 
--- ---------------------------------------------------------------------------
--- Values that sql/bad_input.sql found accepted and stored: NaN and infinite
--- numerics (NaN sorts above every number, so "unit_amount >= 0" let it in)
--- and infinite dates.  Each would have stopped the cycle or a report later,
--- far from the call that stored it; a CHECK refuses it at once (23514),
--- whatever function or path writes the row.
-ALTER TABLE billing.price ADD CONSTRAINT price_amounts_finite
-    CHECK (unit_amount < 'Infinity' AND setup_fee < 'Infinity' AND package_size < 'Infinity');
-ALTER TABLE billing.price_tier ADD CONSTRAINT price_tier_amounts_finite
-    CHECK (up_to < 'Infinity' AND unit_amount < 'Infinity' AND flat_amount < 'Infinity');
-ALTER TABLE billing.subscription ADD CONSTRAINT subscription_dates_finite
-    CHECK (isfinite(start_date) AND isfinite(anchor));
-ALTER TABLE billing.subscription_item ADD CONSTRAINT subscription_item_quantity_finite
-    CHECK (quantity < 'Infinity');
-ALTER TABLE billing.usage_event ADD CONSTRAINT usage_event_quantity_finite
-    CHECK (quantity < 'Infinity');
-ALTER TABLE billing.payment ADD CONSTRAINT payment_received_on_finite
-    CHECK (isfinite(received_on));
-ALTER TABLE billing.installment ADD CONSTRAINT installment_due_date_finite
-    CHECK (isfinite(due_date));

@@ -20,7 +20,7 @@ CREATE TABLE billing.payment (
     method             text NOT NULL
                        CHECK (method IN ('card', 'direct_debit', 'bank_transfer', 'cash', 'check', 'wallet', 'other')),
     -- reference and idempotency_key never hold a card number: the CHECK
-    -- payment_no_card_number (97_no_card_numbers.sql)
+    -- payment_no_card_number (below)
     reference          text,
     idempotency_key    text CHECK (idempotency_key <> ''),
     received_on        date NOT NULL,
@@ -33,6 +33,15 @@ CREATE TABLE billing.payment (
     UNIQUE (account_id, idempotency_key),
     CHECK (billing.to_numeric(amount_refunded) >= 0 AND billing.to_numeric(amount_refunded) <= billing.to_numeric(amount))
 );
+-- no NaN or infinite numbers and dates: NaN sorts above every number (a
+-- CHECK "x >= 0" lets it in) and either would stop the cycle or a report
+-- later, far from the call that stored it
+ALTER TABLE billing.payment ADD CONSTRAINT payment_received_on_finite
+    CHECK (isfinite(received_on));
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.payment ADD CONSTRAINT payment_no_card_number CHECK (
+    billing._no_card_number(reference, 'billing.payment.reference')
+    AND billing._no_card_number(idempotency_key, 'billing.payment.idempotency_key'));
 COMMENT ON TABLE billing.payment IS
     'money received from an account: amount, method, the provider''s reference (never a card or bank number), '
     'idempotency key (unique per account), received date, what was refunded';

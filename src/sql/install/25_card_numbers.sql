@@ -12,6 +12,17 @@
 -- Unicode data, which a library upgrade can extend; nothing may freeze it
 -- into an index.  Each returns at once for a text with fewer than 13 digits
 -- and for an empty jsonb object or array, what most rows carry.
+--
+-- Each table's constraint stands with the table, in its own file.
+-- billing._no_card_number raises 23514 naming the column and the number's
+-- last four digits, with a hint; a NULL column passes.  Left out on
+-- purpose: the columns billing composes itself (invoice and line
+-- descriptions but a one-off item's, numbers, ledger descriptions, outbox
+-- payloads, the cycle and dunning logs) and enumerated ones (a status, a
+-- method).  Invoices and their lines are the cycle's hot path; what a
+-- caller puts there (void and write-off reasons, in metadata) is checked,
+-- billing's own entries in metadata are not: the late-fee entry holds an
+-- invoice number, a digit run of the entity's choosing.
 
 CREATE FUNCTION billing.looks_like_card_number(value text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'looks_like_card_number_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;

@@ -35,6 +35,10 @@ CREATE TABLE billing.dunning_policy (
     description text,
     created_at  timestamptz NOT NULL DEFAULT billing.now()
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.dunning_policy ADD CONSTRAINT dunning_policy_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.dunning_policy.name')
+    AND billing._no_card_number(description, 'billing.dunning_policy.description'));
 COMMENT ON TABLE billing.dunning_policy IS
     'a dunning policy: its steps (billing.dunning_step) say what happens how many days before or after an invoice''s '
     'due date; one policy is the default, accounts may have their own (billing.account_dunning_policy)';
@@ -58,6 +62,9 @@ CREATE TABLE billing.dunning_step (
     CHECK ((action = 'late_fee') = (fee_fixed IS NOT NULL OR fee_percent IS NOT NULL)),
     CHECK (action = 'late_fee' OR fee_cap IS NULL)
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.dunning_step ADD CONSTRAINT dunning_step_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.dunning_step.name'));
 COMMENT ON TABLE billing.dunning_step IS
     'a step of a dunning policy: on due date + day_offset, remind (outbox event for an email), retry_payment (queue '
     'a collection attempt), late_fee (a late-fee invoice: fee_fixed + fee_percent of the amount due, at most '
@@ -91,6 +98,9 @@ CREATE TABLE billing.dunning_case (
     FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoice,
     CHECK ((status = 'active') = (closed_on IS NULL))
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.dunning_case ADD CONSTRAINT dunning_case_no_card_number CHECK (
+    billing._no_card_number(close_reason, 'billing.dunning_case.close_reason'));
 COMMENT ON TABLE billing.dunning_case IS
     'the dunning of one invoice: its policy (fixed when it opens), status active, recovered (paid), written_off or '
     'closed, and whether it suspended the account''s subscriptions';
@@ -156,7 +166,6 @@ CREATE TABLE billing.price_change_notice (
 );
 COMMENT ON TABLE billing.price_change_notice IS
     'the scheduled price changes (new subscription items starting later) whose notice event was written, once each';
-CREATE INDEX subscription_item_started_on ON billing.subscription_item (started_on);
 
 -- Settings.  No row means the defaults (a row the extension inserted would
 -- clash with the dumped one on restore).

@@ -23,6 +23,10 @@ CREATE TABLE billing.refund (
     UNIQUE (account_id, idempotency_key),
     CHECK (payment_id IS NOT NULL OR (kind = 'refund' AND from_credit = amount))
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.refund ADD CONSTRAINT refund_no_card_number CHECK (
+    billing._no_card_number(reason, 'billing.refund.reason')
+    AND billing._no_card_number(idempotency_key, 'billing.refund.idempotency_key'));
 COMMENT ON TABLE billing.refund IS
     'money given back on a payment (refund) or taken back by the card network (chargeback); from_credit is the '
     'part that came out of the account''s unapplied credit, the rest reopened the invoices the payment had paid';
@@ -39,6 +43,9 @@ CREATE TABLE billing.credit_note (
     PRIMARY KEY (account_id, credit_note_id),
     FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoice
 );
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.credit_note ADD CONSTRAINT credit_note_no_card_number CHECK (
+    billing._no_card_number(reason, 'billing.credit_note.reason'));
 COMMENT ON TABLE billing.credit_note IS
     'a correction of a finalized invoice: amount (tax included, tax is its share of the invoice''s tax) that '
     'reduces what is due, goes to the account''s credit balance, or is refunded';
