@@ -245,10 +245,13 @@ COMMENT ON FUNCTION billing._invoice_facts(bigint) IS
     'internal: what an invoice document shows, with what settled it by kind (amount_due = total + settlement)';
 
 -- A line of the text form: the label left, the figure right-aligned in a
--- column of 20 after a label column of 48; neither is ever cut.
+-- column of 20 after a label column of 48; neither is ever cut.  A label
+-- longer than its column stands on a line of its own, and the figure below
+-- it in the column, so that every figure lines up with the totals.
 CREATE FUNCTION billing._text_row(label text, figure text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT rpad(label, greatest(48, length(label))) || ' ' || lpad(figure, greatest(20, length(figure)))
+    SELECT CASE WHEN length(label) > 48 THEN label || E'\n' || repeat(' ', 48) ELSE rpad(label, 48) END
+           || ' ' || lpad(figure, greatest(20, length(figure)))
 $$;
 COMMENT ON FUNCTION billing._text_row(text, text) IS 'internal: a label and a figure as one line of a text document';
 
