@@ -235,6 +235,33 @@ SELECT finalize_invoice(:anna, :anna_draft2) IS NOT NULL AS own_draft;
 RESET ROLE;
 SELECT count(*) AS changed FROM (SELECT * FROM invoice WHERE account_id = :gus EXCEPT SELECT * FROM gus_before) x;
 SELECT status, number FROM invoice WHERE invoice_id = :gus_draft;
+
+-- late_trial_usage_on_a_draft_stays_free: Tia's metered API (0.10 a call,
+-- 14-day trial from Jun 1, 2024, anchored on the trial's end Jun 15) is
+-- billed with 2 days of grace.  The draft of Jun 15 lists the 100 calls of
+-- her trial at 0.00; 40 calls dated Jun 10 and 20 dated Jun 16, recorded
+-- during the grace period, are taken in: the trial's 40 free too, the
+-- 20 after the trial on the next period's line of the next invoice.
+SELECT create_account(:acme, 'Tia') AS tia \gset
+SELECT create_product('API') AS api_product \gset
+SELECT create_price(:api_product, 'EUR', 0.10, scheme => 'per_unit', usage_type => 'metered', trial_days => 14)
+    AS api \gset
+SELECT set_account_draft_days(:tia, 2);
+SET billing.clock = '2024-06-01 12:00+00';
+SELECT subscribe(:tia, :api) AS tia_sub \gset
+SELECT subscription_item_id AS tia_item FROM subscription_item WHERE subscription_id = :tia_sub \gset
+SELECT record_usage(:tia, :tia_item, 100, 'tia-1', '2024-06-05 10:00+00') IS NOT NULL AS recorded;
+SET billing.clock = '2024-06-15 12:00+00';
+CALL run_cycle();
+SELECT invoice_id AS tia_draft FROM invoice WHERE account_id = :tia AND status = 'draft' \gset
+SELECT description, quantity, amount, period_start, period_end FROM lines WHERE invoice_id = :tia_draft ORDER BY 1;
+SELECT record_usage(:tia, :tia_item, 40, 'tia-2', '2024-06-10 10:00+00') IS NOT NULL AS late_trial,
+       record_usage(:tia, :tia_item, 20, 'tia-3', '2024-06-16 10:00+00') IS NOT NULL AS after_trial;
+SELECT finalize_invoice(:tia, :tia_draft) IS NOT NULL AS finalized;
+SELECT description, quantity, amount, period_start, period_end FROM lines WHERE invoice_id = :tia_draft ORDER BY 1;
+SELECT status, total FROM invoice WHERE invoice_id = :tia_draft;
+SET billing.clock = '2024-07-15 12:00+00';
+SELECT kind, description, quantity, amount FROM preview_invoice(:tia);
 SELECT * FROM check_invariants();
 SELECT billing.unbind_role_from_entity('regress_drafts_app', :acme);
 SELECT billing.unbind_role_from_entity('regress_drafts_op', NULL);
