@@ -332,16 +332,83 @@ COMMENT ON FUNCTION billing._due_boundaries(bigint[], bigint[], date, timestampt
     'one row per invoice with the rounding mode of its entity; mode cycle, preview or now; assign_ids takes an '
     'invoice id for each';
 
+-- What a coupon takes off and what taxes add, for tax groups of invoices:
+-- the one rule for the cycle, the preview, plan changes and drafts.  A
+-- group is the net of one invoice's charges at one tax rate (NULL: none),
+-- with the coupon that applies to the invoice; group_key names it for the
+-- caller, invoice_key tells which groups share an invoice.
+--   discount  percent_off: -R(percent x group net), per group;
+--             amount_off: at most the invoice's net, split over its groups
+--             in proportion to their nets by billing.allocate
+--   tax       R((net + discount) x rate / 100) exclusive,
+--             R((net + discount) x rate / (100 + rate)) inclusive
+-- where R rounds once by the group's rounding mode (its entity's).
+CREATE FUNCTION billing._discount_and_tax(group_keys bigint[], invoice_keys bigint[], currencies text[],
+                                          roundings text[], coupon_ids bigint[], tax_rate_ids bigint[],
+                                          nets billing.amount[])
+RETURNS TABLE (group_key bigint, kind text, description text, unit_amount numeric, amount billing.amount,
+               tax_rate_id bigint, tax_inclusive boolean, source text)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp ROWS 10000 AS $$
+    WITH groups AS MATERIALIZED (
+        SELECT * FROM unnest(group_keys, invoice_keys, currencies, roundings, coupon_ids, tax_rate_ids, nets)
+                      g(group_key, invoice_key, currency, rounding, coupon_id, tax_rate_id, net)
+    ), percent_or_none AS (
+        SELECT g.*, cp.code, cp.percent_off, NULL::billing.amount AS amount_off,
+               CASE WHEN cp.percent_off IS NOT NULL
+                    THEN -billing.round_amount(to_numeric(g.net) * cp.percent_off / 100, g.currency, g.rounding)
+               END AS discount
+        FROM groups g
+        LEFT JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id
+        WHERE cp.amount_off IS NULL
+    ), fixed_amount AS (
+        SELECT f.group_key, f.invoice_key, f.currency, f.rounding, f.coupon_id, f.tax_rate_id, f.net, f.code,
+               NULL::numeric, f.amount_off,
+               CASE WHEN f.invoice_net > 0
+                    THEN -(billing.allocate(
+                             billing.amount(least(to_numeric(f.amount_off), f.invoice_net), f.currency),
+                             f.ratios))[f.group_no]
+               END
+        FROM (SELECT g.*, cp.code, cp.amount_off,
+                     row_number() OVER inv AS group_no,
+                     array_agg(greatest(to_numeric(g.net), 0)) OVER whole AS ratios,
+                     sum(to_numeric(g.net)) OVER whole AS invoice_net
+              FROM groups g
+              JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id AND cp.amount_off IS NOT NULL
+              WINDOW inv AS (PARTITION BY g.invoice_key ORDER BY g.tax_rate_id NULLS FIRST),
+                     whole AS (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) f
+    ), discounts AS MATERIALIZED (
+        SELECT * FROM percent_or_none UNION ALL SELECT * FROM fixed_amount
+    )
+    SELECT d.group_key, 'discount'::text,
+           'Coupon ' || d.code || CASE WHEN d.percent_off IS NOT NULL
+                                       THEN ' (' || trim_scale(d.percent_off) || '% off)'
+                                       ELSE ' (' || d.amount_off::text || ' off)' END,
+           d.percent_off, d.discount, d.tax_rate_id, false, 'coupon ' || d.code
+    FROM discounts d
+    WHERE d.discount IS NOT NULL
+    UNION ALL
+    SELECT d.group_key, 'tax',
+           t.name || ' ' || trim_scale(t.percentage) || '%' || CASE WHEN t.inclusive THEN ' (included)' ELSE '' END,
+           t.percentage,
+           billing.round_amount(
+               (to_numeric(d.net) + coalesce(to_numeric(d.discount), 0)) * t.percentage
+               / CASE WHEN t.inclusive THEN 100 + t.percentage ELSE 100 END, d.currency, d.rounding),
+           d.tax_rate_id, t.inclusive, 'tax_rate ' || t.tax_rate_id
+    FROM discounts d
+    JOIN billing.tax_rate t ON t.tax_rate_id = d.tax_rate_id
+$$;
+COMMENT ON FUNCTION billing._discount_and_tax(bigint[], bigint[], text[], text[], bigint[], bigint[], billing.amount[]) IS
+    'internal: the discount and tax lines of tax groups of invoices (the one coupon and tax rule of the cycle, '
+    'the preview and drafts), keyed by the caller''s group_key';
+
 -- Every line of every invoice due, with its invoice key (account_id,
 -- subscription_id, boundary).  Line amounts:
 --   recurring  R(price value(quantity)), prorated by billing.prorate over
 --              the cycle period when the period is clipped
 --   usage      R(price value(aggregate of the usage period's events so far))
 --              minus what earlier invoices billed for that item and period
---   discount   per tax rate group: -R(percent x group net), or amount_off
---              (at most the net) split over the groups by billing.allocate
---   tax        per tax rate: R(net x rate / 100) exclusive,
---              R(net x rate / (100 + rate)) inclusive
+--   discount   per tax rate group, and
+--   tax        per tax rate: billing._discount_and_tax (above)
 -- where R rounds once to the currency's minor unit by the rounding mode of
 -- the account's billing entity (never by the session's billing.rounding).
 -- Each step carries the invoice's columns along instead of joining back to
@@ -469,65 +536,31 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         WHERE b.seq = 1 AND EXISTS (SELECT FROM billing.pending_item x WHERE x.invoice_id IS NULL)
     ), charges AS MATERIALIZED (
         SELECT * FROM recurring UNION ALL SELECT * FROM usage UNION ALL SELECT * FROM pending
-    ), groups AS (
+    ), groups AS MATERIALIZED (
         -- the net of each invoice per tax rate, and the coupon that applies
         SELECT c.account_id, c.subscription_id, c.boundary, c.billing_reason, c.as_of_date, c.invoice_id,
                c.boundary_cycle_end, c.ends, c.currency, c.rounding, c.coupon_id, c.tax_rate_id,
-               billing.sum(c.amount) AS net
+               billing.sum(c.amount) AS net,
+               row_number() OVER () AS group_key,
+               dense_rank() OVER (ORDER BY c.account_id, c.subscription_id, c.boundary) AS invoice_key
         FROM charges c
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
-    ), percent_or_none AS (
-        SELECT g.*, cp.code, cp.percent_off, NULL::billing.amount AS amount_off,
-               CASE WHEN cp.percent_off IS NOT NULL
-                    THEN -billing.round_amount(to_numeric(g.net) * cp.percent_off / 100, g.currency, g.rounding)
-               END AS discount
-        FROM groups g
-        LEFT JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id
-        WHERE cp.amount_off IS NULL
-    ), fixed_amount AS (
-        -- amount_off, at most the invoice's net, split over its tax groups
-        SELECT f.account_id, f.subscription_id, f.boundary, f.billing_reason, f.as_of_date, f.invoice_id,
-               f.boundary_cycle_end, f.ends, f.currency, f.rounding, f.coupon_id, f.tax_rate_id, f.net, f.code,
-               NULL::numeric, f.amount_off,
-               CASE WHEN f.invoice_net > 0
-                    THEN -(billing.allocate(
-                             billing.amount(least(to_numeric(f.amount_off), f.invoice_net), f.currency),
-                             f.ratios))[f.group_no]
-               END
-        FROM (SELECT g.*, cp.code, cp.amount_off,
-                     row_number() OVER inv AS group_no,
-                     array_agg(greatest(to_numeric(g.net), 0)) OVER whole AS ratios,
-                     sum(to_numeric(g.net)) OVER whole AS invoice_net
-              FROM groups g
-              JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id AND cp.amount_off IS NOT NULL
-              WINDOW inv AS (PARTITION BY g.account_id, g.subscription_id, g.boundary
-                             ORDER BY g.tax_rate_id NULLS FIRST),
-                     whole AS (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) f
-    ), discounts AS MATERIALIZED (
-        SELECT * FROM percent_or_none UNION ALL SELECT * FROM fixed_amount
-    ), discount_lines AS (
-        SELECT d.account_id, d.subscription_id, d.boundary, d.billing_reason, d.as_of_date, d.invoice_id,
-               d.boundary_cycle_end, d.ends, d.currency, d.rounding, d.coupon_id, 4 AS sort, 'discount'::text AS kind,
-               'Coupon ' || d.code || CASE WHEN d.percent_off IS NOT NULL
-                                           THEN ' (' || trim_scale(d.percent_off) || '% off)'
-                                           ELSE ' (' || d.amount_off::text || ' off)' END,
-               NULL::bigint, NULL::bigint, NULL::numeric, d.percent_off, d.discount,
-               NULL::date, NULL::date, d.tax_rate_id, 'coupon ' || d.code, NULL::bigint[], NULL::bigint
-        FROM discounts d
-        WHERE d.discount IS NOT NULL
-    ), tax_lines AS (
-        SELECT d.account_id, d.subscription_id, d.boundary, d.billing_reason, d.as_of_date, d.invoice_id,
-               d.boundary_cycle_end, d.ends, d.currency, d.rounding, d.coupon_id, 5 AS sort, 'tax'::text AS kind,
-               t.name || ' ' || trim_scale(t.percentage) || '%' || CASE WHEN t.inclusive THEN ' (included)' ELSE '' END,
-               NULL::bigint, NULL::bigint, NULL::numeric, t.percentage,
-               billing.round_amount(
-                   (to_numeric(d.net) + coalesce(to_numeric(d.discount), 0)) * t.percentage
-                   / CASE WHEN t.inclusive THEN 100 + t.percentage ELSE 100 END, d.currency, d.rounding),
-               NULL::date, NULL::date, d.tax_rate_id, 'tax_rate ' || t.tax_rate_id, NULL::bigint[],
+    ), adjustments AS (
+        SELECT a.* FROM (SELECT array_agg(g.group_key) AS k, array_agg(g.invoice_key) AS i,
+                                array_agg(g.currency) AS c, array_agg(g.rounding) AS r,
+                                array_agg(g.coupon_id) AS cp, array_agg(g.tax_rate_id) AS t, array_agg(g.net) AS n
+                         FROM groups g) x
+        CROSS JOIN LATERAL billing._discount_and_tax(x.k, x.i, x.c, x.r, x.cp, x.t, x.n) a
+    ), adjustment_lines AS (
+        SELECT g.account_id, g.subscription_id, g.boundary, g.billing_reason, g.as_of_date, g.invoice_id,
+               g.boundary_cycle_end, g.ends, g.currency, g.rounding, g.coupon_id,
+               CASE a.kind WHEN 'discount' THEN 4 ELSE 5 END AS sort, a.kind, a.description,
+               NULL::bigint, NULL::bigint, NULL::numeric, a.unit_amount, a.amount,
+               NULL::date, NULL::date, g.tax_rate_id, a.source, NULL::bigint[],
                -- in place of pending_item_id: whether the tax is inclusive
-               t.inclusive::integer::bigint
-        FROM discounts d
-        JOIN billing.tax_rate t ON t.tax_rate_id = d.tax_rate_id
+               CASE WHEN a.kind = 'tax' THEN a.tax_inclusive::integer::bigint END
+        FROM adjustments a
+        JOIN groups g ON g.group_key = a.group_key
     ), markers AS (
         -- one row of kind 'boundary' per invoice key, lines or not: what
         -- the cycle advances the subscription by
@@ -537,8 +570,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                NULL::date, NULL::date, NULL::bigint, NULL::text, NULL::bigint[], NULL::bigint
         FROM b
     ), all_lines AS (
-        SELECT * FROM charges UNION ALL SELECT * FROM discount_lines UNION ALL SELECT * FROM tax_lines
-        UNION ALL SELECT * FROM markers
+        SELECT * FROM charges UNION ALL SELECT * FROM adjustment_lines UNION ALL SELECT * FROM markers
     )
     SELECT l.account_id, l.subscription_id, l.boundary, l.billing_reason, l.as_of_date, l.invoice_id,
            l.boundary_cycle_end, l.ends,

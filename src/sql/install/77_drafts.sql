@@ -228,58 +228,24 @@ BEGIN
         JOIN billing.billing_entity e ON e.entity_id = a.entity_id
         LEFT JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
         WHERE i.status = 'draft'
-    ), groups AS (
+    ), groups AS MATERIALIZED (
         SELECT d.account_id, d.invoice_id, d.currency, d.rounding, d.coupon_id, l.tax_rate_id,
-               billing.sum(l.amount) AS net
+               billing.sum(l.amount) AS net,
+               row_number() OVER () AS group_key
         FROM d
         JOIN billing.invoice_line l
           ON l.account_id = d.account_id AND l.invoice_id = d.invoice_id AND l.kind NOT IN ('discount', 'tax')
         GROUP BY 1, 2, 3, 4, 5, 6
-    ), percent_or_none AS (
-        SELECT g.*, cp.code, cp.percent_off, NULL::billing.amount AS amount_off,
-               CASE WHEN cp.percent_off IS NOT NULL
-                    THEN -billing.round_amount(to_numeric(g.net) * cp.percent_off / 100, g.currency, g.rounding)
-               END AS discount
-        FROM groups g
-        LEFT JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id
-        WHERE cp.amount_off IS NULL
-    ), fixed_amount AS (
-        SELECT f.account_id, f.invoice_id, f.currency, f.rounding, f.coupon_id, f.tax_rate_id, f.net, f.code,
-               NULL::numeric, f.amount_off,
-               CASE WHEN f.invoice_net > 0
-                    THEN -(billing.allocate(
-                             billing.amount(least(to_numeric(f.amount_off), f.invoice_net), f.currency),
-                             f.ratios))[f.group_no]
-               END
-        FROM (SELECT g.*, cp.code, cp.amount_off,
-                     row_number() OVER inv AS group_no,
-                     array_agg(greatest(to_numeric(g.net), 0)) OVER whole AS ratios,
-                     sum(to_numeric(g.net)) OVER whole AS invoice_net
-              FROM groups g
-              JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id AND cp.amount_off IS NOT NULL
-              WINDOW inv AS (PARTITION BY g.account_id, g.invoice_id ORDER BY g.tax_rate_id NULLS FIRST),
-                     whole AS (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) f
-    ), discounts AS MATERIALIZED (
-        SELECT * FROM percent_or_none UNION ALL SELECT * FROM fixed_amount
     ), new_lines AS (
-        SELECT x.account_id, x.invoice_id, 4 AS sort, 'discount' AS kind,
-               'Coupon ' || x.code || CASE WHEN x.percent_off IS NOT NULL
-                                           THEN ' (' || trim_scale(x.percent_off) || '% off)'
-                                           ELSE ' (' || x.amount_off::text || ' off)' END AS description,
-               x.percent_off AS unit_amount, x.discount AS amount, x.tax_rate_id, false AS tax_inclusive,
-               'coupon ' || x.code AS source
-        FROM discounts x
-        WHERE x.discount IS NOT NULL
-        UNION ALL
-        SELECT x.account_id, x.invoice_id, 5, 'tax',
-               t.name || ' ' || trim_scale(t.percentage) || '%' || CASE WHEN t.inclusive THEN ' (included)' ELSE '' END,
-               t.percentage,
-               billing.round_amount(
-                   (to_numeric(x.net) + coalesce(to_numeric(x.discount), 0)) * t.percentage
-                   / CASE WHEN t.inclusive THEN 100 + t.percentage ELSE 100 END, x.currency, x.rounding),
-               x.tax_rate_id, t.inclusive, 'tax_rate ' || t.tax_rate_id
-        FROM discounts x
-        JOIN billing.tax_rate t ON t.tax_rate_id = x.tax_rate_id
+        -- the discount and tax rule of the cycle (billing._discount_and_tax)
+        SELECT g.account_id, g.invoice_id, CASE a.kind WHEN 'discount' THEN 4 ELSE 5 END AS sort, a.kind,
+               a.description, a.unit_amount, a.amount, a.tax_rate_id, a.tax_inclusive, a.source
+        FROM (SELECT array_agg(g.group_key) AS k, array_agg(g.invoice_id) AS i, array_agg(g.currency) AS c,
+                     array_agg(g.rounding) AS r, array_agg(g.coupon_id) AS cp, array_agg(g.tax_rate_id) AS t,
+                     array_agg(g.net) AS n
+              FROM groups g) x
+        CROSS JOIN LATERAL billing._discount_and_tax(x.k, x.i, x.c, x.r, x.cp, x.t, x.n) a
+        JOIN groups g ON g.group_key = a.group_key
     )
     INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, unit_amount, amount, tax_rate_id,
                                       tax_inclusive, source)
