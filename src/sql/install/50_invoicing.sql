@@ -332,6 +332,61 @@ COMMENT ON FUNCTION billing._due_boundaries(bigint[], bigint[], date, timestampt
     'one row per invoice with the rounding mode of its entity; mode cycle, preview or now; assign_ids takes an '
     'invoice id for each';
 
+-- One usage line: the usage rule of the cycle, the preview and drafts.
+-- The aggregate of the usage period's events up to a day (those already on
+-- an invoice, and those being taken), priced and rounded once, less what
+-- earlier invoices billed for the item and period; its period is the usage
+-- period clipped to the item's life.  With a free trial (free_until: the
+-- trial's end when the price does not bill trial usage) the period's trial
+-- part and the rest are two lines: the trial's at no charge, so the
+-- customer sees it and it is not picked up again.
+CREATE FUNCTION billing._usage_line(account_id bigint, subscription_item_id bigint, price_id bigint,
+                                    period daterange, up_to date, started_on date, ended_on date,
+                                    free_until date, in_trial boolean, taking bigint[], currency text,
+                                    rounding text, OUT quantity numeric, OUT amount billing.amount,
+                                    OUT period_start date, OUT period_end date)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT q.total - coalesce(prev.quantity, 0),
+           CASE WHEN _usage_line.in_trial THEN billing.from_minor_units(0, _usage_line.currency)
+                ELSE billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount,
+                                                               p.package_size, q.total),
+                                          _usage_line.currency, _usage_line.rounding)
+                     - coalesce(prev.amount, billing.from_minor_units(0, _usage_line.currency)) END,
+           CASE WHEN _usage_line.in_trial THEN greatest(lower(_usage_line.period), _usage_line.started_on)
+                ELSE greatest(lower(_usage_line.period), _usage_line.started_on, _usage_line.free_until) END,
+           least(upper(_usage_line.period), _usage_line.up_to, _usage_line.ended_on,
+                 CASE WHEN _usage_line.in_trial THEN _usage_line.free_until END)
+    FROM billing.price p
+    CROSS JOIN LATERAL (
+        SELECT CASE p.usage_aggregation
+               WHEN 'sum' THEN coalesce(sum(e.quantity), 0)
+               WHEN 'max' THEN coalesce(max(e.quantity), 0)
+               WHEN 'count' THEN count(*)
+               WHEN 'unique_count' THEN count(DISTINCT e.value)
+               ELSE coalesce((array_agg(e.quantity ORDER BY e.occurred_at DESC, e.usage_event_id DESC))[1], 0)
+               END AS total
+        FROM billing.usage_event e
+        WHERE e.account_id = _usage_line.account_id AND e.subscription_item_id = _usage_line.subscription_item_id
+          AND e.usage_date >= lower(_usage_line.period)
+          AND e.usage_date < least(upper(_usage_line.period), _usage_line.up_to)
+          AND (e.invoice_id IS NOT NULL OR e.usage_event_id = ANY (_usage_line.taking))
+          AND (_usage_line.free_until IS NULL OR (e.usage_date < _usage_line.free_until) = _usage_line.in_trial)
+    ) q
+    LEFT JOIN LATERAL (
+        SELECT sum(l.quantity) AS quantity, billing.sum(l.amount) AS amount
+        FROM billing.invoice_line l
+        WHERE l.account_id = _usage_line.account_id AND l.subscription_item_id = _usage_line.subscription_item_id
+          AND l.kind = 'usage' AND l.period_start >= lower(_usage_line.period)
+          AND l.period_start < upper(_usage_line.period)
+          AND (_usage_line.free_until IS NULL OR (l.period_start < _usage_line.free_until) = _usage_line.in_trial)
+    ) prev ON true
+    WHERE p.price_id = _usage_line.price_id
+$$;
+COMMENT ON FUNCTION billing._usage_line(bigint, bigint, bigint, daterange, date, date, date, date, boolean, bigint[],
+                                        text, text) IS
+    'internal: the quantity, amount and period of the usage line of an item and usage period up to a day (the one '
+    'usage rule of the cycle, the preview and drafts)';
+
 -- What a coupon takes off and what taxes add, for tax groups of invoices:
 -- the one rule for the cycle, the preview, plan changes and drafts.  A
 -- group is the net of one invoice's charges at one tax rate (NULL: none),
@@ -476,19 +531,8 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                u.boundary_cycle_end, u.ends, u.currency, u.rounding, u.coupon_id, 2 AS sort, 'usage'::text AS kind,
                pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage'
                  || CASE WHEN u.in_trial THEN ' during the trial (not billed)' ELSE '' END AS description,
-               u.subscription_item_id, p.price_id, q.total - coalesce(prev.quantity, 0) AS quantity,
-               p.unit_amount,
-               CASE WHEN u.in_trial THEN billing.from_minor_units(0, u.currency)
-                    ELSE billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount,
-                                                                   p.package_size, q.total),
-                                              u.currency, u.rounding)
-                         - coalesce(prev.amount, billing.from_minor_units(0, u.currency)) END AS amount,
-               -- the usage period, clipped to the item's life (a line never
-               -- speaks for days the item did not exist) and split at the
-               -- end of a free trial
-               CASE WHEN u.in_trial THEN greatest(lower(u.up), i.started_on)
-                    ELSE greatest(lower(u.up), i.started_on, u.free_until) END AS period_start,
-               least(upper(u.up), u.boundary, i.ended_on, CASE WHEN u.in_trial THEN u.free_until END) AS period_end,
+               u.subscription_item_id, p.price_id, x.quantity, p.unit_amount, x.amount,
+               x.period_start, x.period_end,
                CASE WHEN u.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, u.account_tax_rate_id) END,
                'usage ' || p.usage_aggregation, u.ids, NULL::bigint
         FROM new_usage u
@@ -496,29 +540,9 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
           ON i.account_id = u.account_id AND i.subscription_item_id = u.subscription_item_id
         JOIN billing.price p ON p.price_id = i.price_id
         JOIN billing.product pr ON pr.product_id = p.product_id
-        -- the aggregate over every event of the usage period up to the boundary
-        CROSS JOIN LATERAL (
-            SELECT CASE p.usage_aggregation
-                   WHEN 'sum' THEN coalesce(sum(e.quantity), 0)
-                   WHEN 'max' THEN coalesce(max(e.quantity), 0)
-                   WHEN 'count' THEN count(*)
-                   WHEN 'unique_count' THEN count(DISTINCT e.value)
-                   ELSE coalesce((array_agg(e.quantity ORDER BY e.occurred_at DESC, e.usage_event_id DESC))[1], 0)
-                   END AS total
-            FROM billing.usage_event e
-            WHERE e.account_id = u.account_id AND e.subscription_item_id = u.subscription_item_id
-              AND e.usage_date >= lower(u.up) AND e.usage_date < least(upper(u.up), u.boundary)
-              AND (e.invoice_id IS NOT NULL OR e.usage_event_id = ANY (u.ids))
-              AND (u.free_until IS NULL OR (e.usage_date < u.free_until) = u.in_trial)
-        ) q
-        -- what earlier invoices billed for the same item and usage period
-        LEFT JOIN LATERAL (
-            SELECT sum(l.quantity) AS quantity, billing.sum(l.amount) AS amount
-            FROM billing.invoice_line l
-            WHERE l.account_id = u.account_id AND l.subscription_item_id = u.subscription_item_id
-              AND l.kind = 'usage' AND l.period_start >= lower(u.up) AND l.period_start < upper(u.up)
-              AND (u.free_until IS NULL OR (l.period_start < u.free_until) = u.in_trial)
-        ) prev ON true
+        CROSS JOIN LATERAL billing._usage_line(u.account_id, u.subscription_item_id, p.price_id, u.up, u.boundary,
+                                               i.started_on, i.ended_on, u.free_until, u.in_trial, u.ids,
+                                               u.currency, u.rounding) x
     ), pending AS (
         SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
                b.cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 3 AS sort, pi.kind, pi.description,

@@ -154,16 +154,8 @@ BEGIN
                                           period_start, period_end, tax_rate_id, tax_inclusive, source)
         SELECT g.account_id, g.invoice_id, 'usage', pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage'
                  || CASE WHEN t.in_trial THEN ' during the trial (not billed)' ELSE '' END,
-               i.subscription_id, g.subscription_item_id, p.price_id, q.total - coalesce(prev.quantity, 0),
-               p.unit_amount,
-               CASE WHEN t.in_trial THEN billing.from_minor_units(0, i.currency)
-                    ELSE billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount,
-                                                                   p.package_size, q.total),
-                                              i.currency, e.rounding)
-                         - coalesce(prev.amount, billing.from_minor_units(0, i.currency)) END,
-               CASE WHEN t.in_trial THEN greatest(g.lo, si.started_on)
-                    ELSE greatest(g.lo, si.started_on, f.free_until) END,
-               least(g.hi, i.boundary, si.ended_on, CASE WHEN t.in_trial THEN f.free_until END),
+               i.subscription_id, g.subscription_item_id, p.price_id, x.quantity, p.unit_amount, x.amount,
+               x.period_start, x.period_end,
                CASE WHEN a.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, a.tax_rate_id) END, false,
                'usage ' || p.usage_aggregation
         FROM unnest(v_acc, v_inv, v_item, v_from, v_until) g(account_id, invoice_id, subscription_item_id, lo, hi)
@@ -175,39 +167,23 @@ BEGIN
         JOIN billing.price p ON p.price_id = si.price_id
         JOIN billing.product pr ON pr.product_id = p.product_id
         JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
-        -- the trial's usage is free unless the price bills it, on a line of
-        -- its own (the rule of billing._due_lines): each part of the period
-        -- that has events of this draft gets its line
+        -- the trial's usage is free unless the price bills it: each part of
+        -- the period that has events of this draft gets its line, by the
+        -- usage rule of the cycle (billing._usage_line) over every event
+        -- already on an invoice, the ones just marked included; this
+        -- draft's own line is gone, so what others billed is what counts
         CROSS JOIN LATERAL (SELECT CASE WHEN NOT p.bill_trial_usage THEN s.trial_end END AS free_until) f
         CROSS JOIN LATERAL (VALUES (false), (true)) t(in_trial)
-        -- the aggregate of billing._due_lines over every billed event of the
-        -- usage period (or its part) up to the boundary, the ones just
-        -- marked included
-        CROSS JOIN LATERAL (
-            SELECT CASE p.usage_aggregation
-                   WHEN 'sum' THEN coalesce(sum(x.quantity), 0)
-                   WHEN 'max' THEN coalesce(max(x.quantity), 0)
-                   WHEN 'count' THEN count(*)
-                   WHEN 'unique_count' THEN count(DISTINCT x.value)
-                   ELSE coalesce((array_agg(x.quantity ORDER BY x.occurred_at DESC, x.usage_event_id DESC))[1], 0)
-                   END AS total,
-                   count(*) FILTER (WHERE x.invoice_id = g.invoice_id) AS mine
-            FROM billing.usage_event x
-            WHERE x.account_id = g.account_id AND x.subscription_item_id = g.subscription_item_id
-              AND x.usage_date >= g.lo AND x.usage_date < least(g.hi, i.boundary)
-              AND x.invoice_id IS NOT NULL
-              AND (f.free_until IS NULL OR (x.usage_date < f.free_until) = t.in_trial)
-        ) q
-        -- what the other invoices billed for the item and period (this
-        -- draft's line is gone)
-        LEFT JOIN LATERAL (
-            SELECT sum(l.quantity) AS quantity, billing.sum(l.amount) AS amount
-            FROM billing.invoice_line l
-            WHERE l.account_id = g.account_id AND l.subscription_item_id = g.subscription_item_id
-              AND l.kind = 'usage' AND l.period_start >= g.lo AND l.period_start < g.hi
-              AND (f.free_until IS NULL OR (l.period_start < f.free_until) = t.in_trial)
-        ) prev ON true
-        WHERE (f.free_until IS NULL AND NOT t.in_trial) OR (f.free_until IS NOT NULL AND q.mine > 0)
+        CROSS JOIN LATERAL billing._usage_line(g.account_id, g.subscription_item_id, p.price_id,
+                                               daterange(g.lo, g.hi), i.boundary, si.started_on, si.ended_on,
+                                               f.free_until, t.in_trial, NULL, i.currency, e.rounding) x
+        WHERE (f.free_until IS NULL AND NOT t.in_trial)
+           OR (f.free_until IS NOT NULL
+               AND EXISTS (SELECT FROM billing.usage_event y
+                           WHERE y.account_id = g.account_id AND y.subscription_item_id = g.subscription_item_id
+                             AND y.invoice_id = g.invoice_id
+                             AND y.usage_date >= g.lo AND y.usage_date < least(g.hi, i.boundary)
+                             AND (y.usage_date < f.free_until) = t.in_trial))
         ORDER BY g.account_id, g.invoice_id, g.subscription_item_id, g.lo, t.in_trial DESC;
     END IF;
 

@@ -311,6 +311,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('read_helper', 'billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean)'),
         ('read_helper', 'billing._due_lines(bigint[], bigint[], date, timestamptz, text, boolean)'),
         ('read_helper', 'billing._discount_and_tax(bigint[], bigint[], text[], text[], bigint[], bigint[], billing.amount[])'),
+        ('read_helper', 'billing._usage_line(bigint, bigint, bigint, daterange, date, date, date, date, boolean, bigint[], text, text)'),
         ('read_helper', 'billing._price_value(bigint, text, numeric, numeric, numeric)'),
         ('read_helper', 'billing._tiered_value(bigint, text, numeric)'),
         ('read_helper', 'billing._ar_aging()'),
