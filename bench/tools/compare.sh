@@ -3,7 +3,7 @@
 #
 # run_cycle of two git revisions side by side, on this machine, in one run:
 # the way to tell whether a change to the cycle is faster when the machine's
-# own speed drifts by 10 to 20% within an hour (docs/performance.md).  Each
+# own speed drifts within an hour (docs/performance.md).  Each
 # revision is built from `git archive` and installed into a directory of its
 # own, and gets a cluster of its own (initdb in a temporary directory, Unix
 # socket only, extension_destdir pointing at its install; as root the
