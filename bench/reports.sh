@@ -49,7 +49,7 @@ SELECT account_id, 1, 'customer ' || account_id, cur,
        (ARRAY['UTC', 'America/New_York', 'Europe/Berlin'])[1 + account_id % 3], CASE WHEN taxed THEN 1 END
 FROM bench_plan;
 INSERT INTO billing.subscription (account_id, subscription_id, status, anchor, cadence, start_date, next_bill_date,
-                                  current_period_start, current_period_end, cancel_at, canceled_at)
+                                  current_period_start, current_period_end, cancel_on, canceled_on)
 SELECT account_id, account_id, CASE WHEN canceled THEN 'canceled' ELSE 'active' END, start_date, '1 month',
        start_date, CASE WHEN NOT canceled THEN make_date(2025, 11, d) END,
        make_date(2025, 1 + last_month, d), make_date(2025, 2 + last_month, d),

@@ -132,12 +132,12 @@ SELECT subscription_id, status, anchor, cadence, start_date, trial_end, next_bil
 -- pro 60.00 + 25.00 setup; 3 seats x 12.50 = 37.50; metered: nothing yet.
 SELECT subscribe(1, items => '[{"price_id": 2}, {"price_id": 3, "quantity": 3}, {"price_id": 7}]',
                  start_date => '2024-01-15', invoice_now => false) AS anna_multi;
-SELECT invoice_date, line_no, kind, description, quantity, amount, period_start, period_end, tax_inclusive
+SELECT bill_date, line_no, kind, description, quantity, amount, period_start, period_end, tax_inclusive
 FROM preview_invoice(1, 2);
 
 -- Invariant 7: the preview as of a date is exactly what the run creates.
 CREATE TEMP TABLE preview AS
-SELECT p.subscription_id, p.invoice_date, p.line_no, p.kind, p.description, p.subscription_item_id, p.price_id,
+SELECT p.subscription_id, p.bill_date, p.line_no, p.kind, p.description, p.subscription_item_id, p.price_id,
        p.quantity, p.unit_amount, p.amount::text AS amount, p.period_start, p.period_end, p.tax_rate_id,
        p.tax_inclusive
 FROM account a, preview_invoice(a.account_id, NULL, '2024-01-15') p;
@@ -198,7 +198,7 @@ WHERE i.subscription_id = 2 AND i.issue_date = '2024-03-15' ORDER BY l.invoice_l
 SET billing.clock = '2024-03-25 12:00+00';
 SELECT change_subscription(1, 2, quantity => 5, subscription_item_id => 3) AS new_seats;
 SELECT kind, description, quantity, amount, period_start, period_end, invoice_id FROM pending_item ORDER BY 1, 2;
-SELECT invoice_date, kind, description, quantity, amount FROM preview_invoice(1, 2) WHERE kind IN ('subscription', 'proration');
+SELECT bill_date, kind, description, quantity, amount FROM preview_invoice(1, 2) WHERE kind IN ('subscription', 'proration');
 
 SELECT v AS call, billing_test_error(v) AS error FROM (VALUES
     ($$SELECT billing.change_subscription(1, 99, quantity => 2)$$),
@@ -244,7 +244,7 @@ FROM invoice i JOIN subscription s USING (account_id, subscription_id) WHERE i.a
 -- Cancel.  Anna's basic at period end: it is billed through May 1, so it
 -- ends on May 1, without another invoice.
 SELECT cancel_subscription(1, 1);
-SELECT status, cancel_at FROM subscription WHERE subscription_id = 1;
+SELECT status, cancel_on FROM subscription WHERE subscription_id = 1;
 SELECT v AS call, billing_test_error(v) AS error FROM (VALUES
     ($$SELECT billing.cancel_subscription(1, 1)$$),
     ($$SELECT billing.change_subscription(1, 1, quantity => 2)$$),
@@ -267,9 +267,9 @@ SELECT i.billing_reason, i.status, l.kind, l.description, l.quantity, l.amount
 FROM invoice i JOIN invoice_line l USING (account_id, invoice_id)
 WHERE i.subscription_id = 2 AND i.billing_reason = 'subscription_cancel' ORDER BY l.invoice_line_id;
 SELECT subtotal, tax, total, amount_due FROM invoice WHERE subscription_id = 2 AND billing_reason = 'subscription_cancel';
-SELECT status, canceled_at, next_bill_date FROM subscription WHERE subscription_id = 2;
+SELECT status, canceled_on, next_bill_date FROM subscription WHERE subscription_id = 2;
 CALL run_cycle(as_of => '2024-04-01');
-SELECT subscription_id, status, canceled_at, next_bill_date FROM subscription ORDER BY 1;
+SELECT subscription_id, status, canceled_on, next_bill_date FROM subscription ORDER BY 1;
 
 -- Pause and resume Chie's yen subscription (tax exempt).
 SET billing.clock = '2024-04-01 00:00+00';
@@ -277,7 +277,7 @@ SELECT subscribe(3, 9) AS chie_yen \gset
 SELECT pause_subscription(3, :chie_yen) AS pauses_on;
 SELECT billing_test_error(format('SELECT billing.pause_subscription(3, %s)', :chie_yen)) AS pause_twice;
 CALL run_cycle(as_of => '2024-05-01');
-SELECT status, paused_at, next_bill_date FROM subscription WHERE subscription_id = :chie_yen;
+SELECT status, paused_on, next_bill_date FROM subscription WHERE subscription_id = :chie_yen;
 SELECT billing_test_error(format('SELECT billing.resume_subscription(3, %s, ''2024-04-30'')', :chie_yen)) AS resume_before_pause;
 -- Resumed on May 11: [May 11, Jun 1) is 21 of 31 days of [May 1, Jun 1):
 -- 1000 - R(1000 x 10/31 = 322.58..) = 1000 - 323 = 677 JPY.

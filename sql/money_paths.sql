@@ -177,7 +177,7 @@ SET billing.clock = '2026-09-02 12:00+00';
 SELECT billing.apply_payment(:sue, '100.00 USD', 'cash', idempotency_key => 's-2') IS NOT NULL AS paid;
 CALL billing.run_dunning();
 SELECT status, next_bill_date FROM billing.subscription WHERE subscription_id = :sue_sub;
-SELECT invoice_date, billing.sum(amount) AS total FROM billing.preview_invoice(:sue) GROUP BY 1;
+SELECT bill_date, billing.sum(amount) AS total FROM billing.preview_invoice(:sue) GROUP BY 1;
 CALL billing.run_cycle();
 SELECT number, issue_date, total, status FROM billing.invoice WHERE account_id = :sue ORDER BY invoice_id;
 SELECT month, mrr_before, mrr_after, movement FROM billing.mrr_movements WHERE account_id = :sue ORDER BY month;
@@ -234,7 +234,7 @@ SELECT billing.record_usage(:mia, :mia_item, 100, 'mia-1', '2027-05-12 10:00+00'
 SELECT billing_test_error(format('SELECT billing.record_usage(%s, %s, 1, %L, %L)', :mia, :mia_item, 'mia-0',
                                  '2027-05-09 10:00+00')) AS before_the_item;
 SET billing.clock = '2027-06-01 12:00+00';
-SELECT invoice_date, kind, period_start, period_end, amount FROM billing.preview_invoice(:mia);
+SELECT bill_date, kind, period_start, period_end, amount FROM billing.preview_invoice(:mia);
 CALL billing.run_cycle();
 SELECT l.kind, l.quantity, l.amount, l.period_start, l.period_end
 FROM billing.invoice_line l WHERE l.account_id = :mia ORDER BY l.invoice_line_id;

@@ -214,15 +214,15 @@ SELECT billing_test_error('SELECT * FROM billing.days_sales_outstanding(0)') AS 
 -- Upcoming invoices over the next 30 days (to 2026-04-14): Alice 04-01
 -- 25.00, Fay 04-03 10.00, Eve 03-19, 03-26, 04-02, 04-09 at 7.00.  Dan's
 -- next is 04-15: one day too late, there with 31 days.  Bob's is in 2027.
-SELECT a.name, u.invoice_date, u.currency, u.subtotal, u.discount, u.tax, u.total, u.lines
+SELECT a.name, u.bill_date, u.currency, u.subtotal, u.discount, u.tax, u.total, u.lines
 FROM billing.upcoming_invoices(30) u JOIN billing.account a USING (account_id)
-ORDER BY u.invoice_date, a.name;
+ORDER BY u.bill_date, a.name;
 -- The view: the next 7 days (to 03-22), Eve's 03-19 invoice.
-SELECT a.name, u.invoice_date, u.total
+SELECT a.name, u.bill_date, u.total
 FROM billing.upcoming_invoices u JOIN billing.account a USING (account_id);
-SELECT a.name, u.invoice_date, u.total
+SELECT a.name, u.bill_date, u.total
 FROM billing.upcoming_invoices(31) u JOIN billing.account a USING (account_id)
-WHERE u.invoice_date > '2026-04-10' ORDER BY u.invoice_date, a.name;
+WHERE u.bill_date > '2026-04-10' ORDER BY u.bill_date, a.name;
 SELECT count(*) AS today_only FROM billing.upcoming_invoices(0);
 -- The same computation as the preview: every upcoming invoice is what
 -- billing.preview_invoice says for that subscription as of the same day.
@@ -230,7 +230,7 @@ SELECT count(*) AS upcoming,
        count(*) FILTER (WHERE u.total = (SELECT billing.sum_numeric(p.amount) FILTER (WHERE NOT p.tax_inclusive)
                                          FROM billing.preview_invoice(u.account_id, u.subscription_id,
                                                                       '2026-04-14') p
-                                         WHERE p.invoice_date = u.invoice_date)) AS same_as_preview
+                                         WHERE p.bill_date = u.bill_date)) AS same_as_preview
 FROM billing.upcoming_invoices(30) u;
 SELECT billing_test_error('SELECT * FROM billing.upcoming_invoices(-1)') AS negative_days,
        billing_test_error('SELECT * FROM billing.upcoming_invoices(NULL)') AS null_days;

@@ -34,7 +34,7 @@ SELECT subscribe(:chie, :pro_jpy, start_date => '2026-01-15', invoice_now => fal
 SELECT subscription_id, account_id, status, anchor, trial_end, next_bill_date FROM subscription ORDER BY 1;
 
 \echo '== What the first run will bill Anna (preview writes nothing)'
-SELECT invoice_date, kind, description, quantity, amount FROM preview_invoice(:anna);
+SELECT bill_date, kind, description, quantity, amount FROM preview_invoice(:anna);
 
 \echo '== The cycle: run_cycle on Jan 1, usage during January, the cycle every day until Feb 16'
 CALL run_cycle();

@@ -20,7 +20,7 @@ SELECT expect('the change starts at period end',
 -- Apr 11 of [Apr 1, May 1): 20 of 30 days unused, 30.00 - R(30 x 10/30) = 20.00 back
 SET billing.clock = '2024-04-11 12:00+00';
 SELECT cancel_subscription(:acct, :sub, at_period_end => false, prorate => true);
-SELECT expect('canceled on Apr 11', (SELECT status || ' ' || canceled_at FROM subscription WHERE subscription_id = :sub),
+SELECT expect('canceled on Apr 11', (SELECT status || ' ' || canceled_on FROM subscription WHERE subscription_id = :sub),
     'canceled 2024-04-11');
 SELECT expect('the scheduled item never runs',
     (SELECT started_on || ' ' || ended_on FROM subscription_item WHERE subscription_item_id = :later),

@@ -57,20 +57,32 @@ SQL
 	|| fail "CREATE EXTENSION billing VERSION '$PREV' did not install $PREV"
 
 # The digest of every table and sequence, over the columns 0.1.0 has (an
-# update may add columns and tables): one query each, written now and run
-# before and after.
-$PSQL -A -t -d "$OLD" > "$TMP/digest.sql" <<'SQL'
-SELECT format('SELECT %L || '' '' || count(*) || '' '' || md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) FROM (SELECT %s FROM billing.%I) t;',
-              c.relname, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), c.relname)
+# update may add columns and tables, and rename a column, which keeps its
+# number): the columns are kept by number before, and each digest query is
+# written from their names of the moment, before and after.
+$PSQL -A -t -d "$OLD" -c "SELECT string_agg(c.relname || ':' || a.attnum, ',' ORDER BY c.relname, a.attnum)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE n.nspname = 'billing' AND c.relkind = 'r' AND c.relname <> 'document_label'
+WHERE n.nspname = 'billing' AND c.relkind = 'r' AND c.relname <> 'document_label'" > "$TMP/columns"
+$PSQL -A -t -d "$OLD" -c "SELECT string_agg(sequencename, ',') FROM pg_sequences WHERE schemaname = 'billing'" > "$TMP/sequences"
+digest() {
+	$PSQL -A -t -d "$OLD" -v columns="$(cat "$TMP/columns")" -v sequences="$(cat "$TMP/sequences")" > "$TMP/digest.sql" <<'SQL'
+WITH k AS (SELECT split_part(x, ':', 1) AS rel, split_part(x, ':', 2)::int AS att
+           FROM unnest(string_to_array(:'columns', ',')) x)
+SELECT format('SELECT %L || '' '' || count(*) || '' '' || md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) FROM (SELECT %s FROM billing.%I) t;',
+              c.relname, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), c.relname)
+FROM k JOIN pg_class c ON c.relname = k.rel
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'billing'
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.att AND NOT a.attisdropped
 GROUP BY c.relname ORDER BY c.relname;
 SELECT format('SELECT ''seq %s '' || coalesce(last_value, 0) FROM pg_sequences WHERE schemaname = ''billing'' AND sequencename = %L;',
               sequencename, sequencename)
-FROM pg_sequences WHERE schemaname = 'billing' ORDER BY sequencename;
+FROM pg_sequences WHERE schemaname = 'billing' AND sequencename = ANY (string_to_array(:'sequences', ','))
+ORDER BY sequencename;
 SQL
-$PSQL -A -t -d "$OLD" -f "$TMP/digest.sql" > "$TMP/before"
+	$PSQL -A -t -d "$OLD" -f "$TMP/digest.sql"
+}
+digest > "$TMP/before"
 labels="SELECT language || ' ' || key || ' ' || label FROM billing.document_label"
 $PSQL -A -t -d "$OLD" -c "$labels" | sort > "$TMP/labels.before"
 [ -s "$TMP/labels.before" ] || fail "no document labels before the update"
@@ -83,7 +95,7 @@ $PSQL -d "$OLD" -c "ALTER EXTENSION billing UPDATE"
 	|| fail "ALTER EXTENSION billing UPDATE did not reach $CUR"
 
 # 2. the data survived
-$PSQL -A -t -d "$OLD" -f "$TMP/digest.sql" > "$TMP/after"
+digest > "$TMP/after"
 diff "$TMP/before" "$TMP/after" || fail "rows changed in the update (< before, > after)"
 $PSQL -A -t -d "$OLD" -c "$labels" | sort > "$TMP/labels.after"
 if [ -n "$(comm -23 "$TMP/labels.before" "$TMP/labels.after")" ]; then

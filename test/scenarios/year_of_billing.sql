@@ -114,7 +114,7 @@ SELECT expect('D June lines', lines_of(:d_sub, 4),
 -- E: Jan 15, Feb 15, Mar 15, then canceled on Apr 15 without an invoice.
 SELECT expect('E cancel at period end', invoices_of(:e_sub),
     '{"2024-01-15 10.00 EUR","2024-02-15 10.00 EUR","2024-03-15 10.00 EUR"}'::text[]);
-SELECT expect('E canceled on Apr 15', (SELECT status || ' ' || canceled_at FROM subscription WHERE subscription_id = :e_sub),
+SELECT expect('E canceled on Apr 15', (SELECT status || ' ' || canceled_on FROM subscription WHERE subscription_id = :e_sub),
     'canceled 2024-04-15');
 -- F: Jan, Feb, Mar, (paused Apr 1), Apr 16 15.00, May 1 30.00.
 SELECT expect('F pause and resume', (invoices_of(:f_sub))[1:5],

@@ -187,12 +187,12 @@ class Sub:
         self.usage = []    # dicts: item, date, qty, done
         self.usage_billed = {}  # (item eid, usage period start) -> billed cents
         self.cps = self.cpe = None
-        self.cancel_at = self.pause_at = self.paused_at = None
+        self.cancel_on = self.pause_on = self.paused_on = None
         self.coupon = None  # (code, from, until)
         self.trial_end = None
 
     def stop(self):
-        c = [d for d in (self.cancel_at, self.pause_at) if d is not None]
+        c = [d for d in (self.cancel_on, self.pause_on) if d is not None]
         return min(c) if c else None
 
     def current_items(self):
@@ -386,7 +386,7 @@ class Sim:
             if b <= as_of and (stop is None or b < stop):
                 out.append((b, lo, hi, None, True, 'subscription_cycle'))
         if stop is not None and stop <= as_of:
-            ends = 'canceled' if stop == s.cancel_at else 'paused'
+            ends = 'canceled' if stop == s.cancel_on else 'paused'
             out.append((stop, None, None, ends, True,
                         'subscription_cancel' if ends == 'canceled' else 'subscription_cycle'))
         out.sort(key=lambda x: (x[0], x[3] is not None))
@@ -467,12 +467,12 @@ class Sim:
                 s.nbd = None
                 s.status = ends[0][3]
                 if s.status == 'canceled':
-                    s.canceled_at = ends[0][0]
+                    s.canceled_on = ends[0][0]
                     for it in s.items:
                         pass
                 else:
-                    s.paused_at = ends[0][0]
-                    s.pause_at = None
+                    s.paused_on = ends[0][0]
+                    s.pause_on = None
             else:
                 s.nbd = max(x[2] for x in rec)
                 if s.status == 'trialing':
@@ -617,7 +617,7 @@ class Sim:
         self.model_apply_coupon(s, code)
 
     def changeable(self, a):
-        return [s for s in a.subs if s.status not in ('canceled', 'paused') and s.cancel_at is None]
+        return [s for s in a.subs if s.status not in ('canceled', 'paused') and s.cancel_on is None]
 
     def op_change(self, a):
         rng = self.rng
@@ -683,15 +683,15 @@ class Sim:
         if not subs:
             return
         s = rng.choice(subs)
-        at_end = rng.random() < 0.5 and s.status != 'paused' and s.cancel_at is None
+        at_end = rng.random() < 0.5 and s.status != 'paused' and s.cancel_on is None
         if at_end:
             r = self.call("SELECT billing.cancel_subscription(%s, %s)", (a.eid, s.eid))
             self.expect_ok('cancel at period end', r)
-            s.cancel_at, s.pause_at = s.nbd, None
+            s.cancel_on, s.pause_on = s.nbd, None
             return
         prorate_ = rng.random() < 0.6
         v_d = self.today
-        if v_d < (s.cps or s.start) or (s.paused_at and v_d < s.paused_at) or (s.nbd and v_d > s.nbd):
+        if v_d < (s.cps or s.start) or (s.paused_on and v_d < s.paused_on) or (s.nbd and v_d > s.nbd):
             return
         r = self.call("SELECT billing.cancel_subscription(%s, %s, at_period_end => false, prorate => %s)",
                       (a.eid, s.eid, prorate_))
@@ -705,12 +705,12 @@ class Sim:
         for it in s.items:
             if it.end is None or it.end > v_d:
                 it.end = max(it.start, v_d)
-        s.status, s.canceled_at, s.cancel_at, s.pause_at, s.nbd = 'canceled', v_d, v_d, None, None
+        s.status, s.canceled_on, s.cancel_on, s.pause_on, s.nbd = 'canceled', v_d, v_d, None, None
         self.billed_now(s, v_d, 'now', 'cancel now')
 
     def op_pause(self, a):
-        subs = [s for s in a.subs if s.status not in ('canceled', 'paused') and s.cancel_at is None
-                and s.pause_at is None]
+        subs = [s for s in a.subs if s.status not in ('canceled', 'paused') and s.cancel_on is None
+                and s.pause_on is None]
         if not subs:
             return
         s = self.rng.choice(subs)
@@ -718,19 +718,19 @@ class Sim:
         r = self.expect_ok('pause', r)
         if r[0][0] != s.nbd:
             raise Mismatch('pause: the engine pauses from %s, the model from %s' % (r[0][0], s.nbd))
-        s.pause_at = s.nbd
+        s.pause_on = s.nbd
 
     def op_resume(self, a):
-        subs = [s for s in a.subs if s.status == 'paused' or s.pause_at is not None]
+        subs = [s for s in a.subs if s.status == 'paused' or s.pause_on is not None]
         if not subs:
             return
         s = self.rng.choice(subs)
         r = self.call("SELECT billing.resume_subscription(%s, %s)", (a.eid, s.eid))
         self.expect_ok('resume', r)
         if s.status != 'paused':
-            s.pause_at = None
+            s.pause_on = None
             return
-        s.status, s.nbd, s.paused_at = 'active', self.today, None
+        s.status, s.nbd, s.paused_on = 'active', self.today, None
         self.billed_now(s, self.today, 'cycle', 'resume')
 
     def op_usage(self, a):
@@ -1059,8 +1059,8 @@ class Sim:
         due_subs = [s for a in self.accts for s in a.subs if s.nbd is not None and s.nbd <= self.today]
         previews = {}
         for a in {s.acct for s in due_subs}:
-            rows = self.db.q("SELECT subscription_id, invoice_date, kind, amount::text, period_start, period_end "
-                             "FROM billing.preview_invoice(%s) WHERE invoice_date <= %s", (a.eid, self.today))
+            rows = self.db.q("SELECT subscription_id, bill_date, kind, amount::text, period_start, period_end "
+                             "FROM billing.preview_invoice(%s) WHERE bill_date <= %s", (a.eid, self.today))
             for r in rows:
                 previews.setdefault(r[0], []).append((r[1], r[2], cents(r[3]), r[4], r[5]))
         invs = []

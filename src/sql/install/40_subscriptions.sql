@@ -21,10 +21,10 @@ CREATE TABLE billing.subscription (
     next_bill_date         date,
     current_period_start   date,
     current_period_end     date,
-    cancel_at              date,
-    canceled_at            date,
-    pause_at               date,
-    paused_at              date,
+    cancel_on              date,
+    canceled_on            date,
+    pause_on               date,
+    paused_on              date,
     coupon_id              bigint REFERENCES billing.coupon,
     coupon_from            date,
     coupon_until           date,
@@ -362,7 +362,7 @@ BEGIN
     -- the coupon covers invoices from the next bill date, or from the
     -- subscription's oldest draft (77_drafts.sql): a draft is still being
     -- made, and its discount lines are computed again when it is finalized
-    SELECT least(s.next_bill_date, min(i.boundary)) INTO v_from
+    SELECT least(s.next_bill_date, min(i.bill_date)) INTO v_from
     FROM billing.invoice i
     WHERE i.account_id = s.account_id AND i.subscription_id = s.subscription_id AND i.status = 'draft';
     v_from := coalesce(v_from, s.next_bill_date);
@@ -421,10 +421,10 @@ BEGIN
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
     SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
-    IF s.status IN ('canceled', 'paused') OR s.cancel_at IS NOT NULL THEN
+    IF s.status IN ('canceled', 'paused') OR s.cancel_on IS NOT NULL THEN
         RAISE EXCEPTION 'subscription % is %', subscription_id,
-            CASE WHEN s.cancel_at IS NOT NULL AND s.status NOT IN ('canceled', 'paused')
-                 THEN 'canceled from ' || s.cancel_at ELSE s.status END
+            CASE WHEN s.cancel_on IS NOT NULL AND s.status NOT IN ('canceled', 'paused')
+                 THEN 'canceled from ' || s.cancel_on ELSE s.status END
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only a subscription that is billed and not canceled can change.';
     END IF;
@@ -616,8 +616,8 @@ BEGIN
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
     SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
-    IF s.status = 'canceled' OR (at_period_end AND s.cancel_at IS NOT NULL) THEN
-        RAISE EXCEPTION 'subscription % is already canceled (from %)', subscription_id, coalesce(s.canceled_at, s.cancel_at)
+    IF s.status = 'canceled' OR (at_period_end AND s.cancel_on IS NOT NULL) THEN
+        RAISE EXCEPTION 'subscription % is already canceled (from %)', subscription_id, coalesce(s.canceled_on, s.cancel_on)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing to do.';
     END IF;
     IF at_period_end IS NULL OR prorate IS NULL THEN
@@ -633,18 +633,18 @@ BEGIN
             RAISE EXCEPTION 'a cancellation at period end takes no proration and no date'
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Use at_period_end => false to cancel on a date.';
         END IF;
-        UPDATE billing.subscription x SET cancel_at = s.next_bill_date, pause_at = NULL, updated_at = billing.now()
+        UPDATE billing.subscription x SET cancel_on = s.next_bill_date, pause_on = NULL, updated_at = billing.now()
         WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
         PERFORM billing._event(s.account_id, 'subscription.updated',
-                               jsonb_build_object('subscription_id', s.subscription_id, 'cancel_at', s.next_bill_date));
+                               jsonb_build_object('subscription_id', s.subscription_id, 'cancel_on', s.next_bill_date));
         RETURN;
     END IF;
 
     v_d := coalesce(billing._check_date(cancel_date, 'cancel_date', billing.today(a.timezone)),
                     billing.today(a.timezone));
-    IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < coalesce(s.paused_at, v_d) THEN
+    IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < coalesce(s.paused_on, v_d) THEN
         RAISE EXCEPTION 'cancellation dated % falls in a closed period (the current one starts on %)',
-            v_d, coalesce(s.paused_at, s.current_period_start, s.start_date)
+            v_d, coalesce(s.paused_on, s.current_period_start, s.start_date)
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Date the cancellation in the current period.';
     END IF;
     IF s.next_bill_date IS NOT NULL AND v_d > s.next_bill_date THEN
@@ -681,11 +681,11 @@ BEGIN
     WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id
       AND (x.ended_on IS NULL OR x.ended_on > v_d);
     UPDATE billing.subscription x
-    SET status = 'canceled', canceled_at = v_d, cancel_at = v_d, pause_at = NULL, next_bill_date = NULL,
+    SET status = 'canceled', canceled_on = v_d, cancel_on = v_d, pause_on = NULL, next_bill_date = NULL,
         updated_at = billing.now()
     WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
     PERFORM billing._event(s.account_id, 'subscription.canceled',
-                           jsonb_build_object('subscription_id', s.subscription_id, 'canceled_at', v_d));
+                           jsonb_build_object('subscription_id', s.subscription_id, 'canceled_on', v_d));
     -- the final invoice: usage so far, pending items, the credit
     PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], v_d, billing.now(), 'now');
 END $$;
@@ -700,17 +700,17 @@ DECLARE
 BEGIN
     PERFORM billing._authorize_account(pause_subscription.account_id);
     s := billing._lock_subscription(account_id, subscription_id);
-    IF s.status IN ('canceled', 'paused') OR s.cancel_at IS NOT NULL OR s.pause_at IS NOT NULL THEN
+    IF s.status IN ('canceled', 'paused') OR s.cancel_on IS NOT NULL OR s.pause_on IS NOT NULL THEN
         RAISE EXCEPTION 'subscription % is %', subscription_id,
             CASE WHEN s.status IN ('canceled', 'paused') THEN s.status
-                 WHEN s.cancel_at IS NOT NULL THEN 'canceled from ' || s.cancel_at
-                 ELSE 'paused from ' || s.pause_at END
+                 WHEN s.cancel_on IS NOT NULL THEN 'canceled from ' || s.cancel_on
+                 ELSE 'paused from ' || s.pause_on END
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only a billed subscription can pause.';
     END IF;
-    UPDATE billing.subscription x SET pause_at = s.next_bill_date, updated_at = billing.now()
+    UPDATE billing.subscription x SET pause_on = s.next_bill_date, updated_at = billing.now()
     WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
     PERFORM billing._event(s.account_id, 'subscription.updated',
-                           jsonb_build_object('subscription_id', s.subscription_id, 'pause_at', s.next_bill_date));
+                           jsonb_build_object('subscription_id', s.subscription_id, 'pause_on', s.next_bill_date));
     RETURN s.next_bill_date;
 END $$;
 COMMENT ON FUNCTION billing.pause_subscription(bigint, bigint) IS
@@ -728,22 +728,22 @@ BEGIN
     s := billing._lock_subscription(account_id, subscription_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
     PERFORM billing._check_date(resume_date, 'resume_date', billing.today(a.timezone));
-    IF s.status <> 'paused' AND s.pause_at IS NULL THEN
+    IF s.status <> 'paused' AND s.pause_on IS NULL THEN
         RAISE EXCEPTION 'subscription % is % and not paused', subscription_id, s.status
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only a paused subscription resumes.';
     END IF;
     IF s.status <> 'paused' THEN
         -- the pause has not begun: forget it
-        UPDATE billing.subscription x SET pause_at = NULL, updated_at = billing.now()
+        UPDATE billing.subscription x SET pause_on = NULL, updated_at = billing.now()
         WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
     ELSE
         v_d := coalesce(resume_date, billing.today(a.timezone));
-        IF v_d < s.paused_at THEN
-            RAISE EXCEPTION 'resume date % is before the pause began on %', v_d, s.paused_at
+        IF v_d < s.paused_on THEN
+            RAISE EXCEPTION 'resume date % is before the pause began on %', v_d, s.paused_on
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Resume on or after the pause date.';
         END IF;
         UPDATE billing.subscription x
-        SET status = 'active', next_bill_date = v_d, paused_at = NULL, updated_at = billing.now()
+        SET status = 'active', next_bill_date = v_d, paused_on = NULL, updated_at = billing.now()
         WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
     END IF;
     PERFORM billing._event(s.account_id, 'subscription.resumed',

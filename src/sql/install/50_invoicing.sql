@@ -100,10 +100,10 @@ CREATE TABLE billing.invoice (
     finalized_at    timestamptz,
     metadata        jsonb NOT NULL DEFAULT '{}',
     -- a draft (77_drafts.sql): the day the cycle finalizes it, and the
-    -- boundary it bills from (billing._due_boundaries: it takes the usage
+    -- bill date it bills from (billing._bill_dates: it takes the usage
     -- dated before it, and the coupon whose time it is in)
     finalize_on     date,
-    boundary        date,
+    bill_date        date,
     PRIMARY KEY (account_id, invoice_id),
     FOREIGN KEY (account_id, subscription_id) REFERENCES billing.subscription,
     CHECK ((status = 'draft') = (number IS NULL)),
@@ -137,8 +137,8 @@ COMMENT ON COLUMN billing.invoice.total IS
     'subtotal + discount + exclusive tax: the sum of the lines that are not inclusive tax';
 COMMENT ON COLUMN billing.invoice.finalize_on IS
     'a draft''s last day of grace: the cycle finalizes it on that day (issue date + draft_days when made)';
-COMMENT ON COLUMN billing.invoice.boundary IS
-    'a draft''s boundary: its usage is the usage dated before it, its coupon the one whose time it is in';
+COMMENT ON COLUMN billing.invoice.bill_date IS
+    'a draft''s bill date: its usage is the usage dated before it, its coupon the one whose time it is in';
 -- Numbers are unique per entity.  (Under Citus, with invoice distributed by
 -- account_id, this index cannot exist; the counter keeps numbers unique.)
 CREATE UNIQUE INDEX invoice_number ON billing.invoice (entity_id, number);
@@ -252,7 +252,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.cycle_run_cycle_run_id_seq',
 -- So a preview is the invoice the cycle later makes (invariant 7) by
 -- construction.
 --
--- A boundary is one invoice of one subscription:
+-- A bill date is the date one invoice of one subscription is for:
 --   * each period of the subscription's cycle that starts on or after
 --     next_bill_date and on or before the as_of date (the account's today
 --     unless given): its recurring lines in advance, the first period
@@ -260,14 +260,14 @@ SELECT pg_catalog.pg_extension_config_dump('billing.cycle_run_cycle_run_id_seq',
 --   * a scheduled cancellation or pause reached by as_of: no recurring
 --     lines, the subscription ends there;
 --   * mode 'now' (a change invoiced immediately, an immediate
---     cancellation): one boundary at as_of with no recurring lines.
--- Each boundary also carries the unbilled usage dated before it (and on or
--- after the previous boundary of the same call) and, the first one, the
+--     cancellation): one bill date at as_of with no recurring lines.
+-- Each bill date also carries the unbilled usage dated before it (and on or
+-- after the previous bill date of the same call) and, the first one, the
 -- pending items.
 
-CREATE FUNCTION billing._due_boundaries(accounts bigint[], subscriptions bigint[], as_of date,
+CREATE FUNCTION billing._bill_dates(accounts bigint[], subscriptions bigint[], as_of date,
                                         at timestamptz, mode text, assign_ids boolean DEFAULT false)
-RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, seq bigint, n bigint,
+RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, seq bigint, n bigint,
                cycle_start date, cycle_end date, usage_from date, with_usage boolean, ends text,
                billing_reason text, as_of_date date, anchor date, cadence interval, currency text,
                tax_exempt boolean, account_tax_rate_id bigint, coupon_id bigint, invoice_id bigint,
@@ -275,12 +275,12 @@ RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, seq big
 LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH s AS (
         SELECT s.account_id, s.subscription_id, s.anchor, s.cadence, s.next_bill_date, s.status,
-               s.cancel_at, s.pause_at, least(s.cancel_at, s.pause_at) AS stop,
+               s.cancel_on, s.pause_on, least(s.cancel_on, s.pause_on) AS stop,
                s.coupon_id, s.coupon_from, s.coupon_until,
                a.currency, a.tax_exempt, a.tax_rate_id AS account_tax_rate_id, e.rounding,
-               CASE WHEN _due_boundaries.mode = 'preview' AND _due_boundaries.as_of IS NULL
-                    THEN greatest(s.next_bill_date, billing.today(a.timezone, _due_boundaries.at))
-                    ELSE coalesce(_due_boundaries.as_of, billing.today(a.timezone, _due_boundaries.at))
+               CASE WHEN _bill_dates.mode = 'preview' AND _bill_dates.as_of IS NULL
+                    THEN greatest(s.next_bill_date, billing.today(a.timezone, _bill_dates.at))
+                    ELSE coalesce(_bill_dates.as_of, billing.today(a.timezone, _bill_dates.at))
                END AS d
         FROM unnest(accounts, subscriptions) u(account_id, subscription_id)
         JOIN billing.subscription s ON s.account_id = u.account_id AND s.subscription_id = u.subscription_id
@@ -289,45 +289,45 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         JOIN billing.billing_entity e ON e.entity_id = a.entity_id
         -- a subscription dunning suspended is not billed, so not previewed
         -- either (invariant 7); it bills again from the day it is restored
-        WHERE NOT (s.status = 'suspended' AND _due_boundaries.mode IN ('cycle', 'preview'))
+        WHERE NOT (s.status = 'suspended' AND _bill_dates.mode IN ('cycle', 'preview'))
     ), b AS (
         -- recurring periods
-        SELECT s.*, greatest(lower(p), s.next_bill_date) AS boundary,
+        SELECT s.*, greatest(lower(p), s.next_bill_date) AS bill_date,
                lower(p) AS cycle_start, upper(p) AS cycle_end, NULL::text AS ends,
                true AS with_usage, 'subscription_cycle' AS billing_reason
         FROM s CROSS JOIN LATERAL billing.periods_between(s.anchor, s.cadence, daterange(s.next_bill_date, s.d, '[]')) p
-        WHERE _due_boundaries.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d
+        WHERE _bill_dates.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d
           AND greatest(lower(p), s.next_bill_date) <= s.d
           AND (s.stop IS NULL OR greatest(lower(p), s.next_bill_date) < s.stop)
         UNION ALL
         -- a scheduled cancellation or pause
         SELECT s.*, s.stop, NULL, NULL,
-               CASE WHEN s.stop = s.cancel_at THEN 'canceled' ELSE 'paused' END,
-               true, CASE WHEN s.stop = s.cancel_at THEN 'subscription_cancel' ELSE 'subscription_cycle' END
+               CASE WHEN s.stop = s.cancel_on THEN 'canceled' ELSE 'paused' END,
+               true, CASE WHEN s.stop = s.cancel_on THEN 'subscription_cancel' ELSE 'subscription_cycle' END
         FROM s
-        WHERE _due_boundaries.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d AND s.stop <= s.d
+        WHERE _bill_dates.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d AND s.stop <= s.d
         UNION ALL
         -- an invoice now: usage only when the subscription has ended
         SELECT s.*, s.d, NULL, NULL, NULL,
                s.status = 'canceled',
                CASE WHEN s.status = 'canceled' THEN 'subscription_cancel' ELSE 'subscription_update' END
         FROM s
-        WHERE _due_boundaries.mode = 'now'
+        WHERE _bill_dates.mode = 'now'
     )
-    SELECT b.account_id, b.subscription_id, b.boundary,
+    SELECT b.account_id, b.subscription_id, b.bill_date,
            row_number() OVER w, count(*) OVER (PARTITION BY b.account_id, b.subscription_id),
-           b.cycle_start, b.cycle_end, lag(b.boundary) OVER w, b.with_usage, b.ends, b.billing_reason, b.d,
+           b.cycle_start, b.cycle_end, lag(b.bill_date) OVER w, b.with_usage, b.ends, b.billing_reason, b.d,
            b.anchor, b.cadence, b.currency, b.tax_exempt, b.account_tax_rate_id,
            -- the coupon, if this invoice is in its time
-           CASE WHEN b.boundary >= b.coupon_from AND (b.coupon_until IS NULL OR b.boundary < b.coupon_until)
+           CASE WHEN b.bill_date >= b.coupon_from AND (b.coupon_until IS NULL OR b.bill_date < b.coupon_until)
                 THEN b.coupon_id END,
            -- the invoice's id, when the cycle is going to insert it
            CASE WHEN assign_ids THEN nextval('billing.invoice_invoice_id_seq') END,
            b.rounding
     FROM b
-    WINDOW w AS (PARTITION BY b.account_id, b.subscription_id ORDER BY b.boundary, b.ends NULLS FIRST)
+    WINDOW w AS (PARTITION BY b.account_id, b.subscription_id ORDER BY b.bill_date, b.ends NULLS FIRST)
 $$;
-COMMENT ON FUNCTION billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean) IS
+COMMENT ON FUNCTION billing._bill_dates(bigint[], bigint[], date, timestamptz, text, boolean) IS
     'internal: the invoices due for these subscriptions as of a date (NULL: each account''s today at at), '
     'one row per invoice with the rounding mode of its entity; mode cycle, preview or now; assign_ids takes an '
     'invoice id for each';
@@ -457,7 +457,7 @@ COMMENT ON FUNCTION billing._discount_and_tax(bigint[], bigint[], text[], text[]
     'the preview and drafts), keyed by the caller''s group_key';
 
 -- Every line of every invoice due, with its invoice key (account_id,
--- subscription_id, boundary).  Line amounts:
+-- subscription_id, bill date).  Line amounts:
 --   recurring  R(price value(quantity)), prorated by billing.prorate over
 --              the cycle period when the period is clipped
 --   usage      R(price value(aggregate of the usage period's events so far))
@@ -467,34 +467,34 @@ COMMENT ON FUNCTION billing._discount_and_tax(bigint[], bigint[], text[], text[]
 -- where R rounds once to the currency's minor unit by the rounding mode of
 -- the account's billing entity (never by the session's billing.rounding).
 -- Each step carries the invoice's columns along instead of joining back to
--- the boundaries: a join of two CTEs has no index and no estimate.
-CREATE FUNCTION billing._due_lines(accounts bigint[], subscriptions bigint[], as_of date,
+-- the bill dates: a join of two CTEs has no index and no estimate.
+CREATE FUNCTION billing._lines_to_bill(accounts bigint[], subscriptions bigint[], as_of date,
                                    at timestamptz, mode text, assign_ids boolean DEFAULT false)
-RETURNS TABLE (account_id bigint, subscription_id bigint, boundary date, billing_reason text,
+RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, billing_reason text,
                as_of_date date, invoice_id bigint, cycle_end date, ends text, line_no bigint, kind text, description text, subscription_item_id bigint,
                price_id bigint, quantity numeric, unit_amount numeric, amount billing.amount,
                period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
                usage_event_ids bigint[], pending_item_id bigint)
 LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH b AS MATERIALIZED (
-        SELECT * FROM billing._due_boundaries(accounts, subscriptions, as_of, at, mode, assign_ids)
+        SELECT * FROM billing._bill_dates(accounts, subscriptions, as_of, at, mode, assign_ids)
     ), recurring AS (
-        SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
-               b.cycle_end AS boundary_cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 1 AS sort,
+        SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
+               b.cycle_end AS bill_date_cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 1 AS sort,
                'subscription'::text AS kind,
                pr.name || coalesce(' (' || p.nickname || ')', '') AS description,
                i.subscription_item_id, i.price_id, i.quantity, p.unit_amount,
-               CASE WHEN b.boundary = b.cycle_start THEN full_amount
+               CASE WHEN b.bill_date = b.cycle_start THEN full_amount
                     ELSE billing.prorate(full_amount, daterange(b.cycle_start, b.cycle_end),
-                                         daterange(b.boundary, b.cycle_end), 'actual', b.rounding)
+                                         daterange(b.bill_date, b.cycle_end), 'actual', b.rounding)
                END AS amount,
-               b.boundary AS period_start, b.cycle_end AS period_end,
+               b.bill_date AS period_start, b.cycle_end AS period_end,
                CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END AS tax_rate_id,
                'cycle'::text AS source, NULL::bigint[] AS usage_event_ids, NULL::bigint AS pending_item_id
         FROM b
         JOIN billing.subscription_item i
           ON i.account_id = b.account_id AND i.subscription_id = b.subscription_id
-         AND i.started_on <= b.boundary AND (i.ended_on IS NULL OR i.ended_on > b.boundary)
+         AND i.started_on <= b.bill_date AND (i.ended_on IS NULL OR i.ended_on > b.bill_date)
         JOIN billing.price p ON p.price_id = i.price_id AND p.usage_type = 'licensed'
         JOIN billing.product pr ON pr.product_id = p.product_id
         CROSS JOIN LATERAL (SELECT billing.round_amount(
@@ -506,8 +506,8 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         WHERE b.cycle_start IS NOT NULL
     ), new_usage AS (
         -- the unbilled events each invoice takes, by item and usage period
-        SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
-               b.cycle_end AS boundary_cycle_end, b.ends, b.currency, b.rounding,
+        SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
+               b.cycle_end AS bill_date_cycle_end, b.ends, b.currency, b.rounding,
                b.coupon_id, b.tax_exempt, b.account_tax_rate_id, e.subscription_item_id,
                billing.period_containing(b.anchor, b.cadence, e.usage_date) AS up,
                -- the trial's usage is free unless the price bills it: its
@@ -519,7 +519,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         JOIN billing.subscription_item i ON i.account_id = b.account_id AND i.subscription_id = b.subscription_id
         JOIN billing.usage_event e
           ON e.account_id = i.account_id AND e.subscription_item_id = i.subscription_item_id
-         AND e.invoice_id IS NULL AND e.usage_date < b.boundary
+         AND e.invoice_id IS NULL AND e.usage_date < b.bill_date
          AND (b.usage_from IS NULL OR e.usage_date >= b.usage_from)
         JOIN billing.price p ON p.price_id = i.price_id
         JOIN billing.subscription s ON s.account_id = b.account_id AND s.subscription_id = b.subscription_id
@@ -527,8 +527,8 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         WHERE b.with_usage
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17
     ), usage AS (
-        SELECT u.account_id, u.subscription_id, u.boundary, u.billing_reason, u.as_of_date, u.invoice_id,
-               u.boundary_cycle_end, u.ends, u.currency, u.rounding, u.coupon_id, 2 AS sort, 'usage'::text AS kind,
+        SELECT u.account_id, u.subscription_id, u.bill_date, u.billing_reason, u.as_of_date, u.invoice_id,
+               u.bill_date_cycle_end, u.ends, u.currency, u.rounding, u.coupon_id, 2 AS sort, 'usage'::text AS kind,
                pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage'
                  || CASE WHEN u.in_trial THEN ' during the trial (not billed)' ELSE '' END AS description,
                u.subscription_item_id, p.price_id, x.quantity, p.unit_amount, x.amount,
@@ -540,11 +540,11 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
           ON i.account_id = u.account_id AND i.subscription_item_id = u.subscription_item_id
         JOIN billing.price p ON p.price_id = i.price_id
         JOIN billing.product pr ON pr.product_id = p.product_id
-        CROSS JOIN LATERAL billing._usage_line(u.account_id, u.subscription_item_id, p.price_id, u.up, u.boundary,
+        CROSS JOIN LATERAL billing._usage_line(u.account_id, u.subscription_item_id, p.price_id, u.up, u.bill_date,
                                                i.started_on, i.ended_on, u.free_until, u.in_trial, u.ids,
                                                u.currency, u.rounding) x
     ), pending AS (
-        SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
+        SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
                b.cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 3 AS sort, pi.kind, pi.description,
                pi.subscription_item_id, pi.price_id, pi.quantity, pi.unit_amount, pi.amount,
                pi.period_start, pi.period_end,
@@ -556,17 +556,17 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         LEFT JOIN billing.price p ON p.price_id = pi.price_id
         -- (the EXISTS is one test per call: with no pending item at all the
         -- join's table, whose statistics then say one row, is not scanned
-        -- once per boundary)
+        -- once per bill date)
         WHERE b.seq = 1 AND EXISTS (SELECT FROM billing.pending_item x WHERE x.invoice_id IS NULL)
     ), charges AS MATERIALIZED (
         SELECT * FROM recurring UNION ALL SELECT * FROM usage UNION ALL SELECT * FROM pending
     ), groups AS MATERIALIZED (
         -- the net of each invoice per tax rate, and the coupon that applies
-        SELECT c.account_id, c.subscription_id, c.boundary, c.billing_reason, c.as_of_date, c.invoice_id,
-               c.boundary_cycle_end, c.ends, c.currency, c.rounding, c.coupon_id, c.tax_rate_id,
+        SELECT c.account_id, c.subscription_id, c.bill_date, c.billing_reason, c.as_of_date, c.invoice_id,
+               c.bill_date_cycle_end, c.ends, c.currency, c.rounding, c.coupon_id, c.tax_rate_id,
                billing.sum(c.amount) AS net,
                row_number() OVER () AS group_key,
-               dense_rank() OVER (ORDER BY c.account_id, c.subscription_id, c.boundary) AS invoice_key
+               dense_rank() OVER (ORDER BY c.account_id, c.subscription_id, c.bill_date) AS invoice_key
         FROM charges c
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
     ), adjustments AS (
@@ -576,8 +576,8 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                          FROM groups g) x
         CROSS JOIN LATERAL billing._discount_and_tax(x.k, x.i, x.c, x.r, x.cp, x.t, x.n) a
     ), adjustment_lines AS (
-        SELECT g.account_id, g.subscription_id, g.boundary, g.billing_reason, g.as_of_date, g.invoice_id,
-               g.boundary_cycle_end, g.ends, g.currency, g.rounding, g.coupon_id,
+        SELECT g.account_id, g.subscription_id, g.bill_date, g.billing_reason, g.as_of_date, g.invoice_id,
+               g.bill_date_cycle_end, g.ends, g.currency, g.rounding, g.coupon_id,
                CASE a.kind WHEN 'discount' THEN 4 ELSE 5 END AS sort, a.kind, a.description,
                NULL::bigint, NULL::bigint, NULL::numeric, a.unit_amount, a.amount,
                NULL::date, NULL::date, g.tax_rate_id, a.source, NULL::bigint[],
@@ -586,19 +586,19 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         FROM adjustments a
         JOIN groups g ON g.group_key = a.group_key
     ), markers AS (
-        -- one row of kind 'boundary' per invoice key, lines or not: what
+        -- one row of kind 'header' per invoice key, lines or not: what
         -- the cycle advances the subscription by
-        SELECT b.account_id, b.subscription_id, b.boundary, b.billing_reason, b.as_of_date, b.invoice_id,
-               b.cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 9, 'boundary'::text, NULL::text,
+        SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
+               b.cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 9, 'header'::text, NULL::text,
                NULL::bigint, NULL::bigint, NULL::numeric, NULL::numeric, NULL::billing.amount,
                NULL::date, NULL::date, NULL::bigint, NULL::text, NULL::bigint[], NULL::bigint
         FROM b
     ), all_lines AS (
         SELECT * FROM charges UNION ALL SELECT * FROM adjustment_lines UNION ALL SELECT * FROM markers
     )
-    SELECT l.account_id, l.subscription_id, l.boundary, l.billing_reason, l.as_of_date, l.invoice_id,
-           l.boundary_cycle_end, l.ends,
-           row_number() OVER (PARTITION BY l.account_id, l.subscription_id, l.boundary
+    SELECT l.account_id, l.subscription_id, l.bill_date, l.billing_reason, l.as_of_date, l.invoice_id,
+           l.bill_date_cycle_end, l.ends,
+           row_number() OVER (PARTITION BY l.account_id, l.subscription_id, l.bill_date
                               ORDER BY l.sort, l.tax_rate_id NULLS FIRST, l.subscription_item_id, l.period_start,
                                        l.pending_item_id),
            l.kind, l.description, l.subscription_item_id, l.price_id, l.quantity, l.unit_amount, l.amount,
@@ -607,15 +607,15 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
            l.source, l.usage_event_ids, CASE WHEN l.kind <> 'tax' THEN l.pending_item_id END
     FROM all_lines l
 $$;
-COMMENT ON FUNCTION billing._due_lines(bigint[], bigint[], date, timestamptz, text, boolean) IS
-    'internal: every line of every invoice due for these subscriptions (see billing._due_boundaries), '
-    'and one row of kind boundary per invoice; the cycle inserts them, billing.preview_invoice returns them';
+COMMENT ON FUNCTION billing._lines_to_bill(bigint[], bigint[], date, timestamptz, text, boolean) IS
+    'internal: every line of every invoice to bill for these subscriptions (see billing._bill_dates), '
+    'and one header row per invoice; the cycle inserts them, billing.preview_invoice returns them';
 
 -- Billing a set of (locked) subscriptions as of a date takes two
 -- statements, so that the row lock on the number series, which serializes
 -- every session that finalizes invoices until it commits, is held for as
 -- little work as possible:
---   1. billing._bill_lines computes what is due (billing._due_lines) and
+--   1. billing._bill_lines computes what is due (billing._lines_to_bill) and
 --      writes everything that needs no invoice number: the lines (their
 --      foreign key to the invoice deferred to the end of _bill), the usage
 --      events and pending items marked with their invoice, the
@@ -635,7 +635,7 @@ COMMENT ON FUNCTION billing._due_lines(bigint[], bigint[], date, timestamptz, te
 -- What statement 1 hands to statement 2: an invoice to insert (invoice_id
 -- set), or a subscription that ended (invoice_id NULL, ends set).
 CREATE TYPE billing._invoice_draft AS (
-    account_id bigint, invoice_id bigint, subscription_id bigint, boundary date, billing_reason text,
+    account_id bigint, invoice_id bigint, subscription_id bigint, bill_date date, billing_reason text,
     issue_date date, subtotal billing.amount, discount billing.amount, tax billing.amount, total billing.amount,
     period_start date, period_end date, lines integer, ends text);
 COMMENT ON TYPE billing._invoice_draft IS
@@ -646,7 +646,7 @@ CREATE FUNCTION billing._bill_lines(accounts bigint[], subscriptions bigint[], a
 RETURNS SETOF billing._invoice_draft
 LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH due AS MATERIALIZED (
-        SELECT * FROM billing._due_lines(accounts, subscriptions, as_of, at, mode, true)
+        SELECT * FROM billing._lines_to_bill(accounts, subscriptions, as_of, at, mode, true)
     ), ins_lines AS (
         INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, subscription_id,
                                           subscription_item_id, price_id, quantity, unit_amount, amount,
@@ -655,7 +655,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                d.price_id, d.quantity, d.unit_amount, d.amount, d.period_start, d.period_end, d.tax_rate_id,
                d.tax_inclusive, d.source
         FROM due d
-        WHERE d.kind <> 'boundary'
+        WHERE d.kind <> 'header'
         ORDER BY d.invoice_id, d.line_no
         RETURNING 1
     ), mark_usage AS (
@@ -678,22 +678,22 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
             current_period_end = coalesce(x.last_end, s.current_period_end),
             status = CASE WHEN x.ends IS NOT NULL THEN x.ends
                           WHEN s.status = 'trialing' THEN 'active' ELSE s.status END,
-            canceled_at = CASE WHEN x.ends = 'canceled' THEN x.stop ELSE s.canceled_at END,
-            paused_at = CASE WHEN x.ends = 'paused' THEN x.stop ELSE s.paused_at END,
-            pause_at = CASE WHEN x.ends = 'paused' THEN NULL ELSE s.pause_at END,
+            canceled_on = CASE WHEN x.ends = 'canceled' THEN x.stop ELSE s.canceled_on END,
+            paused_on = CASE WHEN x.ends = 'paused' THEN x.stop ELSE s.paused_on END,
+            pause_on = CASE WHEN x.ends = 'paused' THEN NULL ELSE s.pause_on END,
             updated_at = billing.now()
         FROM (SELECT d.account_id, d.subscription_id,
-                     max(d.boundary) FILTER (WHERE d.cycle_end IS NOT NULL) AS last_start,
+                     max(d.bill_date) FILTER (WHERE d.cycle_end IS NOT NULL) AS last_start,
                      max(d.cycle_end) AS last_end,
-                     max(d.ends) AS ends, max(d.boundary) FILTER (WHERE d.ends IS NOT NULL) AS stop
-              FROM due d WHERE d.kind = 'boundary' GROUP BY 1, 2) x
+                     max(d.ends) AS ends, max(d.bill_date) FILTER (WHERE d.ends IS NOT NULL) AS stop
+              FROM due d WHERE d.kind = 'header' GROUP BY 1, 2) x
         WHERE _bill_lines.mode = 'cycle' AND s.account_id = x.account_id AND s.subscription_id = x.subscription_id
         RETURNING s.account_id, s.subscription_id, x.ends
     ), force_all AS (
         SELECT (SELECT count(*) FROM ins_lines) + (SELECT count(*) FROM mark_usage)
                + (SELECT count(*) FROM mark_pending) AS n
     )
-    SELECT d.account_id, d.invoice_id, min(d.subscription_id), min(d.boundary), min(d.billing_reason),
+    SELECT d.account_id, d.invoice_id, min(d.subscription_id), min(d.bill_date), min(d.billing_reason),
            min(d.as_of_date),
            billing.sum(d.amount) FILTER (WHERE d.kind NOT IN ('discount', 'tax')),
            billing.sum(d.amount) FILTER (WHERE d.kind = 'discount'),
@@ -707,7 +707,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                     max(d.period_end) FILTER (WHERE d.kind = 'usage')),
            count(*)::integer, NULL::text
     FROM due d, force_all
-    WHERE d.kind <> 'boundary' AND force_all.n >= 0
+    WHERE d.kind <> 'header' AND force_all.n >= 0
     GROUP BY d.account_id, d.invoice_id
     UNION ALL
     SELECT a.account_id, NULL, a.subscription_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, a.ends
@@ -737,7 +737,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     ), numbered AS MATERIALIZED (
         SELECT i.*, coalesce(i.draft_days > 0, false) AS is_draft,
                row_number() OVER (PARTITION BY coalesce(i.draft_days > 0, false)
-                                  ORDER BY i.account_id, i.subscription_id, i.boundary) AS ord
+                                  ORDER BY i.account_id, i.subscription_id, i.bill_date) AS ord
         FROM inv i
     ), numbers AS MATERIALIZED (
         -- takes the numbers: the row lock serializes concurrent finalization.
@@ -751,7 +751,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
                                      billing_reason, currency, subtotal, discount, tax, total, amount_paid,
                                      amount_due, issue_date, due_date, period_start, period_end, cycle_run_id,
-                                     finalized_at, finalize_on, boundary)
+                                     finalized_at, finalize_on, bill_date)
         SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id,
                CASE WHEN NOT n.is_draft THEN m.number ->> (n.ord - 1)::integer END,
                CASE WHEN n.is_draft THEN 'draft' WHEN coalesce(n.total, n.zero) = n.zero THEN 'paid' ELSE 'open' END,
@@ -761,7 +761,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
                n.issue_date, n.due_date, n.period_start, n.period_end, _bill_invoices.cycle_run_id,
                CASE WHEN NOT n.is_draft THEN billing.now() END,
                CASE WHEN n.is_draft THEN n.issue_date + n.draft_days END,
-               CASE WHEN n.is_draft THEN n.boundary END
+               CASE WHEN n.is_draft THEN n.bill_date END
         FROM numbered n CROSS JOIN numbers m
         RETURNING account_id, invoice_id, number, subscription_id, total, due_date, status, finalize_on
     ), events AS MATERIALIZED (
@@ -993,7 +993,7 @@ COMMENT ON PROCEDURE billing.run_cycle(date, integer, timestamptz) IS
     'billing.cycle_run and NOTIFYs billing_events once per batch';
 
 CREATE TYPE billing.preview_line AS (
-    subscription_id bigint, invoice_date date, line_no bigint, kind text, description text,
+    subscription_id bigint, bill_date date, line_no bigint, kind text, description text,
     subscription_item_id bigint, price_id bigint, quantity numeric, unit_amount numeric,
     amount billing.amount, period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean);
 COMMENT ON TYPE billing.preview_line IS 'a line billing.preview_invoice returns';
@@ -1026,16 +1026,16 @@ BEGIN
             USING ERRCODE = 'no_data_found', HINT = 'billing.subscription lists the account''s subscriptions.';
     END IF;
     RETURN QUERY
-    SELECT d.subscription_id, d.boundary, d.line_no, d.kind, d.description, d.subscription_item_id, d.price_id,
+    SELECT d.subscription_id, d.bill_date, d.line_no, d.kind, d.description, d.subscription_item_id, d.price_id,
            d.quantity, d.unit_amount, d.amount, d.period_start, d.period_end, d.tax_rate_id, d.tax_inclusive
-    FROM billing._due_lines(coalesce(v_accounts, '{}'), coalesce(v_subs, '{}'), as_of, billing.now(), 'preview') d
-    WHERE d.kind <> 'boundary'
-    ORDER BY d.subscription_id, d.boundary, d.line_no;
+    FROM billing._lines_to_bill(coalesce(v_accounts, '{}'), coalesce(v_subs, '{}'), as_of, billing.now(), 'preview') d
+    WHERE d.kind <> 'header'
+    ORDER BY d.subscription_id, d.bill_date, d.line_no;
 END $$;
 COMMENT ON FUNCTION billing.preview_invoice(bigint, bigint, date) IS
     'the lines the cycle will create for an account''s subscriptions (or one), writing nothing: as of as_of, '
     'or by default of each subscription''s next bill date (its today if that has passed); '
-    'invoice_date is the boundary each invoice belongs to';
+    'bill_date is the date each invoice is for';
 
 CREATE FUNCTION billing.mark_events_done(event_ids bigint[])
 RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$

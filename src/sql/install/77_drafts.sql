@@ -15,14 +15,14 @@
 -- and queues collection.
 --
 -- What a draft's refresh recomputes, set-based over a batch of drafts, and
--- by the formulas of billing._due_lines (50_invoicing.sql):
+-- by the formulas of billing._lines_to_bill (50_invoicing.sql):
 --   * usage: the unbilled events of the subscription's items dated before
---     the draft's boundary are marked with the draft (each with the draft
---     of the smallest boundary after it, when a batch holds several drafts
+--     the draft's bill date are marked with the draft (each with the draft
+--     of the smallest bill date after it, when a batch holds several drafts
 --     of one subscription), and the usage line of each item and usage
 --     period they fall in is written again: the period's price with every
 --     billed event minus what other invoices billed for it;
---   * discounts: the coupon of the subscription whose time the boundary is
+--   * discounts: the coupon of the subscription whose time the bill date is
 --     in (billing.apply_coupon during the grace period covers the draft),
 --     per tax group, percent or amount off allocated;
 --   * taxes: per tax rate on the net after discounts, rounded once;
@@ -108,22 +108,22 @@ DECLARE
     v_from date[];
     v_until date[];
 BEGIN
-    -- 1. late usage: each unbilled event dated before a draft's boundary
-    --    goes to the draft of its subscription with the smallest boundary
+    -- 1. late usage: each unbilled event dated before a draft's bill date
+    --    goes to the draft of its subscription with the smallest bill date
     --    after it
     WITH d AS MATERIALIZED (
-        SELECT i.account_id, i.invoice_id, i.subscription_id, i.boundary
+        SELECT i.account_id, i.invoice_id, i.subscription_id, i.bill_date
         FROM unnest(accounts, invoices) u(account_id, invoice_id)
         JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
-        WHERE i.status = 'draft' AND i.subscription_id IS NOT NULL AND i.boundary IS NOT NULL
+        WHERE i.status = 'draft' AND i.subscription_id IS NOT NULL AND i.bill_date IS NOT NULL
     ), ev AS (
         SELECT DISTINCT ON (e.account_id, e.usage_event_id) e.account_id, e.usage_event_id, d.invoice_id
         FROM d
         JOIN billing.subscription_item si ON si.account_id = d.account_id AND si.subscription_id = d.subscription_id
         JOIN billing.usage_event e
           ON e.account_id = si.account_id AND e.subscription_item_id = si.subscription_item_id
-         AND e.invoice_id IS NULL AND e.usage_date < d.boundary
-        ORDER BY e.account_id, e.usage_event_id, d.boundary, d.invoice_id
+         AND e.invoice_id IS NULL AND e.usage_date < d.bill_date
+        ORDER BY e.account_id, e.usage_event_id, d.bill_date, d.invoice_id
     ), marked AS (
         UPDATE billing.usage_event e SET invoice_id = ev.invoice_id
         FROM ev
@@ -175,14 +175,14 @@ BEGIN
         CROSS JOIN LATERAL (SELECT CASE WHEN NOT p.bill_trial_usage THEN s.trial_end END AS free_until) f
         CROSS JOIN LATERAL (VALUES (false), (true)) t(in_trial)
         CROSS JOIN LATERAL billing._usage_line(g.account_id, g.subscription_item_id, p.price_id,
-                                               daterange(g.lo, g.hi), i.boundary, si.started_on, si.ended_on,
+                                               daterange(g.lo, g.hi), i.bill_date, si.started_on, si.ended_on,
                                                f.free_until, t.in_trial, NULL, i.currency, e.rounding) x
         WHERE (f.free_until IS NULL AND NOT t.in_trial)
            OR (f.free_until IS NOT NULL
                AND EXISTS (SELECT FROM billing.usage_event y
                            WHERE y.account_id = g.account_id AND y.subscription_item_id = g.subscription_item_id
                              AND y.invoice_id = g.invoice_id
-                             AND y.usage_date >= g.lo AND y.usage_date < least(g.hi, i.boundary)
+                             AND y.usage_date >= g.lo AND y.usage_date < least(g.hi, i.bill_date)
                              AND (y.usage_date < f.free_until) = t.in_trial))
         ORDER BY g.account_id, g.invoice_id, g.subscription_item_id, g.lo, t.in_trial DESC;
     END IF;
@@ -194,9 +194,9 @@ BEGIN
     WHERE l.account_id = u.account_id AND l.invoice_id = u.invoice_id AND l.kind IN ('discount', 'tax');
     WITH d AS MATERIALIZED (
         SELECT i.account_id, i.invoice_id, i.currency, e.rounding,
-               -- the coupon, if the draft's boundary is in its time (the
-               -- rule of billing._due_boundaries)
-               CASE WHEN i.boundary >= s.coupon_from AND (s.coupon_until IS NULL OR i.boundary < s.coupon_until)
+               -- the coupon, if the draft's bill date is in its time (the
+               -- rule of billing._bill_dates)
+               CASE WHEN i.bill_date >= s.coupon_from AND (s.coupon_until IS NULL OR i.bill_date < s.coupon_until)
                     THEN s.coupon_id END AS coupon_id
         FROM unnest(accounts, invoices) u(account_id, invoice_id)
         JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
@@ -249,7 +249,7 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION billing._refresh_drafts(bigint[], bigint[]) IS
     'internal: computes the usage (late events included), discount and tax lines and the totals of these drafts '
-    'again, by the formulas of billing._due_lines; the caller holds their subscriptions and the drafts';
+    'again, by the formulas of billing._lines_to_bill; the caller holds their subscriptions and the drafts';
 
 -- ---------------------------------------------------------------------------
 -- The finalization of drafts, written once: billing.finalize_invoice,

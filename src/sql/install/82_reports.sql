@@ -153,8 +153,8 @@ COMMENT ON COLUMN billing.account_statements.balance IS
 --     / 3, 1 year: / 12, 1 week: x 365/84), rounded once by the rounding
 --     mode of the account's billing entity, as the cycle rounds;
 --   * an item is paid for from greatest(started_on, trial_end) until
---     ended_on, the cancellation (canceled_at, or a scheduled cancel_at) or
---     the pause (paused_at, or a scheduled pause_at);
+--     ended_on, the cancellation (canceled_on, or a scheduled cancel_on) or
+--     the pause (paused_on, or a scheduled pause_on);
 --   * metered usage, setup fees, one-off charges and credits are not MRR;
 --   * a percent coupon of duration forever or repeating takes
 --     R(value x percent / 100) off each item over [coupon_from,
@@ -205,7 +205,7 @@ WITH bounds AS MATERIALIZED (
  ), item AS (
     SELECT i.account_id, v.currency, v.value,
            greatest(i.started_on, s.trial_end) AS from_date,
-           least(i.ended_on, s.cancel_at, s.canceled_at, s.pause_at, s.paused_at) AS until_date
+           least(i.ended_on, s.cancel_on, s.canceled_on, s.pause_on, s.paused_on) AS until_date
     FROM billing.subscription_item i
     JOIN account_mode m ON m.account_id = i.account_id
     JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity AND v.rounding = m.rounding
@@ -214,9 +214,9 @@ WITH bounds AS MATERIALIZED (
     -- the few subscriptions with a recurring coupon, and their items
     SELECT s.account_id, s.subscription_id, v.currency, v.rounding, v.value,
            greatest(i.started_on, s.trial_end) AS from_date,
-           least(i.ended_on, s.cancel_at, s.canceled_at, s.pause_at, s.paused_at) AS until_date,
+           least(i.ended_on, s.cancel_on, s.canceled_on, s.pause_on, s.paused_on) AS until_date,
            s.trial_end, s.coupon_from, s.coupon_until, s.cadence, c.percent_off, c.amount_off,
-           least(s.cancel_at, s.canceled_at, s.pause_at, s.paused_at) AS sub_end
+           least(s.cancel_on, s.canceled_on, s.pause_on, s.paused_on) AS sub_end
     FROM billing.subscription s
     JOIN billing.coupon c ON c.coupon_id = s.coupon_id AND c.duration <> 'once'
     JOIN billing.subscription_item i ON i.account_id = s.account_id AND i.subscription_id = s.subscription_id
@@ -603,12 +603,12 @@ COMMENT ON COLUMN billing.days_sales_outstanding.dso_days IS
 
 -- ---------------------------------------------------------------------------
 -- Upcoming invoices: what the cycle will bill over the next days days,
--- computed by billing._due_lines in preview mode, the computation the cycle
+-- computed by billing._lines_to_bill in preview mode, the computation the cycle
 -- inserts and billing.preview_invoice returns (invariant 7), so an upcoming
 -- invoice is the invoice the cycle makes if nothing changes before.
 
 CREATE FUNCTION billing.upcoming_invoices(days integer DEFAULT 7)
-RETURNS TABLE (account_id bigint, subscription_id bigint, invoice_date date, currency text, subtotal numeric,
+RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, currency text, subtotal numeric,
                discount numeric, tax numeric, total numeric, lines bigint)
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
@@ -631,18 +631,18 @@ BEGIN
           AND s.next_bill_date <= billing.today(a.timezone, v_at) + upcoming_invoices.days
         GROUP BY 1
     )
-    SELECT d.account_id, d.subscription_id, d.boundary, min(billing.currency(d.amount)),
+    SELECT d.account_id, d.subscription_id, d.bill_date, min(billing.currency(d.amount)),
            coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind NOT IN ('discount', 'tax')), min(z.zero)),
            coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind = 'discount'), min(z.zero)),
            coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind = 'tax'), min(z.zero)),
            coalesce(billing.sum_numeric(d.amount) FILTER (WHERE NOT d.tax_inclusive), min(z.zero)),
            count(*)
     FROM s
-    CROSS JOIN LATERAL billing._due_lines(s.accounts, s.subscriptions, s.until, v_at, 'preview') d
+    CROSS JOIN LATERAL billing._lines_to_bill(s.accounts, s.subscriptions, s.until, v_at, 'preview') d
     CROSS JOIN LATERAL (SELECT billing.round_money(0, billing.currency(d.amount)) AS zero) z
-    WHERE d.kind <> 'boundary'
-    GROUP BY d.account_id, d.subscription_id, d.boundary
-    ORDER BY d.boundary, d.account_id, d.subscription_id;
+    WHERE d.kind <> 'header'
+    GROUP BY d.account_id, d.subscription_id, d.bill_date
+    ORDER BY d.bill_date, d.account_id, d.subscription_id;
 END $$;
 COMMENT ON FUNCTION billing.upcoming_invoices(integer) IS
     'the invoices the cycle will make in the next days days (each account''s today + days included), one row '
@@ -657,7 +657,7 @@ COMMENT ON VIEW billing.upcoming_invoices IS
     'the invoices the cycle will make in the next 7 days (billing.upcoming_invoices(days) for another window)';
 COMMENT ON COLUMN billing.upcoming_invoices.account_id IS 'the account';
 COMMENT ON COLUMN billing.upcoming_invoices.subscription_id IS 'the subscription the invoice bills';
-COMMENT ON COLUMN billing.upcoming_invoices.invoice_date IS
+COMMENT ON COLUMN billing.upcoming_invoices.bill_date IS
     'the day the invoice is due to be made (its issue date when the cycle runs on time)';
 COMMENT ON COLUMN billing.upcoming_invoices.currency IS 'the account''s currency: the totals are numeric in it';
 COMMENT ON COLUMN billing.upcoming_invoices.subtotal IS 'charges and credits before discount and tax';

@@ -58,7 +58,7 @@ ALTER TABLE billing.ledger_transaction DROP CONSTRAINT IF EXISTS ledger_transact
 -- (billing._bill, two statements): the lines' key to it is checked at the end
 ALTER TABLE billing.invoice_line ALTER CONSTRAINT invoice_line_account_id_invoice_id_fkey DEFERRABLE;
 CREATE TYPE billing._invoice_draft AS (
-    account_id bigint, invoice_id bigint, subscription_id bigint, boundary date, billing_reason text,
+    account_id bigint, invoice_id bigint, subscription_id bigint, bill_date date, billing_reason text,
     issue_date date, subtotal billing.amount, discount billing.amount, tax billing.amount, total billing.amount,
     period_start date, period_end date, lines integer, ends text);
 COMMENT ON TYPE billing._invoice_draft IS
@@ -168,6 +168,21 @@ DROP FUNCTION IF EXISTS billing.create_billing_entity(text, text, text, text, te
 DROP FUNCTION IF EXISTS billing.update_billing_entity(bigint, text, text, text, text, jsonb);
 DROP FUNCTION IF EXISTS billing.price_amount(bigint, numeric);
 DROP FUNCTION IF EXISTS billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean);
+-- what the cycle bills is named for what it is: the dates an invoice is for
+-- (bill dates) and the lines to bill; dates end in _on
+DROP FUNCTION IF EXISTS billing._due_lines(bigint[], bigint[], date, timestamptz, text, boolean);
+ALTER TYPE billing.preview_line RENAME ATTRIBUTE invoice_date TO bill_date;
+DO $rename$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'billing.subscription'::pg_catalog.regclass
+               AND attname = 'cancel_at' AND NOT attisdropped) THEN
+        ALTER TABLE billing.subscription RENAME COLUMN cancel_at TO cancel_on;
+        ALTER TABLE billing.subscription RENAME COLUMN canceled_at TO canceled_on;
+        ALTER TABLE billing.subscription RENAME COLUMN pause_at TO pause_on;
+        ALTER TABLE billing.subscription RENAME COLUMN paused_at TO paused_on;
+    END IF;
+END
+$rename$;
 
 -- a refund of the account's credit has no payment (billing.refund_credit)
 ALTER TABLE billing.refund ALTER COLUMN payment_id DROP NOT NULL;
@@ -239,7 +254,7 @@ DROP FUNCTION IF EXISTS billing.update_account(bigint, text, text, integer, text
 
 -- draft invoices with a grace period, and one-off charges (77_drafts.sql):
 -- the grace period of an entity and an account, a draft's day of
--- finalization and boundary, one-off lines and pending items, the drafts
+-- finalization and bill date, one-off lines and pending items, the drafts
 -- a cycle run finalized
 ALTER TABLE billing.billing_entity ADD COLUMN IF NOT EXISTS draft_days integer NOT NULL DEFAULT 0
     CHECK (draft_days BETWEEN 0 AND 90);
@@ -251,13 +266,13 @@ COMMENT ON COLUMN billing.account.draft_days IS
     'the days the invoices the cycle makes for this account stay editable drafts (0: finalized at once); '
     'NULL: its entity''s draft_days';
 ALTER TABLE billing.invoice ADD COLUMN IF NOT EXISTS finalize_on date;
-ALTER TABLE billing.invoice ADD COLUMN IF NOT EXISTS boundary date;
+ALTER TABLE billing.invoice ADD COLUMN IF NOT EXISTS bill_date date;
 ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_check3;
 ALTER TABLE billing.invoice ADD CONSTRAINT invoice_check3 CHECK (status <> 'draft' OR finalize_on IS NOT NULL);
 COMMENT ON COLUMN billing.invoice.finalize_on IS
     'a draft''s last day of grace: the cycle finalizes it on that day (issue date + draft_days when made)';
-COMMENT ON COLUMN billing.invoice.boundary IS
-    'a draft''s boundary: its usage is the usage dated before it, its coupon the one whose time it is in';
+COMMENT ON COLUMN billing.invoice.bill_date IS
+    'a draft''s bill date: its usage is the usage dated before it, its coupon the one whose time it is in';
 ALTER TABLE billing.invoice_line DROP CONSTRAINT IF EXISTS invoice_line_kind_check;
 ALTER TABLE billing.invoice_line ADD CONSTRAINT invoice_line_kind_check
     CHECK (kind IN ('subscription', 'proration', 'usage', 'setup_fee', 'discount', 'tax', 'late_fee', 'credit',
