@@ -13,24 +13,11 @@ OBJS        = $(CORE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
 
 # The install script is built from one file per topic, in name order.
 INSTALL_SQL = $(sort $(wildcard src/sql/install/*.sql))
-# Upgrades (CONTRIBUTING.md, Upgrades): the released scripts are frozen
-# in src/sql/versions/; the script from the previous release to this one is
-# built, in this order, from the hand-written
-# src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql, every function and procedure of
-# the install files in UPGRADE_FUNCTIONS (as CREATE OR REPLACE, by
-# src/sql/upgrade/functions.awk), the install files that are wholly new since
-# $(PREV_VERSION) (UPGRADE_NEW), src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql if
-# it exists (what needs the new files' objects), and 99_privileges.sql.
-PREV_VERSION = 0.1.0
-UPGRADE_FUNCTIONS = $(addprefix src/sql/install/,20_periods.sql 25_card_numbers.sql 30_accounts_catalog.sql 40_subscriptions.sql 50_invoicing.sql \
-                    60_ledger.sql 70_payments.sql 72_refunds_credits.sql 74_collection.sql \
-                    75_ledger_reports.sql 76_installments.sql 80_documents.sql 91_invariants_ledger.sql)
-UPGRADE_NEW = $(addprefix src/sql/install/,77_drafts.sql 78_dunning.sql 82_reports.sql 86_scheduling.sql 95_security.sql)
-UPGRADE_SQL = billing--$(PREV_VERSION)--$(EXTVERSION).sql
-UPGRADE_PRE = src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql
-UPGRADE_POST = $(wildcard src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql)
-DATA_built  = billing--$(EXTVERSION).sql $(UPGRADE_SQL)
-DATA        = $(wildcard src/sql/versions/billing--*.sql)
+# Upgrades (CONTRIBUTING.md, Upgrades): the install scripts of released
+# versions are frozen in src/sql/versions/, and the upgrade scripts are
+# hand-written deltas in src/sql/upgrade/, installed as they are.
+DATA_built  = billing--$(EXTVERSION).sql
+DATA        = $(wildcard src/sql/versions/billing--*.sql) $(wildcard src/sql/upgrade/billing--*--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out, in name order.
 REGRESS     = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
@@ -51,7 +38,7 @@ WERROR     ?=
 PG_CFLAGS   = -Wall -Wextra $(WERROR) $(ICU_CFLAGS)
 SHLIB_LINK  = $(ICU_LIBS)
 
-EXTRA_CLEAN = billing--$(EXTVERSION).sql $(UPGRADE_SQL) results/ regression.diffs regression.out \
+EXTRA_CLEAN = billing--$(EXTVERSION).sql results/ regression.diffs regression.out \
               output_iso/ test/unit/bin/ test/fuzz/bin/ log/
 
 PG_CONFIG  ?= pg_config
@@ -62,16 +49,6 @@ billing--$(EXTVERSION).sql: $(INSTALL_SQL) billing.control
 	( echo "-- billing $(EXTVERSION): generated from src/sql/install/*.sql, do not edit"; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION billing" to load this file. \quit'; \
 	  for f in $(INSTALL_SQL); do echo; echo "-- $$f"; cat $$f; done ) > $@
-
-$(UPGRADE_SQL): $(UPGRADE_PRE) $(UPGRADE_FUNCTIONS) $(UPGRADE_NEW) $(UPGRADE_POST) \
-		src/sql/install/99_privileges.sql src/sql/upgrade/functions.awk billing.control Makefile
-	( echo "-- billing $(PREV_VERSION) -> $(EXTVERSION): generated from src/sql/upgrade/ and src/sql/install/, do not edit"; \
-	  printf '%s\n' '\echo Use "ALTER EXTENSION billing UPDATE" to load this file. \quit'; \
-	  echo; echo "-- $(UPGRADE_PRE)"; cat $(UPGRADE_PRE); \
-	  for f in $(sort $(UPGRADE_FUNCTIONS)); do \
-	    echo; echo "-- the functions of $$f"; awk -f src/sql/upgrade/functions.awk $$f || exit 1; done; \
-	  for f in $(sort $(UPGRADE_NEW)) $(UPGRADE_POST) src/sql/install/99_privileges.sql; do \
-	    echo; echo "-- $$f"; cat $$f; done ) > $@.tmp && mv $@.tmp $@
 
 # ---------------------------------------------------------------------------
 # The pure C core on its own: unit tests and fuzzing under ASan + UBSan.

@@ -1,0 +1,7168 @@
+-- billing 0.1.0 -> 0.2.0
+--
+-- What changed since 0.1.0, as a delta: ALTER EXTENSION billing UPDATE
+-- runs it on a 0.1.0 install, and the result must equal a fresh 0.2.0
+-- install (test/scenarios/upgrade.sh diffs the two catalogs and checks
+-- that every row survived).  A change to src/sql/install/ is made here
+-- too, by hand, until 0.2.0 is released (CONTRIBUTING.md, Upgrades):
+--   1. tables, types, views and rows of objects that 0.1.0 has, changed
+--      with idempotent DDL (ADD COLUMN IF NOT EXISTS, CREATE INDEX IF NOT
+--      EXISTS, DROP CONSTRAINT IF EXISTS then ADD CONSTRAINT with the name a
+--      fresh install gives it), so that it also runs on a distributed
+--      install; DROP FUNCTION of functions whose signature, parameter names
+--      or result type changed;
+--   2. the functions of 0.1.0's topic files that are new or whose
+--      definition changed, as CREATE OR REPLACE with their comments;
+--   3. the topic files that are new since 0.1.0, whole;
+--   4. what needs the objects of 2 and 3 (triggers and policies on old
+--      tables, checks that call new functions), and the search_path of the
+--      0.1.0 routines left as they were, which now ends with pg_temp;
+--   5. the privileges of src/sql/install/99_privileges.sql.
+\echo Use "ALTER EXTENSION billing UPDATE" to load this file. \quit
+
+-- 1. objects of 0.1.0, changed
+-- dunning (78_dunning.sql): a subscription can be suspended, an invoice can
+-- be a late fee
+ALTER TABLE billing.subscription DROP CONSTRAINT IF EXISTS subscription_status_check;
+ALTER TABLE billing.subscription ADD CONSTRAINT subscription_status_check
+    CHECK (status IN ('trialing', 'active', 'past_due', 'suspended', 'paused', 'canceled'));
+ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_billing_reason_check;
+ALTER TABLE billing.invoice ADD CONSTRAINT invoice_billing_reason_check
+    CHECK (billing_reason IN ('subscription_cycle', 'subscription_update', 'subscription_cancel', 'manual',
+                              'late_fee'));
+
+-- invoice lines and ledger entries keyed under their invoice and transaction
+-- (the cycle writes them in that order): the keys lead with the parent, the indexes they replace go
+ALTER TABLE billing.invoice_line DROP CONSTRAINT IF EXISTS invoice_line_pkey;
+ALTER TABLE billing.invoice_line ADD CONSTRAINT invoice_line_pkey PRIMARY KEY (account_id, invoice_id, invoice_line_id);
+DROP INDEX IF EXISTS billing.invoice_line_account_id_invoice_id_idx;
+DROP INDEX IF EXISTS billing.ledger_transaction_account_id_posted_on_idx;
+DROP INDEX IF EXISTS billing.ledger_transaction_account_id_invoice_id_idx;
+ALTER TABLE billing.ledger_entry DROP CONSTRAINT IF EXISTS ledger_entry_account_id_txn_id_fkey;
+ALTER TABLE billing.ledger_entry DROP CONSTRAINT IF EXISTS ledger_entry_pkey;
+ALTER TABLE billing.ledger_entry ADD CONSTRAINT ledger_entry_pkey PRIMARY KEY (account_id, txn_id, entry_id);
+DROP INDEX IF EXISTS billing.ledger_entry_account_id_txn_id_idx;
+DROP INDEX IF EXISTS billing.ledger_entry_account_id_ledger_account_idx;
+
+-- invoices and ledger transactions name their account without a foreign key
+-- (a share lock on the account row per invoice and posting); accounts are
+-- never deleted (the trigger is in 0.1.0--0.2.0.post.sql, after its function)
+ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_account_id_fkey;
+ALTER TABLE billing.ledger_transaction DROP CONSTRAINT IF EXISTS ledger_transaction_account_id_fkey;
+
+-- the cycle writes an invoice's lines before it takes the invoice's number
+-- (billing._bill, two statements): the lines' key to it is checked at the end
+ALTER TABLE billing.invoice_line ALTER CONSTRAINT invoice_line_account_id_invoice_id_fkey DEFERRABLE;
+CREATE TYPE billing._invoice_draft AS (
+    account_id bigint, invoice_id bigint, subscription_id bigint, bill_date date, billing_reason text,
+    issue_date date, subtotal billing.amount, discount billing.amount, tax billing.amount, total billing.amount,
+    period_start date, period_end date, lines integer, ends text);
+COMMENT ON TYPE billing._invoice_draft IS
+    'internal: an invoice billing._bill_lines computed and billing._bill_invoices inserts, or a subscription that ended';
+
+-- the statement names a credit invoice (its total below zero) for what it
+-- is (75_ledger_reports.sql)
+CREATE OR REPLACE VIEW billing.account_statement_lines AS
+SELECT t.account_id, t.posted_on, t.txn_id,
+       CASE WHEN t.kind = 'invoice_finalized' AND billing.to_numeric(billing.sum(e.amount)) < 0
+            THEN 'credit_invoice' ELSE t.kind END AS kind,
+       CASE WHEN t.kind = 'invoice_finalized' AND billing.to_numeric(billing.sum(e.amount)) < 0
+            THEN 'credit ' || t.description ELSE t.description END AS description,
+       t.invoice_id, t.payment_id,
+       billing.sum(e.amount) AS amount
+FROM billing.ledger_transaction t
+JOIN billing.ledger_entry e ON e.account_id = t.account_id AND e.txn_id = t.txn_id
+WHERE e.ledger_account IN ('receivable', 'customer_credit')
+GROUP BY t.account_id, t.posted_on, t.txn_id, t.kind, t.description, t.invoice_id, t.payment_id
+HAVING billing.to_numeric(billing.sum(e.amount)) <> 0;
+COMMENT ON VIEW billing.account_statement_lines IS
+    'the movements of what each account owes: invoices (+), payments, early-payment discounts, credit notes, '
+    'credit invoices, write-offs (-), refunds and chargebacks (+); one row per ledger transaction';
+
+-- column comments on two 0.1.0 views (every reporting view documents its columns)
+COMMENT ON COLUMN billing.account_statement_lines.account_id IS 'the account';
+COMMENT ON COLUMN billing.account_statement_lines.posted_on IS 'the day the ledger transaction was posted';
+COMMENT ON COLUMN billing.account_statement_lines.txn_id IS 'the ledger transaction';
+COMMENT ON COLUMN billing.account_statement_lines.kind IS
+    'what happened: the ledger transaction''s kind (invoice_finalized, payment, early_payment_discount, credit_note, '
+    'refund, chargeback, void, write_off), credit_invoice for an invoice whose total is below zero';
+COMMENT ON COLUMN billing.account_statement_lines.description IS 'the transaction''s description';
+COMMENT ON COLUMN billing.account_statement_lines.invoice_id IS 'the invoice it concerns, if any';
+COMMENT ON COLUMN billing.account_statement_lines.payment_id IS 'the payment it concerns, if any';
+COMMENT ON COLUMN billing.account_statement_lines.amount IS 'the change of what the account owes: + more owed, - less owed';
+COMMENT ON COLUMN billing.installment_status.account_id IS 'the account';
+COMMENT ON COLUMN billing.installment_status.invoice_id IS 'the invoice split into installments';
+COMMENT ON COLUMN billing.installment_status.invoice_status IS 'the invoice''s status';
+COMMENT ON COLUMN billing.installment_status.installment_no IS 'the installment''s number, 1 first';
+COMMENT ON COLUMN billing.installment_status.due_date IS 'the day the installment is due';
+COMMENT ON COLUMN billing.installment_status.amount IS 'the installment''s amount (the installments sum exactly to the invoice)';
+COMMENT ON COLUMN billing.installment_status.paid IS 'what payments since the plan have covered of it, installments in order';
+COMMENT ON COLUMN billing.installment_status.remaining IS 'amount - paid';
+
+-- invoices are finalized by an explicit step (billing._finalize_invoices,
+-- 70_payments.sql) that every path issuing invoices calls; the triggers
+-- that did that work go
+DROP TRIGGER IF EXISTS invoice_finalized_insert ON billing.invoice;
+DROP TRIGGER IF EXISTS invoice_finalized_update ON billing.invoice;
+DROP FUNCTION IF EXISTS billing._invoice_finalized_trigger();
+DROP FUNCTION IF EXISTS billing._invoice_finalized_row();
+
+-- coupons: codes compared without case (30_accounts_catalog.sql); a coupon
+-- still running is replaced only when the caller says so (apply_coupon's
+-- replace, a new parameter)
+CREATE UNIQUE INDEX IF NOT EXISTS coupon_code_ci ON billing.coupon (lower(code));
+DROP FUNCTION IF EXISTS billing.apply_coupon(bigint, bigint, text);
+
+-- dunning goes by the installment schedule (76_installments.sql)
+CREATE OR REPLACE VIEW billing._invoice_schedule AS
+SELECT i.account_id, i.invoice_id, coalesce(p.due_on, i.due_date) AS due_on, p.due_on IS NOT NULL AS by_installments
+FROM billing.invoice i
+LEFT JOIN LATERAL (
+    SELECT min(y.due_date) AS due_on
+    FROM (SELECT z.due_date, sum(billing.to_numeric(z.amount)) OVER (ORDER BY z.installment_no) AS through,
+                 sum(billing.to_numeric(z.amount)) OVER () AS planned
+          FROM billing.installment z WHERE z.account_id = i.account_id AND z.invoice_id = i.invoice_id) y
+    WHERE y.through > y.planned - billing.to_numeric(i.amount_due)
+) p ON true;
+COMMENT ON VIEW billing._invoice_schedule IS
+    'internal: the day each invoice is due for dunning: its due date, or that of its first installment not yet '
+    'covered by payments';
+
+-- card numbers (25_card_numbers.sql): the column checks that called the
+-- PL/pgSQL looks_like_card_number go; the table constraints
+-- <table>_no_card_number (step 4, 0.1.0--0.2.0.post.sql) replace them, on
+-- every text and jsonb column a caller fills
+ALTER TABLE billing.payment DROP CONSTRAINT IF EXISTS payment_reference_check;
+ALTER TABLE billing.payment DROP CONSTRAINT IF EXISTS payment_idempotency_key_check;
+ALTER TABLE billing.payment ADD CONSTRAINT payment_idempotency_key_check CHECK (idempotency_key <> '');
+ALTER TABLE billing.payment_method DROP CONSTRAINT IF EXISTS payment_method_token_check;
+ALTER TABLE billing.payment_method ADD CONSTRAINT payment_method_token_check CHECK (token <> '');
+ALTER TABLE billing.collection_attempt DROP CONSTRAINT IF EXISTS collection_attempt_provider_reference_check;
+
+-- an account's external_ref is unique within its entity only
+ALTER TABLE billing.account DROP CONSTRAINT IF EXISTS account_external_ref_key;
+ALTER TABLE billing.account DROP CONSTRAINT IF EXISTS account_entity_id_external_ref_key;
+ALTER TABLE billing.account ADD CONSTRAINT account_entity_id_external_ref_key UNIQUE (entity_id, external_ref);
+
+-- the entity's rounding mode (30_accounts_catalog.sql).  0.1.0 rounded by
+-- the session's billing.rounding: an entity keeps the mode this session has
+-- (the database's or role's setting, if one was made), so its next invoices
+-- round as its last ones did.
+ALTER TABLE billing.billing_entity ADD COLUMN IF NOT EXISTS rounding text NOT NULL DEFAULT 'half_up'
+    CHECK (rounding IN ('half_up', 'half_even', 'half_down', 'up', 'down', 'ceiling', 'floor'));
+COMMENT ON TABLE billing.billing_entity IS
+    'the seller: legal name, tax id, address, default currency, its invoice number series and rounding mode';
+COMMENT ON COLUMN billing.billing_entity.rounding IS
+    'the rounding mode of every amount the entity bills (half_up, half_even, half_down, up, down, ceiling, floor); '
+    'the session setting billing.rounding has no say in it';
+-- (missing_ok: before the module is loaded the setting exists only if the
+-- database or role sets it)
+UPDATE billing.billing_entity SET rounding = pg_catalog.current_setting('billing.rounding', true)
+WHERE pg_catalog.current_setting('billing.rounding', true) IN ('half_even', 'half_down', 'up', 'down', 'ceiling', 'floor');
+-- signatures that changed: the rounding mode as an argument or a result column
+DROP FUNCTION IF EXISTS billing.create_billing_entity(text, text, text, text, text, boolean, integer, jsonb);
+DROP FUNCTION IF EXISTS billing.update_billing_entity(bigint, text, text, text, text, jsonb);
+DROP FUNCTION IF EXISTS billing.price_amount(bigint, numeric);
+DROP FUNCTION IF EXISTS billing._due_boundaries(bigint[], bigint[], date, timestamptz, text, boolean);
+-- what the cycle bills is named for what it is: the dates an invoice is for
+-- (bill dates) and the lines to bill; dates end in _on
+DROP FUNCTION IF EXISTS billing._due_lines(bigint[], bigint[], date, timestamptz, text, boolean);
+ALTER TYPE billing.preview_line RENAME ATTRIBUTE invoice_date TO bill_date;
+DO $rename$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'billing.subscription'::pg_catalog.regclass
+               AND attname = 'cancel_at' AND NOT attisdropped) THEN
+        ALTER TABLE billing.subscription RENAME COLUMN cancel_at TO cancel_on;
+        ALTER TABLE billing.subscription RENAME COLUMN canceled_at TO canceled_on;
+        ALTER TABLE billing.subscription RENAME COLUMN pause_at TO pause_on;
+        ALTER TABLE billing.subscription RENAME COLUMN paused_at TO paused_on;
+    END IF;
+END
+$rename$;
+
+-- a refund of the account's credit has no payment (billing.refund_credit)
+ALTER TABLE billing.refund ALTER COLUMN payment_id DROP NOT NULL;
+ALTER TABLE billing.refund DROP CONSTRAINT IF EXISTS refund_check;
+ALTER TABLE billing.refund ADD CONSTRAINT refund_check
+    CHECK (payment_id IS NOT NULL OR (kind = 'refund' AND from_credit = amount));
+
+-- amounts (10_amount.sql): at most 10^12 major units each; the sum reports
+-- use, exact as numeric, and the rounding they use; binary input accepts
+-- what text input accepts
+CREATE FUNCTION billing.amount_sum_numeric_final(internal) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_sum_numeric_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION billing.amount_sum_numeric_final(internal) IS 'sum_numeric final: the exact total as numeric, never out of range';
+CREATE AGGREGATE billing.sum_numeric(billing.amount) (
+    SFUNC = billing.amount_sum_accum, STYPE = internal, SSPACE = 48,
+    FINALFUNC = billing.amount_sum_numeric_final,
+    COMBINEFUNC = billing.amount_sum_combine,
+    SERIALFUNC = billing.amount_sum_serialize,
+    DESERIALFUNC = billing.amount_sum_deserialize,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE billing.sum_numeric(billing.amount) IS
+    'exact sum as numeric with the currency''s digits, never out of range; error on mixed currencies';
+CREATE FUNCTION billing.round_money(value numeric, currency text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_round_money' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.round_money(numeric, text) IS
+    'value rounded once by billing.rounding to the currency''s minor units, as numeric with exactly its digits '
+    'and no bound (money that no single amount need hold, such as a currency''s MRR)';
+CREATE FUNCTION billing.round_money(value numeric, currency text, mode text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_round_money' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.round_money(numeric, text, text) IS
+    'value rounded once by the named mode to the currency''s minor units, as numeric with its digits and no bound';
+COMMENT ON FUNCTION billing.amount_recv(internal) IS
+    'binary input: int64 minor units, three code letters, one scale byte; accepts exactly what text input accepts '
+    '(a known upper-case code, the currency''s own digits, at most 10^12 major units)';
+COMMENT ON TYPE billing.amount IS
+    'Money: exact minor units with their ISO 4217 currency, such as ''12.34 USD''; at most 10^12 major units '
+    '(1000000000000.00 USD) either side of zero, a bound every constructor and operator keeps (22003 beyond it)';
+COMMENT ON AGGREGATE billing.sum(billing.amount) IS
+    'exact sum as an amount; error on mixed currencies or a result beyond 10^12 major units';
+
+-- usage during a trial is free unless the price bills it
+-- (30_accounts_catalog.sql); create_price and update_price take the setting
+ALTER TABLE billing.price ADD COLUMN IF NOT EXISTS bill_trial_usage boolean NOT NULL DEFAULT false;
+COMMENT ON TABLE billing.price IS
+    'how much a product costs per period: scheme, licensed or metered usage, cadence, setup fee, trial days, '
+    'whether usage during a trial is billed, tax rate';
+DROP FUNCTION IF EXISTS billing.create_price(bigint, text, numeric, text, interval, text, text, numeric, jsonb,
+                                             numeric, integer, bigint, text, jsonb);
+DROP FUNCTION IF EXISTS billing.update_price(bigint, text, boolean, bigint, integer, jsonb);
+-- 0.1.0 billed the usage of a trial: the metered prices it made keep doing
+-- so, new prices follow the new default
+UPDATE billing.price SET bill_trial_usage = true WHERE usage_type = 'metered';
+
+-- amounts are in the string category (10_amount.sql), so that '58.31 USD'
+-- resolves to the amount form of a function that also takes a number;
+-- ALTER TYPE cannot change a category, the superuser's update script can
+UPDATE pg_catalog.pg_type SET typcategory = 'S' WHERE oid = 'billing.amount'::pg_catalog.regtype;
+
+-- the buyer's postal address (30_accounts_catalog.sql), a column like the
+-- seller's billing_entity.address; 0.1.0's documents read the metadata key
+-- address, which is where an account's address was kept until now
+ALTER TABLE billing.account ADD COLUMN IF NOT EXISTS address text;
+COMMENT ON TABLE billing.account IS
+    'a customer: currency, time zone, payment terms, locale, contact, postal address, CRM/ERP reference, tax settings';
+UPDATE billing.account SET address = metadata ->> 'address'
+WHERE address IS NULL AND jsonb_typeof(metadata -> 'address') = 'string';
+DROP FUNCTION IF EXISTS billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb);
+DROP FUNCTION IF EXISTS billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb);
+
+-- draft invoices with a grace period, and one-off charges (77_drafts.sql):
+-- the grace period of an entity and an account, a draft's day of
+-- finalization and bill date, one-off lines and pending items, the drafts
+-- a cycle run finalized
+ALTER TABLE billing.billing_entity ADD COLUMN IF NOT EXISTS draft_days integer NOT NULL DEFAULT 0
+    CHECK (draft_days BETWEEN 0 AND 90);
+COMMENT ON COLUMN billing.billing_entity.draft_days IS
+    'the days the invoices the cycle makes stay editable drafts before they are finalized (0: finalized at once); '
+    'an account''s own draft_days wins';
+ALTER TABLE billing.account ADD COLUMN IF NOT EXISTS draft_days integer CHECK (draft_days BETWEEN 0 AND 90);
+COMMENT ON COLUMN billing.account.draft_days IS
+    'the days the invoices the cycle makes for this account stay editable drafts (0: finalized at once); '
+    'NULL: its entity''s draft_days';
+ALTER TABLE billing.invoice ADD COLUMN IF NOT EXISTS finalize_on date;
+ALTER TABLE billing.invoice ADD COLUMN IF NOT EXISTS bill_date date;
+ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_check3;
+ALTER TABLE billing.invoice ADD CONSTRAINT invoice_check3 CHECK (status <> 'draft' OR finalize_on IS NOT NULL);
+COMMENT ON COLUMN billing.invoice.finalize_on IS
+    'a draft''s last day of grace: the cycle finalizes it on that day (issue date + draft_days when made)';
+COMMENT ON COLUMN billing.invoice.bill_date IS
+    'a draft''s bill date: its usage is the usage dated before it, its coupon the one whose time it is in';
+ALTER TABLE billing.invoice_line DROP CONSTRAINT IF EXISTS invoice_line_kind_check;
+ALTER TABLE billing.invoice_line ADD CONSTRAINT invoice_line_kind_check
+    CHECK (kind IN ('subscription', 'proration', 'usage', 'setup_fee', 'discount', 'tax', 'late_fee', 'credit',
+                    'one_off'));
+ALTER TABLE billing.pending_item DROP CONSTRAINT IF EXISTS pending_item_kind_check;
+ALTER TABLE billing.pending_item ADD CONSTRAINT pending_item_kind_check
+    CHECK (kind IN ('proration', 'setup_fee', 'late_fee', 'credit', 'one_off'));
+COMMENT ON TABLE billing.pending_item IS
+    'a charge or credit waiting for the subscription''s next invoice (setup fee, proration, credit, one-off charge)';
+ALTER TABLE billing.cycle_run ADD COLUMN IF NOT EXISTS drafts_finalized integer NOT NULL DEFAULT 0;
+COMMENT ON COLUMN billing.cycle_run.drafts_finalized IS
+    'the drafts whose grace period had passed that the run finalized';
+COMMENT ON TABLE billing.outbox IS
+    'events for integrations (invoice.created (a draft), invoice.finalized, '
+    'subscription.created/updated/canceled/paused/resumed, trial.ending); processed_at is set by '
+    'billing.mark_events_done';
+
+-- 2. new and changed functions of 0.1.0's topic files
+
+-- 10_amount.sql
+
+CREATE OR REPLACE FUNCTION billing.amount_sum_numeric_final(internal) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_sum_numeric_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing.amount_sum_numeric_final(internal) IS 'sum_numeric final: the exact total as numeric, never out of range';
+
+CREATE OR REPLACE FUNCTION billing.round_money(value numeric, currency text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_round_money' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing.round_money(numeric, text) IS
+    'value rounded once by billing.rounding to the currency''s minor units, as numeric with exactly its digits '
+    'and no bound (money that no single amount need hold, such as a currency''s MRR)';
+
+CREATE OR REPLACE FUNCTION billing.round_money(value numeric, currency text, mode text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'amount_round_money' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing.round_money(numeric, text, text) IS
+    'value rounded once by the named mode to the currency''s minor units, as numeric with its digits and no bound';
+
+-- 20_periods.sql
+
+CREATE OR REPLACE FUNCTION billing.prorate(price billing.amount, period daterange, part daterange,
+                                convention text, mode text)
+    RETURNS billing.amount
+    AS 'MODULE_PATHNAME', 'prorate' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing.prorate(billing.amount, daterange, daterange, text, text) IS
+    'billing.prorate with R rounding by the named mode (half_up, half_even, half_down, up, down, ceiling, floor): '
+    'what billing''s own functions call, with the entity''s mode';
+
+-- 25_card_numbers.sql
+
+CREATE OR REPLACE FUNCTION billing.looks_like_card_number(value text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'looks_like_card_number_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing.looks_like_card_number(text) IS
+    'true if the text holds 13 to 19 decimal digits of any script that pass the Luhn check, with any '
+    'non-alphanumeric separators between them: such values are refused in every column billing stores';
+
+CREATE OR REPLACE FUNCTION billing.looks_like_card_number(value jsonb) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'looks_like_card_number_jsonb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing.looks_like_card_number(jsonb) IS
+    'true if any key, string or number of the jsonb value, at any depth, looks like a card number '
+    '(billing.looks_like_card_number(text))';
+
+CREATE OR REPLACE FUNCTION billing._no_card_number(value text, field text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'no_card_number_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing._no_card_number(text, text) IS
+    'internal, for CHECK constraints: true, or raises 23514 when the text of field looks like a card number';
+
+CREATE OR REPLACE FUNCTION billing._no_card_number(value jsonb, field text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'no_card_number_jsonb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing._no_card_number(jsonb, text) IS
+    'internal, for CHECK constraints: true, or raises 23514 when a key or value of the jsonb field looks like a '
+    'card number';
+
+-- 30_accounts_catalog.sql
+
+CREATE OR REPLACE FUNCTION billing.check_time_zone(timezone text) RETURNS text
+    AS 'MODULE_PATHNAME', 'billing_check_time_zone' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing.check_time_zone(text) IS
+    'the name itself when it is an IANA time zone name of the server''s database (as pg_timezone_names spells it, '
+    'such as UTC, Europe/Berlin, Etc/GMT-14); raises 22023 for POSIX strings, abbreviations and unknown names';
+
+CREATE OR REPLACE FUNCTION billing._check_date(value date, what text, today date) RETURNS date
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_from date := (today - interval '10 years')::date;
+    v_to date := (today + interval '10 years')::date;
+BEGIN
+    IF value IS NOT NULL AND (NOT isfinite(value) OR value < v_from OR value > v_to) THEN
+        RAISE EXCEPTION '% % is outside the dates billing accepts, % to %', what, value, v_from, v_to
+            USING ERRCODE = 'datetime_field_overflow',
+                  DETAIL = format('Billing accepts dates up to 10 years before or after today (%s).', today),
+                  HINT = 'Check the year; leave the date out for today.';
+    END IF;
+    RETURN value;
+END $$;
+
+COMMENT ON FUNCTION billing._check_date(date, text, date) IS
+    'internal: value when it is within 10 years before or after today; raises 22008 naming what and the window '
+    'otherwise (NULL passes: the callers default it)';
+
+CREATE OR REPLACE FUNCTION billing._account_never_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'billing.account rows are never deleted: % is not allowed', TG_OP
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Cancel the account''s subscriptions; its invoices and ledger keep naming it.';
+END $$;
+
+COMMENT ON FUNCTION billing._account_never_deleted() IS
+    'internal trigger: refuses DELETE and TRUNCATE on billing.account (55000)';
+
+CREATE OR REPLACE FUNCTION billing._check_rounding(rounding text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF rounding IS NULL OR rounding NOT IN ('half_up', 'half_even', 'half_down', 'up', 'down', 'ceiling', 'floor') THEN
+        RAISE EXCEPTION 'unknown rounding mode "%"', coalesce(rounding, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use one of half_up, half_even, half_down, up, down, ceiling, floor.';
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION billing._check_rounding(text) IS 'internal: raises 22023 for an unknown rounding mode';
+
+CREATE OR REPLACE FUNCTION billing.create_billing_entity(
+    legal_name text, default_currency text, tax_id text DEFAULT NULL, address text DEFAULT NULL,
+    invoice_prefix text DEFAULT 'INV', number_per_year boolean DEFAULT true,
+    number_digits integer DEFAULT 6, metadata jsonb DEFAULT '{}', rounding text DEFAULT 'half_up')
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('create a billing entity');
+    SELECT billing._check_rounding($9);
+    INSERT INTO billing.billing_entity (legal_name, default_currency, tax_id, address, invoice_prefix,
+                                        number_per_year, number_digits, metadata, rounding)
+    VALUES ($1, upper($2), $3, $4, $5, $6, $7, coalesce($8, '{}'), $9)
+    RETURNING entity_id
+$$;
+
+COMMENT ON FUNCTION billing.create_billing_entity(text, text, text, text, text, boolean, integer, jsonb, text) IS
+    'creates a billing entity (the seller) and returns its id; invoice numbers are invoice_prefix[-YYYY]-NNNNNN; '
+    'rounding is the mode of every amount it bills';
+
+CREATE OR REPLACE FUNCTION billing.update_billing_entity(
+    entity_id bigint, legal_name text DEFAULT NULL, tax_id text DEFAULT NULL, address text DEFAULT NULL,
+    default_currency text DEFAULT NULL, metadata jsonb DEFAULT NULL, rounding text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_entity(update_billing_entity.entity_id);
+    IF rounding IS NOT NULL THEN
+        PERFORM billing._check_rounding(rounding);
+    END IF;
+    UPDATE billing.billing_entity e
+    SET legal_name = coalesce(update_billing_entity.legal_name, e.legal_name),
+        tax_id = coalesce(update_billing_entity.tax_id, e.tax_id),
+        address = coalesce(update_billing_entity.address, e.address),
+        default_currency = coalesce(upper(update_billing_entity.default_currency), e.default_currency),
+        metadata = coalesce(update_billing_entity.metadata, e.metadata),
+        rounding = coalesce(update_billing_entity.rounding, e.rounding)
+    WHERE e.entity_id = update_billing_entity.entity_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'billing entity % does not exist', coalesce(entity_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_billing_entity.';
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION billing.update_billing_entity(bigint, text, text, text, text, jsonb, text) IS
+    'changes a billing entity''s legal name, tax id, address, default currency, metadata or rounding mode (NULL '
+    'keeps a value); invoices already made keep their amounts';
+
+CREATE OR REPLACE FUNCTION billing.create_tax_rate(name text, percentage numeric, inclusive boolean DEFAULT false,
+                                        jurisdiction text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('create a tax rate');
+    INSERT INTO billing.tax_rate (name, percentage, inclusive, jurisdiction)
+    VALUES ($1, $2, coalesce($3, false), $4)
+    RETURNING tax_rate_id
+$$;
+
+COMMENT ON FUNCTION billing.create_tax_rate(text, numeric, boolean, text) IS
+    'creates a tax rate in percent, exclusive (added to the net) or inclusive (contained in prices)';
+
+CREATE OR REPLACE FUNCTION billing._check_external_ref(entity_id bigint, account_id bigint, external_ref text)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_other bigint;
+BEGIN
+    IF external_ref IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT a.account_id INTO v_other FROM billing.account a
+    WHERE a.entity_id = _check_external_ref.entity_id AND a.external_ref = _check_external_ref.external_ref
+      AND a.account_id IS DISTINCT FROM _check_external_ref.account_id;
+    IF FOUND THEN
+        RAISE EXCEPTION 'external_ref "%" is already the reference of account % of billing entity %', external_ref,
+            v_other, entity_id
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'An external_ref names one account per billing entity: update that account, or pass another reference.';
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION billing._check_external_ref(bigint, bigint, text) IS
+    'internal: raises 23505 when another account of the entity already has the external_ref';
+
+CREATE OR REPLACE FUNCTION billing.create_account(
+    entity_id bigint, name text, currency text DEFAULT NULL, timezone text DEFAULT 'UTC',
+    payment_terms_days integer DEFAULT 30, locale text DEFAULT 'en-US', email text DEFAULT NULL,
+    external_ref text DEFAULT NULL, tax_rate_id bigint DEFAULT NULL, tax_exempt boolean DEFAULT false,
+    metadata jsonb DEFAULT '{}', address text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_currency text;
+    v_id bigint;
+BEGIN
+    PERFORM billing._authorize_entity(create_account.entity_id);
+    SELECT coalesce(upper(create_account.currency), e.default_currency) INTO v_currency
+    FROM billing.billing_entity e WHERE e.entity_id = create_account.entity_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'billing entity % does not exist', coalesce(entity_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_billing_entity.';
+    END IF;
+    PERFORM billing._check_tax_rate(tax_rate_id);
+    PERFORM billing._check_external_ref(create_account.entity_id, NULL, create_account.external_ref);
+    INSERT INTO billing.account AS a (entity_id, name, currency, timezone, payment_terms_days, locale, email,
+                                      external_ref, tax_rate_id, tax_exempt, metadata, address)
+    VALUES (entity_id, name, v_currency, coalesce(timezone, 'UTC'), coalesce(payment_terms_days, 30),
+            coalesce(locale, 'en-US'), email, external_ref, tax_rate_id, coalesce(tax_exempt, false),
+            coalesce(metadata, '{}'), address)
+    RETURNING a.account_id INTO v_id;
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb, text) IS
+    'creates a customer account of a billing entity (currency defaults to the entity''s; address is printed on its '
+    'invoices) and returns its id';
+
+CREATE OR REPLACE FUNCTION billing.update_account(
+    account_id bigint, name text DEFAULT NULL, timezone text DEFAULT NULL,
+    payment_terms_days integer DEFAULT NULL, locale text DEFAULT NULL, email text DEFAULT NULL,
+    external_ref text DEFAULT NULL, tax_rate_id bigint DEFAULT NULL, tax_exempt boolean DEFAULT NULL,
+    metadata jsonb DEFAULT NULL, address text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_account(update_account.account_id);
+    PERFORM billing._check_tax_rate(tax_rate_id);
+    PERFORM billing._check_external_ref(a.entity_id, a.account_id, update_account.external_ref)
+    FROM billing.account a WHERE a.account_id = update_account.account_id;
+    UPDATE billing.account a
+    SET name = coalesce(update_account.name, a.name),
+        timezone = coalesce(update_account.timezone, a.timezone),
+        payment_terms_days = coalesce(update_account.payment_terms_days, a.payment_terms_days),
+        locale = coalesce(update_account.locale, a.locale),
+        email = coalesce(update_account.email, a.email),
+        external_ref = coalesce(update_account.external_ref, a.external_ref),
+        tax_rate_id = coalesce(update_account.tax_rate_id, a.tax_rate_id),
+        tax_exempt = coalesce(update_account.tax_exempt, a.tax_exempt),
+        metadata = coalesce(update_account.metadata, a.metadata),
+        address = coalesce(update_account.address, a.address)
+    WHERE a.account_id = update_account.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb, text) IS
+    'changes an account''s settings (NULL keeps a value); the currency of an account never changes';
+
+CREATE OR REPLACE FUNCTION billing.create_product(name text, description text DEFAULT NULL, metadata jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('create a product');
+    INSERT INTO billing.product (name, description, metadata) VALUES ($1, $2, coalesce($3, '{}'))
+    RETURNING product_id
+$$;
+
+COMMENT ON FUNCTION billing.create_product(text, text, jsonb) IS 'creates a product and returns its id';
+
+CREATE OR REPLACE FUNCTION billing.update_product(product_id bigint, name text DEFAULT NULL, description text DEFAULT NULL,
+                                       active boolean DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_all('change a product');
+    UPDATE billing.product p
+    SET name = coalesce(update_product.name, p.name),
+        description = coalesce(update_product.description, p.description),
+        active = coalesce(update_product.active, p.active),
+        metadata = coalesce(update_product.metadata, p.metadata)
+    WHERE p.product_id = update_product.product_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'product % does not exist', coalesce(product_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_product.';
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION billing.update_product(bigint, text, text, boolean, jsonb) IS
+    'changes a product''s name, description, active flag or metadata (NULL keeps a value)';
+
+CREATE OR REPLACE FUNCTION billing.create_price(
+    product_id bigint, currency text, unit_amount numeric DEFAULT NULL, scheme text DEFAULT 'flat',
+    cadence interval DEFAULT '1 month', usage_type text DEFAULT 'licensed',
+    usage_aggregation text DEFAULT NULL, package_size numeric DEFAULT NULL, tiers jsonb DEFAULT NULL,
+    setup_fee numeric DEFAULT NULL, trial_days integer DEFAULT 0, tax_rate_id bigint DEFAULT NULL,
+    nickname text DEFAULT NULL, metadata jsonb DEFAULT '{}', bill_trial_usage boolean DEFAULT false)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    PERFORM billing._authorize_all('create a price');
+    IF NOT EXISTS (SELECT FROM billing.product p WHERE p.product_id = create_price.product_id) THEN
+        RAISE EXCEPTION 'product % does not exist', coalesce(product_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_product.';
+    END IF;
+    PERFORM billing._check_tax_rate(tax_rate_id);
+    IF scheme NOT IN ('flat', 'per_unit', 'package', 'graduated', 'volume') OR scheme IS NULL THEN
+        RAISE EXCEPTION 'unknown price scheme "%"', scheme
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use flat, per_unit, package, graduated or volume.';
+    END IF;
+    IF usage_type NOT IN ('licensed', 'metered') OR usage_type IS NULL THEN
+        RAISE EXCEPTION 'unknown usage type "%"', usage_type
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use licensed or metered.';
+    END IF;
+    IF usage_type = 'metered' AND usage_aggregation IS NULL THEN
+        usage_aggregation := 'sum';
+    END IF;
+    IF usage_aggregation IS NOT NULL AND usage_aggregation NOT IN ('sum', 'max', 'count', 'unique_count', 'last') THEN
+        RAISE EXCEPTION 'unknown usage aggregation "%"', usage_aggregation
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use sum, max, count, unique_count or last.';
+    END IF;
+    IF usage_type = 'licensed' AND usage_aggregation IS NOT NULL THEN
+        RAISE EXCEPTION 'a usage aggregation needs usage_type metered'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass usage_type => ''metered''.';
+    END IF;
+    IF scheme = 'flat' AND usage_type = 'metered' THEN
+        RAISE EXCEPTION 'a metered price cannot be flat'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use per_unit, package, graduated or volume.';
+    END IF;
+    IF bill_trial_usage AND usage_type = 'licensed' THEN
+        RAISE EXCEPTION 'bill_trial_usage is for metered prices: a licensed price bills no usage'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave bill_trial_usage out, or pass usage_type => ''metered''.';
+    END IF;
+    IF scheme IN ('graduated', 'volume') THEN
+        IF tiers IS NULL OR jsonb_typeof(tiers) <> 'array' OR jsonb_array_length(tiers) = 0 THEN
+            RAISE EXCEPTION 'a % price needs tiers', scheme
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass tiers => ''[{"up_to": 10, "unit_amount": 5}, {"up_to": null, "unit_amount": 4}]''.';
+        END IF;
+        IF unit_amount IS NOT NULL THEN
+            RAISE EXCEPTION 'a % price takes its amounts from its tiers, not unit_amount', scheme
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave unit_amount out.';
+        END IF;
+    ELSIF tiers IS NOT NULL THEN
+        RAISE EXCEPTION 'tiers are only for graduated and volume prices, not %', scheme
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass scheme => ''graduated'' or ''volume''.';
+    ELSIF unit_amount IS NULL THEN
+        RAISE EXCEPTION 'a % price needs unit_amount', scheme
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass unit_amount => 9.99 (in the currency''s units).';
+    END IF;
+    IF (scheme = 'package') <> (package_size IS NOT NULL) THEN
+        RAISE EXCEPTION 'package_size goes with scheme package, and only with it'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass scheme => ''package'', package_size => 100.';
+    END IF;
+    IF unit_amount < 0 OR setup_fee < 0 OR package_size <= 0 THEN
+        RAISE EXCEPTION 'a price''s amounts must not be negative (unit_amount %, setup_fee %, package_size %)',
+            unit_amount, setup_fee, package_size
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give credits as coupons or credit lines.';
+    END IF;
+    -- validates the cadence the way the cycle will use it (22023 if bad)
+    PERFORM billing.period_containing('2000-01-01', cadence, '2000-01-01');
+
+    INSERT INTO billing.price AS p (product_id, currency, scheme, usage_type, usage_aggregation, unit_amount,
+                                    package_size, cadence, setup_fee, trial_days, tax_rate_id, nickname, metadata,
+                                    bill_trial_usage)
+    VALUES (product_id, upper(currency), scheme, usage_type, usage_aggregation, unit_amount, package_size,
+            cadence, setup_fee, coalesce(trial_days, 0), tax_rate_id, nickname, coalesce(metadata, '{}'),
+            coalesce(bill_trial_usage, false))
+    RETURNING p.price_id INTO v_id;
+
+    IF tiers IS NOT NULL THEN
+        IF EXISTS (SELECT FROM (SELECT up_to, ord, count(*) OVER () AS n,
+                                       lag(up_to) OVER (ORDER BY ord) AS prev
+                                FROM (SELECT (t->>'up_to')::numeric AS up_to, ord
+                                      FROM jsonb_array_elements(tiers) WITH ORDINALITY x(t, ord)) y) z
+                   WHERE (ord < n AND up_to IS NULL) OR (ord = n AND up_to IS NOT NULL) OR up_to <= prev) THEN
+            RAISE EXCEPTION 'tiers must have increasing up_to and end with one unbounded tier (up_to null): %', tiers
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Example: [{"up_to": 10, "unit_amount": 5}, {"up_to": null, "unit_amount": 4}].';
+        END IF;
+        INSERT INTO billing.price_tier (price_id, up_to, unit_amount, flat_amount)
+        SELECT v_id, (t->>'up_to')::numeric, coalesce((t->>'unit_amount')::numeric, 0),
+               coalesce((t->>'flat_amount')::numeric, 0)
+        FROM jsonb_array_elements(tiers) t;
+    END IF;
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing.create_price(bigint, text, numeric, text, interval, text, text, numeric, jsonb, numeric, integer, bigint, text, jsonb, boolean) IS
+    'creates a price of a product: scheme flat, per_unit, package, graduated or volume (tiers jsonb), '
+    'licensed or metered (usage_aggregation sum, max, count, unique_count, last), cadence, setup fee, trial days, tax rate; '
+    'bill_trial_usage: whether a metered price bills the usage dated during a trial (default: free)';
+
+CREATE OR REPLACE FUNCTION billing.update_price(price_id bigint, nickname text DEFAULT NULL, active boolean DEFAULT NULL,
+                                     tax_rate_id bigint DEFAULT NULL, trial_days integer DEFAULT NULL,
+                                     metadata jsonb DEFAULT NULL, bill_trial_usage boolean DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_all('change a price');
+    PERFORM billing._check_tax_rate(tax_rate_id);
+    IF bill_trial_usage AND EXISTS (SELECT FROM billing.price p
+                                    WHERE p.price_id = update_price.price_id AND p.usage_type = 'licensed') THEN
+        RAISE EXCEPTION 'bill_trial_usage is for metered prices: price % is licensed', price_id
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave bill_trial_usage out.';
+    END IF;
+    UPDATE billing.price p
+    SET nickname = coalesce(update_price.nickname, p.nickname),
+        active = coalesce(update_price.active, p.active),
+        tax_rate_id = coalesce(update_price.tax_rate_id, p.tax_rate_id),
+        trial_days = coalesce(update_price.trial_days, p.trial_days),
+        metadata = coalesce(update_price.metadata, p.metadata),
+        bill_trial_usage = coalesce(update_price.bill_trial_usage, p.bill_trial_usage)
+    WHERE p.price_id = update_price.price_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'price % does not exist', coalesce(price_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_price.';
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION billing.update_price(bigint, text, boolean, bigint, integer, jsonb, boolean) IS
+    'changes a price''s nickname, active flag, tax rate, trial days, whether trial usage is billed, or metadata; '
+    'amounts never change '
+    '(create a new price and move subscriptions to it)';
+
+CREATE OR REPLACE FUNCTION billing.price_amount(price_id bigint, quantity numeric DEFAULT 1, rounding text DEFAULT 'half_up')
+RETURNS billing.amount LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    p billing.price;
+BEGIN
+    SELECT * INTO p FROM billing.price x WHERE x.price_id = price_amount.price_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'price % does not exist', coalesce(price_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_price.';
+    END IF;
+    IF quantity IS NULL OR quantity < 0 THEN
+        RAISE EXCEPTION 'quantity must be zero or more, not %', coalesce(quantity::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give credits as coupons or credit lines.';
+    END IF;
+    PERFORM billing._check_rounding(rounding);
+    RETURN billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, quantity),
+                                p.currency, rounding);
+END $$;
+
+COMMENT ON FUNCTION billing.price_amount(bigint, numeric, text) IS
+    'what quantity units of a price cost for one full period, rounded once by the mode rounding (billing passes '
+    'the entity''s); never by the session setting billing.rounding';
+
+CREATE OR REPLACE FUNCTION billing.create_coupon(code text, duration text, percent_off numeric DEFAULT NULL,
+                                      amount_off billing.amount DEFAULT NULL, duration_periods integer DEFAULT NULL,
+                                      name text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    PERFORM billing._authorize_all('create a coupon');
+    IF (percent_off IS NULL) = (amount_off IS NULL) THEN
+        RAISE EXCEPTION 'a coupon takes exactly one of percent_off and amount_off'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass percent_off => 20 or amount_off => ''5.00 USD''.';
+    END IF;
+    IF percent_off <= 0 OR percent_off > 100 OR amount_off <= billing.from_minor_units(0, billing.currency(amount_off)) THEN
+        RAISE EXCEPTION 'a coupon must take off something positive, up to 100%%, not %', coalesce(percent_off::text, amount_off::text)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'percent_off is in (0, 100]; amount_off is positive.';
+    END IF;
+    IF duration IS NULL OR duration NOT IN ('once', 'repeating', 'forever')
+       OR (duration = 'repeating') <> (duration_periods IS NOT NULL) OR duration_periods <= 0 THEN
+        RAISE EXCEPTION 'bad coupon duration "%" with duration_periods %', duration, coalesce(duration_periods::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use once, forever, or repeating with duration_periods > 0.';
+    END IF;
+    IF EXISTS (SELECT FROM billing.coupon x WHERE lower(x.code) = lower(create_coupon.code)) THEN
+        RAISE EXCEPTION 'coupon code "%" is taken: codes are the same whatever their case', code
+            USING ERRCODE = 'unique_violation', HINT = 'Choose another code.';
+    END IF;
+    INSERT INTO billing.coupon AS c (code, name, percent_off, amount_off, duration, duration_periods)
+    VALUES (code, name, percent_off, amount_off, duration, duration_periods)
+    RETURNING c.coupon_id INTO v_id;
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing.create_coupon(text, text, numeric, billing.amount, integer, text) IS
+    'creates a coupon: percent_off or amount_off, for once, repeating (duration_periods) or forever; returns its id';
+
+CREATE OR REPLACE FUNCTION billing.create_coupon(code text, duration text, amount_off numeric, currency text,
+                                      duration_periods integer DEFAULT NULL, name text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_all('create a coupon');
+    IF currency IS NULL THEN
+        RAISE EXCEPTION 'a coupon''s amount_off as a number needs its currency'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass currency => ''USD'', or amount_off => ''10.00 USD''.';
+    END IF;
+    RETURN billing.create_coupon(code, duration, NULL::numeric, billing.amount(amount_off, currency),
+                                 duration_periods, name);
+END $$;
+
+COMMENT ON FUNCTION billing.create_coupon(text, text, numeric, text, integer, text) IS
+    'create_coupon with amount_off as a number in the given currency (exact: 22023 for more decimals than it has)';
+
+-- 40_subscriptions.sql
+
+CREATE OR REPLACE FUNCTION billing._check_price(price_id bigint, account_currency text, cadence interval, quantity numeric)
+RETURNS billing.price LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    p billing.price;
+BEGIN
+    SELECT * INTO p FROM billing.price x WHERE x.price_id = _check_price.price_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'price % does not exist', coalesce(price_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_price.';
+    END IF;
+    IF NOT p.active THEN
+        RAISE EXCEPTION 'price % is not active', price_id
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Subscribe to an active price.';
+    END IF;
+    IF p.currency <> account_currency THEN
+        RAISE EXCEPTION 'price % is in %, the account in %', price_id, p.currency, account_currency
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a price in the account''s currency.';
+    END IF;
+    IF cadence IS NOT NULL AND p.cadence <> cadence THEN
+        RAISE EXCEPTION 'price % bills every %, the subscription every %', price_id, p.cadence, cadence
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'All items of a subscription share one cadence.';
+    END IF;
+    IF quantity IS NULL OR quantity < 0 THEN
+        RAISE EXCEPTION 'quantity must be zero or more, not %', coalesce(quantity::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Cancel the subscription to stop billing it.';
+    END IF;
+    -- a period amount beyond the bound of an amount (10^12 major units)
+    -- could never be billed: 22003 here, not an error in every cycle
+    IF p.usage_type = 'licensed' THEN
+        PERFORM billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size,
+                                                          quantity), p.currency);
+    END IF;
+    RETURN p;
+END $$;
+
+COMMENT ON FUNCTION billing._check_price(bigint, text, interval, numeric) IS
+    'internal: the price, checked against the account''s currency, the subscription''s cadence and the quantity';
+
+CREATE OR REPLACE FUNCTION billing.subscribe(
+    account_id bigint, price_id bigint DEFAULT NULL, quantity numeric DEFAULT 1,
+    start_date date DEFAULT NULL, anchor date DEFAULT NULL, trial_days integer DEFAULT NULL,
+    coupon text DEFAULT NULL, items jsonb DEFAULT NULL, invoice_now boolean DEFAULT true,
+    metadata jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    v_today date;
+    v_start date;
+    v_trial integer;
+    v_trial_end date;
+    v_billing_start date;
+    v_cadence interval;
+    v_sub bigint;
+    it record;
+    p billing.price;
+    v_rounding text;
+BEGIN
+    PERFORM billing._authorize_account(subscribe.account_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = subscribe.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_account.';
+    END IF;
+    IF (items IS NULL) = (price_id IS NULL) THEN
+        RAISE EXCEPTION 'subscribe takes price_id or items, one of them'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass price_id => 1, or items => ''[{"price_id": 1, "quantity": 2}]''.';
+    END IF;
+    IF items IS NULL THEN
+        items := jsonb_build_array(jsonb_build_object('price_id', price_id, 'quantity', quantity));
+    ELSIF jsonb_typeof(items) <> 'array' OR jsonb_array_length(items) = 0 THEN
+        RAISE EXCEPTION 'items must be a non-empty jsonb array, not %', items
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: [{"price_id": 1, "quantity": 2}].';
+    END IF;
+    v_today := billing.today(a.timezone);
+    IF start_date IS NOT NULL OR anchor IS NOT NULL THEN
+        PERFORM billing._check_date(start_date, 'start_date', v_today), billing._check_date(anchor, 'anchor', v_today);
+    END IF;
+    v_start := coalesce(start_date, v_today);
+    v_trial := 0;
+    SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
+    FOR it IN SELECT (e->>'price_id')::bigint AS price_id, coalesce((e->>'quantity')::numeric, 1) AS quantity
+              FROM jsonb_array_elements(items) e LOOP
+        p := billing._check_price(it.price_id, a.currency, v_cadence, it.quantity);
+        v_cadence := p.cadence;
+        v_trial := greatest(v_trial, p.trial_days);
+    END LOOP;
+    v_trial := coalesce(trial_days, v_trial);
+    IF v_trial < 0 THEN
+        RAISE EXCEPTION 'trial_days must be zero or more, not %', v_trial
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass trial_days => 0 for no trial.';
+    END IF;
+    -- (a trial of more than 20 years ends outside the window from any start
+    -- in it, and could leave the date range)
+    IF v_trial > 7305 THEN
+        RAISE EXCEPTION 'trial_days % ends the trial outside the dates billing accepts', v_trial
+            USING ERRCODE = 'datetime_field_overflow', HINT = 'A trial ends within 10 years of today.';
+    END IF;
+    IF v_trial > 0 THEN
+        v_trial_end := billing._check_date(v_start + v_trial, 'the trial''s end', v_today);
+    END IF;
+    v_billing_start := coalesce(v_trial_end, v_start);
+
+    INSERT INTO billing.subscription AS s (account_id, status, anchor, cadence, start_date, trial_end,
+                                           next_bill_date, metadata)
+    VALUES (a.account_id, CASE WHEN v_trial_end IS NULL THEN 'active' ELSE 'trialing' END,
+            coalesce(anchor, v_billing_start), v_cadence, v_start, v_trial_end, v_billing_start,
+            coalesce(metadata, '{}'))
+    RETURNING s.subscription_id INTO v_sub;
+
+    INSERT INTO billing.subscription_item (account_id, subscription_id, price_id, quantity, started_on)
+    SELECT a.account_id, v_sub, (e->>'price_id')::bigint, coalesce((e->>'quantity')::numeric, 1), v_start
+    FROM jsonb_array_elements(items) WITH ORDINALITY x(e, ord) ORDER BY ord;
+
+    -- setup fees go on the first invoice
+    INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                      description, quantity, unit_amount, amount, period_start)
+    SELECT a.account_id, v_sub, i.subscription_item_id, pp.price_id, 'setup_fee',
+           pr.name || ' setup fee', 1, pp.setup_fee, billing.round_amount(pp.setup_fee, pp.currency, v_rounding), v_start
+    FROM billing.subscription_item i
+    JOIN billing.price pp ON pp.price_id = i.price_id
+    JOIN billing.product pr ON pr.product_id = pp.product_id
+    WHERE i.account_id = a.account_id AND i.subscription_id = v_sub AND pp.setup_fee > 0
+    ORDER BY i.subscription_item_id;
+
+    IF coupon IS NOT NULL THEN
+        PERFORM billing.apply_coupon(a.account_id, v_sub, coupon);
+    END IF;
+    PERFORM billing._event(a.account_id, 'subscription.created',
+                           jsonb_build_object('subscription_id', v_sub, 'start_date', v_start,
+                                              'trial_end', v_trial_end));
+    IF invoice_now AND v_billing_start <= v_today THEN
+        PERFORM billing._bill(ARRAY[a.account_id], ARRAY[v_sub], NULL, billing.now(), 'cycle');
+    END IF;
+    RETURN v_sub;
+END $$;
+
+COMMENT ON FUNCTION billing.subscribe(bigint, bigint, numeric, date, date, integer, text, jsonb, boolean, jsonb) IS
+    'subscribes an account to a price (or items: [{"price_id", "quantity"}]) from start_date (default today in '
+    'the account''s time zone), after trial_days (default the prices'' trial), periods anchored at anchor '
+    '(default the first billed day); invoices the first period at once when due and invoice_now; returns its id';
+
+CREATE OR REPLACE FUNCTION billing.apply_coupon(account_id bigint, subscription_id bigint, code text,
+                                     replace boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    s billing.subscription;
+    c billing.coupon;
+    v_currency text;
+    v_until date;
+    v_from date;
+BEGIN
+    PERFORM billing._authorize_account(apply_coupon.account_id);
+    s := billing._lock_subscription(account_id, subscription_id);
+    SELECT * INTO c FROM billing.coupon x WHERE lower(x.code) = lower(apply_coupon.code);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'coupon "%" does not exist', code
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_coupon.';
+    END IF;
+    IF NOT c.active THEN
+        RAISE EXCEPTION 'coupon "%" is not active', code
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use an active coupon.';
+    END IF;
+    IF s.next_bill_date IS NULL THEN
+        RAISE EXCEPTION 'subscription % is %', subscription_id, s.status
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Coupons apply to subscriptions still billed.';
+    END IF;
+    -- the coupon covers invoices from the next bill date, or from the
+    -- subscription's oldest draft (77_drafts.sql): a draft is still being
+    -- made, and its discount lines are computed again when it is finalized
+    SELECT least(s.next_bill_date, min(i.bill_date)) INTO v_from
+    FROM billing.invoice i
+    WHERE i.account_id = s.account_id AND i.subscription_id = s.subscription_id AND i.status = 'draft';
+    v_from := coalesce(v_from, s.next_bill_date);
+    -- a coupon still running is the customer's: replacing it is a decision
+    -- the caller states, never a side effect
+    IF s.coupon_id IS NOT NULL AND (s.coupon_until IS NULL OR s.coupon_until > v_from)
+       AND NOT coalesce(apply_coupon.replace, false) THEN
+        RAISE EXCEPTION 'subscription % has a coupon still running (coupon %, until %)', subscription_id, s.coupon_id,
+            coalesce(s.coupon_until::text, 'forever')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Pass replace => true to replace it from the next invoice on.';
+    END IF;
+    SELECT a.currency INTO v_currency FROM billing.account a WHERE a.account_id = s.account_id;
+    IF c.amount_off IS NOT NULL AND billing.currency(c.amount_off) <> v_currency THEN
+        RAISE EXCEPTION 'coupon "%" takes off %, the account is in %', code, c.amount_off, v_currency
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a coupon in the account''s currency or a percent coupon.';
+    END IF;
+    -- for its periods
+    IF c.duration <> 'forever' THEN
+        SELECT upper(p) INTO v_until
+        FROM billing.periods_between(s.anchor, s.cadence,
+                 daterange(v_from, (v_from + s.cadence * coalesce(c.duration_periods, 1))::date, '[]'))
+             WITH ORDINALITY x(p, ord)
+        WHERE ord = coalesce(c.duration_periods, 1);
+    END IF;
+    UPDATE billing.subscription x
+    SET coupon_id = c.coupon_id, coupon_from = v_from, coupon_until = v_until, updated_at = billing.now()
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+END $$;
+
+COMMENT ON FUNCTION billing.apply_coupon(bigint, bigint, text, boolean) IS
+    'applies a coupon (its code in any case) to a subscription from its next invoice on (its oldest draft, if it '
+    'has one), for the coupon''s duration; a coupon still running is replaced only with replace => true (else 55000)';
+
+CREATE OR REPLACE FUNCTION billing.change_subscription(
+    account_id bigint, subscription_id bigint, price_id bigint DEFAULT NULL, quantity numeric DEFAULT NULL,
+    proration text DEFAULT 'prorate_next', effective_date date DEFAULT NULL,
+    subscription_item_id bigint DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    s billing.subscription;
+    a billing.account;
+    i billing.subscription_item;
+    p_old billing.price;
+    p_new billing.price;
+    v_d date;
+    v_new bigint;
+    v_cycle daterange;
+    v_items integer;
+    v_new_cadence boolean;
+    v_rounding text;
+BEGIN
+    PERFORM billing._authorize_account(change_subscription.account_id);
+    s := billing._lock_subscription(account_id, subscription_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
+    IF s.status IN ('canceled', 'paused') OR s.cancel_on IS NOT NULL THEN
+        RAISE EXCEPTION 'subscription % is %', subscription_id,
+            CASE WHEN s.cancel_on IS NOT NULL AND s.status NOT IN ('canceled', 'paused')
+                 THEN 'canceled from ' || s.cancel_on ELSE s.status END
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only a subscription that is billed and not canceled can change.';
+    END IF;
+    IF proration IS NULL OR proration NOT IN ('prorate_now', 'prorate_next', 'none', 'at_period_end') THEN
+        RAISE EXCEPTION 'unknown proration behavior "%"', proration
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use prorate_now, prorate_next, none or at_period_end.';
+    END IF;
+    IF price_id IS NULL AND quantity IS NULL THEN
+        RAISE EXCEPTION 'nothing to change'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass price_id, quantity or both.';
+    END IF;
+    -- the item: the one given, or the subscription's only open item
+    SELECT count(*) INTO v_items FROM billing.subscription_item x
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id AND x.ended_on IS NULL
+      AND (change_subscription.subscription_item_id IS NULL
+           OR x.subscription_item_id = change_subscription.subscription_item_id);
+    IF v_items <> 1 THEN
+        RAISE EXCEPTION '%', CASE WHEN change_subscription.subscription_item_id IS NULL
+                                  THEN format('subscription %s has %s current items', subscription_id, v_items)
+                                  ELSE format('item %s is no current item of subscription %s',
+                                              change_subscription.subscription_item_id, subscription_id) END
+            USING ERRCODE = CASE WHEN change_subscription.subscription_item_id IS NULL
+                                 THEN 'invalid_parameter_value' ELSE 'no_data_found' END,
+                  HINT = 'Name the item with subscription_item_id.';
+    END IF;
+    SELECT * INTO i FROM billing.subscription_item x
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id AND x.ended_on IS NULL
+      AND (change_subscription.subscription_item_id IS NULL
+           OR x.subscription_item_id = change_subscription.subscription_item_id);
+    SELECT * INTO p_old FROM billing.price x WHERE x.price_id = i.price_id;
+    p_new := billing._check_price(coalesce(change_subscription.price_id, i.price_id), a.currency, NULL,
+                                  coalesce(quantity, i.quantity));
+    -- A change to a price of another cadence (yearly to monthly) starts the
+    -- new cadence on the day of the change: the unused part of the billed
+    -- period is credited (unless proration none) and the new period billed
+    -- at once, on one invoice.  The subscription's items share one cadence,
+    -- so only a subscription of one current item can change it, and only
+    -- from a day of the billed period (at period end, say so with
+    -- effective_date = next_bill_date).
+    v_new_cadence := p_new.cadence <> s.cadence;
+    IF v_new_cadence THEN
+        IF proration = 'at_period_end' THEN
+            RAISE EXCEPTION 'price % bills every %, the subscription every %: a change of cadence starts now',
+                p_new.price_id, p_new.cadence, s.cadence
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass proration => ''prorate_now'' (or ''none''), with effective_date => next_bill_date for the end of the period.';
+        END IF;
+        IF EXISTS (SELECT FROM billing.subscription_item x
+                   WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id AND x.ended_on IS NULL
+                     AND x.subscription_item_id <> i.subscription_item_id) THEN
+            RAISE EXCEPTION 'price % bills every %, the subscription''s other items every %', p_new.price_id,
+                p_new.cadence, s.cadence
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'All items of a subscription share one cadence.';
+        END IF;
+    END IF;
+
+    IF proration = 'at_period_end' THEN
+        -- at the end of the billed period, or of a later one: a seller who
+        -- changes a price dates it far enough ahead for its notice
+        -- (set_price_change_notice_days) to reach the customer in time
+        IF effective_date IS NOT NULL AND (effective_date < s.next_bill_date
+               OR lower(billing.period_containing(s.anchor, s.cadence, effective_date)) <> effective_date
+               OR effective_date > s.next_bill_date + interval '10 years') THEN
+            RAISE EXCEPTION 'a change at period end takes effect where a period begins, on % or later (within ten '
+                            'years), not on %', s.next_bill_date, effective_date
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Leave effective_date out for the end of the billed period, or pass a later period''s first day.';
+        END IF;
+        v_d := coalesce(effective_date, s.next_bill_date);
+    ELSE
+        v_d := coalesce(billing._check_date(effective_date, 'effective_date', billing.today(a.timezone)),
+                        billing.today(a.timezone));
+        IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < i.started_on THEN
+            RAISE EXCEPTION 'change dated % falls in a closed period (the current one starts on %)',
+                v_d, greatest(coalesce(s.current_period_start, s.start_date), i.started_on)
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Date the change in the current period.';
+        END IF;
+        IF v_d > s.next_bill_date THEN
+            RAISE EXCEPTION 'change dated % is after the current period, which ends on %', v_d, s.next_bill_date
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use proration => ''at_period_end''.';
+        END IF;
+    END IF;
+
+    UPDATE billing.subscription_item x SET ended_on = v_d
+    WHERE x.account_id = i.account_id AND x.subscription_item_id = i.subscription_item_id;
+    INSERT INTO billing.subscription_item AS x (account_id, subscription_id, price_id, quantity, started_on)
+    VALUES (s.account_id, s.subscription_id, p_new.price_id, coalesce(quantity, i.quantity), v_d)
+    RETURNING x.subscription_item_id INTO v_new;
+
+    -- prorations of a licensed item within the billed current period
+    IF proration IN ('prorate_now', 'prorate_next') AND s.current_period_end IS NOT NULL
+       AND v_d >= s.current_period_start AND v_d < s.current_period_end THEN
+        v_cycle := billing.period_containing(s.anchor, s.cadence, v_d);
+    END IF;
+    -- A quantity change of a billed item on the same price prorates the
+    -- difference, rounded once: 10 seats for 8 days and 20 for 22 of a
+    -- 30-day month at 1.00 cost 17.33, as their own prorations do, where a
+    -- credit of the 10 and a charge of the 20, each rounded, would ask 17.34.
+    IF v_cycle IS NOT NULL AND p_new.price_id = i.price_id AND coalesce(quantity, i.quantity) = i.quantity THEN
+        NULL;  -- the same price and quantity: nothing to prorate
+    ELSIF v_cycle IS NOT NULL AND p_new.price_id = i.price_id AND p_new.usage_type = 'licensed'
+          AND (i.started_on <= s.current_period_start OR EXISTS (
+               SELECT FROM billing.pending_item q
+               WHERE q.account_id = s.account_id AND q.subscription_item_id = i.subscription_item_id
+                 AND q.kind = 'proration' AND q.period_end = s.current_period_end)) THEN
+        INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                          description, quantity, unit_amount, amount, period_start, period_end)
+        SELECT s.account_id, s.subscription_id, v_new, p_new.price_id, 'proration',
+               'Change from ' || trim_scale(i.quantity) || ' to ' || trim_scale(quantity) || ' x ' || pd.name
+               || coalesce(' (' || p_new.nickname || ')', '') || ' from ' || v_d,
+               quantity - i.quantity, p_new.unit_amount,
+               billing.prorate(billing.price_amount(p_new.price_id, quantity, v_rounding)
+                               - billing.price_amount(p_new.price_id, i.quantity, v_rounding),
+                               v_cycle, daterange(v_d, s.current_period_end), 'actual', v_rounding),
+               v_d, s.current_period_end
+        FROM billing.product pd WHERE pd.product_id = p_new.product_id;
+    ELSIF v_cycle IS NOT NULL AND v_new_cadence THEN
+        NULL;  -- the credit below, the new period billed from v_d
+    ELSIF v_cycle IS NOT NULL THEN
+        INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                          description, quantity, unit_amount, amount, period_start, period_end)
+        SELECT s.account_id, s.subscription_id, x.item, x.pid, 'proration', dd.descr, x.qty, pr.unit_amount,
+               x.sign * billing.prorate(billing.price_amount(x.pid, x.qty, v_rounding), v_cycle,
+                                        daterange(v_d, s.current_period_end), 'actual', v_rounding),
+               v_d, s.current_period_end
+        FROM (VALUES (i.subscription_item_id, i.price_id, i.quantity, -1, 'Unused time'),
+                     (v_new, p_new.price_id, coalesce(quantity, i.quantity), 1, 'Remaining time')) x(item, pid, qty, sign, what)
+        JOIN billing.price pr ON pr.price_id = x.pid AND pr.usage_type = 'licensed'
+        JOIN billing.product pd ON pd.product_id = pr.product_id
+        CROSS JOIN LATERAL (SELECT x.what || ' on ' || pd.name || coalesce(' (' || pr.nickname || ')', '')
+                                   || ' x ' || trim_scale(x.qty) || ' from ' || v_d AS descr) dd
+        -- the old item is credited only if it was billed for this period
+        WHERE x.sign = 1 OR i.started_on <= s.current_period_start OR EXISTS (
+            SELECT FROM billing.pending_item q
+            WHERE q.account_id = s.account_id AND q.subscription_item_id = i.subscription_item_id
+              AND q.kind = 'proration' AND q.period_end = s.current_period_end)
+        ORDER BY x.sign;
+    END IF;
+    IF v_new_cadence THEN
+        -- the unused part of the old item's billed period, if it was billed
+        IF v_cycle IS NOT NULL AND p_old.usage_type = 'licensed'
+           AND (i.started_on <= s.current_period_start OR EXISTS (
+                SELECT FROM billing.pending_item q
+                WHERE q.account_id = s.account_id AND q.subscription_item_id = i.subscription_item_id
+                  AND q.kind = 'proration' AND q.period_end = s.current_period_end)) THEN
+            INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                              description, quantity, unit_amount, amount, period_start, period_end)
+            SELECT s.account_id, s.subscription_id, i.subscription_item_id, p_old.price_id, 'proration',
+                   'Unused time on ' || pd.name || coalesce(' (' || p_old.nickname || ')', '') || ' x '
+                   || trim_scale(i.quantity) || ' from ' || v_d,
+                   i.quantity, p_old.unit_amount,
+                   -billing.prorate(billing.price_amount(p_old.price_id, i.quantity, v_rounding), v_cycle,
+                                    daterange(v_d, s.current_period_end), 'actual', v_rounding),
+                   v_d, s.current_period_end
+            FROM billing.product pd WHERE pd.product_id = p_old.product_id;
+        END IF;
+        UPDATE billing.subscription x
+        SET anchor = v_d, cadence = p_new.cadence, next_bill_date = v_d, updated_at = billing.now()
+        WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    END IF;
+    PERFORM billing._event(s.account_id, 'subscription.updated',
+                           jsonb_build_object('subscription_id', s.subscription_id, 'effective_date', v_d,
+                                              'old_item', i.subscription_item_id, 'new_item', v_new,
+                                              'price_id', p_new.price_id, 'quantity', coalesce(quantity, i.quantity),
+                                              'proration', proration));
+    IF v_new_cadence THEN
+        PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], v_d, billing.now(), 'cycle');
+    ELSIF proration = 'prorate_now' THEN
+        PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], v_d, billing.now(), 'now');
+    END IF;
+    RETURN v_new;
+END $$;
+
+COMMENT ON FUNCTION billing.change_subscription(bigint, bigint, bigint, numeric, text, date, bigint) IS
+    'changes the price and/or quantity of a subscription''s item from effective_date (default today): the item '
+    'ends and a new one starts (its id is returned); proration prorate_now (credit the unused part, charge the '
+    'new one, invoice now), prorate_next (on the next invoice), none, or at_period_end';
+
+CREATE OR REPLACE FUNCTION billing.cancel_subscription(account_id bigint, subscription_id bigint,
+                                            at_period_end boolean DEFAULT true, prorate boolean DEFAULT false,
+                                            cancel_date date DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    s billing.subscription;
+    a billing.account;
+    v_d date;
+    v_rounding text;
+BEGIN
+    PERFORM billing._authorize_account(cancel_subscription.account_id);
+    s := billing._lock_subscription(account_id, subscription_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    SELECT e.rounding INTO v_rounding FROM billing.billing_entity e WHERE e.entity_id = a.entity_id;
+    IF s.status = 'canceled' OR (at_period_end AND s.cancel_on IS NOT NULL) THEN
+        RAISE EXCEPTION 'subscription % is already canceled (from %)', subscription_id, coalesce(s.canceled_on, s.cancel_on)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing to do.';
+    END IF;
+    IF at_period_end IS NULL OR prorate IS NULL THEN
+        RAISE EXCEPTION 'at_period_end and prorate must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass true or false.';
+    END IF;
+    IF at_period_end THEN
+        IF s.status = 'paused' THEN
+            RAISE EXCEPTION 'subscription % is paused: it has no period to end', subscription_id
+                USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Cancel it now (at_period_end => false).';
+        END IF;
+        IF prorate OR cancel_date IS NOT NULL THEN
+            RAISE EXCEPTION 'a cancellation at period end takes no proration and no date'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use at_period_end => false to cancel on a date.';
+        END IF;
+        UPDATE billing.subscription x SET cancel_on = s.next_bill_date, pause_on = NULL, updated_at = billing.now()
+        WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+        PERFORM billing._event(s.account_id, 'subscription.updated',
+                               jsonb_build_object('subscription_id', s.subscription_id, 'cancel_on', s.next_bill_date));
+        RETURN;
+    END IF;
+
+    v_d := coalesce(billing._check_date(cancel_date, 'cancel_date', billing.today(a.timezone)),
+                    billing.today(a.timezone));
+    IF v_d < coalesce(s.current_period_start, s.start_date) OR v_d < coalesce(s.paused_on, v_d) THEN
+        RAISE EXCEPTION 'cancellation dated % falls in a closed period (the current one starts on %)',
+            v_d, coalesce(s.paused_on, s.current_period_start, s.start_date)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Date the cancellation in the current period.';
+    END IF;
+    IF s.next_bill_date IS NOT NULL AND v_d > s.next_bill_date THEN
+        RAISE EXCEPTION 'cancellation dated % is after the current period, which ends on %', v_d, s.next_bill_date
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use at_period_end => true.';
+    END IF;
+    -- credit the unused part of the billed period, item by item
+    IF prorate AND s.current_period_end IS NOT NULL AND s.status <> 'paused'
+       AND v_d >= s.current_period_start AND v_d < s.current_period_end THEN
+        INSERT INTO billing.pending_item (account_id, subscription_id, subscription_item_id, price_id, kind,
+                                          description, quantity, unit_amount, amount, period_start, period_end)
+        SELECT s.account_id, s.subscription_id, i.subscription_item_id, i.price_id, 'proration',
+               'Unused time on ' || pd.name || coalesce(' (' || p.nickname || ')', '') || ' x '
+                   || trim_scale(i.quantity) || ' from ' || v_d,
+               i.quantity, p.unit_amount,
+               -billing.prorate(billing.price_amount(i.price_id, i.quantity, v_rounding),
+                                billing.period_containing(s.anchor, s.cadence, v_d),
+                                daterange(v_d, s.current_period_end), 'actual', v_rounding),
+               v_d, s.current_period_end
+        FROM billing.subscription_item i
+        JOIN billing.price p ON p.price_id = i.price_id AND p.usage_type = 'licensed'
+        JOIN billing.product pd ON pd.product_id = p.product_id
+        WHERE i.account_id = s.account_id AND i.subscription_id = s.subscription_id
+          AND i.started_on <= v_d AND (i.ended_on IS NULL OR i.ended_on > v_d)
+          AND (i.started_on <= s.current_period_start OR EXISTS (
+                SELECT FROM billing.pending_item q
+                WHERE q.account_id = s.account_id AND q.subscription_item_id = i.subscription_item_id
+                  AND q.kind = 'proration' AND q.period_end = s.current_period_end))
+        ORDER BY i.subscription_item_id;
+    END IF;
+    -- an item scheduled to start later (a change at period end) never
+    -- runs: it ends on its own first day, an empty life no period bills
+    UPDATE billing.subscription_item x SET ended_on = greatest(x.started_on, v_d)
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id
+      AND (x.ended_on IS NULL OR x.ended_on > v_d);
+    UPDATE billing.subscription x
+    SET status = 'canceled', canceled_on = v_d, cancel_on = v_d, pause_on = NULL, next_bill_date = NULL,
+        updated_at = billing.now()
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    PERFORM billing._event(s.account_id, 'subscription.canceled',
+                           jsonb_build_object('subscription_id', s.subscription_id, 'canceled_on', v_d));
+    -- the final invoice: usage so far, pending items, the credit
+    PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], v_d, billing.now(), 'now');
+END $$;
+
+COMMENT ON FUNCTION billing.cancel_subscription(bigint, bigint, boolean, boolean, date) IS
+    'cancels a subscription at the end of its current period (default), or now / on cancel_date with a final '
+    'invoice of its usage and, with prorate, a credit for the unused part of the billed period';
+
+CREATE OR REPLACE FUNCTION billing.pause_subscription(account_id bigint, subscription_id bigint)
+RETURNS date LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    s billing.subscription;
+BEGIN
+    PERFORM billing._authorize_account(pause_subscription.account_id);
+    s := billing._lock_subscription(account_id, subscription_id);
+    IF s.status IN ('canceled', 'paused') OR s.cancel_on IS NOT NULL OR s.pause_on IS NOT NULL THEN
+        RAISE EXCEPTION 'subscription % is %', subscription_id,
+            CASE WHEN s.status IN ('canceled', 'paused') THEN s.status
+                 WHEN s.cancel_on IS NOT NULL THEN 'canceled from ' || s.cancel_on
+                 ELSE 'paused from ' || s.pause_on END
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only a billed subscription can pause.';
+    END IF;
+    UPDATE billing.subscription x SET pause_on = s.next_bill_date, updated_at = billing.now()
+    WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    PERFORM billing._event(s.account_id, 'subscription.updated',
+                           jsonb_build_object('subscription_id', s.subscription_id, 'pause_on', s.next_bill_date));
+    RETURN s.next_bill_date;
+END $$;
+
+COMMENT ON FUNCTION billing.pause_subscription(bigint, bigint) IS
+    'pauses a subscription at the end of its current period (returned): no invoice after it until resumed';
+
+CREATE OR REPLACE FUNCTION billing.resume_subscription(account_id bigint, subscription_id bigint,
+                                            resume_date date DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    s billing.subscription;
+    a billing.account;
+    v_d date;
+BEGIN
+    PERFORM billing._authorize_account(resume_subscription.account_id);
+    s := billing._lock_subscription(account_id, subscription_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = s.account_id;
+    PERFORM billing._check_date(resume_date, 'resume_date', billing.today(a.timezone));
+    IF s.status <> 'paused' AND s.pause_on IS NULL THEN
+        RAISE EXCEPTION 'subscription % is % and not paused', subscription_id, s.status
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only a paused subscription resumes.';
+    END IF;
+    IF s.status <> 'paused' THEN
+        -- the pause has not begun: forget it
+        UPDATE billing.subscription x SET pause_on = NULL, updated_at = billing.now()
+        WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    ELSE
+        v_d := coalesce(resume_date, billing.today(a.timezone));
+        IF v_d < s.paused_on THEN
+            RAISE EXCEPTION 'resume date % is before the pause began on %', v_d, s.paused_on
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Resume on or after the pause date.';
+        END IF;
+        UPDATE billing.subscription x
+        SET status = 'active', next_bill_date = v_d, paused_on = NULL, updated_at = billing.now()
+        WHERE x.account_id = s.account_id AND x.subscription_id = s.subscription_id;
+    END IF;
+    PERFORM billing._event(s.account_id, 'subscription.resumed',
+                           jsonb_build_object('subscription_id', s.subscription_id, 'resume_date', v_d));
+    IF v_d IS NOT NULL AND v_d <= billing.today(a.timezone) THEN
+        PERFORM billing._bill(ARRAY[s.account_id], ARRAY[s.subscription_id], NULL, billing.now(), 'cycle');
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION billing.resume_subscription(bigint, bigint, date) IS
+    'resumes a paused subscription on resume_date (default today): the period it falls in is billed prorated '
+    'from that day, at once when due; a pause not yet begun is simply dropped';
+
+CREATE OR REPLACE FUNCTION billing.record_usage(account_id bigint, subscription_item_id bigint, quantity numeric,
+                                     idempotency_key text, occurred_at timestamptz DEFAULT NULL,
+                                     value text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    i billing.subscription_item;
+    v_tz text;
+    v_usage_type text;
+    v_at timestamptz := coalesce(occurred_at, billing.now());
+    v_date date;
+    v_id bigint;
+    e billing.usage_event;
+BEGIN
+    PERFORM billing._authorize_account(record_usage.account_id);
+    SELECT * INTO i FROM billing.subscription_item x
+    WHERE x.account_id = record_usage.account_id AND x.subscription_item_id = record_usage.subscription_item_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subscription item % of account % does not exist', coalesce(subscription_item_id::text, 'NULL'),
+            coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'billing.subscription_item lists the items.';
+    END IF;
+    SELECT p.usage_type INTO v_usage_type FROM billing.price p WHERE p.price_id = i.price_id;
+    IF v_usage_type <> 'metered' THEN
+        RAISE EXCEPTION 'subscription item % has a licensed price, not a metered one', subscription_item_id
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Change its quantity with billing.change_subscription.';
+    END IF;
+    IF quantity IS NULL OR quantity < 0 THEN
+        RAISE EXCEPTION 'usage quantity must be zero or more, not %', coalesce(quantity::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Record corrections as credits.';
+    END IF;
+    IF idempotency_key IS NULL OR idempotency_key = '' THEN
+        RAISE EXCEPTION 'usage needs an idempotency key'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the id of the event in your system.';
+    END IF;
+    SELECT a.timezone INTO v_tz FROM billing.account a WHERE a.account_id = i.account_id;
+    IF occurred_at IS NULL THEN
+        v_date := billing.today(v_tz, v_at);
+    ELSE
+        v_date := billing._check_date(billing.today(v_tz, v_at), 'the day of occurred_at', billing.today(v_tz));
+    END IF;
+    IF v_date < i.started_on OR v_date >= i.ended_on THEN
+        RAISE EXCEPTION 'usage on % is outside subscription item %''s time [%, %)', v_date, subscription_item_id,
+            i.started_on, coalesce(i.ended_on::text, 'open')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Record it on the item that was current then.';
+    END IF;
+    INSERT INTO billing.usage_event AS x (account_id, subscription_item_id, quantity, value, occurred_at, usage_date,
+                                          idempotency_key)
+    VALUES (i.account_id, i.subscription_item_id, quantity, value, v_at, v_date, idempotency_key)
+    ON CONFLICT ON CONSTRAINT usage_event_account_id_idempotency_key_key DO NOTHING
+    RETURNING x.usage_event_id INTO v_id;
+    IF v_id IS NULL THEN
+        SELECT * INTO e FROM billing.usage_event x
+        WHERE x.account_id = i.account_id AND x.idempotency_key = record_usage.idempotency_key;
+        IF e.subscription_item_id <> i.subscription_item_id OR e.quantity <> quantity
+           OR e.value IS DISTINCT FROM record_usage.value
+           OR (record_usage.occurred_at IS NOT NULL AND e.occurred_at <> record_usage.occurred_at) THEN
+            RAISE EXCEPTION 'idempotency key "%" was already used for other usage (event %)', idempotency_key,
+                e.usage_event_id
+                USING ERRCODE = 'unique_violation', HINT = 'Use a new key for new usage.';
+        END IF;
+        v_id := e.usage_event_id;
+    END IF;
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing.record_usage(bigint, bigint, numeric, text, timestamptz, text) IS
+    'records usage of a metered item once per idempotency key (the same key again returns the same event, with '
+    'other content it is an error); a late event for a billed period goes on the next invoice';
+
+-- 50_invoicing.sql
+
+CREATE OR REPLACE FUNCTION billing._take_invoice_numbers(entity_ids bigint[], issue_dates date[], take boolean DEFAULT true)
+RETURNS text[] LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH x AS MATERIALIZED (
+        SELECT u.ord, u.entity_id, e.number_digits,
+               e.invoice_prefix || CASE WHEN e.number_per_year THEN '-' || extract(year FROM u.issue_date) ELSE '' END
+                   AS series
+        FROM unnest(entity_ids, issue_dates) WITH ORDINALITY u(entity_id, issue_date, ord)
+        JOIN billing.billing_entity e ON e.entity_id = u.entity_id
+    ), n AS MATERIALIZED (
+        SELECT x.*, row_number() OVER (PARTITION BY x.entity_id, x.series ORDER BY x.ord) AS rn,
+               count(*) OVER (PARTITION BY x.entity_id, x.series) AS in_series
+        FROM x
+    ), counter AS (
+        INSERT INTO billing.invoice_number_series AS c (entity_id, series, last_number)
+        SELECT entity_id, series, CASE WHEN take THEN count(*) ELSE 0 END FROM n GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (entity_id, series) DO UPDATE SET last_number = c.last_number + excluded.last_number
+        RETURNING c.entity_id, c.series, c.last_number
+    )
+    SELECT array_agg(n.series || '-' || lpad(q.seq, greatest(n.number_digits, length(q.seq)), '0') ORDER BY n.ord)
+    FROM n
+    JOIN counter c ON c.entity_id = n.entity_id AND c.series = n.series
+    CROSS JOIN LATERAL (SELECT (c.last_number - n.in_series + n.rn)::text AS seq) q
+    WHERE take
+$$;
+
+COMMENT ON FUNCTION billing._take_invoice_numbers(bigint[], date[], boolean) IS
+    'internal: takes the next gapless invoice numbers of these entities'' series for invoices issued on these days '
+    '(in array order) and returns them; take false only locks the series'' counters';
+
+CREATE OR REPLACE FUNCTION billing._bill_dates(accounts bigint[], subscriptions bigint[], as_of date,
+                                        at timestamptz, mode text, assign_ids boolean DEFAULT false)
+RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, seq bigint, n bigint,
+               cycle_start date, cycle_end date, usage_from date, with_usage boolean, ends text,
+               billing_reason text, as_of_date date, anchor date, cadence interval, currency text,
+               tax_exempt boolean, account_tax_rate_id bigint, coupon_id bigint, invoice_id bigint,
+               rounding text)
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH s AS (
+        SELECT s.account_id, s.subscription_id, s.anchor, s.cadence, s.next_bill_date, s.status,
+               s.cancel_on, s.pause_on, least(s.cancel_on, s.pause_on) AS stop,
+               s.coupon_id, s.coupon_from, s.coupon_until,
+               a.currency, a.tax_exempt, a.tax_rate_id AS account_tax_rate_id, e.rounding,
+               CASE WHEN _bill_dates.mode = 'preview' AND _bill_dates.as_of IS NULL
+                    THEN greatest(s.next_bill_date, billing.today(a.timezone, _bill_dates.at))
+                    ELSE coalesce(_bill_dates.as_of, billing.today(a.timezone, _bill_dates.at))
+               END AS d
+        FROM unnest(accounts, subscriptions) u(account_id, subscription_id)
+        JOIN billing.subscription s ON s.account_id = u.account_id AND s.subscription_id = u.subscription_id
+        JOIN billing.account a ON a.account_id = s.account_id
+        -- every amount of the invoice is rounded by the entity's mode
+        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+        -- a subscription dunning suspended is not billed, so not previewed
+        -- either (invariant 7); it bills again from the day it is restored
+        WHERE NOT (s.status = 'suspended' AND _bill_dates.mode IN ('cycle', 'preview'))
+    ), b AS (
+        -- recurring periods
+        SELECT s.*, greatest(lower(p), s.next_bill_date) AS bill_date,
+               lower(p) AS cycle_start, upper(p) AS cycle_end, NULL::text AS ends,
+               true AS with_usage, 'subscription_cycle' AS billing_reason
+        FROM s CROSS JOIN LATERAL billing.periods_between(s.anchor, s.cadence, daterange(s.next_bill_date, s.d, '[]')) p
+        WHERE _bill_dates.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d
+          AND greatest(lower(p), s.next_bill_date) <= s.d
+          AND (s.stop IS NULL OR greatest(lower(p), s.next_bill_date) < s.stop)
+        UNION ALL
+        -- a scheduled cancellation or pause
+        SELECT s.*, s.stop, NULL, NULL,
+               CASE WHEN s.stop = s.cancel_on THEN 'canceled' ELSE 'paused' END,
+               true, CASE WHEN s.stop = s.cancel_on THEN 'subscription_cancel' ELSE 'subscription_cycle' END
+        FROM s
+        WHERE _bill_dates.mode IN ('cycle', 'preview') AND s.next_bill_date <= s.d AND s.stop <= s.d
+        UNION ALL
+        -- an invoice now: usage only when the subscription has ended
+        SELECT s.*, s.d, NULL, NULL, NULL,
+               s.status = 'canceled',
+               CASE WHEN s.status = 'canceled' THEN 'subscription_cancel' ELSE 'subscription_update' END
+        FROM s
+        WHERE _bill_dates.mode = 'now'
+    )
+    SELECT b.account_id, b.subscription_id, b.bill_date,
+           row_number() OVER w, count(*) OVER (PARTITION BY b.account_id, b.subscription_id),
+           b.cycle_start, b.cycle_end, lag(b.bill_date) OVER w, b.with_usage, b.ends, b.billing_reason, b.d,
+           b.anchor, b.cadence, b.currency, b.tax_exempt, b.account_tax_rate_id,
+           -- the coupon, if this invoice is in its time
+           CASE WHEN b.bill_date >= b.coupon_from AND (b.coupon_until IS NULL OR b.bill_date < b.coupon_until)
+                THEN b.coupon_id END,
+           -- the invoice's id, when the cycle is going to insert it
+           CASE WHEN assign_ids THEN nextval('billing.invoice_invoice_id_seq') END,
+           b.rounding
+    FROM b
+    WINDOW w AS (PARTITION BY b.account_id, b.subscription_id ORDER BY b.bill_date, b.ends NULLS FIRST)
+$$;
+
+COMMENT ON FUNCTION billing._bill_dates(bigint[], bigint[], date, timestamptz, text, boolean) IS
+    'internal: the invoices due for these subscriptions as of a date (NULL: each account''s today at at), '
+    'one row per invoice with the rounding mode of its entity; mode cycle, preview or now; assign_ids takes an '
+    'invoice id for each';
+
+CREATE OR REPLACE FUNCTION billing._usage_line(account_id bigint, subscription_item_id bigint, price_id bigint,
+                                    period daterange, up_to date, started_on date, ended_on date,
+                                    free_until date, in_trial boolean, taking bigint[], currency text,
+                                    rounding text, OUT quantity numeric, OUT amount billing.amount,
+                                    OUT period_start date, OUT period_end date)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT q.total - coalesce(prev.quantity, 0),
+           CASE WHEN _usage_line.in_trial THEN billing.from_minor_units(0, _usage_line.currency)
+                ELSE billing.round_amount(billing._price_value(p.price_id, p.scheme, p.unit_amount,
+                                                               p.package_size, q.total),
+                                          _usage_line.currency, _usage_line.rounding)
+                     - coalesce(prev.amount, billing.from_minor_units(0, _usage_line.currency)) END,
+           CASE WHEN _usage_line.in_trial THEN greatest(lower(_usage_line.period), _usage_line.started_on)
+                ELSE greatest(lower(_usage_line.period), _usage_line.started_on, _usage_line.free_until) END,
+           least(upper(_usage_line.period), _usage_line.up_to, _usage_line.ended_on,
+                 CASE WHEN _usage_line.in_trial THEN _usage_line.free_until END)
+    FROM billing.price p
+    CROSS JOIN LATERAL (
+        SELECT CASE p.usage_aggregation
+               WHEN 'sum' THEN coalesce(sum(e.quantity), 0)
+               WHEN 'max' THEN coalesce(max(e.quantity), 0)
+               WHEN 'count' THEN count(*)
+               WHEN 'unique_count' THEN count(DISTINCT e.value)
+               ELSE coalesce((array_agg(e.quantity ORDER BY e.occurred_at DESC, e.usage_event_id DESC))[1], 0)
+               END AS total
+        FROM billing.usage_event e
+        WHERE e.account_id = _usage_line.account_id AND e.subscription_item_id = _usage_line.subscription_item_id
+          AND e.usage_date >= lower(_usage_line.period)
+          AND e.usage_date < least(upper(_usage_line.period), _usage_line.up_to)
+          AND (e.invoice_id IS NOT NULL OR e.usage_event_id = ANY (_usage_line.taking))
+          AND (_usage_line.free_until IS NULL OR (e.usage_date < _usage_line.free_until) = _usage_line.in_trial)
+    ) q
+    LEFT JOIN LATERAL (
+        SELECT sum(l.quantity) AS quantity, billing.sum(l.amount) AS amount
+        FROM billing.invoice_line l
+        WHERE l.account_id = _usage_line.account_id AND l.subscription_item_id = _usage_line.subscription_item_id
+          AND l.kind = 'usage' AND l.period_start >= lower(_usage_line.period)
+          AND l.period_start < upper(_usage_line.period)
+          AND (_usage_line.free_until IS NULL OR (l.period_start < _usage_line.free_until) = _usage_line.in_trial)
+    ) prev ON true
+    WHERE p.price_id = _usage_line.price_id
+$$;
+
+COMMENT ON FUNCTION billing._usage_line(bigint, bigint, bigint, daterange, date, date, date, date, boolean, bigint[],
+                                        text, text) IS
+    'internal: the quantity, amount and period of the usage line of an item and usage period up to a day (the one '
+    'usage rule of the cycle, the preview and drafts)';
+
+CREATE OR REPLACE FUNCTION billing._discount_and_tax(group_keys bigint[], invoice_keys bigint[], currencies text[],
+                                          roundings text[], coupon_ids bigint[], tax_rate_ids bigint[],
+                                          nets billing.amount[])
+RETURNS TABLE (group_key bigint, kind text, description text, unit_amount numeric, amount billing.amount,
+               tax_rate_id bigint, tax_inclusive boolean, source text)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp ROWS 10000 AS $$
+    WITH groups AS MATERIALIZED (
+        SELECT * FROM unnest(group_keys, invoice_keys, currencies, roundings, coupon_ids, tax_rate_ids, nets)
+                      g(group_key, invoice_key, currency, rounding, coupon_id, tax_rate_id, net)
+    ), percent_or_none AS (
+        SELECT g.*, cp.code, cp.percent_off, NULL::billing.amount AS amount_off,
+               CASE WHEN cp.percent_off IS NOT NULL
+                    THEN -billing.round_amount(to_numeric(g.net) * cp.percent_off / 100, g.currency, g.rounding)
+               END AS discount
+        FROM groups g
+        LEFT JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id
+        WHERE cp.amount_off IS NULL
+    ), fixed_amount AS (
+        SELECT f.group_key, f.invoice_key, f.currency, f.rounding, f.coupon_id, f.tax_rate_id, f.net, f.code,
+               NULL::numeric, f.amount_off,
+               CASE WHEN f.invoice_net > 0
+                    THEN -(billing.allocate(
+                             billing.amount(least(to_numeric(f.amount_off), f.invoice_net), f.currency),
+                             f.ratios))[f.group_no]
+               END
+        FROM (SELECT g.*, cp.code, cp.amount_off,
+                     row_number() OVER inv AS group_no,
+                     array_agg(greatest(to_numeric(g.net), 0)) OVER whole AS ratios,
+                     sum(to_numeric(g.net)) OVER whole AS invoice_net
+              FROM groups g
+              JOIN billing.coupon cp ON cp.coupon_id = g.coupon_id AND cp.amount_off IS NOT NULL
+              WINDOW inv AS (PARTITION BY g.invoice_key ORDER BY g.tax_rate_id NULLS FIRST),
+                     whole AS (inv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) f
+    ), discounts AS MATERIALIZED (
+        SELECT * FROM percent_or_none UNION ALL SELECT * FROM fixed_amount
+    )
+    SELECT d.group_key, 'discount'::text,
+           'Coupon ' || d.code || CASE WHEN d.percent_off IS NOT NULL
+                                       THEN ' (' || trim_scale(d.percent_off) || '% off)'
+                                       ELSE ' (' || d.amount_off::text || ' off)' END,
+           d.percent_off, d.discount, d.tax_rate_id, false, 'coupon ' || d.code
+    FROM discounts d
+    WHERE d.discount IS NOT NULL
+    UNION ALL
+    SELECT d.group_key, 'tax',
+           t.name || ' ' || trim_scale(t.percentage) || '%' || CASE WHEN t.inclusive THEN ' (included)' ELSE '' END,
+           t.percentage,
+           billing.round_amount(
+               (to_numeric(d.net) + coalesce(to_numeric(d.discount), 0)) * t.percentage
+               / CASE WHEN t.inclusive THEN 100 + t.percentage ELSE 100 END, d.currency, d.rounding),
+           d.tax_rate_id, t.inclusive, 'tax_rate ' || t.tax_rate_id
+    FROM discounts d
+    JOIN billing.tax_rate t ON t.tax_rate_id = d.tax_rate_id
+$$;
+
+COMMENT ON FUNCTION billing._discount_and_tax(bigint[], bigint[], text[], text[], bigint[], bigint[], billing.amount[]) IS
+    'internal: the discount and tax lines of tax groups of invoices (the one coupon and tax rule of the cycle, '
+    'the preview and drafts), keyed by the caller''s group_key';
+
+CREATE OR REPLACE FUNCTION billing._lines_to_bill(accounts bigint[], subscriptions bigint[], as_of date,
+                                   at timestamptz, mode text, assign_ids boolean DEFAULT false)
+RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, billing_reason text,
+               as_of_date date, invoice_id bigint, cycle_end date, ends text, line_no bigint, kind text, description text, subscription_item_id bigint,
+               price_id bigint, quantity numeric, unit_amount numeric, amount billing.amount,
+               period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
+               usage_event_ids bigint[], pending_item_id bigint)
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH b AS MATERIALIZED (
+        SELECT * FROM billing._bill_dates(accounts, subscriptions, as_of, at, mode, assign_ids)
+    ), recurring AS (
+        SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
+               b.cycle_end AS bill_date_cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 1 AS sort,
+               'subscription'::text AS kind,
+               pr.name || coalesce(' (' || p.nickname || ')', '') AS description,
+               i.subscription_item_id, i.price_id, i.quantity, p.unit_amount,
+               CASE WHEN b.bill_date = b.cycle_start THEN full_amount
+                    ELSE billing.prorate(full_amount, daterange(b.cycle_start, b.cycle_end),
+                                         daterange(b.bill_date, b.cycle_end), 'actual', b.rounding)
+               END AS amount,
+               b.bill_date AS period_start, b.cycle_end AS period_end,
+               CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END AS tax_rate_id,
+               'cycle'::text AS source, NULL::bigint[] AS usage_event_ids, NULL::bigint AS pending_item_id
+        FROM b
+        JOIN billing.subscription_item i
+          ON i.account_id = b.account_id AND i.subscription_id = b.subscription_id
+         AND i.started_on <= b.bill_date AND (i.ended_on IS NULL OR i.ended_on > b.bill_date)
+        JOIN billing.price p ON p.price_id = i.price_id AND p.usage_type = 'licensed'
+        JOIN billing.product pr ON pr.product_id = p.product_id
+        CROSS JOIN LATERAL (SELECT billing.round_amount(
+                                CASE p.scheme WHEN 'flat' THEN p.unit_amount
+                                              WHEN 'per_unit' THEN p.unit_amount * i.quantity
+                                              ELSE billing._price_value(p.price_id, p.scheme, p.unit_amount,
+                                                                        p.package_size, i.quantity) END,
+                                b.currency, b.rounding) AS full_amount) f
+        WHERE b.cycle_start IS NOT NULL
+    ), new_usage AS (
+        -- the unbilled events each invoice takes, by item and usage period
+        SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
+               b.cycle_end AS bill_date_cycle_end, b.ends, b.currency, b.rounding,
+               b.coupon_id, b.tax_exempt, b.account_tax_rate_id, e.subscription_item_id,
+               billing.period_containing(b.anchor, b.cadence, e.usage_date) AS up,
+               -- the trial's usage is free unless the price bills it: its
+               -- events go on a line of their own, at no charge, so the
+               -- customer sees them and they are not picked up again
+               f.free_until, e.usage_date < f.free_until AS in_trial,
+               array_agg(e.usage_event_id ORDER BY e.usage_event_id) AS ids
+        FROM b
+        JOIN billing.subscription_item i ON i.account_id = b.account_id AND i.subscription_id = b.subscription_id
+        JOIN billing.usage_event e
+          ON e.account_id = i.account_id AND e.subscription_item_id = i.subscription_item_id
+         AND e.invoice_id IS NULL AND e.usage_date < b.bill_date
+         AND (b.usage_from IS NULL OR e.usage_date >= b.usage_from)
+        JOIN billing.price p ON p.price_id = i.price_id
+        JOIN billing.subscription s ON s.account_id = b.account_id AND s.subscription_id = b.subscription_id
+        CROSS JOIN LATERAL (SELECT CASE WHEN NOT p.bill_trial_usage THEN s.trial_end END AS free_until) f
+        WHERE b.with_usage
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17
+    ), usage AS (
+        SELECT u.account_id, u.subscription_id, u.bill_date, u.billing_reason, u.as_of_date, u.invoice_id,
+               u.bill_date_cycle_end, u.ends, u.currency, u.rounding, u.coupon_id, 2 AS sort, 'usage'::text AS kind,
+               pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage'
+                 || CASE WHEN u.in_trial THEN ' during the trial (not billed)' ELSE '' END AS description,
+               u.subscription_item_id, p.price_id, x.quantity, p.unit_amount, x.amount,
+               x.period_start, x.period_end,
+               CASE WHEN u.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, u.account_tax_rate_id) END,
+               'usage ' || p.usage_aggregation, u.ids, NULL::bigint
+        FROM new_usage u
+        JOIN billing.subscription_item i
+          ON i.account_id = u.account_id AND i.subscription_item_id = u.subscription_item_id
+        JOIN billing.price p ON p.price_id = i.price_id
+        JOIN billing.product pr ON pr.product_id = p.product_id
+        CROSS JOIN LATERAL billing._usage_line(u.account_id, u.subscription_item_id, p.price_id, u.up, u.bill_date,
+                                               i.started_on, i.ended_on, u.free_until, u.in_trial, u.ids,
+                                               u.currency, u.rounding) x
+    ), pending AS (
+        SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
+               b.cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 3 AS sort, pi.kind, pi.description,
+               pi.subscription_item_id, pi.price_id, pi.quantity, pi.unit_amount, pi.amount,
+               pi.period_start, pi.period_end,
+               CASE WHEN b.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, b.account_tax_rate_id) END,
+               'pending_item ' || pi.pending_item_id, NULL::bigint[], pi.pending_item_id
+        FROM b
+        JOIN billing.pending_item pi
+          ON pi.account_id = b.account_id AND pi.subscription_id = b.subscription_id AND pi.invoice_id IS NULL
+        LEFT JOIN billing.price p ON p.price_id = pi.price_id
+        -- (the EXISTS is one test per call: with no pending item at all the
+        -- join's table, whose statistics then say one row, is not scanned
+        -- once per bill date)
+        WHERE b.seq = 1 AND EXISTS (SELECT FROM billing.pending_item x WHERE x.invoice_id IS NULL)
+    ), charges AS MATERIALIZED (
+        SELECT * FROM recurring UNION ALL SELECT * FROM usage UNION ALL SELECT * FROM pending
+    ), groups AS MATERIALIZED (
+        -- the net of each invoice per tax rate, and the coupon that applies
+        SELECT c.account_id, c.subscription_id, c.bill_date, c.billing_reason, c.as_of_date, c.invoice_id,
+               c.bill_date_cycle_end, c.ends, c.currency, c.rounding, c.coupon_id, c.tax_rate_id,
+               billing.sum(c.amount) AS net,
+               row_number() OVER () AS group_key,
+               dense_rank() OVER (ORDER BY c.account_id, c.subscription_id, c.bill_date) AS invoice_key
+        FROM charges c
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+    ), adjustments AS (
+        SELECT a.* FROM (SELECT array_agg(g.group_key) AS k, array_agg(g.invoice_key) AS i,
+                                array_agg(g.currency) AS c, array_agg(g.rounding) AS r,
+                                array_agg(g.coupon_id) AS cp, array_agg(g.tax_rate_id) AS t, array_agg(g.net) AS n
+                         FROM groups g) x
+        CROSS JOIN LATERAL billing._discount_and_tax(x.k, x.i, x.c, x.r, x.cp, x.t, x.n) a
+    ), adjustment_lines AS (
+        SELECT g.account_id, g.subscription_id, g.bill_date, g.billing_reason, g.as_of_date, g.invoice_id,
+               g.bill_date_cycle_end, g.ends, g.currency, g.rounding, g.coupon_id,
+               CASE a.kind WHEN 'discount' THEN 4 ELSE 5 END AS sort, a.kind, a.description,
+               NULL::bigint, NULL::bigint, NULL::numeric, a.unit_amount, a.amount,
+               NULL::date, NULL::date, g.tax_rate_id, a.source, NULL::bigint[],
+               -- in place of pending_item_id: whether the tax is inclusive
+               CASE WHEN a.kind = 'tax' THEN a.tax_inclusive::integer::bigint END
+        FROM adjustments a
+        JOIN groups g ON g.group_key = a.group_key
+    ), markers AS (
+        -- one row of kind 'header' per invoice key, lines or not: what
+        -- the cycle advances the subscription by
+        SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
+               b.cycle_end, b.ends, b.currency, b.rounding, b.coupon_id, 9, 'header'::text, NULL::text,
+               NULL::bigint, NULL::bigint, NULL::numeric, NULL::numeric, NULL::billing.amount,
+               NULL::date, NULL::date, NULL::bigint, NULL::text, NULL::bigint[], NULL::bigint
+        FROM b
+    ), all_lines AS (
+        SELECT * FROM charges UNION ALL SELECT * FROM adjustment_lines UNION ALL SELECT * FROM markers
+    )
+    SELECT l.account_id, l.subscription_id, l.bill_date, l.billing_reason, l.as_of_date, l.invoice_id,
+           l.bill_date_cycle_end, l.ends,
+           row_number() OVER (PARTITION BY l.account_id, l.subscription_id, l.bill_date
+                              ORDER BY l.sort, l.tax_rate_id NULLS FIRST, l.subscription_item_id, l.period_start,
+                                       l.pending_item_id),
+           l.kind, l.description, l.subscription_item_id, l.price_id, l.quantity, l.unit_amount, l.amount,
+           l.period_start, l.period_end, l.tax_rate_id,
+           l.kind = 'tax' AND l.pending_item_id = 1,
+           l.source, l.usage_event_ids, CASE WHEN l.kind <> 'tax' THEN l.pending_item_id END
+    FROM all_lines l
+$$;
+
+COMMENT ON FUNCTION billing._lines_to_bill(bigint[], bigint[], date, timestamptz, text, boolean) IS
+    'internal: every line of every invoice to bill for these subscriptions (see billing._bill_dates), '
+    'and one header row per invoice; the cycle inserts them, billing.preview_invoice returns them';
+
+CREATE OR REPLACE FUNCTION billing._bill_lines(accounts bigint[], subscriptions bigint[], as_of date, at timestamptz,
+                                    mode text)
+RETURNS SETOF billing._invoice_draft
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH due AS MATERIALIZED (
+        SELECT * FROM billing._lines_to_bill(accounts, subscriptions, as_of, at, mode, true)
+    ), ins_lines AS (
+        INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, subscription_id,
+                                          subscription_item_id, price_id, quantity, unit_amount, amount,
+                                          period_start, period_end, tax_rate_id, tax_inclusive, source)
+        SELECT d.account_id, d.invoice_id, d.kind, d.description, d.subscription_id, d.subscription_item_id,
+               d.price_id, d.quantity, d.unit_amount, d.amount, d.period_start, d.period_end, d.tax_rate_id,
+               d.tax_inclusive, d.source
+        FROM due d
+        WHERE d.kind <> 'header'
+        ORDER BY d.invoice_id, d.line_no
+        RETURNING 1
+    ), mark_usage AS (
+        UPDATE billing.usage_event e SET invoice_id = x.invoice_id
+        FROM (SELECT d.account_id, d.invoice_id, unnest(d.usage_event_ids) AS usage_event_id
+              FROM due d
+              WHERE d.usage_event_ids IS NOT NULL) x
+        WHERE e.account_id = x.account_id AND e.usage_event_id = x.usage_event_id
+        RETURNING 1
+    ), mark_pending AS (
+        UPDATE billing.pending_item p SET invoice_id = d.invoice_id
+        FROM due d
+        WHERE d.pending_item_id IS NOT NULL
+          AND p.account_id = d.account_id AND p.pending_item_id = d.pending_item_id
+        RETURNING 1
+    ), advance AS (
+        UPDATE billing.subscription s
+        SET next_bill_date = CASE WHEN x.ends IS NULL THEN x.last_end END,
+            current_period_start = coalesce(x.last_start, s.current_period_start),
+            current_period_end = coalesce(x.last_end, s.current_period_end),
+            status = CASE WHEN x.ends IS NOT NULL THEN x.ends
+                          WHEN s.status = 'trialing' THEN 'active' ELSE s.status END,
+            canceled_on = CASE WHEN x.ends = 'canceled' THEN x.stop ELSE s.canceled_on END,
+            paused_on = CASE WHEN x.ends = 'paused' THEN x.stop ELSE s.paused_on END,
+            pause_on = CASE WHEN x.ends = 'paused' THEN NULL ELSE s.pause_on END,
+            updated_at = billing.now()
+        FROM (SELECT d.account_id, d.subscription_id,
+                     max(d.bill_date) FILTER (WHERE d.cycle_end IS NOT NULL) AS last_start,
+                     max(d.cycle_end) AS last_end,
+                     max(d.ends) AS ends, max(d.bill_date) FILTER (WHERE d.ends IS NOT NULL) AS stop
+              FROM due d WHERE d.kind = 'header' GROUP BY 1, 2) x
+        WHERE _bill_lines.mode = 'cycle' AND s.account_id = x.account_id AND s.subscription_id = x.subscription_id
+        RETURNING s.account_id, s.subscription_id, x.ends
+    ), force_all AS (
+        SELECT (SELECT count(*) FROM ins_lines) + (SELECT count(*) FROM mark_usage)
+               + (SELECT count(*) FROM mark_pending) AS n
+    )
+    SELECT d.account_id, d.invoice_id, min(d.subscription_id), min(d.bill_date), min(d.billing_reason),
+           min(d.as_of_date),
+           billing.sum(d.amount) FILTER (WHERE d.kind NOT IN ('discount', 'tax')),
+           billing.sum(d.amount) FILTER (WHERE d.kind = 'discount'),
+           billing.sum(d.amount) FILTER (WHERE d.kind = 'tax'),
+           billing.sum(d.amount) FILTER (WHERE NOT d.tax_inclusive),
+           -- the invoice's period: its recurring lines', or for an invoice
+           -- of usage only (a metered subscription) its usage lines'
+           coalesce(min(d.period_start) FILTER (WHERE d.kind = 'subscription'),
+                    min(d.period_start) FILTER (WHERE d.kind = 'usage')),
+           coalesce(max(d.period_end) FILTER (WHERE d.kind = 'subscription'),
+                    max(d.period_end) FILTER (WHERE d.kind = 'usage')),
+           count(*)::integer, NULL::text
+    FROM due d, force_all
+    WHERE d.kind <> 'header' AND force_all.n >= 0
+    GROUP BY d.account_id, d.invoice_id
+    UNION ALL
+    SELECT a.account_id, NULL, a.subscription_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, a.ends
+    FROM advance a
+    WHERE a.ends IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION billing._bill_lines(bigint[], bigint[], date, timestamptz, text) IS
+    'internal: statement 1 of billing._bill: writes the lines due for these (locked) subscriptions, marks usage '
+    'and pending items, advances the subscriptions (mode cycle); returns the invoices to insert and the '
+    'subscriptions that ended';
+
+CREATE OR REPLACE FUNCTION billing._bill_invoices(drafts billing._invoice_draft[], cycle_run_id bigint)
+RETURNS TABLE (account_id bigint, invoice_id bigint, draft boolean)
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH inv AS (
+        -- an invoice of the cycle (run_cycle names its run) for an account
+        -- with a grace period is inserted as a draft (77_drafts.sql):
+        -- no number, not finalized, finalized draft_days after its issue date
+        SELECT t.*, a.entity_id, a.currency, t.issue_date + a.payment_terms_days AS due_date,
+               billing.from_minor_units(0, a.currency) AS zero,
+               CASE WHEN _bill_invoices.cycle_run_id IS NOT NULL THEN coalesce(a.draft_days, e.draft_days) END
+                   AS draft_days
+        FROM unnest(drafts) t
+        JOIN billing.account a ON a.account_id = t.account_id
+        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+        WHERE t.invoice_id IS NOT NULL
+    ), numbered AS MATERIALIZED (
+        SELECT i.*, coalesce(i.draft_days > 0, false) AS is_draft,
+               row_number() OVER (PARTITION BY coalesce(i.draft_days > 0, false)
+                                  ORDER BY i.account_id, i.subscription_id, i.bill_date) AS ord
+        FROM inv i
+    ), numbers AS MATERIALIZED (
+        -- takes the numbers: the row lock serializes concurrent finalization.
+        -- As a jsonb array: its n-th element is found by its offset, where a
+        -- text[] is walked from the start for each one (quadratic in the batch)
+        SELECT to_jsonb(billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord),
+                                                      array_agg(issue_date ORDER BY ord))) AS number
+        FROM numbered
+        WHERE NOT is_draft
+    ), ins_invoice AS (
+        INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
+                                     billing_reason, currency, subtotal, discount, tax, total, amount_paid,
+                                     amount_due, issue_date, due_date, period_start, period_end, cycle_run_id,
+                                     finalized_at, finalize_on, bill_date)
+        SELECT n.account_id, n.invoice_id, n.entity_id, n.subscription_id,
+               CASE WHEN NOT n.is_draft THEN m.number ->> (n.ord - 1)::integer END,
+               CASE WHEN n.is_draft THEN 'draft' WHEN coalesce(n.total, n.zero) = n.zero THEN 'paid' ELSE 'open' END,
+               n.billing_reason, n.currency, coalesce(n.subtotal, n.zero), coalesce(n.discount, n.zero),
+               coalesce(n.tax, n.zero), coalesce(n.total, n.zero), n.zero,
+               CASE WHEN coalesce(n.total, n.zero) = n.zero THEN n.zero ELSE n.total END,
+               n.issue_date, n.due_date, n.period_start, n.period_end, _bill_invoices.cycle_run_id,
+               CASE WHEN NOT n.is_draft THEN billing.now() END,
+               CASE WHEN n.is_draft THEN n.issue_date + n.draft_days END,
+               CASE WHEN n.is_draft THEN n.bill_date END
+        FROM numbered n CROSS JOIN numbers m
+        RETURNING account_id, invoice_id, number, subscription_id, total, due_date, status, finalize_on
+    ), events AS MATERIALIZED (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT i.account_id, CASE WHEN i.status = 'draft' THEN 'invoice.created' ELSE 'invoice.finalized' END,
+               CASE WHEN i.status = 'draft'
+                    THEN jsonb_build_object('invoice_id', i.invoice_id, 'subscription_id', i.subscription_id,
+                                            'total', i.total::text, 'finalize_on', i.finalize_on)
+                    ELSE jsonb_build_object('invoice_id', i.invoice_id, 'number', i.number,
+                                            'subscription_id', i.subscription_id, 'total', i.total::text,
+                                            'due_date', i.due_date) END
+        FROM ins_invoice i
+        UNION ALL
+        SELECT d.account_id, 'subscription.' || d.ends, jsonb_build_object('subscription_id', d.subscription_id)
+        FROM unnest(drafts) d WHERE d.ends IS NOT NULL
+        RETURNING 1
+    )
+    SELECT i.account_id, i.invoice_id, i.status = 'draft'
+    FROM ins_invoice i, (SELECT count(*) FROM events) AS force_events
+$$;
+
+COMMENT ON FUNCTION billing._bill_invoices(billing._invoice_draft[], bigint) IS
+    'internal: statement 2 of billing._bill: takes the gapless numbers, inserts the invoices (status open, or '
+    'paid when the total is zero; a draft, without a number, for an account with a grace period when run_cycle '
+    'bills) and writes their outbox events and those of ended subscriptions; returns the invoices, for the '
+    'finalization step, and which of them are drafts';
+
+CREATE OR REPLACE FUNCTION billing._bill(accounts bigint[], subscriptions bigint[], as_of date, at timestamptz,
+                              mode text, cycle_run_id bigint DEFAULT NULL,
+                              OUT invoices integer, OUT lines integer)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_drafts billing._invoice_draft[];
+    v_accounts bigint[];
+    v_invoices bigint[];
+BEGIN
+    SET CONSTRAINTS billing.invoice_line_account_id_invoice_id_fkey DEFERRED;
+    SELECT array_agg(d ORDER BY d.invoice_id NULLS LAST, d.subscription_id), coalesce(sum(d.lines), 0)
+    INTO v_drafts, lines
+    FROM billing._bill_lines(accounts, subscriptions, as_of, at, mode) d;
+    -- drafts are made, not issued: they are finalized when their grace
+    -- period ends (billing._finalize_drafts, 77_drafts.sql)
+    SELECT array_agg(b.account_id) FILTER (WHERE NOT b.draft), array_agg(b.invoice_id) FILTER (WHERE NOT b.draft),
+           count(*)
+    INTO v_accounts, v_invoices, invoices
+    FROM billing._bill_invoices(coalesce(v_drafts, '{}'), cycle_run_id) b;
+    PERFORM billing._finalize_invoices(v_accounts, v_invoices);
+    -- checks the lines' foreign keys now, and restores the constraint
+    SET CONSTRAINTS billing.invoice_line_account_id_invoice_id_fkey IMMEDIATE;
+END $$;
+
+COMMENT ON FUNCTION billing._bill(bigint[], bigint[], date, timestamptz, text, bigint) IS
+    'internal: creates and finalizes the invoices due for these (locked) subscriptions (drafts, for an account '
+    'with a grace period, when run_cycle bills), marks usage and pending items, advances the subscriptions (mode '
+    'cycle) and writes the outbox, in two statements (the number series is locked by the second only)';
+
+CREATE OR REPLACE FUNCTION billing._run_batch(cycle_run_id bigint, as_of date, at timestamptz, batch_size integer,
+                                   INOUT after_date date, INOUT after_account bigint, INOUT after_subscription bigint,
+                                   OUT subscriptions integer, OUT invoices integer, OUT lines integer,
+                                   OUT errors jsonb)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_accounts bigint[];
+    v_subs bigint[];
+    v_dates date[];
+    -- no account is ahead of UTC+14: an index bound for every time zone
+    v_latest date := coalesce(as_of, billing.today('Etc/GMT-14', at));
+    r record;
+    v_state text;
+    v_msg text;
+BEGIN
+    PERFORM billing._authorize_all('run the billing cycle');
+    errors := '[]';
+    invoices := 0;
+    lines := 0;
+    SELECT array_agg(x.account_id ORDER BY x.next_bill_date, x.account_id, x.subscription_id),
+           array_agg(x.subscription_id ORDER BY x.next_bill_date, x.account_id, x.subscription_id),
+           array_agg(x.next_bill_date ORDER BY x.next_bill_date, x.account_id, x.subscription_id)
+    INTO v_accounts, v_subs, v_dates
+    FROM (SELECT s.next_bill_date, s.account_id, s.subscription_id
+          FROM billing.subscription s
+          JOIN billing.account a ON a.account_id = s.account_id
+          WHERE s.next_bill_date IS NOT NULL AND s.next_bill_date <= v_latest
+            AND s.status <> 'suspended'  -- suspended by dunning (78_dunning.sql): not billed
+            AND (s.next_bill_date, s.account_id, s.subscription_id)
+                > (coalesce(after_date, '-infinity'), coalesce(after_account, 0), coalesce(after_subscription, 0))
+            AND s.next_bill_date <= coalesce(as_of, billing.today(a.timezone, at))
+          ORDER BY s.next_bill_date, s.account_id, s.subscription_id
+          LIMIT batch_size
+          FOR UPDATE OF s SKIP LOCKED) x;
+    subscriptions := coalesce(cardinality(v_subs), 0);
+    IF subscriptions = 0 THEN
+        RETURN;
+    END IF;
+    after_date := v_dates[subscriptions];
+    after_account := v_accounts[subscriptions];
+    after_subscription := v_subs[subscriptions];
+    BEGIN
+        SELECT b.invoices, b.lines INTO invoices, lines
+        FROM billing._bill(v_accounts, v_subs, as_of, at, 'cycle', cycle_run_id) b;
+    EXCEPTION WHEN OTHERS THEN
+        -- the slow path, only after an error: one subscription at a time
+        FOR i IN 1 .. cardinality(v_subs) LOOP
+            BEGIN
+                SELECT * INTO r FROM billing._bill(ARRAY[v_accounts[i]], ARRAY[v_subs[i]], as_of, at, 'cycle',
+                                                   cycle_run_id);
+                invoices := invoices + r.invoices;
+                lines := lines + r.lines;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                errors := errors || jsonb_build_object('account_id', v_accounts[i], 'subscription_id', v_subs[i],
+                                                       'sqlstate', v_state, 'message', v_msg);
+            END;
+        END LOOP;
+    END;
+END $$;
+
+COMMENT ON FUNCTION billing._run_batch(bigint, date, timestamptz, integer, date, bigint, bigint) IS
+    'internal: one committed batch of billing.run_cycle, starting after the given queue key';
+
+CREATE OR REPLACE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
+RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('run the billing cycle');
+    WITH n AS (
+        UPDATE billing.subscription s SET trial_ending_notified = true
+        FROM billing.account a
+        WHERE a.account_id = s.account_id AND s.status = 'trialing' AND NOT s.trial_ending_notified
+          AND s.trial_end <= coalesce(as_of, billing.today(a.timezone, at)) + days_before
+        RETURNING s.account_id, s.subscription_id, s.trial_end
+    ), e AS (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT account_id, 'trial.ending', jsonb_build_object('subscription_id', subscription_id, 'trial_end', trial_end)
+        FROM n
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM e
+$$;
+
+COMMENT ON FUNCTION billing._trial_notices(date, timestamptz, integer) IS
+    'internal: writes one trial.ending event per trialing subscription whose trial ends within days_before days';
+
+CREATE OR REPLACE PROCEDURE billing.run_cycle(as_of date DEFAULT NULL, batch_size integer DEFAULT 1000,
+                                   at timestamptz DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_at timestamptz := coalesce(at, billing.now());
+    v_run bigint;
+    v_after_date date;
+    v_after_account bigint;
+    v_after_sub bigint;
+    r record;
+    v_subs integer := 0;
+    v_invoices integer := 0;
+    v_lines integer := 0;
+    v_batches integer := 0;
+    v_errors jsonb := '[]'::jsonb;
+BEGIN
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 1000.';
+    END IF;
+    -- a run bills every period up to as_of: both dates within the window
+    -- around today in UTC (billing._check_date)
+    PERFORM billing._check_date(billing.today('UTC', v_at), 'the day of at', billing.today('UTC')),
+            billing._check_date(as_of, 'as_of', billing.today('UTC'));
+    INSERT INTO billing.cycle_run (as_of, at, started_at) VALUES (as_of, v_at, pg_catalog.clock_timestamp())
+    RETURNING cycle_run_id INTO v_run;
+    PERFORM billing._trial_notices(as_of, v_at);
+    COMMIT;
+    -- the drafts whose grace period has passed (77_drafts.sql), before the
+    -- new invoices: the late usage of a draft's period is the draft's
+    LOOP
+        SELECT * INTO r FROM billing._finalize_due_drafts(as_of, v_at, batch_size, v_after_account,
+                                                          v_after_sub);
+        EXIT WHEN r.picked OPERATOR(pg_catalog.=) 0;
+        v_after_account := r.after_account;
+        v_after_sub := r.after_invoice;
+        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
+        UPDATE billing.cycle_run
+        SET drafts_finalized = drafts_finalized OPERATOR(pg_catalog.+) r.finalized, errors = v_errors
+        WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
+        IF r.finalized OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', r.finalized::text);
+        END IF;
+        COMMIT;
+    END LOOP;
+    v_after_account := NULL;
+    v_after_sub := NULL;
+    LOOP
+        SELECT * INTO r FROM billing._run_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
+                                                v_after_sub);
+        EXIT WHEN r.subscriptions OPERATOR(pg_catalog.=) 0;
+        v_after_date := r.after_date;
+        v_after_account := r.after_account;
+        v_after_sub := r.after_subscription;
+        v_batches := v_batches OPERATOR(pg_catalog.+) 1;
+        v_subs := v_subs OPERATOR(pg_catalog.+) r.subscriptions;
+        v_invoices := v_invoices OPERATOR(pg_catalog.+) r.invoices;
+        v_lines := v_lines OPERATOR(pg_catalog.+) r.lines;
+        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
+        UPDATE billing.cycle_run
+        SET batches = v_batches, subscriptions = v_subs, invoices = v_invoices, lines = v_lines, errors = v_errors
+        WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
+        IF r.invoices OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', r.invoices::text);
+        END IF;
+        COMMIT;
+    END LOOP;
+    UPDATE billing.cycle_run
+    SET finished_at = pg_catalog.clock_timestamp(),
+        status = CASE WHEN v_errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
+    WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
+    COMMIT;
+END $$;
+
+COMMENT ON PROCEDURE billing.run_cycle(date, integer, timestamptz) IS
+    'finalizes the drafts whose grace period has passed, then bills every subscription whose next period has '
+    'been reached by as_of (NULL: each account''s today in its time zone at at, default billing.now()), in '
+    'committed batches of batch_size, SKIP LOCKED so several sessions can share a run; logs the run in '
+    'billing.cycle_run and NOTIFYs billing_events once per batch';
+
+CREATE OR REPLACE FUNCTION billing.preview_invoice(account_id bigint, subscription_id bigint DEFAULT NULL,
+                                        as_of date DEFAULT NULL)
+RETURNS SETOF billing.preview_line
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_accounts bigint[];
+    v_subs bigint[];
+BEGIN
+    PERFORM billing._authorize_account(preview_invoice.account_id);
+    IF NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = preview_invoice.account_id) THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(preview_invoice.account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+    -- a preview computes every period up to as_of
+    IF as_of IS NOT NULL THEN
+        PERFORM billing._check_date(as_of, 'as_of', billing.today(a.timezone))
+        FROM billing.account a WHERE a.account_id = preview_invoice.account_id;
+    END IF;
+    SELECT array_agg(s.account_id), array_agg(s.subscription_id) INTO v_accounts, v_subs
+    FROM billing.subscription s
+    WHERE s.account_id = preview_invoice.account_id
+      AND (preview_invoice.subscription_id IS NULL OR s.subscription_id = preview_invoice.subscription_id);
+    IF preview_invoice.subscription_id IS NOT NULL AND v_subs IS NULL THEN
+        RAISE EXCEPTION 'subscription % of account % does not exist', preview_invoice.subscription_id,
+            preview_invoice.account_id
+            USING ERRCODE = 'no_data_found', HINT = 'billing.subscription lists the account''s subscriptions.';
+    END IF;
+    RETURN QUERY
+    SELECT d.subscription_id, d.bill_date, d.line_no, d.kind, d.description, d.subscription_item_id, d.price_id,
+           d.quantity, d.unit_amount, d.amount, d.period_start, d.period_end, d.tax_rate_id, d.tax_inclusive
+    FROM billing._lines_to_bill(coalesce(v_accounts, '{}'), coalesce(v_subs, '{}'), as_of, billing.now(), 'preview') d
+    WHERE d.kind <> 'header'
+    ORDER BY d.subscription_id, d.bill_date, d.line_no;
+END $$;
+
+COMMENT ON FUNCTION billing.preview_invoice(bigint, bigint, date) IS
+    'the lines the cycle will create for an account''s subscriptions (or one), writing nothing: as of as_of, '
+    'or by default of each subscription''s next bill date (its today if that has passed); '
+    'bill_date is the date each invoice is for';
+
+CREATE OR REPLACE FUNCTION billing.mark_events_done(event_ids bigint[])
+RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH d AS (
+        UPDATE billing.outbox o SET processed_at = billing.now()
+        WHERE o.event_id = ANY (event_ids) AND o.processed_at IS NULL
+          AND billing._may_use_account(o.account_id)
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM d
+$$;
+
+COMMENT ON FUNCTION billing.mark_events_done(bigint[]) IS
+    'marks outbox events as processed by a consumer; returns how many were still pending';
+
+-- 60_ledger.sql
+
+CREATE OR REPLACE FUNCTION billing._ledger_check_balance() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'ledger_check_balance' LANGUAGE C;
+
+COMMENT ON FUNCTION billing._ledger_check_balance() IS
+    'internal trigger: the entries an INSERT adds sum to zero per transaction and currency (23514), and their '
+    'transactions and those transactions'' accounts exist (23503)';
+
+CREATE OR REPLACE FUNCTION billing._post_invoices_finalized(accounts bigint[], invoices bigint[])
+RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH inv AS MATERIALIZED (
+        SELECT i.account_id, i.invoice_id, i.number, i.issue_date, i.total, i.tax,
+               nextval('billing.ledger_transaction_txn_id_seq') AS txn_id
+        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        CROSS JOIN LATERAL (SELECT * FROM billing.invoice i
+                            WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id LIMIT 1) i
+        WHERE i.status <> 'draft' AND (billing.to_numeric(i.total) <> 0 OR billing.to_numeric(i.tax) <> 0)
+    ), txn AS (
+        INSERT INTO billing.ledger_transaction (account_id, txn_id, kind, posted_on, invoice_id, description)
+        SELECT account_id, txn_id, 'invoice_finalized', issue_date, invoice_id, 'invoice ' || number FROM inv
+    )
+    -- (txn runs to completion whether read or not; the balance trigger,
+    -- at the end of the statement, finds its rows)
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT i.account_id, i.txn_id, e.ledger_account, e.amount
+    FROM inv i
+    CROSS JOIN LATERAL (VALUES ('receivable', i.total), ('revenue', -(i.total - i.tax)),
+                               ('tax_payable', -i.tax)) e(ledger_account, amount)
+    WHERE billing.to_numeric(e.amount) <> 0
+$$;
+
+COMMENT ON FUNCTION billing._post_invoices_finalized(bigint[], bigint[]) IS
+    'internal: posts one balanced transaction per finalized invoice (receivable, revenue, tax payable)';
+
+-- 70_payments.sql
+
+CREATE OR REPLACE FUNCTION billing.set_early_payment_discount(account_id bigint, percent numeric, within_days integer)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+BEGIN
+    PERFORM billing._authorize_account(set_early_payment_discount.account_id);
+    a := billing._payment_account(account_id);
+    IF percent IS NULL THEN
+        DELETE FROM billing.early_payment_terms t WHERE t.account_id = a.account_id;
+        RETURN;
+    END IF;
+    IF percent <= 0 OR percent >= 100 OR within_days IS NULL OR within_days < 0 OR within_days > 3650 THEN
+        RAISE EXCEPTION 'an early-payment discount needs a percent in (0, 100) and 0 to 3650 days, not % and %',
+            percent, coalesce(within_days::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: percent => 2, within_days => 10.';
+    END IF;
+    INSERT INTO billing.early_payment_terms AS t (account_id, percent, within_days)
+    VALUES (a.account_id, percent, within_days)
+    ON CONFLICT ON CONSTRAINT early_payment_terms_pkey
+    DO UPDATE SET percent = excluded.percent, within_days = excluded.within_days;
+END $$;
+
+COMMENT ON FUNCTION billing.set_early_payment_discount(bigint, numeric, integer) IS
+    'sets the account''s early-payment discount (percent of the total off when paid in full within within_days '
+    'of the issue date); percent NULL removes it';
+
+CREATE OR REPLACE FUNCTION billing.apply_payment(
+    account_id bigint, amount billing.amount, method text, reference text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, received_on date DEFAULT NULL, invoice_ids bigint[] DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    p billing.payment;
+    v_received date;
+    v_id bigint;
+    v_funds numeric;
+    v_applied numeric;
+    v_bad bigint;
+    v_excess billing.amount;
+    v_applied_amt billing.amount;
+    v_disc_invoices bigint[];
+    v_disc_numbers text[];
+    v_disc_amounts billing.amount[];
+BEGIN
+    PERFORM billing._authorize_account(apply_payment.account_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = apply_payment.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_account.';
+    END IF;
+    IF amount IS NULL OR billing.currency(amount) <> a.currency OR billing.to_numeric(amount) <= 0 THEN
+        RAISE EXCEPTION 'a payment must be a positive amount in the account''s currency %, not %', a.currency,
+            coalesce(amount::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Money going back to the customer is a refund.';
+    END IF;
+    IF method IS NULL OR method NOT IN ('card', 'direct_debit', 'bank_transfer', 'cash', 'check', 'wallet', 'other') THEN
+        RAISE EXCEPTION 'unknown payment method %', coalesce(method, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use card, direct_debit, bank_transfer, cash, check, wallet or other.';
+    END IF;
+    IF billing.looks_like_card_number(reference) OR billing.looks_like_card_number(idempotency_key) THEN
+        RAISE EXCEPTION 'a payment reference must not hold a card number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Store the payment provider''s token, never the card or bank number.';
+    END IF;
+    IF idempotency_key = '' THEN
+        RAISE EXCEPTION 'an idempotency key must not be empty'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL for a payment without one.';
+    END IF;
+    -- (nested: the condition holds a subquery, which PL/pgSQL runs as a
+    -- query even when invoice_ids is NULL)
+    IF invoice_ids IS NOT NULL THEN
+        IF cardinality(invoice_ids) = 0 OR array_position(invoice_ids, NULL) IS NOT NULL
+           OR cardinality(invoice_ids) <> (SELECT count(DISTINCT x) FROM unnest(invoice_ids) x) THEN
+            RAISE EXCEPTION 'invoice_ids must name distinct invoices, not %', invoice_ids
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL to pay the oldest invoices first.';
+        END IF;
+    END IF;
+    -- (a payment of today, the common case, costs no check)
+    v_received := CASE WHEN received_on IS NULL THEN billing.today(a.timezone)
+                       ELSE billing._check_date(received_on, 'received_on', billing.today(a.timezone)) END;
+
+    -- lock 1 (billing._lock_account_money, inline: this is the hot path;
+    -- a row lock, not an upsert that writes a new row version each time)
+    PERFORM FROM billing.account_credit c WHERE c.account_id = a.account_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM billing._lock_account_money(a.account_id, a.currency);
+    END IF;
+    IF idempotency_key IS NOT NULL THEN
+        SELECT * INTO p FROM billing.payment x
+        WHERE x.account_id = a.account_id AND x.idempotency_key = apply_payment.idempotency_key;
+        IF FOUND THEN
+            IF p.amount = amount AND p.method = method AND p.reference IS NOT DISTINCT FROM reference
+               AND (received_on IS NULL OR p.received_on = received_on)
+               AND p.target_invoice_ids IS NOT DISTINCT FROM invoice_ids THEN
+                RETURN p.payment_id;
+            END IF;
+            RAISE EXCEPTION 'idempotency key % of account % was used for another payment (%)', idempotency_key,
+                a.account_id, p.payment_id
+                USING ERRCODE = 'unique_violation',
+                      DETAIL = format('Payment %s: %s by %s, reference %s, received %s, invoices %s.', p.payment_id,
+                                      p.amount, p.method, coalesce(p.reference, 'none'), p.received_on,
+                                      coalesce(p.target_invoice_ids::text, 'oldest first')),
+                      HINT = 'Use a new key for a new payment; a retry must repeat the same arguments.';
+        END IF;
+    END IF;
+    IF invoice_ids IS NOT NULL THEN
+        SELECT x INTO v_bad FROM unnest(invoice_ids) x
+        WHERE NOT EXISTS (SELECT FROM billing.invoice i WHERE i.account_id = a.account_id AND i.invoice_id = x)
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'invoice % of account % does not exist', v_bad, a.account_id
+                USING ERRCODE = 'foreign_key_violation', HINT = 'billing.invoice lists the account''s invoices.';
+        END IF;
+        SELECT x INTO v_bad FROM unnest(invoice_ids) x
+        JOIN billing.invoice i ON i.account_id = a.account_id AND i.invoice_id = x
+        WHERE i.status <> 'open' LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'invoice % of account % is not open', v_bad, a.account_id
+                USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only open invoices take payments.';
+        END IF;
+    END IF;
+
+    INSERT INTO billing.payment AS x (account_id, amount, method, reference, idempotency_key, received_on,
+                                      target_invoice_ids, amount_refunded)
+    VALUES (a.account_id, amount, method, reference, idempotency_key, v_received, invoice_ids,
+            billing.from_minor_units(0, a.currency))
+    RETURNING x.payment_id INTO v_id;
+
+    v_funds := billing.to_numeric(amount);
+    -- lock 2 and the applications, in one statement: the open invoices,
+    -- oldest due first or in the order of invoice_ids.  An invoice the funds
+    -- settle within its early-payment window needs its due less the
+    -- discount, and gets the discount as an application of its own, posted
+    -- to discounts.
+    WITH inv AS MATERIALIZED (
+        SELECT i.invoice_id, i.due_date, i.number, billing.to_numeric(i.amount_due) AS due,
+               CASE WHEN t.account_id IS NOT NULL AND v_received <= i.issue_date + t.within_days
+                         AND NOT EXISTS (SELECT FROM billing.payment_application x
+                                         WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
+                                           AND x.source = 'discount')
+                    -- (the entity's mode, read only for an invoice in its window)
+                    THEN least(billing.to_numeric(billing.round_amount(billing.to_numeric(i.total) * t.percent / 100, a.currency,
+                                                                       (SELECT e.rounding FROM billing.billing_entity e
+                                                                        WHERE e.entity_id = a.entity_id))),
+                               billing.to_numeric(i.amount_due))
+                    ELSE 0 END AS disc
+        FROM billing.invoice i
+        LEFT JOIN billing.early_payment_terms t ON t.account_id = i.account_id
+        WHERE i.account_id = a.account_id AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
+          AND (apply_payment.invoice_ids IS NULL OR i.invoice_id = ANY (apply_payment.invoice_ids))
+        ORDER BY array_position(apply_payment.invoice_ids, i.invoice_id), i.due_date, i.invoice_id
+        FOR UPDATE OF i
+    ), run AS (
+        SELECT invoice_id, number, due, disc, due - disc AS need,
+               coalesce(sum(due - disc) OVER (ORDER BY array_position(apply_payment.invoice_ids, invoice_id), due_date, invoice_id
+                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+        FROM inv
+    ), app AS MATERIALIZED (
+        -- a partly paid invoice gets no discount, and needs its whole due
+        SELECT invoice_id, number,
+               billing.amount(least(need, v_funds - before), a.currency) AS amount,
+               billing.amount(CASE WHEN v_funds - before >= need THEN disc ELSE 0 END, a.currency) AS discount
+        FROM run WHERE v_funds > before
+    ), ins AS (
+        INSERT INTO billing.payment_application (account_id, invoice_id, source, payment_id, amount)
+        SELECT a.account_id, app.invoice_id, 'payment', v_id, app.amount FROM app WHERE billing.to_numeric(app.amount) > 0
+        UNION ALL
+        SELECT a.account_id, app.invoice_id, 'discount', NULL, app.discount FROM app WHERE billing.to_numeric(app.discount) > 0
+    ), upd AS (
+        UPDATE billing.invoice i
+        SET amount_paid = i.amount_paid + ap.amount + ap.discount, amount_due = i.amount_due - ap.amount - ap.discount,
+            status = CASE WHEN billing.to_numeric(i.amount_due - ap.amount - ap.discount) = 0 THEN 'paid' ELSE i.status END
+        FROM app ap WHERE i.account_id = a.account_id AND i.invoice_id = ap.invoice_id
+    )
+    SELECT coalesce(sum(billing.to_numeric(app.amount)), 0),
+           array_agg(app.invoice_id ORDER BY app.invoice_id) FILTER (WHERE billing.to_numeric(app.discount) > 0),
+           array_agg(app.number ORDER BY app.invoice_id) FILTER (WHERE billing.to_numeric(app.discount) > 0),
+           array_agg(app.discount ORDER BY app.invoice_id) FILTER (WHERE billing.to_numeric(app.discount) > 0)
+    INTO v_applied, v_disc_invoices, v_disc_numbers, v_disc_amounts
+    FROM app;
+    -- the discounts' ledger transactions, in a statement of their own: an
+    -- INSERT into ledger_entry runs the balance trigger even when it adds
+    -- no row, and most payments have no discount
+    IF v_disc_invoices IS NOT NULL THEN
+        WITH d AS (
+            SELECT * FROM unnest(v_disc_invoices, v_disc_numbers, v_disc_amounts) d(invoice_id, number, discount)
+        ), txn AS (
+            INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, payment_id, description)
+            SELECT a.account_id, 'early_payment_discount', v_received, d.invoice_id, v_id,
+                   'early-payment discount on invoice ' || d.number
+            FROM d ORDER BY d.invoice_id
+            RETURNING txn_id, invoice_id
+        )
+        INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+        SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
+        FROM txn t JOIN d ON d.invoice_id = t.invoice_id
+        CROSS JOIN LATERAL (VALUES ('discounts', d.discount), ('receivable', -d.discount)) e(ledger_account, amount);
+    END IF;
+    v_applied_amt := billing.amount(v_applied, a.currency);
+    v_excess := amount - v_applied_amt;
+    IF billing.to_numeric(v_excess) > 0 THEN
+        UPDATE billing.account_credit c SET balance = c.balance + v_excess, updated_at = billing.now()
+        WHERE c.account_id = a.account_id;
+    END IF;
+    -- the ledger transaction (billing._post, inline) and the outbox event
+    WITH t AS (
+        INSERT INTO billing.ledger_transaction AS x (account_id, kind, posted_on, description, payment_id)
+        VALUES (a.account_id, 'payment', v_received, format('payment %s by %s', v_id, method), v_id)
+        RETURNING x.txn_id
+    )
+    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+    SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
+    FROM t, (VALUES ('cash', amount), ('receivable', -v_applied_amt), ('customer_credit', -v_excess)) e(ledger_account, amount)
+    WHERE billing.to_numeric(e.amount) <> 0;
+    INSERT INTO billing.outbox (account_id, event_type, payload)
+    VALUES (a.account_id, 'payment.received',
+            jsonb_build_object('payment_id', v_id, 'amount', amount::text, 'applied', v_applied_amt::text,
+                               'credited', v_excess::text));
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing.apply_payment(bigint, billing.amount, text, text, text, date, bigint[]) IS
+    'records a payment and applies it to the account''s open invoices, oldest due first (or to invoice_ids, in '
+    'that order); the rest becomes unapplied credit that later invoices consume; posts it to the ledger; the same '
+    'idempotency_key with the same arguments returns the same payment, with other arguments raises 23505';
+
+CREATE OR REPLACE FUNCTION billing._account_amount(account_id bigint, value numeric) RETURNS billing.amount
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_currency text;
+BEGIN
+    SELECT a.currency INTO v_currency FROM billing.account a WHERE a.account_id = _account_amount.account_id;
+    -- no such account: the money function called with it says so
+    IF v_currency IS NULL OR value IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN billing.amount(value, v_currency);
+END $$;
+
+COMMENT ON FUNCTION billing._account_amount(bigint, numeric) IS
+    'internal: value as an exact amount in the account''s currency (22023 for more decimals than it has); '
+    'NULL for an account that does not exist; the caller has authorized the account';
+
+CREATE OR REPLACE FUNCTION billing.apply_payment(
+    account_id bigint, amount numeric, method text, reference text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, received_on date DEFAULT NULL, invoice_ids bigint[] DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.apply_payment($1, billing._account_amount($1, $2), $3, $4, $5, $6, $7)
+$$;
+
+COMMENT ON FUNCTION billing.apply_payment(bigint, numeric, text, text, text, date, bigint[]) IS
+    'apply_payment with the amount as a number in the account''s currency: apply_payment(1, 58.31, ''cash'')';
+
+CREATE OR REPLACE FUNCTION billing._apply_credit(accounts bigint[], invoices bigint[], amounts billing.amount[])
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH app AS MATERIALIZED (
+        SELECT u.account_id, u.invoice_id, u.amount, i.issue_date, i.number
+        FROM unnest(accounts, invoices, amounts) u(account_id, invoice_id, amount)
+        CROSS JOIN LATERAL (SELECT i.issue_date, i.number FROM billing.invoice i
+                            WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id LIMIT 1) i
+    ), ins_app AS (
+        INSERT INTO billing.payment_application (account_id, invoice_id, source, amount)
+        SELECT account_id, invoice_id, 'credit', amount FROM app
+        RETURNING 1
+    ), upd_inv AS (
+        UPDATE billing.invoice i
+        SET amount_paid = i.amount_paid + a.amount, amount_due = i.amount_due - a.amount,
+            status = CASE WHEN billing.to_numeric(i.amount_due - a.amount) = 0 THEN 'paid' ELSE i.status END
+        FROM app a WHERE i.account_id = a.account_id AND i.invoice_id = a.invoice_id
+        RETURNING 1
+    ), upd_credit AS (
+        UPDATE billing.account_credit c SET balance = c.balance - s.amount, updated_at = billing.now()
+        FROM (SELECT account_id, billing.sum(amount) AS amount FROM app GROUP BY 1) s
+        WHERE c.account_id = s.account_id
+        RETURNING 1
+    ), txn AS (
+        INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, description)
+        SELECT account_id, 'credit_applied', issue_date, invoice_id,
+               CASE WHEN billing.to_numeric(amount) > 0 THEN 'credit applied to invoice ' ELSE 'credit from invoice ' END
+               || number
+        FROM app
+        RETURNING account_id, txn_id, invoice_id
+    ), ent AS (
+        INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+        SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
+        FROM txn t
+        JOIN app a ON a.account_id = t.account_id AND a.invoice_id = t.invoice_id
+        CROSS JOIN LATERAL (VALUES ('customer_credit', a.amount), ('receivable', -a.amount)) e(ledger_account, amount)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM ins_app) + (SELECT count(*) FROM upd_inv) + (SELECT count(*) FROM upd_credit)
+           + (SELECT count(*) FROM ent)
+$$;
+
+COMMENT ON FUNCTION billing._apply_credit(bigint[], bigint[], billing.amount[]) IS
+    'internal: moves amounts between the accounts'' unapplied credit and invoices (positive: the credit pays the '
+    'invoice; negative: a credit invoice adds to the credit), with applications and ledger postings';
+
+CREATE OR REPLACE FUNCTION billing._consume_credit(accounts bigint[], invoices bigint[])
+RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    -- Step 1 of the lock order, in a statement of its own: the next
+    -- statement's snapshot then sees every balance as it is after the
+    -- transactions we waited for (a row locked and updated in one statement
+    -- would be updated from the version in the statement's snapshot).
+    SELECT count(*) FROM (
+        SELECT FROM billing.account_credit c
+        WHERE c.account_id IN (SELECT DISTINCT unnest(accounts))
+        ORDER BY c.account_id
+        FOR UPDATE) locked;
+    WITH cr AS MATERIALIZED (
+        SELECT c.account_id, billing.to_numeric(c.balance) AS balance
+        FROM billing.account_credit c
+        WHERE c.account_id IN (SELECT DISTINCT unnest(accounts)) AND billing.to_numeric(c.balance) > 0
+    ), inv AS MATERIALIZED (
+        SELECT i.account_id, i.invoice_id, i.currency, cr.balance,
+               billing.to_numeric(i.amount_due) AS due,
+               coalesce(sum(billing.to_numeric(i.amount_due)) OVER (
+                   PARTITION BY i.account_id ORDER BY i.due_date, i.invoice_id
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        JOIN cr ON cr.account_id = u.account_id
+        JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+        WHERE i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
+    ), app AS MATERIALIZED (
+        SELECT account_id, invoice_id, billing.amount(least(due, balance - before), currency) AS amount
+        FROM inv WHERE balance > before
+    )
+    SELECT billing._apply_credit(array_agg(account_id), array_agg(invoice_id), array_agg(amount))
+    FROM app
+    HAVING count(*) > 0
+$$;
+
+COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
+    'internal: applies the accounts'' unapplied credit to these open invoices, oldest due first, with ledger postings';
+
+CREATE OR REPLACE FUNCTION billing._finalize_invoices(accounts bigint[], invoices bigint[])
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_accounts bigint[];
+    v_invoices bigint[];
+    v_amounts billing.amount[];
+    -- the invoices the accounts' credit may pay: these, and every open
+    -- invoice of an account a credit invoice just credited
+    v_pay_accounts bigint[] := accounts;
+    v_pay_invoices bigint[] := invoices;
+BEGIN
+    IF coalesce(cardinality(invoices), 0) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM billing._post_invoices_finalized(accounts, invoices);
+    -- A credit invoice (total below zero) owes the customer: its amount
+    -- becomes the account's credit (the invoice is then paid), and that
+    -- credit settles what the account owes, oldest due first, below.
+    SELECT array_agg(u.account_id ORDER BY u.account_id, u.invoice_id),
+           array_agg(u.invoice_id ORDER BY u.account_id, u.invoice_id),
+           array_agg(i.amount_due ORDER BY u.account_id, u.invoice_id)
+    INTO v_accounts, v_invoices, v_amounts
+    FROM unnest(accounts, invoices) u(account_id, invoice_id)
+    CROSS JOIN LATERAL (SELECT i.amount_due FROM billing.invoice i
+                        WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+                          AND i.status = 'open' AND billing.to_numeric(i.amount_due) < 0 LIMIT 1) i;
+    IF v_accounts IS NOT NULL THEN
+        -- lock 1 of the lock order, in account order, created at zero
+        INSERT INTO billing.account_credit AS c (account_id, balance)
+        SELECT DISTINCT a.account_id, billing.from_minor_units(0, a.currency)
+        FROM billing.account a WHERE a.account_id = ANY (v_accounts)
+        ORDER BY a.account_id
+        ON CONFLICT ON CONSTRAINT account_credit_pkey DO NOTHING;
+        PERFORM FROM billing.account_credit c WHERE c.account_id = ANY (v_accounts) ORDER BY c.account_id FOR UPDATE;
+        PERFORM billing._apply_credit(v_accounts, v_invoices, v_amounts);
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT u.account_id, 'invoice.credited', jsonb_build_object('invoice_id', u.invoice_id, 'credit', (-u.amount)::text)
+        FROM unnest(v_accounts, v_invoices, v_amounts) u(account_id, invoice_id, amount);
+        -- the accounts' other open invoices come first in line for the credit
+        SELECT array_agg(x.account_id), array_agg(x.invoice_id) INTO v_pay_accounts, v_pay_invoices
+        FROM (SELECT u.account_id, u.invoice_id FROM unnest(accounts, invoices) u(account_id, invoice_id)
+              UNION
+              SELECT i.account_id, i.invoice_id FROM billing.invoice i
+              WHERE i.account_id = ANY (v_accounts) AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0) x;
+    END IF;
+    -- credit and collection only for the few accounts that have some.  The
+    -- EXISTS guards skip a table with no rows at all: its statistics then
+    -- say "one row", and the planner probes it once per new invoice.
+    IF EXISTS (SELECT FROM billing.account_credit) THEN
+        SELECT array_agg(u.account_id), array_agg(u.invoice_id) INTO v_accounts, v_invoices
+        FROM unnest(v_pay_accounts, v_pay_invoices) u(account_id, invoice_id)
+        CROSS JOIN LATERAL (SELECT FROM billing.account_credit c WHERE c.account_id = u.account_id LIMIT 1) c;
+        IF v_accounts IS NOT NULL THEN
+            PERFORM billing._consume_credit(v_accounts, v_invoices);
+        END IF;
+    END IF;
+    IF EXISTS (SELECT FROM billing.payment_method) THEN
+        SELECT array_agg(u.account_id), array_agg(u.invoice_id) INTO v_accounts, v_invoices
+        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        CROSS JOIN LATERAL (SELECT FROM billing.payment_method m
+                            WHERE m.account_id = u.account_id AND m.is_default AND m.active LIMIT 1) m;
+        IF v_accounts IS NOT NULL THEN
+            PERFORM billing._queue_collection(v_accounts, v_invoices);
+        END IF;
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION billing._finalize_invoices(bigint[], bigint[]) IS
+    'internal: the finalization step of just inserted invoices: posts them to the ledger, applies the accounts'' '
+    'unapplied credit to them and queues automatic collection of what is left due';
+
+CREATE OR REPLACE FUNCTION billing._invoice_account_exists() RETURNS trigger
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_bad record;
+BEGIN
+    SELECT n.account_id, n.invoice_id INTO v_bad
+    FROM new_invoices n
+    LEFT JOIN LATERAL (SELECT true AS found FROM billing.account a
+                       WHERE a.account_id = n.account_id LIMIT 1) a ON true
+    WHERE n.subscription_id IS NULL AND a.found IS NULL
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'account % of invoice % does not exist', v_bad.account_id, v_bad.invoice_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_account.';
+    END IF;
+    RETURN NULL;
+END $$;
+
+COMMENT ON FUNCTION billing._invoice_account_exists() IS
+    'internal trigger (a guard): the account of every inserted invoice without a subscription exists (23503)';
+
+-- 72_refunds_credits.sql
+
+CREATE OR REPLACE FUNCTION billing._take_back(account_id bigint, payment_id bigint, amount billing.amount, kind text,
+                                   reason text, idempotency_key text)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    p billing.payment;
+    r billing.refund;
+    v_credit numeric;
+    v_applied numeric;
+    v_amount numeric;
+    v_from_credit numeric;
+    v_rest numeric;
+    v_reopened numeric;
+    v_reopened_ids bigint[];
+    v_id bigint;
+    v_today date;
+BEGIN
+    a := billing._payment_account(account_id);
+    IF billing.looks_like_card_number(reason) OR billing.looks_like_card_number(idempotency_key) THEN
+        RAISE EXCEPTION 'a % reason or key must not hold a card number', kind
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Never store card or bank numbers.';
+    END IF;
+    IF idempotency_key = '' THEN
+        RAISE EXCEPTION 'an idempotency key must not be empty'
+            USING ERRCODE = 'invalid_parameter_value', HINT = format('Pass NULL for a %s without one.', kind);
+    END IF;
+    v_credit := billing.to_numeric(billing._lock_account_money(a.account_id, a.currency));
+    IF idempotency_key IS NOT NULL THEN
+        SELECT * INTO r FROM billing.refund x
+        WHERE x.account_id = a.account_id AND x.idempotency_key = _take_back.idempotency_key;
+        IF FOUND THEN
+            IF r.payment_id = _take_back.payment_id AND r.kind = _take_back.kind
+               AND (amount IS NULL OR r.amount = amount) AND r.reason IS NOT DISTINCT FROM reason THEN
+                RETURN r.refund_id;
+            END IF;
+            RAISE EXCEPTION 'idempotency key % of account % was used for another refund (%)', idempotency_key,
+                a.account_id, r.refund_id
+                USING ERRCODE = 'unique_violation',
+                      HINT = 'Use a new key for a new refund; a retry must repeat the same arguments.';
+        END IF;
+    END IF;
+    -- step 2: the invoices this payment paid, then step 3: the payment
+    PERFORM FROM billing.invoice i
+    WHERE i.account_id = a.account_id
+      AND i.invoice_id IN (SELECT x.invoice_id FROM billing.payment_application x
+                           WHERE x.account_id = a.account_id AND x.payment_id = _take_back.payment_id)
+    ORDER BY i.due_date, i.invoice_id FOR UPDATE;
+    SELECT * INTO p FROM billing.payment x
+    WHERE x.account_id = a.account_id AND x.payment_id = _take_back.payment_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'payment % of account % does not exist', coalesce(payment_id::text, 'NULL'), a.account_id
+            USING ERRCODE = 'no_data_found', HINT = 'billing.payment lists the account''s payments.';
+    END IF;
+    IF p.status = 'charged_back' THEN
+        RAISE EXCEPTION 'payment % was charged back', p.payment_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing is left to give back.';
+    END IF;
+    v_amount := coalesce(billing.to_numeric(amount), billing.to_numeric(p.amount) - billing.to_numeric(p.amount_refunded));
+    IF amount IS NOT NULL AND billing.currency(amount) <> a.currency OR v_amount <= 0
+       OR v_amount > billing.to_numeric(p.amount) - billing.to_numeric(p.amount_refunded) THEN
+        RAISE EXCEPTION 'a % of payment % must be positive, in %, and at most the % not yet given back, not %', kind,
+            p.payment_id, a.currency, p.amount - p.amount_refunded, coalesce(amount::text, v_amount::text)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave amount out to give back all that is left.';
+    END IF;
+    SELECT coalesce(sum(billing.to_numeric(x.amount)), 0) INTO v_applied
+    FROM billing.payment_application x WHERE x.account_id = a.account_id AND x.payment_id = p.payment_id;
+    -- first what the payment left unapplied (still in the credit balance),
+    -- then what it paid, taken back from its newest invoices first
+    v_from_credit := greatest(least(v_amount,
+                                    billing.to_numeric(p.amount) - v_applied - billing.to_numeric(p.amount_refunded),
+                                    v_credit), 0);
+    v_rest := v_amount - v_from_credit;
+    WITH by_payment AS (
+        SELECT x.invoice_id, sum(billing.to_numeric(x.amount)) AS paid
+        FROM billing.payment_application x
+        JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.invoice_id
+        WHERE x.account_id = a.account_id AND x.payment_id = p.payment_id AND i.status IN ('open', 'paid')
+        GROUP BY 1 HAVING sum(billing.to_numeric(x.amount)) > 0
+    ), paid AS (
+        -- no invoice pays out more cash than came in on it: what refund
+        -- credit notes already paid back on it is not taken back again
+        SELECT b.invoice_id, least(b.paid, cash.received - cash.refunded) AS paid
+        FROM by_payment b
+        CROSS JOIN LATERAL (
+            SELECT (SELECT coalesce(sum(billing.to_numeric(y.amount)), 0) FROM billing.payment_application y
+                    WHERE y.account_id = a.account_id AND y.invoice_id = b.invoice_id AND y.source = 'payment')
+                       AS received,
+                   (SELECT coalesce(sum(billing.to_numeric(c.amount)), 0) FROM billing.credit_note c
+                    WHERE c.account_id = a.account_id AND c.invoice_id = b.invoice_id AND c.method = 'refund')
+                       AS refunded) cash
+        WHERE cash.received - cash.refunded > 0
+    ), run AS (
+        SELECT invoice_id, paid,
+               coalesce(sum(paid) OVER (ORDER BY invoice_id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                   AS before
+        FROM paid
+    ), back AS MATERIALIZED (
+        SELECT invoice_id, billing.amount(least(paid, v_rest - before), a.currency) AS back_amount
+        FROM run WHERE v_rest > before
+    ), ins AS (
+        INSERT INTO billing.payment_application (account_id, invoice_id, source, payment_id, amount)
+        SELECT a.account_id, back.invoice_id, 'payment', p.payment_id, -back.back_amount FROM back
+    ), upd AS (
+        UPDATE billing.invoice i
+        SET amount_paid = i.amount_paid - b.back_amount, amount_due = i.amount_due + b.back_amount, status = 'open'
+        FROM back b WHERE i.account_id = a.account_id AND i.invoice_id = b.invoice_id
+    )
+    SELECT coalesce(sum(billing.to_numeric(back.back_amount)), 0), array_agg(back.invoice_id)
+    INTO v_reopened, v_reopened_ids FROM back;
+    IF v_reopened <> v_rest THEN
+        RAISE EXCEPTION 'payment % cannot give back % %: % is left unapplied and % on its open or paid invoices',
+            p.payment_id, v_amount, a.currency, v_from_credit, v_reopened
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Its credit was used by later invoices (issue a credit note with method refund on them '
+                         'instead), or refund credit notes already paid its invoices back.';
+    END IF;
+    UPDATE billing.account_credit c SET balance = c.balance - billing.amount(v_from_credit, a.currency),
+                                        updated_at = billing.now()
+    WHERE c.account_id = a.account_id AND v_from_credit > 0;
+    -- credit the account still has pays the reopened invoices again
+    IF v_reopened_ids IS NOT NULL THEN
+        PERFORM billing._consume_credit(array_fill(a.account_id, ARRAY[cardinality(v_reopened_ids)]), v_reopened_ids);
+    END IF;
+    UPDATE billing.payment x
+    SET amount_refunded = x.amount_refunded + billing.amount(v_amount, a.currency),
+        status = CASE WHEN kind = 'chargeback' THEN 'charged_back'
+                      WHEN billing.to_numeric(x.amount_refunded) + v_amount = billing.to_numeric(x.amount) THEN 'refunded'
+                      ELSE 'partially_refunded' END
+    WHERE x.account_id = a.account_id AND x.payment_id = p.payment_id;
+    INSERT INTO billing.refund AS x (account_id, payment_id, kind, amount, from_credit, reason, idempotency_key)
+    VALUES (a.account_id, p.payment_id, kind, billing.amount(v_amount, a.currency),
+            billing.amount(v_from_credit, a.currency), reason, idempotency_key)
+    RETURNING x.refund_id INTO v_id;
+    v_today := billing.today(a.timezone);
+    PERFORM billing._post(a.account_id, kind, v_today, format('%s %s of payment %s', kind, v_id, p.payment_id),
+                          ARRAY['customer_credit', 'receivable', 'cash'],
+                          ARRAY[billing.amount(v_from_credit, a.currency), billing.amount(v_rest, a.currency),
+                                billing.amount(-v_amount, a.currency)],
+                          payment_id => p.payment_id, source_id => v_id);
+    PERFORM billing._money_event(a.account_id, 'payment.' || kind,
+                           jsonb_build_object(kind || '_id', v_id, 'payment_id', p.payment_id,
+                                              'amount', billing.amount(v_amount, a.currency)::text));
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing._take_back(bigint, bigint, billing.amount, text, text, text) IS
+    'internal: a refund or chargeback of a payment: first from what it left unapplied, then reopening the '
+    'invoices it paid, newest first; posts it to the ledger';
+
+CREATE OR REPLACE FUNCTION billing.refund_payment(account_id bigint, payment_id bigint, amount billing.amount DEFAULT NULL,
+                                       reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing._take_back($1, $2, $3, 'refund', $4, $5)
+$$;
+
+COMMENT ON FUNCTION billing.refund_payment(bigint, bigint, billing.amount, text, text) IS
+    'refunds a payment in full (amount NULL) or in part: first what it left as unapplied credit, then what it '
+    'paid on invoices, which reopen (newest first); returns the refund id; same idempotency key, same refund';
+
+CREATE OR REPLACE FUNCTION billing.refund_payment(account_id bigint, payment_id bigint, amount numeric,
+                                       reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.refund_payment($1, $2, billing._account_amount($1, $3), $4, $5)
+$$;
+
+COMMENT ON FUNCTION billing.refund_payment(bigint, bigint, numeric, text, text) IS
+    'refund_payment with the amount as a number in the account''s currency';
+
+CREATE OR REPLACE FUNCTION billing.refund_credit(account_id bigint, amount billing.amount DEFAULT NULL,
+                                      reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    r billing.refund;
+    v_credit billing.amount;
+    v_amount billing.amount;
+    v_id bigint;
+BEGIN
+    PERFORM billing._authorize_account(refund_credit.account_id);
+    a := billing._payment_account(account_id);
+    IF idempotency_key = '' THEN
+        RAISE EXCEPTION 'an idempotency key must not be empty'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL for a refund without one.';
+    END IF;
+    v_credit := billing._lock_account_money(a.account_id, a.currency);
+    IF idempotency_key IS NOT NULL THEN
+        SELECT * INTO r FROM billing.refund x
+        WHERE x.account_id = a.account_id AND x.idempotency_key = refund_credit.idempotency_key;
+        IF FOUND THEN
+            IF r.payment_id IS NULL AND (amount IS NULL OR r.amount = amount)
+               AND r.reason IS NOT DISTINCT FROM refund_credit.reason THEN
+                RETURN r.refund_id;
+            END IF;
+            RAISE EXCEPTION 'idempotency key % of account % was used for another refund (%)', idempotency_key,
+                a.account_id, r.refund_id
+                USING ERRCODE = 'unique_violation',
+                      HINT = 'Use a new key for a new refund; a retry must repeat the same arguments.';
+        END IF;
+    END IF;
+    v_amount := coalesce(amount, v_credit);
+    IF amount IS NULL AND billing.to_numeric(v_credit) = 0 THEN
+        RAISE EXCEPTION 'account % has no credit to refund', a.account_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'billing.account_balance shows the credit; refund a payment with billing.refund_payment.';
+    END IF;
+    IF billing.currency(v_amount) <> a.currency OR billing.to_numeric(v_amount) <= 0 THEN
+        RAISE EXCEPTION 'a refund of account %''s credit must be positive and in %, not %', a.account_id, a.currency,
+            v_amount
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave amount out to give back all the credit.';
+    END IF;
+    IF v_amount > v_credit THEN
+        RAISE EXCEPTION 'account % has % of credit, less than the % asked back', a.account_id, v_credit, v_amount
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'billing.account_balance shows the credit; refund a payment with billing.refund_payment.';
+    END IF;
+    INSERT INTO billing.refund AS x (account_id, payment_id, kind, amount, from_credit, reason, idempotency_key)
+    VALUES (a.account_id, NULL, 'refund', v_amount, v_amount, reason, idempotency_key)
+    RETURNING x.refund_id INTO v_id;
+    UPDATE billing.account_credit c SET balance = c.balance - v_amount, updated_at = billing.now()
+    WHERE c.account_id = a.account_id;
+    PERFORM billing._post(a.account_id, 'refund', billing.today(a.timezone), 'refund of account credit',
+                          ARRAY['customer_credit', 'cash'], ARRAY[v_amount, -v_amount], source_id => v_id);
+    PERFORM billing._money_event(a.account_id, 'credit.refunded',
+                                 jsonb_build_object('refund_id', v_id, 'amount', v_amount::text));
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing.refund_credit(bigint, billing.amount, text, text) IS
+    'gives (some of) the account''s unapplied credit back as cash (default: all of it); idempotent per key; '
+    'returns the refund''s id';
+
+CREATE OR REPLACE FUNCTION billing.refund_credit(account_id bigint, amount numeric,
+                                      reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.refund_credit($1, billing._account_amount($1, $2), $3, $4)
+$$;
+
+COMMENT ON FUNCTION billing.refund_credit(bigint, numeric, text, text) IS
+    'refund_credit with the amount as a number in the account''s currency';
+
+CREATE OR REPLACE FUNCTION billing.record_chargeback(account_id bigint, payment_id bigint, amount billing.amount DEFAULT NULL,
+                                          reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing._take_back($1, $2, $3, 'chargeback', $4, $5)
+$$;
+
+COMMENT ON FUNCTION billing.record_chargeback(bigint, bigint, billing.amount, text, text) IS
+    'records a chargeback of a payment (the card network took the money back): like a refund, the invoices it '
+    'paid reopen and feed dunning; the payment becomes charged_back; returns the refund id';
+
+CREATE OR REPLACE FUNCTION billing.record_chargeback(account_id bigint, payment_id bigint, amount numeric,
+                                          reason text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.record_chargeback($1, $2, billing._account_amount($1, $3), $4, $5)
+$$;
+
+COMMENT ON FUNCTION billing.record_chargeback(bigint, bigint, numeric, text, text) IS
+    'record_chargeback with the amount as a number in the account''s currency';
+
+CREATE OR REPLACE FUNCTION billing.issue_credit_note(account_id bigint, invoice_id bigint, amount billing.amount,
+                                          method text DEFAULT 'reduce_due', reason text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    i billing.invoice;
+    v_credited numeric;
+    v_received numeric;
+    v_refunded numeric;
+    v_parts billing.amount[];
+    v_id bigint;
+BEGIN
+    PERFORM billing._authorize_account(issue_credit_note.account_id);
+    a := billing._payment_account(account_id);
+    IF method IS NULL OR method NOT IN ('reduce_due', 'credit_balance', 'refund') THEN
+        RAISE EXCEPTION 'unknown credit note method %', coalesce(method, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use reduce_due, credit_balance or refund.';
+    END IF;
+    IF billing.looks_like_card_number(reason) THEN
+        RAISE EXCEPTION 'a credit note reason must not hold a card number'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Never store card or bank numbers.';
+    END IF;
+    i := billing._lock_invoice(a, invoice_id);
+    IF i.status NOT IN ('open', 'paid') THEN
+        RAISE EXCEPTION 'invoice % is %: only open or paid invoices take credit notes', i.invoice_id, i.status
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'A void or written-off invoice is closed.';
+    END IF;
+    SELECT coalesce(sum(billing.to_numeric(c.amount)), 0) INTO v_credited
+    FROM billing.credit_note c WHERE c.account_id = a.account_id AND c.invoice_id = i.invoice_id;
+    IF amount IS NULL OR billing.currency(amount) <> a.currency OR billing.to_numeric(amount) <= 0
+       OR billing.to_numeric(amount) > billing.to_numeric(i.total) - v_credited THEN
+        RAISE EXCEPTION 'a credit note on invoice % must be positive, in %, and at most % (total % less % credited), not %',
+            i.invoice_id, a.currency, billing.to_numeric(i.total) - v_credited, i.total, v_credited,
+            coalesce(amount::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'A credit note corrects at most what was invoiced.';
+    END IF;
+    IF method = 'reduce_due' AND billing.to_numeric(amount) > billing.to_numeric(i.amount_due) THEN
+        RAISE EXCEPTION 'invoice % has only % due, less than the credit note''s %', i.invoice_id, i.amount_due, amount
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Credit the rest to the balance (method credit_balance) or refund it.';
+    END IF;
+    -- a refund pays cash out: at most the cash that came in on this invoice
+    -- (its payments, less what refunds of them took back) less what earlier
+    -- refund credit notes paid out.  Credit applied to it is not cash: a
+    -- credit note to the balance, consumed here, would otherwise turn into
+    -- money.
+    IF method = 'refund' THEN
+        SELECT coalesce(sum(billing.to_numeric(x.amount)), 0) INTO v_received
+        FROM billing.payment_application x
+        WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id AND x.source = 'payment';
+        SELECT coalesce(sum(billing.to_numeric(c.amount)), 0) INTO v_refunded
+        FROM billing.credit_note c
+        WHERE c.account_id = a.account_id AND c.invoice_id = i.invoice_id AND c.method = 'refund';
+        IF billing.to_numeric(amount) > v_received - v_refunded THEN
+            RAISE EXCEPTION 'invoice % received % in payments and refunded % of it: a refund of % is more than came in',
+                i.invoice_id, billing.amount(v_received, a.currency), billing.amount(v_refunded, a.currency), amount
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'A refund pays back only money received on the invoice; correct the rest with method '
+                             'reduce_due or credit_balance.';
+        END IF;
+    END IF;
+    -- the credit note's tax is its share of the invoice's tax, exactly
+    v_parts := billing.allocate(amount, ARRAY[billing.to_numeric(i.total - i.tax), billing.to_numeric(i.tax)]);
+    INSERT INTO billing.credit_note AS c (account_id, invoice_id, amount, tax, method, reason)
+    VALUES (a.account_id, i.invoice_id, amount, v_parts[2], method, reason)
+    RETURNING c.credit_note_id INTO v_id;
+    IF method = 'reduce_due' THEN
+        INSERT INTO billing.payment_application (account_id, invoice_id, source, credit_note_id, amount)
+        VALUES (a.account_id, i.invoice_id, 'credit_note', v_id, amount);
+        UPDATE billing.invoice x
+        SET amount_paid = x.amount_paid + amount, amount_due = x.amount_due - amount,
+            status = CASE WHEN billing.to_numeric(x.amount_due - amount) = 0 THEN 'paid' ELSE x.status END
+        WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id;
+    ELSIF method = 'credit_balance' THEN
+        UPDATE billing.account_credit c SET balance = c.balance + amount, updated_at = billing.now()
+        WHERE c.account_id = a.account_id;
+    END IF;
+    PERFORM billing._post(a.account_id, 'credit_note', billing.today(a.timezone),
+                          format('credit note %s on invoice %s (%s)', v_id, i.number, method),
+                          ARRAY['discounts', 'tax_payable',
+                                CASE method WHEN 'reduce_due' THEN 'receivable'
+                                            WHEN 'credit_balance' THEN 'customer_credit' ELSE 'cash' END],
+                          ARRAY[v_parts[1], v_parts[2], -amount],
+                          invoice_id => i.invoice_id, source_id => v_id);
+    -- credit the customer is owed settles what the account owes, oldest due
+    -- first, as a credit invoice's does (billing._consume_credit): nobody is
+    -- reminded or charged a fee for money the account holds for them
+    IF method = 'credit_balance' THEN
+        PERFORM billing._consume_credit(array_agg(x.account_id), array_agg(x.invoice_id))
+        FROM billing.invoice x
+        WHERE x.account_id = a.account_id AND x.status = 'open' AND billing.to_numeric(x.amount_due) > 0;
+    END IF;
+    PERFORM billing._money_event(a.account_id, 'credit_note.issued',
+                           jsonb_build_object('credit_note_id', v_id, 'invoice_id', i.invoice_id,
+                                              'amount', amount::text, 'method', method));
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing.issue_credit_note(bigint, bigint, billing.amount, text, text) IS
+    'issues a credit note on a finalized invoice (at most its total less earlier credit notes): reduce_due lowers '
+    'what is due, credit_balance adds to the account''s credit, which pays its open invoices at once, oldest due '
+    'first, refund pays it back (at most what payments brought in on the invoice less earlier refund credit notes); '
+    'returns its id';
+
+CREATE OR REPLACE FUNCTION billing.issue_credit_note(account_id bigint, invoice_id bigint, amount numeric,
+                                          method text DEFAULT 'reduce_due', reason text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_account($1);
+    SELECT billing.issue_credit_note($1, $2, billing._account_amount($1, $3), $4, $5)
+$$;
+
+COMMENT ON FUNCTION billing.issue_credit_note(bigint, bigint, numeric, text, text) IS
+    'issue_credit_note with the amount as a number in the account''s (and so the invoice''s) currency';
+
+CREATE OR REPLACE FUNCTION billing.void_invoice(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    i billing.invoice;
+    v_applied bigint;
+    v_notes bigint;
+BEGIN
+    PERFORM billing._authorize_account(void_invoice.account_id);
+    a := billing._payment_account(account_id);
+    i := billing._lock_invoice(a, invoice_id);
+    IF i.status <> 'open' OR billing.to_numeric(i.amount_paid) <> 0 THEN
+        RAISE EXCEPTION 'invoice % is % with % paid: only an open invoice with nothing paid can be voided',
+            i.invoice_id, i.status, i.amount_paid
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Correct a paid or partly paid invoice with a credit note.';
+    END IF;
+    -- Only an untouched invoice: a void reverses the invoice's posting only,
+    -- so anything applied to it (a payment since refunded, a credit note,
+    -- above all one that paid cash back) would stay on the books against an
+    -- invoice that no longer asks for anything.
+    SELECT count(*) INTO v_applied FROM billing.payment_application x
+    WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id;
+    SELECT count(*) INTO v_notes FROM billing.credit_note c
+    WHERE c.account_id = a.account_id AND c.invoice_id = i.invoice_id;
+    IF v_applied > 0 OR v_notes > 0 THEN
+        RAISE EXCEPTION 'invoice % has % payment applications and % credit notes: only an untouched invoice can be voided',
+            i.invoice_id, v_applied, v_notes
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Correct it with a credit note (billing.issue_credit_note, method reduce_due) for what is '
+                         'still due, or write it off (billing.write_off_invoice).';
+    END IF;
+    UPDATE billing.invoice x SET status = 'void', amount_due = billing.from_minor_units(0, a.currency),
+                                 metadata = x.metadata || jsonb_build_object('void_reason', reason)
+    WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id;
+    PERFORM billing._post(a.account_id, 'void', billing.today(a.timezone), format('void invoice %s', i.number),
+                          ARRAY['revenue', 'tax_payable', 'receivable'],
+                          ARRAY[i.total - i.tax, i.tax, -i.total], invoice_id => i.invoice_id);
+    PERFORM billing._money_event(a.account_id, 'invoice.voided', jsonb_build_object('invoice_id', i.invoice_id));
+END $$;
+
+COMMENT ON FUNCTION billing.void_invoice(bigint, bigint, text) IS
+    'voids an open invoice that nothing was applied to (no payment, credit or credit note, even one taken back): '
+    'it is no longer due and its posting is reversed';
+
+CREATE OR REPLACE FUNCTION billing._write_off_invoices(accounts bigint[], invoices bigint[], reasons text[], days date[])
+RETURNS TABLE (account_id bigint, invoice_id bigint)
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH w AS (
+        UPDATE billing.invoice i
+        SET status = 'uncollectible',
+            metadata = i.metadata || jsonb_build_object('write_off_reason', u.reason)
+        FROM unnest(accounts, invoices, reasons, days) u(account_id, invoice_id, reason, day)
+        WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id AND i.status = 'open'
+        RETURNING i.account_id, i.invoice_id, i.number, i.amount_due, u.reason, u.day
+    ), txn AS (
+        INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, description)
+        SELECT w.account_id, 'write_off', w.day, w.invoice_id, 'write off invoice ' || w.number
+        FROM w ORDER BY w.account_id, w.invoice_id
+        RETURNING account_id, txn_id, invoice_id
+    ), ent AS (
+        -- the invoice's amount due by its key (a write-off does not change
+        -- it), not by joining the two CTEs
+        INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
+        SELECT t.account_id, t.txn_id, e.ledger_account, e.amount
+        FROM txn t
+        JOIN billing.invoice i ON i.account_id = t.account_id AND i.invoice_id = t.invoice_id
+        CROSS JOIN LATERAL (VALUES ('bad_debt', i.amount_due), ('receivable', -i.amount_due)) e(ledger_account, amount)
+        WHERE billing.to_numeric(i.amount_due) <> 0
+        RETURNING 1
+    ), ev AS (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT w.account_id, 'invoice.uncollectible',
+               jsonb_build_object('invoice_id', w.invoice_id, 'amount', w.amount_due::text, 'reason', w.reason,
+                                  'on', w.day)
+        FROM w ORDER BY w.account_id, w.invoice_id
+        RETURNING 1
+    )
+    SELECT w.account_id, w.invoice_id FROM w, (SELECT count(*) FROM ent) e, (SELECT count(*) FROM ev) v
+$$;
+
+COMMENT ON FUNCTION billing._write_off_invoices(bigint[], bigint[], text[], date[]) IS
+    'internal: writes open invoices off as uncollectible on the given days, posting what was due to bad debt, '
+    'with an invoice.uncollectible event each; returns the invoices written off';
+
+CREATE OR REPLACE FUNCTION billing.write_off_invoice(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    i billing.invoice;
+BEGIN
+    PERFORM billing._authorize_account(write_off_invoice.account_id);
+    a := billing._payment_account(account_id);
+    i := billing._lock_invoice(a, invoice_id);
+    IF i.status <> 'open' THEN
+        RAISE EXCEPTION 'invoice % is %: only an open invoice can be written off', i.invoice_id, i.status
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing is due on it.';
+    END IF;
+    PERFORM billing._write_off_invoices(ARRAY[a.account_id], ARRAY[i.invoice_id], ARRAY[reason],
+                                        ARRAY[billing.today(a.timezone)]);
+END $$;
+
+COMMENT ON FUNCTION billing.write_off_invoice(bigint, bigint, text) IS
+    'writes an open invoice off as uncollectible: what was still due goes to bad debt';
+
+-- 74_collection.sql
+
+CREATE OR REPLACE FUNCTION billing.add_payment_method(account_id bigint, method text, token text, make_default boolean DEFAULT true)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    v_id bigint;
+BEGIN
+    PERFORM billing._authorize_account(add_payment_method.account_id);
+    a := billing._payment_account(account_id);
+    IF method IS NULL OR method NOT IN ('card', 'direct_debit', 'bank_transfer', 'cash', 'check', 'wallet', 'other') THEN
+        RAISE EXCEPTION 'unknown payment method %', coalesce(method, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use card, direct_debit, bank_transfer, cash, check, wallet or other.';
+    END IF;
+    IF token IS NULL OR token = '' OR billing.looks_like_card_number(token) THEN
+        RAISE EXCEPTION 'a payment method needs the provider''s token, and never a card number'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Tokenize the card with the payment provider first.';
+    END IF;
+    PERFORM billing._lock_account_money(a.account_id, a.currency);
+    IF coalesce(make_default, true) THEN
+        UPDATE billing.payment_method m SET is_default = false
+        WHERE m.account_id = a.account_id AND m.is_default;
+    END IF;
+    INSERT INTO billing.payment_method AS m (account_id, method, token, is_default)
+    VALUES (a.account_id, method, token,
+            coalesce(make_default, true)
+            OR NOT EXISTS (SELECT FROM billing.payment_method x WHERE x.account_id = a.account_id AND x.is_default AND x.active))
+    RETURNING m.payment_method_id INTO v_id;
+    RETURN v_id;
+END $$;
+
+COMMENT ON FUNCTION billing.add_payment_method(bigint, text, text, boolean) IS
+    'puts a payment method on file (the provider''s token; card numbers are refused, 22023) and by default makes '
+    'it the one automatic collection charges; returns its id';
+
+CREATE OR REPLACE FUNCTION billing.remove_payment_method(account_id bigint, payment_method_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+BEGIN
+    PERFORM billing._authorize_account(remove_payment_method.account_id);
+    a := billing._payment_account(account_id);
+    PERFORM billing._lock_account_money(a.account_id, a.currency);
+    UPDATE billing.payment_method m SET active = false, is_default = false
+    WHERE m.account_id = a.account_id AND m.payment_method_id = remove_payment_method.payment_method_id AND m.active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'payment method % of account % does not exist or was removed',
+            coalesce(payment_method_id::text, 'NULL'), a.account_id
+            USING ERRCODE = 'no_data_found', HINT = 'billing.payment_method lists the account''s methods.';
+    END IF;
+    UPDATE billing.collection_attempt c SET status = 'canceled', finished_at = billing.now()
+    WHERE c.account_id = a.account_id AND c.payment_method_id = remove_payment_method.payment_method_id
+      AND c.status = 'pending';
+END $$;
+
+COMMENT ON FUNCTION billing.remove_payment_method(bigint, bigint) IS
+    'deactivates a payment method and cancels its pending collection attempts';
+
+CREATE OR REPLACE FUNCTION billing.set_collection_retry_days(retry_days integer[])
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_all('change the collection retry days');
+    IF retry_days IS NULL OR array_position(retry_days, NULL) IS NOT NULL OR NOT 0 < ALL (retry_days)
+       OR cardinality(retry_days) > 50 THEN
+        RAISE EXCEPTION 'retry_days must be up to 50 positive day counts, not %', coalesce(retry_days::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: ''{1,3,5,7}''; ''{}'' never retries.';
+    END IF;
+    INSERT INTO billing.collection_setting AS s (setting_id, retry_days) VALUES (1, set_collection_retry_days.retry_days)
+    ON CONFLICT ON CONSTRAINT collection_setting_pkey DO UPDATE SET retry_days = excluded.retry_days;
+END $$;
+
+COMMENT ON FUNCTION billing.set_collection_retry_days(integer[]) IS
+    'sets the retry schedule of automatic collection: the nth failed attempt is retried after retry_days[n] days';
+
+CREATE OR REPLACE FUNCTION billing.claim_collection_attempts(worker text, max_attempts integer DEFAULT 10,
+                                                  as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (account_id bigint, attempt_id bigint, invoice_id bigint, attempt_no integer, amount billing.amount,
+               method text, token text, idempotency_key text)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_all('claim collection attempts');
+    IF worker IS NULL OR worker = '' OR max_attempts IS NULL OR max_attempts < 1 OR max_attempts > 10000 THEN
+        RAISE EXCEPTION 'claim_collection_attempts needs a worker name and 1 to 10000 attempts, not % and %',
+            coalesce(worker, 'NULL'), coalesce(max_attempts::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: claim_collection_attempts(''worker-1'', 50).';
+    END IF;
+    IF as_of IS NOT NULL THEN
+        PERFORM billing._check_date(billing.today('UTC', as_of), 'the day of as_of', billing.today('UTC'));
+    END IF;
+    RETURN QUERY
+    WITH picked AS (
+        SELECT c.account_id, c.attempt_id
+        FROM billing.collection_attempt c
+        WHERE c.status = 'pending' AND c.scheduled_at <= coalesce(as_of, billing.now())
+        ORDER BY c.scheduled_at, c.attempt_id
+        LIMIT max_attempts
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        -- an invoice paid or closed meanwhile is not charged: its attempt is canceled
+        UPDATE billing.collection_attempt c
+        SET status = CASE WHEN i.status = 'open' AND billing.to_numeric(i.amount_due) > 0 THEN 'processing'
+                          ELSE 'canceled' END,
+            amount = i.amount_due, started_at = billing.now(), worker = claim_collection_attempts.worker,
+            finished_at = CASE WHEN i.status = 'open' AND billing.to_numeric(i.amount_due) > 0 THEN NULL
+                               ELSE billing.now() END
+        FROM picked p, billing.invoice i
+        WHERE c.account_id = p.account_id AND c.attempt_id = p.attempt_id
+          AND i.account_id = c.account_id AND i.invoice_id = c.invoice_id
+        RETURNING c.account_id, c.attempt_id, c.invoice_id, c.attempt_no, c.amount, c.status, c.payment_method_id
+    )
+    SELECT x.account_id, x.attempt_id, x.invoice_id, x.attempt_no, x.amount, m.method, m.token,
+           'collection-' || x.attempt_id
+    FROM claimed x
+    JOIN billing.payment_method m ON m.account_id = x.account_id AND m.payment_method_id = x.payment_method_id
+    WHERE x.status = 'processing'
+    ORDER BY x.attempt_id;
+END $$;
+
+COMMENT ON FUNCTION billing.claim_collection_attempts(text, integer, timestamptz) IS
+    'for a collection worker: claims up to max_attempts due attempts (FOR UPDATE SKIP LOCKED, so workers never '
+    'share one) with the amount now due, the method and token to charge; attempts of invoices no longer open are canceled';
+
+CREATE OR REPLACE FUNCTION billing.report_collection_result(account_id bigint, attempt_id bigint, succeeded boolean,
+                                                 provider_reference text DEFAULT NULL, failure_code text DEFAULT NULL,
+                                                 failure_message text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    c billing.collection_attempt;
+    m billing.payment_method;
+    v_payment bigint;
+    v_days integer[];
+    v_next bigint;
+    v_open boolean;
+BEGIN
+    PERFORM billing._authorize_account(report_collection_result.account_id);
+    a := billing._payment_account(account_id);
+    IF succeeded IS NULL THEN
+        RAISE EXCEPTION 'succeeded must be true or false'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Report what the payment provider answered.';
+    END IF;
+    IF billing.looks_like_card_number(provider_reference) OR billing.looks_like_card_number(failure_code)
+       OR billing.looks_like_card_number(failure_message) THEN
+        RAISE EXCEPTION 'a collection result must not hold a card number'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Report the provider''s reference only.';
+    END IF;
+    PERFORM billing._lock_account_money(a.account_id, a.currency);
+    SELECT * INTO c FROM billing.collection_attempt x
+    WHERE x.account_id = a.account_id AND x.attempt_id = report_collection_result.attempt_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'collection attempt % of account % does not exist', coalesce(attempt_id::text, 'NULL'),
+            a.account_id
+            USING ERRCODE = 'no_data_found', HINT = 'Report the attempts claim_collection_attempts returned.';
+    END IF;
+    -- a repeated report of the same result is answered the same way
+    IF c.status = 'succeeded' AND succeeded THEN
+        RETURN c.payment_id;
+    ELSIF c.status = 'failed' AND NOT succeeded THEN
+        RETURN (SELECT x.attempt_id FROM billing.collection_attempt x
+                WHERE x.account_id = c.account_id AND x.invoice_id = c.invoice_id AND x.attempt_no = c.attempt_no + 1);
+    ELSIF c.status <> 'processing' THEN
+        RAISE EXCEPTION 'collection attempt % is %, not processing', c.attempt_id, c.status
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Claim it with claim_collection_attempts first.';
+    END IF;
+    SELECT * INTO m FROM billing.payment_method x
+    WHERE x.account_id = a.account_id AND x.payment_method_id = c.payment_method_id;
+    IF succeeded THEN
+        SELECT i.status = 'open' INTO v_open FROM billing.invoice i
+        WHERE i.account_id = a.account_id AND i.invoice_id = c.invoice_id;
+        v_payment := billing.apply_payment(a.account_id, c.amount, m.method, reference => provider_reference,
+                                           idempotency_key => 'collection-' || c.attempt_id,
+                                           invoice_ids => CASE WHEN v_open THEN ARRAY[c.invoice_id] END);
+        UPDATE billing.collection_attempt x
+        SET status = 'succeeded', finished_at = billing.now(), payment_id = v_payment,
+            provider_reference = report_collection_result.provider_reference
+        WHERE x.account_id = a.account_id AND x.attempt_id = c.attempt_id;
+        RETURN v_payment;
+    END IF;
+    UPDATE billing.collection_attempt x
+    SET status = 'failed', finished_at = billing.now(), provider_reference = report_collection_result.provider_reference,
+        failure_code = report_collection_result.failure_code, failure_message = report_collection_result.failure_message
+    WHERE x.account_id = a.account_id AND x.attempt_id = c.attempt_id;
+    v_days := coalesce((SELECT s.retry_days FROM billing.collection_setting s), '{1,3,5,7}');
+    IF c.attempt_no <= cardinality(v_days) AND m.active THEN
+        INSERT INTO billing.collection_attempt AS x (account_id, invoice_id, payment_method_id, attempt_no, amount,
+                                                     scheduled_at)
+        VALUES (a.account_id, c.invoice_id, c.payment_method_id, c.attempt_no + 1, c.amount,
+                billing.now() + make_interval(days => v_days[c.attempt_no]))
+        RETURNING x.attempt_id INTO v_next;
+    END IF;
+    PERFORM billing._money_event(a.account_id, 'collection.failed',
+                           jsonb_build_object('attempt_id', c.attempt_id, 'invoice_id', c.invoice_id,
+                                              'attempt_no', c.attempt_no, 'failure_code', failure_code,
+                                              'next_attempt_id', v_next,
+                                              'next_attempt_at', billing.now() + make_interval(days => v_days[c.attempt_no])));
+    RETURN v_next;
+END $$;
+
+COMMENT ON FUNCTION billing.report_collection_result(bigint, bigint, boolean, text, text, text) IS
+    'for a collection worker: success records the payment (idempotent per attempt) and returns its id; failure '
+    'schedules the next attempt after retry_days[n], writes a collection.failed event for dunning and returns the '
+    'next attempt id (NULL when retries are exhausted)';
+
+-- 75_ledger_reports.sql
+
+CREATE OR REPLACE FUNCTION billing.check_ledger_invariants()
+RETURNS TABLE (invariant text, detail text)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    -- invariant 4: every ledger transaction balances per currency
+    SELECT 'ledger_transaction_balances',
+           format('transaction %s (account %s, %s): %s entries sum to %s', t.txn_id, t.account_id, t.kind,
+                  s.currency, s.total)
+    FROM (SELECT e.account_id, e.txn_id, billing.currency(e.amount) AS currency, billing.sum(e.amount) AS total
+          FROM billing.ledger_entry e GROUP BY 1, 2, 3
+          HAVING billing.to_numeric(billing.sum(e.amount)) <> 0) s
+    JOIN billing.ledger_transaction t ON t.account_id = s.account_id AND t.txn_id = s.txn_id
+    UNION ALL
+    SELECT 'ledger_transaction_has_entries',
+           format('transaction %s (account %s, %s) has no entries', t.txn_id, t.account_id, t.kind)
+    FROM billing.ledger_transaction t
+    WHERE NOT EXISTS (SELECT FROM billing.ledger_entry e WHERE e.account_id = t.account_id AND e.txn_id = t.txn_id)
+    UNION ALL
+    -- every entry belongs to a transaction (no foreign key: the balance
+    -- trigger checks it on every INSERT; a restore runs with triggers off)
+    SELECT 'ledger_entry_has_transaction',
+           format('entry %s (account %s) names transaction %s, which does not exist', e.entry_id, e.account_id,
+                  e.txn_id)
+    FROM billing.ledger_entry e
+    WHERE NOT EXISTS (SELECT FROM billing.ledger_transaction t WHERE t.account_id = e.account_id AND t.txn_id = e.txn_id)
+    UNION ALL
+    -- invoices and ledger transactions name an account without a foreign
+    -- key (checked when billing writes them; a restore runs with triggers off)
+    SELECT 'account_exists', format('invoice %s names account %s, which does not exist', i.invoice_id, i.account_id)
+    FROM billing.invoice i
+    WHERE NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = i.account_id)
+    UNION ALL
+    SELECT 'account_exists',
+           format('ledger transaction %s names account %s, which does not exist', t.txn_id, t.account_id)
+    FROM billing.ledger_transaction t
+    WHERE NOT EXISTS (SELECT FROM billing.account a WHERE a.account_id = t.account_id)
+    UNION ALL
+    -- invariant 3: every finalized invoice is posted
+    SELECT 'invoice_finalization_posted',
+           format('invoice %s (account %s, total %s) has no invoice_finalized transaction', i.invoice_id,
+                  i.account_id, i.total)
+    FROM billing.invoice i
+    WHERE i.status <> 'draft' AND (billing.to_numeric(i.total) <> 0 OR billing.to_numeric(i.tax) <> 0)
+      AND NOT EXISTS (SELECT FROM billing.ledger_transaction t
+                      WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id
+                        AND t.kind = 'invoice_finalized')
+    UNION ALL
+    -- a draft is not issued: no number (a CHECK), no posting, no payment or
+    -- credit applied, no collection attempt (77_drafts.sql)
+    SELECT 'draft_posts_nothing',
+           format('draft %s (account %s) has %s ledger transactions, %s applications, %s collection attempts',
+                  i.invoice_id, i.account_id, x.txns, x.apps, x.attempts)
+    FROM billing.invoice i
+    CROSS JOIN LATERAL (
+        SELECT (SELECT count(*) FROM billing.ledger_transaction t
+                WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id) AS txns,
+               (SELECT count(*) FROM billing.payment_application p
+                WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id) AS apps,
+               (SELECT count(*) FROM billing.collection_attempt c
+                WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id) AS attempts) x
+    WHERE i.status = 'draft' AND x.txns + x.apps + x.attempts > 0
+    UNION ALL
+    -- invariant 5, in its parts and whole, per account
+    SELECT x.invariant, x.detail
+    FROM (
+        SELECT a.account_id,
+               coalesce(l.receivable, 0) AS receivable, coalesce(l.customer_credit, 0) AS customer_credit,
+               coalesce(d.due, 0) AS due, coalesce(billing.to_numeric(c.balance), 0) AS credit
+        FROM billing.account a
+        LEFT JOIN (SELECT e.account_id,
+                          sum(billing.to_numeric(e.amount)) FILTER (WHERE e.ledger_account = 'receivable') AS receivable,
+                          sum(billing.to_numeric(e.amount)) FILTER (WHERE e.ledger_account = 'customer_credit')
+                              AS customer_credit
+                   FROM billing.ledger_entry e GROUP BY 1) l ON l.account_id = a.account_id
+        LEFT JOIN (SELECT i.account_id, sum(billing.to_numeric(i.amount_due)) AS due
+                   FROM billing.invoice i WHERE i.status = 'open' GROUP BY 1) d ON d.account_id = a.account_id
+        LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
+    ) b
+    CROSS JOIN LATERAL (VALUES
+        ('receivable_equals_due_less_credit', b.receivable + b.customer_credit <> b.due - b.credit,
+         format('account %s: ledger receivable %s + customer credit %s <> amount due on open invoices %s - '
+                'unapplied credit %s', b.account_id, b.receivable, b.customer_credit, b.due, b.credit)),
+        ('ledger_receivable_equals_open_due', b.receivable <> b.due,
+         format('account %s: ledger receivable %s, amount due on open invoices %s', b.account_id, b.receivable, b.due)),
+        ('ledger_credit_equals_unapplied_credit', -b.customer_credit <> b.credit,
+         format('account %s: ledger customer credit %s, unapplied credit %s', b.account_id, -b.customer_credit,
+                b.credit))
+    ) x(invariant, broken, detail)
+    WHERE x.broken
+    UNION ALL
+    -- a payment is never applied (and refunded) beyond its amount
+    SELECT 'payment_not_over_applied',
+           format('payment %s (account %s): amount %s, applied %s, refunded %s', p.payment_id, p.account_id,
+                  p.amount, coalesce(ap.applied, 0), p.amount_refunded)
+    FROM billing.payment p
+    LEFT JOIN (SELECT account_id, payment_id, sum(billing.to_numeric(amount)) AS applied
+               FROM billing.payment_application WHERE payment_id IS NOT NULL GROUP BY 1, 2) ap
+           ON ap.account_id = p.account_id AND ap.payment_id = p.payment_id
+    WHERE coalesce(ap.applied, 0) + billing.to_numeric(p.amount_refunded) > billing.to_numeric(p.amount)
+       OR coalesce(ap.applied, 0) < 0
+    UNION ALL
+    -- an invoice's amount_paid is what was applied to it, never beyond its total
+    SELECT 'invoice_paid_equals_applications',
+           format('invoice %s (account %s): amount_paid %s, applications %s', i.invoice_id, i.account_id,
+                  i.amount_paid, coalesce(ap.applied, 0))
+    FROM billing.invoice i
+    LEFT JOIN (SELECT account_id, invoice_id, sum(billing.to_numeric(amount)) AS applied
+               FROM billing.payment_application GROUP BY 1, 2) ap
+           ON ap.account_id = i.account_id AND ap.invoice_id = i.invoice_id
+    WHERE billing.to_numeric(i.amount_paid) <> coalesce(ap.applied, 0)
+    UNION ALL
+    SELECT 'invoice_not_paid_beyond_total',
+           format('invoice %s (account %s): total %s, paid %s', i.invoice_id, i.account_id, i.total, i.amount_paid)
+    FROM billing.invoice i
+    -- (a credit invoice, total below zero, is paid by handing its amount
+    -- to the account's credit: its amount_paid is its negative total)
+    WHERE billing.to_numeric(i.amount_paid) > greatest(billing.to_numeric(i.total), 0)
+       OR billing.to_numeric(i.amount_paid) < least(billing.to_numeric(i.total), 0)
+    UNION ALL
+    -- invariant 2: one payment per idempotency key (the unique constraint
+    -- holds it; this catches a dropped constraint)
+    SELECT 'one_payment_per_idempotency_key',
+           format('account %s: idempotency key %s names %s payments', account_id, idempotency_key, count(*))
+    FROM billing.payment WHERE idempotency_key IS NOT NULL
+    GROUP BY account_id, idempotency_key HAVING count(*) > 1
+$$;
+
+COMMENT ON FUNCTION billing.check_ledger_invariants() IS
+    'the ledger and payment invariants (2 to 5), one named check each; no rows means all hold';
+
+CREATE OR REPLACE FUNCTION billing.account_balance(account_id bigint, as_of date DEFAULT NULL)
+RETURNS billing.amount LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    v numeric;
+BEGIN
+    PERFORM billing._authorize_account(account_balance.account_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = account_balance.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+    SELECT coalesce(sum(billing.to_numeric(e.amount)), 0) INTO v
+    FROM billing.ledger_entry e
+    JOIN billing.ledger_transaction t ON t.account_id = e.account_id AND t.txn_id = e.txn_id
+    WHERE e.account_id = a.account_id AND e.ledger_account IN ('receivable', 'customer_credit')
+      AND (as_of IS NULL OR t.posted_on <= as_of);
+    RETURN billing.amount(v, a.currency);
+END $$;
+
+COMMENT ON FUNCTION billing.account_balance(bigint, date) IS
+    'what the account owes (positive) or has in credit (negative) by the ledger: receivable + customer credit '
+    'posted up to as_of (NULL: everything)';
+
+CREATE OR REPLACE FUNCTION billing.account_statement(account_id bigint, from_date date, to_date date)
+RETURNS TABLE (line_no bigint, posted_on date, kind text, description text, invoice_id bigint, payment_id bigint,
+               amount billing.amount, balance billing.amount)
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    v_open billing.amount;
+BEGIN
+    PERFORM billing._authorize_account(account_statement.account_id);
+    SELECT * INTO a FROM billing.account x WHERE x.account_id = account_statement.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+    IF from_date IS NULL OR to_date IS NULL OR from_date > to_date THEN
+        RAISE EXCEPTION 'a statement needs from_date <= to_date, not % to %', coalesce(from_date::text, 'NULL'),
+            coalesce(to_date::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Both dates are included.';
+    END IF;
+    v_open := billing.account_balance(a.account_id, from_date - 1);
+    RETURN QUERY
+    WITH l AS (
+        SELECT s.posted_on, s.txn_id, s.kind, s.description, s.invoice_id, s.payment_id, s.amount
+        FROM billing.account_statement_lines s
+        WHERE s.account_id = a.account_id AND s.posted_on BETWEEN from_date AND to_date
+    ), numbered AS (
+        SELECT row_number() OVER (ORDER BY l.posted_on, l.txn_id) AS n, l.*,
+               billing.amount(billing.to_numeric(v_open)
+                              + sum(billing.to_numeric(l.amount)) OVER (ORDER BY l.posted_on, l.txn_id), a.currency)
+                   AS running
+        FROM l
+    )
+    SELECT 0::bigint, from_date, 'opening_balance', 'opening balance', NULL::bigint, NULL::bigint, NULL::billing.amount,
+           v_open
+    UNION ALL
+    SELECT n.n, n.posted_on, n.kind, n.description, n.invoice_id, n.payment_id, n.amount, n.running FROM numbered n
+    UNION ALL
+    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL,
+           billing.account_balance(a.account_id, to_date)
+    ORDER BY 1;
+END $$;
+
+COMMENT ON FUNCTION billing.account_statement(bigint, date, date) IS
+    'an account statement for [from_date, to_date]: the opening balance, each invoice, payment, credit, refund '
+    'and write-off with the running balance, and the closing balance (positive: the customer owes)';
+
+-- 76_installments.sql
+
+CREATE OR REPLACE FUNCTION billing.create_installment_plan(account_id bigint, invoice_id bigint, installments integer,
+                                                every interval DEFAULT '1 month', first_due date DEFAULT NULL)
+RETURNS TABLE (installment_no integer, due_date date, amount billing.amount)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    i billing.invoice;
+BEGIN
+    PERFORM billing._authorize_account(create_installment_plan.account_id);
+    a := billing._payment_account(account_id);
+    IF installments IS NULL OR installments < 2 OR installments > 120 THEN
+        RAISE EXCEPTION 'an installment plan has 2 to 120 installments, not %', coalesce(installments::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: installments => 3.';
+    END IF;
+    IF every IS NULL OR every <= interval '0' OR every > interval '1 year' THEN
+        RAISE EXCEPTION 'installments must be a positive interval of up to a year apart, not %',
+            coalesce(every::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: every => ''1 month''.';
+    END IF;
+    PERFORM billing._check_date(first_due, 'first_due', billing.today(a.timezone));
+    i := billing._lock_invoice(a, invoice_id);
+    PERFORM billing._check_date((coalesce(first_due, i.due_date) + every * (installments - 1))::date,
+                                'the last installment''s due date', billing.today(a.timezone));
+    IF i.status <> 'open' OR billing.to_numeric(i.amount_due) <= 0 THEN
+        RAISE EXCEPTION 'invoice % is % with % due: only an open invoice with something due takes a plan',
+            i.invoice_id, i.status, i.amount_due
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing is left to spread.';
+    END IF;
+    IF EXISTS (SELECT FROM billing.installment x WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id) THEN
+        RAISE EXCEPTION 'invoice % already has an installment plan', i.invoice_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'billing.installment_status shows it.';
+    END IF;
+    IF billing.minor_units(i.amount_due) < installments THEN
+        RAISE EXCEPTION 'invoice % has only % due: too little for % installments', i.invoice_id, i.amount_due,
+            installments
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Every installment must be at least one minor unit.';
+    END IF;
+    RETURN QUERY
+    INSERT INTO billing.installment AS x (account_id, invoice_id, installment_no, due_date, amount)
+    SELECT a.account_id, i.invoice_id, n::integer,
+           (coalesce(first_due, i.due_date) + every * (n - 1))::date, part
+    FROM unnest(billing.split(i.amount_due, installments)) WITH ORDINALITY s(part, n)
+    RETURNING x.installment_no, x.due_date, x.amount;
+    PERFORM billing._money_event(a.account_id, 'invoice.installment_plan',
+                           jsonb_build_object('invoice_id', i.invoice_id, 'installments', installments));
+END $$;
+
+COMMENT ON FUNCTION billing.create_installment_plan(bigint, bigint, integer, interval, date) IS
+    'splits what is due on an open invoice into 2 to 120 installments, every interval from first_due (default '
+    'the invoice''s due date), that sum to it exactly; returns them';
+
+-- 80_documents.sql
+
+CREATE OR REPLACE FUNCTION billing.format_number(value numeric, locale text) RETURNS text
+    AS 'MODULE_PATHNAME', 'billing_format_number' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION billing.format_number(numeric, text) IS
+    'the number formatted by ICU for a locale (BCP 47 tag): its digits, grouping and decimal sign, every fraction '
+    'digit kept (none rounded)';
+
+CREATE OR REPLACE FUNCTION billing._shipped_document_labels()
+RETURNS TABLE (language text, key text, label text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT l.language, k.key, k.labels[l.n]
+    FROM unnest(ARRAY['en', 'he', 'de', 'ru', 'ar', 'fr', 'es']) WITH ORDINALITY l(language, n)
+    CROSS JOIN (VALUES
+        ('invoice', ARRAY['Invoice', 'חשבונית', 'Rechnung', 'Счёт', 'فاتورة', 'Facture', 'Factura']),
+        ('credit_invoice', ARRAY['Credit invoice', 'חשבונית זיכוי', 'Gutschrift', 'Кредитовый счёт', 'فاتورة دائنة',
+                                 'Facture d''avoir', 'Factura de abono']),
+        ('number', ARRAY['Invoice number', 'מספר חשבונית', 'Rechnungsnummer', 'Номер счёта', 'رقم الفاتورة',
+                         'Numéro de facture', 'Número de factura']),
+        ('issue_date', ARRAY['Issue date', 'תאריך הפקה', 'Rechnungsdatum', 'Дата выставления', 'تاريخ الإصدار',
+                             'Date d''émission', 'Fecha de emisión']),
+        ('due_date', ARRAY['Due date', 'לתשלום עד', 'Fällig am', 'Оплатить до', 'تاريخ الاستحقاق',
+                           'Date d''échéance', 'Fecha de vencimiento']),
+        ('period', ARRAY['Period', 'תקופה', 'Leistungszeitraum', 'Период', 'الفترة', 'Période', 'Periodo']),
+        ('bill_to', ARRAY['Bill to', 'לכבוד', 'Rechnung an', 'Плательщик', 'فاتورة إلى', 'Facturé à', 'Facturar a']),
+        ('from', ARRAY['From', 'מאת', 'Von', 'Поставщик', 'من', 'Émetteur', 'Emisor']),
+        ('tax_id', ARRAY['Tax ID', 'מספר עוסק', 'USt-IdNr.', 'ИНН', 'الرقم الضريبي', 'N° de TVA', 'NIF']),
+        ('description', ARRAY['Description', 'תיאור', 'Beschreibung', 'Описание', 'الوصف', 'Désignation',
+                              'Descripción']),
+        ('quantity', ARRAY['Qty', 'כמות', 'Menge', 'Кол-во', 'الكمية', 'Qté', 'Cant.']),
+        ('unit_price', ARRAY['Unit price', 'מחיר ליחידה', 'Einzelpreis', 'Цена за ед.', 'سعر الوحدة',
+                             'Prix unitaire', 'Precio unitario']),
+        ('amount', ARRAY['Amount', 'סכום', 'Betrag', 'Сумма', 'المبلغ', 'Montant', 'Importe']),
+        ('subtotal', ARRAY['Subtotal', 'סכום ביניים', 'Zwischensumme', 'Промежуточный итог', 'المجموع الفرعي',
+                           'Sous-total', 'Subtotal']),
+        ('discount', ARRAY['Discount', 'הנחה', 'Rabatt', 'Скидка', 'الخصم', 'Remise', 'Descuento']),
+        ('tax', ARRAY['Tax', 'מע"מ', 'MwSt.', 'Налог', 'الضريبة', 'TVA', 'IVA']),
+        ('total', ARRAY['Total', 'סה"כ', 'Gesamt', 'Итого', 'الإجمالي', 'Total', 'Total']),
+        ('payments', ARRAY['Payments', 'תשלומים', 'Zahlungen', 'Платежи', 'المدفوعات', 'Paiements', 'Pagos']),
+        ('payments_returned', ARRAY['Refunds and chargebacks', 'החזרים וביטולי חיוב', 'Erstattungen und Rückbuchungen',
+                                    'Возвраты и отмены платежей', 'المبالغ المستردة والمدفوعات المعكوسة',
+                                    'Remboursements et rétrofacturations', 'Reembolsos y contracargos']),
+        ('early_payment_discount', ARRAY['Early-payment discount', 'הנחת תשלום מוקדם', 'Skonto',
+                                         'Скидка за досрочную оплату', 'خصم السداد المبكر',
+                                         'Escompte pour paiement anticipé', 'Descuento por pronto pago']),
+        ('credit_notes', ARRAY['Credit notes', 'הודעות זיכוי', 'Gutschriften', 'Кредит-ноты', 'الإشعارات الدائنة',
+                               'Avoirs', 'Notas de crédito']),
+        ('credit_applied', ARRAY['Paid from your account credit', 'שולם מיתרת הזכות שלך', 'Mit Ihrem Guthaben verrechnet',
+                                 'Оплачено с вашего баланса', 'مدفوع من رصيدك الدائن',
+                                 'Réglé avec votre crédit', 'Pagado con su saldo a favor']),
+        ('credit_added', ARRAY['Added to your account credit', 'נוסף ליתרת הזכות שלך', 'Ihrem Guthaben gutgeschrieben',
+                               'Зачислено на ваш баланс', 'أضيف إلى رصيدك الدائن', 'Ajouté à votre crédit',
+                               'Añadido a su saldo a favor']),
+        ('voided', ARRAY['Voided', 'בוטל', 'Storniert', 'Аннулировано', 'أُلغي', 'Annulé', 'Anulado']),
+        ('amount_due', ARRAY['Amount due', 'יתרה לתשלום', 'Offener Betrag', 'К оплате', 'المبلغ المستحق',
+                             'Reste à payer', 'Importe pendiente']),
+        ('credit_note', ARRAY['Credit note', 'הודעת זיכוי', 'Gutschrift', 'Кредит-нота', 'إشعار دائن', 'Avoir',
+                              'Nota de crédito']),
+        ('credit_note_to_balance', ARRAY['added to your account credit', 'נוספה ליתרת הזכות שלך',
+                                         'Ihrem Guthaben gutgeschrieben', 'зачислена на ваш баланс',
+                                         'أضيف إلى رصيدك الدائن', 'ajouté à votre crédit', 'añadida a su saldo a favor']),
+        ('credit_note_refunded', ARRAY['refunded to you', 'הוחזרה לך', 'an Sie erstattet', 'возвращена вам',
+                                       'رُدّ إليك', 'remboursé', 'reembolsada']),
+        ('payment_instructions', ARRAY['How to pay', 'אופן התשלום', 'Zahlungshinweise', 'Как оплатить', 'طريقة الدفع',
+                                       'Modalités de paiement', 'Forma de pago']),
+        ('draft', ARRAY['DRAFT', 'טיוטה', 'ENTWURF', 'ЧЕРНОВИК', 'مسودة', 'BROUILLON', 'BORRADOR']),
+        ('open', ARRAY['OPEN', 'פתוחה', 'OFFEN', 'ОЖИДАЕТ ОПЛАТЫ', 'مستحقة الدفع', 'À PAYER', 'PENDIENTE']),
+        ('paid', ARRAY['PAID', 'שולמה', 'BEZAHLT', 'ОПЛАЧЕН', 'مدفوعة', 'PAYÉE', 'PAGADA']),
+        ('void', ARRAY['VOID', 'מבוטלת', 'STORNIERT', 'АННУЛИРОВАН', 'ملغاة', 'ANNULÉE', 'ANULADA']),
+        ('uncollectible', ARRAY['UNCOLLECTIBLE', 'אבודה', 'UNEINBRINGLICH', 'СПИСАН', 'غير قابلة للتحصيل',
+                                'IRRÉCOUVRABLE', 'INCOBRABLE']),
+        ('credited', ARRAY['CREDITED', 'זוכתה', 'GUTGESCHRIEBEN', 'ЗАЧИСЛЕН НА БАЛАНС', 'أضيفت إلى رصيدك',
+                           'CRÉDITÉE', 'ABONADA'])
+    ) k(key, labels)
+$$;
+
+COMMENT ON FUNCTION billing._shipped_document_labels() IS
+    'internal: the document words the extension ships, every key in en, he, de, ru, ar, fr and es';
+
+CREATE OR REPLACE FUNCTION billing._format_unit_price(unit_amount numeric, currency text, locale text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN unit_amount IS NULL THEN ''
+        WHEN scale(trim_scale(unit_amount)) <= billing.scale(billing.from_minor_units(0, currency))
+        THEN billing.format_amount(billing.amount(unit_amount, currency), locale)
+        ELSE billing.format_number(trim_scale(unit_amount), locale) || ' ' || currency
+    END
+$$;
+
+COMMENT ON FUNCTION billing._format_unit_price(numeric, text, text) IS
+    'internal: a unit price for documents, never rounded';
+
+CREATE OR REPLACE FUNCTION billing._invoice_facts(p_invoice_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    facts jsonb;
+BEGIN
+    SELECT jsonb_build_object(
+        'invoice_id', i.invoice_id,
+        'account_id', i.account_id,
+        'number', i.number,
+        'status', i.status,
+        'credit_invoice', billing.to_numeric(i.total) < 0,
+        'currency', i.currency,
+        'issue_date', i.issue_date,
+        'due_date', i.due_date,
+        'period_start', i.period_start,
+        'period_end', i.period_end,
+        'locale', a.locale,
+        'direction', billing.locale_direction(a.locale),
+        'seller', jsonb_build_object('legal_name', e.legal_name, 'tax_id', e.tax_id,
+                                     'address', e.address,
+                                     'payment_instructions', e.metadata ->> 'payment_instructions'),
+        'buyer', jsonb_build_object('name', a.name, 'email', a.email, 'address', a.address,
+                                    'external_ref', a.external_ref),
+        'subtotal', i.subtotal::text, 'discount', i.discount::text, 'tax', i.tax::text,
+        'total', i.total::text, 'amount_paid', i.amount_paid::text, 'amount_due', i.amount_due::text,
+        'settlement', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('kind', x.kind, 'amount', x.amount::text) ORDER BY x.n)
+            FROM (SELECT s.n, s.kind, billing.amount(s.change, i.currency) AS amount
+                  FROM (VALUES
+                      (1, 'payments', -ap.payments),
+                      (2, 'payments_returned', -ap.returned),
+                      (3, 'early_payment_discount', -ap.discount),
+                      (4, 'credit_notes', -ap.credit_notes),
+                      (5, 'credit_applied', -ap.credit_applied),
+                      (6, 'credit_added', -ap.credit_added),
+                      (7, 'voided', CASE WHEN i.status = 'void' THEN -billing.to_numeric(i.total) ELSE 0 END)
+                  ) s(n, kind, change)
+                  WHERE s.change <> 0) x), '[]'),
+        'credit_notes', coalesce((
+            SELECT jsonb_agg(jsonb_build_object(
+                       'credit_note_id', c.credit_note_id, 'amount', c.amount::text, 'tax', c.tax::text,
+                       'method', c.method, 'reason', c.reason,
+                       'issued_on', (c.created_at AT TIME ZONE a.timezone)::date)
+                   ORDER BY c.credit_note_id)
+            FROM billing.credit_note c
+            WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id), '[]'),
+        'lines', coalesce((
+            SELECT jsonb_agg(jsonb_build_object(
+                       'kind', l.kind, 'description', l.description,
+                       'quantity', l.quantity, 'unit_amount', l.unit_amount,
+                       'amount', l.amount::text,
+                       'period_start', l.period_start, 'period_end', l.period_end)
+                   ORDER BY l.invoice_line_id)
+            FROM billing.invoice_line l
+            WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id), '[]'))
+    INTO facts
+    FROM billing.invoice i
+    JOIN billing.account a ON a.account_id = i.account_id
+    JOIN billing.billing_entity e ON e.entity_id = i.entity_id
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'payment' AND billing.to_numeric(y.amount) > 0), 0) AS payments,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'payment' AND billing.to_numeric(y.amount) < 0), 0) AS returned,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'discount'), 0) AS discount,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'credit_note'), 0) AS credit_notes,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'credit' AND billing.to_numeric(y.amount) > 0), 0) AS credit_applied,
+               coalesce(sum(billing.to_numeric(y.amount)) FILTER (WHERE y.source = 'credit' AND billing.to_numeric(y.amount) < 0), 0) AS credit_added
+        FROM billing.payment_application y
+        WHERE y.account_id = i.account_id AND y.invoice_id = i.invoice_id) ap
+    WHERE i.invoice_id = p_invoice_id;
+    IF facts IS NULL THEN
+        RAISE EXCEPTION 'invoice % does not exist', p_invoice_id
+            USING ERRCODE = 'no_data_found', HINT = 'Pass the invoice_id of a row of billing.invoice.';
+    END IF;
+    RETURN facts;
+END $$;
+
+COMMENT ON FUNCTION billing._invoice_facts(bigint) IS
+    'internal: what an invoice document shows, with what settled it by kind (amount_due = total + settlement)';
+
+CREATE OR REPLACE FUNCTION billing._text_row(label text, figure text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN length(label) > 48 THEN label || E'\n' || repeat(' ', 48) ELSE rpad(label, 48) END
+           || ' ' || lpad(figure, greatest(20, length(figure)))
+$$;
+
+COMMENT ON FUNCTION billing._text_row(text, text) IS 'internal: a label and a figure as one line of a text document';
+
+CREATE OR REPLACE FUNCTION billing._document_period(period_start date, period_end date, locale text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN period_start IS NOT NULL AND period_end IS NOT NULL
+                THEN billing.format_date(period_start, locale, 'medium') || ' – '
+                     || billing.format_date(greatest(period_end - 1, period_start), locale, 'medium') END
+$$;
+
+COMMENT ON FUNCTION billing._document_period(date, date, text) IS
+    'internal: a billing period [start, end) for documents, its last day included';
+
+CREATE OR REPLACE FUNCTION billing.invoice_document(invoice_id bigint, format text DEFAULT 'html') RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    f jsonb;
+    lb jsonb;
+    loc text;
+    cur text;
+    h text;
+    body text;
+    line jsonb;
+    row_ jsonb;
+    v_title text;
+    v_status text;
+    v_period text;
+    v_detail text;
+    money_rows text := '';
+    notes text := '';
+BEGIN
+    PERFORM billing._authorize_invoice(invoice_document.invoice_id);
+    IF format IS NULL OR format NOT IN ('html', 'text', 'json') THEN
+        RAISE EXCEPTION 'unknown invoice document format "%"', format
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use html, text or json.';
+    END IF;
+    IF invoice_id IS NULL THEN
+        RAISE EXCEPTION 'invoice_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- the account's locale, checked before anything is formatted, so that
+    -- a tag ICU does not know is named with its account
+    SELECT a.locale INTO loc FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
+    WHERE i.invoice_id = invoice_document.invoice_id;
+    IF FOUND THEN
+        BEGIN
+            PERFORM billing.locale_direction(loc);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE EXCEPTION 'invoice %: the account''s locale "%" is not a language ICU knows', invoice_id, loc
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Set a BCP 47 tag such as en-US, de-DE, he-IL or ar-EG with billing.update_account(locale => ...).';
+        END;
+    END IF;
+    f := billing._invoice_facts(invoice_id);
+    IF format = 'json' THEN
+        RETURN jsonb_pretty(f);
+    END IF;
+    cur := f ->> 'currency';
+    lb := billing._document_labels(loc);
+    -- a credit invoice (its total below zero) reads as one: its own title,
+    -- and credited instead of paid (the engine pays it by handing its
+    -- amount to the account's credit)
+    v_title := lb ->> CASE WHEN (f ->> 'credit_invoice')::boolean THEN 'credit_invoice' ELSE 'invoice' END;
+    v_status := lb ->> CASE WHEN (f ->> 'credit_invoice')::boolean AND f ->> 'status' = 'paid' THEN 'credited'
+                            ELSE f ->> 'status' END;
+    v_period := billing._document_period((f ->> 'period_start')::date, (f ->> 'period_end')::date, loc);
+
+    IF format = 'text' THEN
+        body := concat_ws(E'\n',
+            -- a draft's heading says so in place of its number, once
+            upper(v_title) || ' ' || coalesce(f ->> 'number' || ' · ' || v_status, '(' || (lb ->> 'draft') || ')'),
+            (lb ->> 'from') || ': ' || (f #>> '{seller,legal_name}')
+                || coalesce(' (' || (lb ->> 'tax_id') || ' ' || (f #>> '{seller,tax_id}') || ')', ''),
+            '  ' || replace(f #>> '{seller,address}', E'\n', E'\n  '),
+            (lb ->> 'bill_to') || ': ' || (f #>> '{buyer,name}'),
+            '  ' || replace(f #>> '{buyer,address}', E'\n', E'\n  '),
+            '  ' || (f #>> '{buyer,email}'),
+            (lb ->> 'issue_date') || ': ' || billing.format_date((f ->> 'issue_date')::date, loc),
+            (lb ->> 'due_date') || ': ' || billing.format_date((f ->> 'due_date')::date, loc),
+            (lb ->> 'period') || ': ' || v_period,
+            '');
+        FOR line IN SELECT value FROM jsonb_array_elements(f -> 'lines') LOOP
+            body := body || E'\n' || billing._text_row(line ->> 'description',
+                                                       billing.format_amount((line ->> 'amount')::billing.amount, loc));
+            -- under it: its period, and how many at what price unless that
+            -- is one at the amount (a tax line's unit_amount is its rate,
+            -- already in its description)
+            v_detail := concat_ws(' · ',
+                billing._document_period((line ->> 'period_start')::date, (line ->> 'period_end')::date, loc),
+                CASE WHEN line ->> 'kind' <> 'tax' AND line ->> 'quantity' IS NOT NULL
+                          AND line ->> 'unit_amount' IS NOT NULL
+                          AND NOT ((line ->> 'quantity')::numeric = 1 AND (line ->> 'unit_amount')::numeric
+                                   = billing.to_numeric((line ->> 'amount')::billing.amount))
+                     THEN billing.format_number(trim_scale((line ->> 'quantity')::numeric), loc) || ' × '
+                          || billing._format_unit_price((line ->> 'unit_amount')::numeric, cur, loc) END);
+            IF v_detail <> '' THEN
+                body := body || E'\n  ' || v_detail;
+            END IF;
+        END LOOP;
+        body := body || E'\n\n' || concat_ws(E'\n',
+            billing._text_row(lb ->> 'subtotal', billing.format_amount((f ->> 'subtotal')::billing.amount, loc)),
+            CASE WHEN (f ->> 'discount')::billing.amount <> billing.from_minor_units(0, cur)
+                 THEN billing._text_row(lb ->> 'discount', billing.format_amount((f ->> 'discount')::billing.amount, loc)) END,
+            billing._text_row(lb ->> 'tax', billing.format_amount((f ->> 'tax')::billing.amount, loc)),
+            billing._text_row(lb ->> 'total', billing.format_amount((f ->> 'total')::billing.amount, loc)));
+        FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'settlement') LOOP
+            body := body || E'\n' || billing._text_row(lb ->> (row_ ->> 'kind'),
+                                                       billing.format_amount((row_ ->> 'amount')::billing.amount, loc));
+        END LOOP;
+        body := body || E'\n' || billing._text_row(lb ->> 'amount_due',
+                                                   billing.format_amount((f ->> 'amount_due')::billing.amount, loc));
+        FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'credit_notes') WHERE value ->> 'method' <> 'reduce_due' LOOP
+            notes := notes || E'\n' || (lb ->> 'credit_note') || ' ' || (row_ ->> 'credit_note_id') || ', '
+                || billing.format_date((row_ ->> 'issued_on')::date, loc, 'medium') || ': '
+                || billing.format_amount((row_ ->> 'amount')::billing.amount, loc) || ' '
+                || (lb ->> CASE row_ ->> 'method' WHEN 'refund' THEN 'credit_note_refunded' ELSE 'credit_note_to_balance' END);
+        END LOOP;
+        IF notes <> '' THEN
+            body := body || E'\n' || notes;
+        END IF;
+        IF f #>> '{seller,payment_instructions}' IS NOT NULL THEN
+            body := body || E'\n\n' || (lb ->> 'payment_instructions') || E':\n'
+                || (f #>> '{seller,payment_instructions}');
+        END IF;
+        RETURN body || E'\n';
+    END IF;
+
+    -- html: every value from a table goes through html_escape; invoice.discount
+    -- is already negative (the sum of the discount lines)
+    body := '';
+    FOR line IN SELECT value FROM jsonb_array_elements(f -> 'lines') LOOP
+        body := body || format(
+            '<tr><td>%s%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td></tr>' || E'\n',
+            html_escape(line ->> 'description'),
+            coalesce('<div class="period">' || html_escape(billing._document_period(
+                        (line ->> 'period_start')::date, (line ->> 'period_end')::date, loc)) || '</div>', ''),
+            -- a tax line's unit_amount is its rate, already in its description
+            CASE WHEN line ->> 'kind' = 'tax' OR line ->> 'quantity' IS NULL THEN ''
+                 ELSE html_escape(billing.format_number(trim_scale((line ->> 'quantity')::numeric), loc)) END,
+            CASE WHEN line ->> 'kind' = 'tax' THEN ''
+                 ELSE html_escape(billing._format_unit_price((line ->> 'unit_amount')::numeric, cur, loc)) END,
+            html_escape(billing.format_amount((line ->> 'amount')::billing.amount, loc)));
+    END LOOP;
+    money_rows := format('<tr><th>%s</th><td class="num">%s</td></tr>',
+                         html_escape(lb ->> 'subtotal'),
+                         html_escape(billing.format_amount((f ->> 'subtotal')::billing.amount, loc)));
+    IF ((f ->> 'discount')::billing.amount) <> billing.from_minor_units(0, cur) THEN
+        money_rows := money_rows || format('<tr><th>%s</th><td class="num">%s</td></tr>',
+                         html_escape(lb ->> 'discount'),
+                         html_escape(billing.format_amount((f ->> 'discount')::billing.amount, loc)));
+    END IF;
+    money_rows := money_rows || format(
+        '<tr><th>%s</th><td class="num">%s</td></tr><tr class="total"><th>%s</th><td class="num">%s</td></tr>',
+        html_escape(lb ->> 'tax'), html_escape(billing.format_amount((f ->> 'tax')::billing.amount, loc)),
+        html_escape(lb ->> 'total'), html_escape(billing.format_amount((f ->> 'total')::billing.amount, loc)));
+    FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'settlement') LOOP
+        money_rows := money_rows || format('<tr class="%s"><th>%s</th><td class="num">%s</td></tr>',
+            row_ ->> 'kind', html_escape(lb ->> (row_ ->> 'kind')),
+            html_escape(billing.format_amount((row_ ->> 'amount')::billing.amount, loc)));
+    END LOOP;
+    money_rows := money_rows || format('<tr class="due"><th>%s</th><td class="num">%s</td></tr>',
+        html_escape(lb ->> 'amount_due'), html_escape(billing.format_amount((f ->> 'amount_due')::billing.amount, loc)));
+    FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'credit_notes') WHERE value ->> 'method' <> 'reduce_due' LOOP
+        notes := notes || format('<li>%s %s, %s: %s %s</li>', html_escape(lb ->> 'credit_note'),
+            row_ ->> 'credit_note_id', html_escape(billing.format_date((row_ ->> 'issued_on')::date, loc, 'medium')),
+            html_escape(billing.format_amount((row_ ->> 'amount')::billing.amount, loc)),
+            html_escape(lb ->> CASE row_ ->> 'method' WHEN 'refund' THEN 'credit_note_refunded' ELSE 'credit_note_to_balance' END));
+    END LOOP;
+
+    h := format($html$<!DOCTYPE html>
+<html lang="%s" dir="%s">
+<head>
+<meta charset="utf-8">
+<title>%s %s</title>
+<style>
+body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2.5em; color: #222; }
+h1 { font-size: 1.8em; margin: 0 0 0.2em 0; }
+.status { display: inline-block; border: 2px solid #888; color: #888; padding: 0.1em 0.6em; font-weight: bold; }
+.parties { display: flex; justify-content: space-between; margin: 1.5em 0; }
+.parties div { width: 45%%; white-space: pre-line; }
+.meta th { text-align: start; padding-inline-end: 1em; font-weight: normal; color: #555; }
+table.lines { width: 100%%; border-collapse: collapse; margin-top: 1.5em; }
+table.lines th { border-bottom: 2px solid #222; text-align: start; padding: 0.4em; }
+table.lines td { border-bottom: 1px solid #ddd; padding: 0.4em; vertical-align: top; }
+.num { text-align: end; white-space: nowrap; }
+.period { color: #666; font-size: 0.85em; }
+table.totals { margin-inline-start: auto; margin-top: 1em; border-collapse: collapse; }
+table.totals th { text-align: start; padding-block: 0.3em; padding-inline-end: 1.5em; font-weight: normal; }
+table.totals td { padding: 0.3em 0; }
+tr.total th, tr.total td { font-weight: bold; border-top: 2px solid #222; }
+tr.due th, tr.due td { font-weight: bold; font-size: 1.15em; border-top: 1px solid #222; }
+.notes { margin-top: 1.5em; color: #555; }
+.instructions { margin-top: 2em; white-space: pre-line; }
+</style>
+</head>
+<body>
+<h1>%s</h1>
+<span class="status">%s</span>
+<table class="meta">
+<tr><th>%s</th><td>%s</td></tr>
+<tr><th>%s</th><td>%s</td></tr>
+<tr><th>%s</th><td>%s</td></tr>
+%s</table>
+<div class="parties">
+<div><strong>%s</strong>
+%s%s%s</div>
+<div><strong>%s</strong>
+%s%s%s</div>
+</div>
+<table class="lines">
+<thead><tr><th>%s</th><th class="num">%s</th><th class="num">%s</th><th class="num">%s</th></tr></thead>
+<tbody>
+%s</tbody>
+</table>
+<table class="totals">%s</table>
+%s%s</body>
+</html>
+$html$,
+        html_escape(replace(loc, '_', '-')), f ->> 'direction',
+        html_escape(v_title), html_escape(coalesce(f ->> 'number', '')),
+        html_escape(v_title),
+        html_escape(v_status),
+        html_escape(lb ->> 'number'), html_escape(coalesce(f ->> 'number', '—')),
+        html_escape(lb ->> 'issue_date'), html_escape(billing.format_date((f ->> 'issue_date')::date, loc)),
+        html_escape(lb ->> 'due_date'), html_escape(billing.format_date((f ->> 'due_date')::date, loc)),
+        coalesce('<tr><th>' || html_escape(lb ->> 'period') || '</th><td>' || html_escape(v_period) || '</td></tr>' || E'\n', ''),
+        html_escape(lb ->> 'from'),
+        html_escape(f #>> '{seller,legal_name}'),
+        coalesce(E'\n' || html_escape(f #>> '{seller,address}'), ''),
+        coalesce(E'\n' || html_escape((lb ->> 'tax_id') || ' ' || (f #>> '{seller,tax_id}')), ''),
+        html_escape(lb ->> 'bill_to'),
+        html_escape(f #>> '{buyer,name}'),
+        coalesce(E'\n' || html_escape(f #>> '{buyer,address}'), ''),
+        coalesce(E'\n' || html_escape(f #>> '{buyer,email}'), ''),
+        html_escape(lb ->> 'description'), html_escape(lb ->> 'quantity'),
+        html_escape(lb ->> 'unit_price'), html_escape(lb ->> 'amount'),
+        body,
+        money_rows,
+        CASE WHEN notes <> '' THEN '<ul class="notes">' || notes || '</ul>' || E'\n' ELSE '' END,
+        coalesce('<div class="instructions"><strong>' || html_escape(lb ->> 'payment_instructions')
+                 || '</strong>' || E'\n' || html_escape(f #>> '{seller,payment_instructions}') || '</div>' || E'\n', ''));
+    RETURN h;
+END $$;
+
+COMMENT ON FUNCTION billing.invoice_document(bigint, text) IS
+    'the invoice as a print-ready html page, plain text, or json, in the account''s locale: its lines with their '
+    'periods, totals, and what settled it by kind (payments, refunds, early-payment discount, credit notes, account '
+    'credit), so that the amount due is the total less them';
+
+-- 91_invariants_ledger.sql
+
+CREATE OR REPLACE FUNCTION billing.check_invariants()
+RETURNS TABLE (invariant text, detail text)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT * FROM billing.check_invoicing_invariants()
+    UNION ALL
+    SELECT * FROM billing.check_ledger_invariants()
+    UNION ALL
+    SELECT * FROM billing.check_dunning_invariants()
+$$;
+
+COMMENT ON FUNCTION billing.check_invariants() IS
+    'every invariant of docs/design.md that can be checked on the tables (invoicing and ledger), one named check '
+    'each; no rows means all hold';
+
+-- unchanged but for their comment
+COMMENT ON FUNCTION billing.amount_recv(internal) IS
+    'binary input: int64 minor units, three code letters, one scale byte; accepts exactly what text input accepts '
+    '(a known upper-case code, the currency''s own digits, at most 10^12 major units)';
+COMMENT ON FUNCTION billing.prorate(billing.amount, daterange, daterange, text) IS
+    'the share of price for part of period: R(price*(b-s)/(e-s)) - R(price*(a-s)/(e-s)) '
+    'with R = the session setting billing.rounding, so the parts of any split sum exactly to price; '
+    'convention ''actual'' (days) or ''30e/360''';
+
+-- 3. the topic files new since 0.1.0
+
+-- src/sql/install/77_drafts.sql
+-- Draft invoices with a grace period, and one-off charges.
+--
+-- An account (or its entity) with draft_days > 0 gets the invoices that
+-- billing.run_cycle makes as drafts (billing._bill_invoices): status
+-- 'draft', no number, nothing posted, not collected, not dunned, not
+-- receivable.  For draft_days days a draft stays editable: one-off items
+-- are added to it or removed from it (billing.add_invoice_item,
+-- billing.remove_invoice_item), usage recorded late for its period and a
+-- coupon applied to its subscription are taken in.  It is finalized by hand
+-- (billing.finalize_invoice) or by the cycle on its finalize_on day, both
+-- through billing._finalize_drafts: the draft's variable lines are computed
+-- again (billing._refresh_drafts), it takes its gapless number
+-- (billing._take_invoice_numbers) and its issue and due dates, and the one
+-- finalization step (billing._finalize_invoices) posts it, applies credit
+-- and queues collection.
+--
+-- What a draft's refresh recomputes, set-based over a batch of drafts, and
+-- by the formulas of billing._lines_to_bill (50_invoicing.sql):
+--   * usage: the unbilled events of the subscription's items dated before
+--     the draft's bill date are marked with the draft (each with the draft
+--     of the smallest bill date after it, when a batch holds several drafts
+--     of one subscription), and the usage line of each item and usage
+--     period they fall in is written again: the period's price with every
+--     billed event minus what other invoices billed for it;
+--   * discounts: the coupon of the subscription whose time the bill date is
+--     in (billing.apply_coupon during the grace period covers the draft),
+--     per tax group, percent or amount off allocated;
+--   * taxes: per tax rate on the net after discounts, rounded once;
+--   * the totals, from the lines.
+-- The recurring lines, the pending items and the one-off items stay as
+-- they are: what a period costs was decided when the draft was made.
+--
+-- Lock order: the draft's subscription row, then the draft, then (in the
+-- finalization) the number series' counters and the accounts' credit rows.
+-- The hand paths wait for each lock in that order; the cycle takes the
+-- subscription and the draft with SKIP LOCKED, so it never waits for a
+-- session that holds either (that draft is finalized by the next run).  No
+-- other money path locks a draft: payments, credit, dunning, voids and
+-- collection take open invoices only.
+
+
+-- What billing.add_invoice_item made: the invoice line (on a draft, or on
+-- the invoice made at once) or the pending item (for the next invoice).
+CREATE TYPE billing.invoice_item AS (invoice_id bigint, invoice_line_id bigint, pending_item_id bigint);
+COMMENT ON TYPE billing.invoice_item IS
+    'what billing.add_invoice_item made: invoice_id and invoice_line_id (a draft or an invoice made at once), or '
+    'pending_item_id (for the subscription''s next invoice)';
+
+-- ---------------------------------------------------------------------------
+-- The settings.
+
+CREATE FUNCTION billing._check_draft_days(days integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF days < 0 OR days > 90 THEN
+        RAISE EXCEPTION 'a grace period is 0 to 90 days, not %', days
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass 0 to finalize invoices when they are made.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._check_draft_days(integer) IS 'internal: 22023 unless 0 <= days <= 90';
+
+CREATE FUNCTION billing.set_entity_draft_days(entity_id bigint, days integer)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_entity(set_entity_draft_days.entity_id);
+    IF days IS NULL THEN
+        RAISE EXCEPTION 'an entity''s grace period must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass 0 to finalize invoices when they are made.';
+    END IF;
+    PERFORM billing._check_draft_days(days);
+    UPDATE billing.billing_entity e SET draft_days = days WHERE e.entity_id = set_entity_draft_days.entity_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'billing entity % does not exist', coalesce(entity_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'billing.billing_entity lists the entities.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing.set_entity_draft_days(bigint, integer) IS
+    'sets the grace period of the entity''s accounts (0 to 90 days; 0: the cycle''s invoices are finalized when '
+    'made): the cycle makes drafts that it finalizes that many days later; an account''s own setting wins';
+
+CREATE FUNCTION billing.set_account_draft_days(account_id bigint, days integer)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_account(set_account_draft_days.account_id);
+    PERFORM billing._check_draft_days(days);
+    UPDATE billing.account a SET draft_days = days WHERE a.account_id = set_account_draft_days.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing.set_account_draft_days(bigint, integer) IS
+    'sets the account''s grace period (0 to 90 days: the cycle''s invoices stay drafts that long; NULL: its '
+    'entity''s)';
+
+-- ---------------------------------------------------------------------------
+-- The refresh of drafts: their usage, discount and tax lines and totals
+-- computed again (see the head of this file).  The caller holds the
+-- drafts' subscriptions and the drafts.
+
+CREATE FUNCTION billing._refresh_drafts(accounts bigint[], invoices bigint[])
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_acc bigint[];
+    v_inv bigint[];
+    v_item bigint[];
+    v_date date[];
+    v_from date[];
+    v_until date[];
+BEGIN
+    -- 1. late usage: each unbilled event dated before a draft's bill date
+    --    goes to the draft of its subscription with the smallest bill date
+    --    after it
+    WITH d AS MATERIALIZED (
+        SELECT i.account_id, i.invoice_id, i.subscription_id, i.bill_date
+        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+        WHERE i.status = 'draft' AND i.subscription_id IS NOT NULL AND i.bill_date IS NOT NULL
+    ), ev AS (
+        SELECT DISTINCT ON (e.account_id, e.usage_event_id) e.account_id, e.usage_event_id, d.invoice_id
+        FROM d
+        JOIN billing.subscription_item si ON si.account_id = d.account_id AND si.subscription_id = d.subscription_id
+        JOIN billing.usage_event e
+          ON e.account_id = si.account_id AND e.subscription_item_id = si.subscription_item_id
+         AND e.invoice_id IS NULL AND e.usage_date < d.bill_date
+        ORDER BY e.account_id, e.usage_event_id, d.bill_date, d.invoice_id
+    ), marked AS (
+        UPDATE billing.usage_event e SET invoice_id = ev.invoice_id
+        FROM ev
+        WHERE e.account_id = ev.account_id AND e.usage_event_id = ev.usage_event_id AND e.invoice_id IS NULL
+        RETURNING e.account_id, e.invoice_id, e.subscription_item_id, e.usage_date
+    )
+    SELECT array_agg(account_id), array_agg(invoice_id), array_agg(subscription_item_id), array_agg(usage_date)
+    INTO v_acc, v_inv, v_item, v_date
+    FROM marked;
+
+    IF v_acc IS NOT NULL THEN
+        -- 2. the usage lines of the periods the events fall in (item and
+        --    usage period), written again
+        SELECT array_agg(g.account_id), array_agg(g.invoice_id), array_agg(g.subscription_item_id),
+               array_agg(lower(g.up)), array_agg(upper(g.up))
+        INTO v_acc, v_inv, v_item, v_from, v_until
+        FROM (SELECT DISTINCT u.account_id, u.invoice_id, u.subscription_item_id,
+                     billing.period_containing(s.anchor, s.cadence, u.usage_date) AS up
+              FROM unnest(v_acc, v_inv, v_item, v_date) u(account_id, invoice_id, subscription_item_id, usage_date)
+              JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+              JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id) g;
+        DELETE FROM billing.invoice_line l
+        USING unnest(v_acc, v_inv, v_item, v_from, v_until) g(account_id, invoice_id, subscription_item_id, lo, hi)
+        WHERE l.account_id = g.account_id AND l.invoice_id = g.invoice_id AND l.kind = 'usage'
+          AND l.subscription_item_id = g.subscription_item_id AND l.period_start >= g.lo AND l.period_start < g.hi;
+        INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, subscription_id,
+                                          subscription_item_id, price_id, quantity, unit_amount, amount,
+                                          period_start, period_end, tax_rate_id, tax_inclusive, source)
+        SELECT g.account_id, g.invoice_id, 'usage', pr.name || coalesce(' (' || p.nickname || ')', '') || ' usage'
+                 || CASE WHEN t.in_trial THEN ' during the trial (not billed)' ELSE '' END,
+               i.subscription_id, g.subscription_item_id, p.price_id, x.quantity, p.unit_amount, x.amount,
+               x.period_start, x.period_end,
+               CASE WHEN a.tax_exempt THEN NULL ELSE coalesce(p.tax_rate_id, a.tax_rate_id) END, false,
+               'usage ' || p.usage_aggregation
+        FROM unnest(v_acc, v_inv, v_item, v_from, v_until) g(account_id, invoice_id, subscription_item_id, lo, hi)
+        JOIN billing.invoice i ON i.account_id = g.account_id AND i.invoice_id = g.invoice_id
+        JOIN billing.account a ON a.account_id = i.account_id
+        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+        JOIN billing.subscription_item si
+          ON si.account_id = g.account_id AND si.subscription_item_id = g.subscription_item_id
+        JOIN billing.price p ON p.price_id = si.price_id
+        JOIN billing.product pr ON pr.product_id = p.product_id
+        JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
+        -- the trial's usage is free unless the price bills it: each part of
+        -- the period that has events of this draft gets its line, by the
+        -- usage rule of the cycle (billing._usage_line) over every event
+        -- already on an invoice, the ones just marked included; this
+        -- draft's own line is gone, so what others billed is what counts
+        CROSS JOIN LATERAL (SELECT CASE WHEN NOT p.bill_trial_usage THEN s.trial_end END AS free_until) f
+        CROSS JOIN LATERAL (VALUES (false), (true)) t(in_trial)
+        CROSS JOIN LATERAL billing._usage_line(g.account_id, g.subscription_item_id, p.price_id,
+                                               daterange(g.lo, g.hi), i.bill_date, si.started_on, si.ended_on,
+                                               f.free_until, t.in_trial, NULL, i.currency, e.rounding) x
+        WHERE (f.free_until IS NULL AND NOT t.in_trial)
+           OR (f.free_until IS NOT NULL
+               AND EXISTS (SELECT FROM billing.usage_event y
+                           WHERE y.account_id = g.account_id AND y.subscription_item_id = g.subscription_item_id
+                             AND y.invoice_id = g.invoice_id
+                             AND y.usage_date >= g.lo AND y.usage_date < least(g.hi, i.bill_date)
+                             AND (y.usage_date < f.free_until) = t.in_trial))
+        ORDER BY g.account_id, g.invoice_id, g.subscription_item_id, g.lo, t.in_trial DESC;
+    END IF;
+
+    -- 3. the discount and tax lines, computed again from the charges
+    DELETE FROM billing.invoice_line l
+    USING unnest(accounts, invoices) u(account_id, invoice_id)
+    JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id AND i.status = 'draft'
+    WHERE l.account_id = u.account_id AND l.invoice_id = u.invoice_id AND l.kind IN ('discount', 'tax');
+    WITH d AS MATERIALIZED (
+        SELECT i.account_id, i.invoice_id, i.currency, e.rounding,
+               -- the coupon, if the draft's bill date is in its time (the
+               -- rule of billing._bill_dates)
+               CASE WHEN i.bill_date >= s.coupon_from AND (s.coupon_until IS NULL OR i.bill_date < s.coupon_until)
+                    THEN s.coupon_id END AS coupon_id
+        FROM unnest(accounts, invoices) u(account_id, invoice_id)
+        JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+        JOIN billing.account a ON a.account_id = i.account_id
+        JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+        LEFT JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
+        WHERE i.status = 'draft'
+    ), groups AS MATERIALIZED (
+        SELECT d.account_id, d.invoice_id, d.currency, d.rounding, d.coupon_id, l.tax_rate_id,
+               billing.sum(l.amount) AS net,
+               row_number() OVER () AS group_key
+        FROM d
+        JOIN billing.invoice_line l
+          ON l.account_id = d.account_id AND l.invoice_id = d.invoice_id AND l.kind NOT IN ('discount', 'tax')
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ), new_lines AS (
+        -- the discount and tax rule of the cycle (billing._discount_and_tax)
+        SELECT g.account_id, g.invoice_id, CASE a.kind WHEN 'discount' THEN 4 ELSE 5 END AS sort, a.kind,
+               a.description, a.unit_amount, a.amount, a.tax_rate_id, a.tax_inclusive, a.source
+        FROM (SELECT array_agg(g.group_key) AS k, array_agg(g.invoice_id) AS i, array_agg(g.currency) AS c,
+                     array_agg(g.rounding) AS r, array_agg(g.coupon_id) AS cp, array_agg(g.tax_rate_id) AS t,
+                     array_agg(g.net) AS n
+              FROM groups g) x
+        CROSS JOIN LATERAL billing._discount_and_tax(x.k, x.i, x.c, x.r, x.cp, x.t, x.n) a
+        JOIN groups g ON g.group_key = a.group_key
+    )
+    INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, unit_amount, amount, tax_rate_id,
+                                      tax_inclusive, source)
+    SELECT n.account_id, n.invoice_id, n.kind, n.description, n.unit_amount, n.amount, n.tax_rate_id,
+           n.tax_inclusive, n.source
+    FROM new_lines n
+    ORDER BY n.account_id, n.invoice_id, n.sort, n.tax_rate_id NULLS FIRST;
+
+    -- 4. the totals, from the lines (nothing is paid on a draft)
+    UPDATE billing.invoice i
+    SET subtotal = coalesce(l.subtotal, z.zero), discount = coalesce(l.discount, z.zero),
+        tax = coalesce(l.tax, z.zero), total = coalesce(l.total, z.zero),
+        amount_due = coalesce(l.total, z.zero) - i.amount_paid
+    FROM unnest(accounts, invoices) u(account_id, invoice_id)
+    CROSS JOIN LATERAL (SELECT billing.from_minor_units(0, x.currency) AS zero FROM billing.invoice x
+                        WHERE x.account_id = u.account_id AND x.invoice_id = u.invoice_id) z
+    LEFT JOIN LATERAL (
+        SELECT billing.sum(x.amount) FILTER (WHERE x.kind NOT IN ('discount', 'tax')) AS subtotal,
+               billing.sum(x.amount) FILTER (WHERE x.kind = 'discount') AS discount,
+               billing.sum(x.amount) FILTER (WHERE x.kind = 'tax') AS tax,
+               billing.sum(x.amount) FILTER (WHERE NOT x.tax_inclusive) AS total
+        FROM billing.invoice_line x WHERE x.account_id = u.account_id AND x.invoice_id = u.invoice_id
+    ) l ON true
+    WHERE i.account_id = u.account_id AND i.invoice_id = u.invoice_id AND i.status = 'draft';
+END $$;
+COMMENT ON FUNCTION billing._refresh_drafts(bigint[], bigint[]) IS
+    'internal: computes the usage (late events included), discount and tax lines and the totals of these drafts '
+    'again, by the formulas of billing._lines_to_bill; the caller holds their subscriptions and the drafts';
+
+-- ---------------------------------------------------------------------------
+-- The finalization of drafts, written once: billing.finalize_invoice,
+-- billing.add_invoice_item (invoice_now) and the cycle call it.  The
+-- caller holds the drafts' subscriptions and the drafts, all of status
+-- draft.  issue_dates: the day each is issued (its due date follows from
+-- the account's payment terms).
+
+CREATE FUNCTION billing._finalize_drafts(accounts bigint[], invoices bigint[], issue_dates date[])
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce(cardinality(invoices), 0) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM billing._refresh_drafts(accounts, invoices);
+    -- the numbers (billing._take_invoice_numbers: the series' counter rows,
+    -- before the credit rows of the finalization step), the status, the
+    -- dates, and the invoice.finalized events
+    WITH x AS MATERIALIZED (
+        SELECT u.account_id, u.invoice_id, u.issue_date, i.entity_id, a.payment_terms_days,
+               row_number() OVER (ORDER BY u.account_id, u.invoice_id) AS ord
+        FROM unnest(accounts, invoices, issue_dates) u(account_id, invoice_id, issue_date)
+        JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+        JOIN billing.account a ON a.account_id = u.account_id
+        WHERE i.status = 'draft'
+    ), numbers AS MATERIALIZED (
+        SELECT billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord), array_agg(issue_date ORDER BY ord))
+                   AS number
+        FROM x
+    ), upd AS (
+        UPDATE billing.invoice i
+        SET number = m.number[x.ord],
+            status = CASE WHEN billing.to_numeric(i.total) = 0 THEN 'paid' ELSE 'open' END,
+            issue_date = x.issue_date, due_date = x.issue_date + x.payment_terms_days,
+            finalized_at = billing.now()
+        FROM x CROSS JOIN numbers m
+        WHERE i.account_id = x.account_id AND i.invoice_id = x.invoice_id
+        RETURNING i.account_id, i.invoice_id, i.number, i.subscription_id, i.total, i.due_date
+    )
+    INSERT INTO billing.outbox (account_id, event_type, payload)
+    SELECT u.account_id, 'invoice.finalized',
+           jsonb_build_object('invoice_id', u.invoice_id, 'number', u.number, 'subscription_id', u.subscription_id,
+                              'total', u.total::text, 'due_date', u.due_date)
+    FROM upd u
+    ORDER BY u.account_id, u.invoice_id;
+    -- the one finalization step: ledger, credit, collection
+    PERFORM billing._finalize_invoices(accounts, invoices);
+END $$;
+COMMENT ON FUNCTION billing._finalize_drafts(bigint[], bigint[], date[]) IS
+    'internal: finalizes these (locked) drafts, issued on these days: computes their variable lines again, '
+    'numbers them, sets status and dates, writes invoice.finalized, and calls the finalization step '
+    'billing._finalize_invoices';
+
+-- A draft of the account, with its subscription and then itself locked
+-- (the lock order above); P0002 when there is none, 55000 when the invoice
+-- is no longer a draft.
+CREATE FUNCTION billing._lock_draft(account_id bigint, invoice_id bigint, action text)
+RETURNS billing.invoice LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    i billing.invoice;
+BEGIN
+    SELECT * INTO i FROM billing.invoice x
+    WHERE x.account_id = _lock_draft.account_id AND x.invoice_id = _lock_draft.invoice_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'invoice % of account % does not exist', coalesce(invoice_id::text, 'NULL'),
+            coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'billing.invoice lists the account''s invoices.';
+    END IF;
+    IF i.subscription_id IS NOT NULL THEN
+        PERFORM billing._lock_subscription(i.account_id, i.subscription_id);
+    END IF;
+    SELECT * INTO i FROM billing.invoice x
+    WHERE x.account_id = _lock_draft.account_id AND x.invoice_id = _lock_draft.invoice_id
+    FOR UPDATE;
+    IF i.status <> 'draft' THEN
+        RAISE EXCEPTION 'invoice % is % (number %): only a draft can %', i.invoice_id, i.status, i.number, action
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'A finalized invoice changes only by a credit note or a void; a one-off charge can go on '
+                         'the next invoice.';
+    END IF;
+    RETURN i;
+END $$;
+COMMENT ON FUNCTION billing._lock_draft(bigint, bigint, text) IS
+    'internal: locks a draft''s subscription and then the draft; P0002 if there is none, 55000 if it is no '
+    'longer a draft';
+
+CREATE FUNCTION billing.finalize_invoice(account_id bigint, invoice_id bigint)
+RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    i billing.invoice;
+    v_today date;
+    v_number text;
+BEGIN
+    PERFORM billing._authorize_account(finalize_invoice.account_id);
+    i := billing._lock_draft(account_id, invoice_id, 'be finalized');
+    SELECT billing.today(a.timezone) INTO v_today FROM billing.account a WHERE a.account_id = i.account_id;
+    -- issued today, never before the day it was drafted
+    PERFORM billing._finalize_drafts(ARRAY[i.account_id], ARRAY[i.invoice_id], ARRAY[greatest(v_today, i.issue_date)]);
+    SELECT x.number INTO v_number FROM billing.invoice x
+    WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id;
+    RETURN v_number;
+END $$;
+COMMENT ON FUNCTION billing.finalize_invoice(bigint, bigint) IS
+    'finalizes a draft before its grace period ends: its usage, discounts and taxes computed again, its number, '
+    'issue date today, due date by the payment terms, posted, paid from credit, queued for collection; returns '
+    'the number; 55000 if it is not a draft';
+
+-- ---------------------------------------------------------------------------
+-- One-off charges.
+
+CREATE FUNCTION billing.add_invoice_item(account_id bigint, amount billing.amount, description text,
+                                         subscription_id bigint DEFAULT NULL, invoice_id bigint DEFAULT NULL,
+                                         invoice_now boolean DEFAULT false)
+RETURNS billing.invoice_item LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    d billing.invoice;
+    s billing.subscription;
+    r billing.invoice_item;
+    v_today date;
+    v_tax bigint;
+    v_count bigint;
+    v_sub bigint;
+BEGIN
+    PERFORM billing._authorize_account(add_invoice_item.account_id);
+    a := billing._payment_account(account_id);
+    IF amount IS NULL OR billing.currency(amount) <> a.currency OR billing.to_numeric(amount) <= 0 THEN
+        RAISE EXCEPTION 'a one-off charge is a positive amount in the account''s currency %, not %', a.currency,
+            coalesce(amount::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Money owed to the customer is a credit note (billing.issue_credit_note).';
+    END IF;
+    IF description IS NULL OR btrim(description) = '' THEN
+        RAISE EXCEPTION 'a one-off charge needs a description'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'It is the line the customer reads: "Installation".';
+    END IF;
+    IF invoice_id IS NOT NULL AND coalesce(invoice_now, false) THEN
+        RAISE EXCEPTION 'a one-off charge goes on a draft (invoice_id) or on an invoice of its own (invoice_now), '
+                        'not both'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass one of them, or neither for the next invoice.';
+    END IF;
+    v_tax := CASE WHEN a.tax_exempt THEN NULL ELSE a.tax_rate_id END;
+
+    IF invoice_id IS NOT NULL THEN
+        -- on a draft: the line, then the draft's discounts, taxes and totals
+        d := billing._lock_draft(a.account_id, invoice_id, 'take items');
+        IF subscription_id IS NOT NULL AND subscription_id IS DISTINCT FROM d.subscription_id THEN
+            RAISE EXCEPTION 'draft % bills subscription %, not %', d.invoice_id,
+                coalesce(d.subscription_id::text, 'none'), subscription_id
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave subscription_id out.';
+        END IF;
+        INSERT INTO billing.invoice_line AS l (account_id, invoice_id, kind, description, subscription_id, quantity,
+                                               unit_amount, amount, tax_rate_id, source)
+        VALUES (a.account_id, d.invoice_id, 'one_off', description, d.subscription_id, 1, billing.to_numeric(amount),
+                amount, v_tax, 'one_off')
+        RETURNING l.invoice_id, l.invoice_line_id INTO r.invoice_id, r.invoice_line_id;
+        PERFORM billing._refresh_drafts(ARRAY[a.account_id], ARRAY[d.invoice_id]);
+        RETURN r;
+    END IF;
+
+    IF subscription_id IS NOT NULL THEN
+        s := billing._lock_subscription(a.account_id, subscription_id);
+    END IF;
+
+    IF coalesce(invoice_now, false) THEN
+        -- an invoice of its own, billing_reason manual: made as a draft and
+        -- finalized at once, by the one finalization of drafts (its tax
+        -- computed by the same rule)
+        v_today := billing.today(a.timezone);
+        INSERT INTO billing.invoice AS i (account_id, entity_id, subscription_id, status, billing_reason, currency,
+                                          subtotal, discount, tax, total, amount_paid, amount_due, issue_date,
+                                          due_date, finalize_on)
+        SELECT a.account_id, a.entity_id, s.subscription_id, 'draft', 'manual', a.currency, z, z, z, z, z, z,
+               v_today, v_today + a.payment_terms_days, v_today
+        FROM billing.from_minor_units(0, a.currency) z
+        RETURNING i.invoice_id INTO r.invoice_id;
+        INSERT INTO billing.invoice_line AS l (account_id, invoice_id, kind, description, subscription_id, quantity,
+                                               unit_amount, amount, tax_rate_id, source)
+        VALUES (a.account_id, r.invoice_id, 'one_off', description, s.subscription_id, 1, billing.to_numeric(amount),
+                amount, v_tax, 'one_off')
+        RETURNING l.invoice_line_id INTO r.invoice_line_id;
+        PERFORM billing._finalize_drafts(ARRAY[a.account_id], ARRAY[r.invoice_id], ARRAY[v_today]);
+        RETURN r;
+    END IF;
+
+    -- for the next invoice of the subscription (the account's only one
+    -- still billed, when none is named)
+    IF subscription_id IS NULL THEN
+        SELECT count(*), min(x.subscription_id) INTO v_count, v_sub FROM billing.subscription x
+        WHERE x.account_id = a.account_id AND x.next_bill_date IS NOT NULL;
+        IF v_count <> 1 THEN
+            RAISE EXCEPTION 'account % has % subscriptions still billed: name the one whose next invoice takes the '
+                            'charge', a.account_id, v_count
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass subscription_id, or invoice_now => true for an invoice of its own.';
+        END IF;
+        s := billing._lock_subscription(a.account_id, v_sub);
+    END IF;
+    IF s.next_bill_date IS NULL THEN
+        RAISE EXCEPTION 'subscription % is %: it has no next invoice', s.subscription_id, s.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Pass invoice_now => true for an invoice of its own.';
+    END IF;
+    INSERT INTO billing.pending_item AS p (account_id, subscription_id, kind, description, quantity, unit_amount,
+                                           amount)
+    VALUES (a.account_id, s.subscription_id, 'one_off', description, 1, billing.to_numeric(amount), amount)
+    RETURNING p.pending_item_id INTO r.pending_item_id;
+    RETURN r;
+END $$;
+COMMENT ON FUNCTION billing.add_invoice_item(bigint, billing.amount, text, bigint, bigint, boolean) IS
+    'a one-off charge (consulting, installation, a fee) of a positive amount in the account''s currency, taxed at '
+    'the account''s rate: on a draft (invoice_id; its discounts, taxes and totals follow), on an invoice of its own '
+    'finalized at once (invoice_now; billing_reason manual), or else for the next invoice of the subscription (the '
+    'account''s only one still billed by default)';
+
+-- The same with the amount as a number in the account's currency
+-- (billing._account_amount: exact, or 22023).
+CREATE FUNCTION billing.add_invoice_item(account_id bigint, amount numeric, description text,
+                                         subscription_id bigint DEFAULT NULL, invoice_id bigint DEFAULT NULL,
+                                         invoice_now boolean DEFAULT false)
+RETURNS billing.invoice_item LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_account(add_invoice_item.account_id);
+    RETURN billing.add_invoice_item(account_id, billing._account_amount(account_id, amount), description,
+                                    subscription_id, invoice_id, invoice_now);
+END $$;
+COMMENT ON FUNCTION billing.add_invoice_item(bigint, numeric, text, bigint, bigint, boolean) IS
+    'add_invoice_item with the amount as a number in the account''s currency: add_invoice_item(1, 150, ''Installation'')';
+
+CREATE FUNCTION billing.remove_invoice_item(account_id bigint, invoice_id bigint, invoice_line_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    d billing.invoice;
+    l billing.invoice_line;
+BEGIN
+    PERFORM billing._authorize_account(remove_invoice_item.account_id);
+    d := billing._lock_draft(account_id, invoice_id, 'lose items');
+    SELECT * INTO l FROM billing.invoice_line x
+    WHERE x.account_id = d.account_id AND x.invoice_id = d.invoice_id
+      AND x.invoice_line_id = remove_invoice_item.invoice_line_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'invoice % has no line %', d.invoice_id, coalesce(invoice_line_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found', HINT = 'billing.invoice_line lists the draft''s lines.';
+    END IF;
+    IF l.kind <> 'one_off' THEN
+        RAISE EXCEPTION 'line % of invoice % is a % line: only one-off items can be removed', l.invoice_line_id,
+            d.invoice_id, l.kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The subscription''s lines follow from the subscription: change it instead.';
+    END IF;
+    DELETE FROM billing.invoice_line x
+    WHERE x.account_id = l.account_id AND x.invoice_id = l.invoice_id AND x.invoice_line_id = l.invoice_line_id;
+    -- a one-off that waited for this invoice is withdrawn with its line
+    DELETE FROM billing.pending_item p
+    WHERE p.account_id = l.account_id AND p.invoice_id = l.invoice_id AND l.source = 'pending_item ' || p.pending_item_id;
+    PERFORM billing._refresh_drafts(ARRAY[d.account_id], ARRAY[d.invoice_id]);
+END $$;
+COMMENT ON FUNCTION billing.remove_invoice_item(bigint, bigint, bigint) IS
+    'removes a one-off item from a draft (its discounts, taxes and totals follow); 55000 if the invoice is not a '
+    'draft, 22023 for a line of another kind';
+
+-- ---------------------------------------------------------------------------
+-- The cycle's part: one committed batch of the drafts whose grace period has
+-- passed (finalize_on reached by as_of, or by the account's today at at),
+-- after the key where the previous batch stopped.  The drafts and their
+-- subscriptions are taken SKIP LOCKED.  If the batch fails, each draft is
+-- finalized on its own; those that still fail are logged in errors and
+-- stay drafts.
+CREATE FUNCTION billing._finalize_due_drafts(as_of date, at timestamptz, batch_size integer,
+                                             INOUT after_account bigint, INOUT after_invoice bigint,
+                                             OUT picked integer, OUT finalized integer, OUT errors jsonb)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_accounts bigint[];
+    v_invoices bigint[];
+    v_dates date[];
+    v_state text;
+    v_msg text;
+BEGIN
+    PERFORM billing._authorize_all('run the billing cycle');
+    errors := '[]';
+    finalized := 0;
+    SELECT array_agg(x.account_id ORDER BY x.account_id, x.invoice_id),
+           array_agg(x.invoice_id ORDER BY x.account_id, x.invoice_id),
+           array_agg(x.d ORDER BY x.account_id, x.invoice_id)
+    INTO v_accounts, v_invoices, v_dates
+    FROM (SELECT i.account_id, i.invoice_id, greatest(t.d, i.issue_date) AS d
+          FROM billing.invoice i
+          JOIN billing.account a ON a.account_id = i.account_id
+          JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
+          CROSS JOIN LATERAL (SELECT coalesce(_finalize_due_drafts.as_of, billing.today(a.timezone, _finalize_due_drafts.at)) AS d) t
+          WHERE i.status = 'draft'
+            AND (i.account_id, i.invoice_id) > (coalesce(after_account, 0), coalesce(after_invoice, 0))
+            AND i.finalize_on <= t.d
+          ORDER BY i.account_id, i.invoice_id
+          LIMIT batch_size
+          FOR UPDATE OF s, i SKIP LOCKED) x;
+    picked := coalesce(cardinality(v_invoices), 0);
+    IF picked = 0 THEN
+        RETURN;
+    END IF;
+    after_account := v_accounts[picked];
+    after_invoice := v_invoices[picked];
+    BEGIN
+        PERFORM billing._finalize_drafts(v_accounts, v_invoices, v_dates);
+        finalized := picked;
+    EXCEPTION WHEN OTHERS THEN
+        FOR k IN 1 .. picked LOOP
+            BEGIN
+                PERFORM billing._finalize_drafts(ARRAY[v_accounts[k]], ARRAY[v_invoices[k]], ARRAY[v_dates[k]]);
+                finalized := finalized + 1;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                errors := errors || jsonb_build_object('account_id', v_accounts[k], 'invoice_id', v_invoices[k],
+                                                       'sqlstate', v_state, 'message', v_msg);
+            END;
+        END LOOP;
+    END;
+END $$;
+COMMENT ON FUNCTION billing._finalize_due_drafts(date, timestamptz, integer, bigint, bigint) IS
+    'internal: one committed batch of billing.run_cycle: finalizes the drafts whose grace period has passed '
+    '(SKIP LOCKED, after the given key), issued on the run''s day; logs those that fail';
+
+-- src/sql/install/78_dunning.sql
+-- Dunning: reminders, payment retries, late fees, suspension and
+-- write-off of unpaid invoices, driven by policies that are data, and
+-- advance notice of scheduled price changes.
+--
+-- A policy is an ordered list of steps relative to an invoice's due date
+-- (day_offset -3 = three days before, +7 = a week after).  Every open
+-- invoice with something due follows the policy of its account (an
+-- override in billing.account_dunning_policy, else the default policy),
+-- fixed when its dunning case opens.  billing.run_dunning takes each step
+-- whose day has come exactly once per invoice: the primary key of
+-- billing.dunning_action (account_id, invoice_id, step_id) is the claim, so
+-- a run repeated, run in two sessions at once, or catching up after
+-- downtime never takes a step twice.
+--
+-- Lock order (70_payments.sql): a batch takes the number series rows it may
+-- need for late-fee invoices (in entity, series order, as the cycle does),
+-- then the accounts' credit rows (in account order), then works on their
+-- invoices; so it neither deadlocks with payments (credit row first) nor
+-- with the cycle (series, then credit rows).  Subscription statuses are
+-- changed in a transaction of their own after the batch commits: the cycle
+-- holds subscription rows while it waits for series and credit rows.
+--
+-- A late fee is an invoice of its own (billing_reason 'late_fee', one line
+-- of kind 'late_fee', no tax), finalized like every invoice: it takes the
+-- next number of the account's series, posts receivable / revenue to the
+-- ledger (invoice_finalized), consumes unapplied credit and is queued for
+-- collection.  The overdue invoice itself never changes (invariant 3).  A
+-- late-fee invoice is dunned like any invoice, except that it is never
+-- charged a late fee itself.
+
+CREATE TABLE billing.dunning_policy (
+    policy_id   bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    name        text NOT NULL UNIQUE CHECK (name <> ''),
+    is_default  boolean NOT NULL DEFAULT false,
+    description text,
+    created_at  timestamptz NOT NULL DEFAULT billing.now()
+);
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.dunning_policy ADD CONSTRAINT dunning_policy_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.dunning_policy.name')
+    AND billing._no_card_number(description, 'billing.dunning_policy.description'));
+COMMENT ON TABLE billing.dunning_policy IS
+    'a dunning policy: its steps (billing.dunning_step) say what happens how many days before or after an invoice''s '
+    'due date; one policy is the default, accounts may have their own (billing.account_dunning_policy)';
+CREATE UNIQUE INDEX dunning_policy_one_default ON billing.dunning_policy (is_default) WHERE is_default;
+
+-- Fee amounts are numeric in the invoice currency's units (like prices):
+-- fee = min(fee_cap, fee_fixed + fee_percent% of the amount due), rounded
+-- once by the entity's rounding mode.  The grace period of a fee is its day_offset.
+CREATE TABLE billing.dunning_step (
+    step_id     bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    policy_id   bigint NOT NULL REFERENCES billing.dunning_policy,
+    day_offset  integer NOT NULL CHECK (day_offset BETWEEN -365 AND 3650),
+    action      text NOT NULL CHECK (action IN ('remind', 'retry_payment', 'late_fee', 'suspend', 'write_off')),
+    name        text NOT NULL CHECK (name <> ''),
+    fee_fixed   numeric CHECK (fee_fixed >= 0),
+    fee_percent numeric CHECK (fee_percent > 0 AND fee_percent <= 100),
+    fee_cap     numeric CHECK (fee_cap > 0),
+    active      boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT billing.now(),
+    UNIQUE (policy_id, day_offset, action),
+    CHECK ((action = 'late_fee') = (fee_fixed IS NOT NULL OR fee_percent IS NOT NULL)),
+    CHECK (action = 'late_fee' OR fee_cap IS NULL)
+);
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.dunning_step ADD CONSTRAINT dunning_step_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.dunning_step.name'));
+COMMENT ON TABLE billing.dunning_step IS
+    'a step of a dunning policy: on due date + day_offset, remind (outbox event for an email), retry_payment (queue '
+    'a collection attempt), late_fee (a late-fee invoice: fee_fixed + fee_percent of the amount due, at most '
+    'fee_cap, in the currency''s units), suspend (the account''s subscriptions) or write_off; name is the template '
+    'key of a reminder; a step that was taken cannot be deleted, set active = false instead';
+COMMENT ON COLUMN billing.dunning_step.day_offset IS
+    'days relative to the invoice''s due date: negative before, positive after; for a late fee, its grace period';
+
+-- Per-account overrides of the default policy.
+CREATE TABLE billing.account_dunning_policy (
+    account_id bigint PRIMARY KEY REFERENCES billing.account,
+    policy_id  bigint NOT NULL REFERENCES billing.dunning_policy
+);
+COMMENT ON TABLE billing.account_dunning_policy IS 'accounts that follow another dunning policy than the default';
+
+-- The dunning of one invoice.  status: active (steps are taken),
+-- recovered (paid), written_off, closed (voided, or closed by hand with
+-- billing.close_dunning).  suspended: a suspend step was taken; the
+-- account's subscriptions stay suspended while such a case is active or
+-- written off.
+CREATE TABLE billing.dunning_case (
+    account_id  bigint NOT NULL,
+    invoice_id  bigint NOT NULL,
+    policy_id   bigint NOT NULL REFERENCES billing.dunning_policy,
+    status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'recovered', 'written_off', 'closed')),
+    suspended   boolean NOT NULL DEFAULT false,
+    opened_on   date NOT NULL,
+    closed_on   date,
+    close_reason text,
+    PRIMARY KEY (account_id, invoice_id),
+    FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoice,
+    CHECK ((status = 'active') = (closed_on IS NULL))
+);
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.dunning_case ADD CONSTRAINT dunning_case_no_card_number CHECK (
+    billing._no_card_number(close_reason, 'billing.dunning_case.close_reason'));
+COMMENT ON TABLE billing.dunning_case IS
+    'the dunning of one invoice: its policy (fixed when it opens), status active, recovered (paid), written_off or '
+    'closed, and whether it suspended the account''s subscriptions';
+CREATE INDEX dunning_case_active ON billing.dunning_case (account_id) WHERE status = 'active';
+
+-- One row per step taken for an invoice: the primary key is the
+-- exactly-once guarantee.
+CREATE TABLE billing.dunning_action (
+    account_id     bigint NOT NULL,
+    invoice_id     bigint NOT NULL,
+    step_id        bigint NOT NULL REFERENCES billing.dunning_step,
+    day_offset     integer NOT NULL,
+    action         text NOT NULL,
+    due_on         date NOT NULL,
+    taken_on       date NOT NULL,
+    taken_at       timestamptz NOT NULL DEFAULT billing.now(),
+    dunning_run_id bigint,
+    amount_due     billing.amount NOT NULL,
+    outcome        text NOT NULL
+                   CHECK (outcome IN ('pending', 'sent', 'superseded', 'queued', 'already_queued',
+                                      'no_payment_method', 'charged', 'no_fee', 'suspended', 'written_off')),
+    fee_invoice_id bigint,
+    PRIMARY KEY (account_id, invoice_id, step_id),
+    FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoice
+);
+COMMENT ON TABLE billing.dunning_action IS
+    'a dunning step taken for an invoice, once (the primary key): when it was due and taken, the amount due then, '
+    'and its outcome (sent, superseded by a later reminder due the same run, queued, charged, suspended, ...)';
+COMMENT ON COLUMN billing.dunning_action.outcome IS
+    'remind: sent or superseded (a later reminder was due in the same run); retry_payment: queued, already_queued, '
+    'no_payment_method or superseded; late_fee: charged (fee_invoice_id) or no_fee; suspend: suspended; '
+    'write_off: written_off';
+-- the steps a batch claimed and has not carried out yet (transient)
+CREATE INDEX dunning_action_pending ON billing.dunning_action (dunning_run_id, action) WHERE outcome = 'pending';
+
+-- One row per call of billing.run_dunning.
+CREATE TABLE billing.dunning_run (
+    dunning_run_id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    as_of          date,
+    at             timestamptz NOT NULL,
+    started_at     timestamptz NOT NULL,
+    finished_at    timestamptz,
+    status         text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'done_with_errors')),
+    batches        integer NOT NULL DEFAULT 0,
+    accounts       integer NOT NULL DEFAULT 0,
+    actions        integer NOT NULL DEFAULT 0,
+    status_changes integer NOT NULL DEFAULT 0,
+    notices        integer NOT NULL DEFAULT 0,
+    errors         jsonb NOT NULL DEFAULT '[]',
+    duration       interval GENERATED ALWAYS AS (finished_at - started_at) STORED
+);
+COMMENT ON TABLE billing.dunning_run IS
+    'the log of billing.run_dunning: as_of (NULL: each account''s today), accounts looked at, steps taken, '
+    'subscription status changes, price-change notices, errors; a run killed midway stays ''running''';
+
+-- Advance notice of scheduled price changes: one row per new item notified.
+CREATE TABLE billing.price_change_notice (
+    account_id           bigint NOT NULL,
+    subscription_item_id bigint NOT NULL,
+    notified_on          date NOT NULL,
+    PRIMARY KEY (account_id, subscription_item_id),
+    FOREIGN KEY (account_id, subscription_item_id) REFERENCES billing.subscription_item
+);
+COMMENT ON TABLE billing.price_change_notice IS
+    'the scheduled price changes (new subscription items starting later) whose notice event was written, once each';
+
+-- Settings.  No row means the defaults (a row the extension inserted would
+-- clash with the dumped one on restore).
+CREATE TABLE billing.dunning_setting (
+    setting_id               integer PRIMARY KEY DEFAULT 1 CHECK (setting_id = 1),
+    price_change_notice_days integer NOT NULL DEFAULT 30 CHECK (price_change_notice_days BETWEEN 0 AND 365)
+);
+COMMENT ON TABLE billing.dunning_setting IS
+    'dunning settings: price_change_notice_days, how long before a scheduled price change its notice is written '
+    '(default 30)';
+
+-- The dunning work queue, open invoices by account, is the partial index
+-- invoice_open (account_id, due_date) WHERE status = 'open' of 82_reports.sql.
+
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_step', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.account_dunning_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_case', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_action', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_run', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.price_change_notice', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_setting', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_policy_policy_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_step_step_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.dunning_run_dunning_run_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- Policies.
+
+-- The standard steps: remind, retry, late fee, suspend, write off.
+CREATE FUNCTION billing.standard_dunning_steps() RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT '[{"day_offset": -3, "action": "remind", "name": "reminder_before_due"},
+             {"day_offset": 1, "action": "remind", "name": "reminder_overdue"},
+             {"day_offset": 3, "action": "retry_payment", "name": "retry_payment"},
+             {"day_offset": 7, "action": "late_fee", "name": "late_fee", "fee_percent": 2},
+             {"day_offset": 14, "action": "suspend", "name": "suspension"},
+             {"day_offset": 30, "action": "write_off", "name": "write_off"}]'::jsonb
+$$;
+COMMENT ON FUNCTION billing.standard_dunning_steps() IS
+    'the steps of the standard policy: -3 remind, +1 remind, +3 retry the payment, +7 late fee of 2% of the amount '
+    'due, +14 suspend, +30 write off';
+
+CREATE FUNCTION billing.create_dunning_policy(name text, steps jsonb DEFAULT NULL, is_default boolean DEFAULT false,
+                                              description text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_id bigint;
+    v_steps jsonb := coalesce(steps, billing.standard_dunning_steps());
+BEGIN
+    PERFORM billing._authorize_all('create a dunning policy');
+    IF jsonb_typeof(v_steps) <> 'array' OR EXISTS (
+        SELECT FROM jsonb_array_elements(v_steps) e
+        WHERE jsonb_typeof(e) <> 'object' OR NOT e ? 'day_offset' OR NOT e ? 'action'
+           OR e->>'action' NOT IN ('remind', 'retry_payment', 'late_fee', 'suspend', 'write_off')) THEN
+        RAISE EXCEPTION 'dunning steps must be a jsonb array of {"day_offset", "action", ...}, not %', v_steps
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Actions: remind, retry_payment, late_fee (fee_fixed, fee_percent, fee_cap), suspend, write_off.';
+    END IF;
+    IF coalesce(is_default, false) THEN
+        UPDATE billing.dunning_policy p SET is_default = false WHERE p.is_default;
+    END IF;
+    INSERT INTO billing.dunning_policy AS p (name, is_default, description)
+    VALUES (name, coalesce(is_default, false), description)
+    RETURNING p.policy_id INTO v_id;
+    INSERT INTO billing.dunning_step (policy_id, day_offset, action, name, fee_fixed, fee_percent, fee_cap)
+    SELECT v_id, (e->>'day_offset')::integer, e->>'action', coalesce(e->>'name', e->>'action'),
+           (e->>'fee_fixed')::numeric, (e->>'fee_percent')::numeric, (e->>'fee_cap')::numeric
+    FROM jsonb_array_elements(v_steps) WITH ORDINALITY x(e, ord)
+    ORDER BY (e->>'day_offset')::integer, ord;
+    RETURN v_id;
+END $$;
+COMMENT ON FUNCTION billing.create_dunning_policy(text, jsonb, boolean, text) IS
+    'creates a dunning policy with steps (jsonb array of {"day_offset", "action", "name", "fee_fixed", "fee_percent", '
+    '"fee_cap"}; NULL: the standard steps), optionally as the default; returns its id';
+
+-- The default policy; the standard one is created the first time none is.
+CREATE FUNCTION billing._default_dunning_policy() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    SELECT p.policy_id INTO v_id FROM billing.dunning_policy p WHERE p.is_default;
+    IF v_id IS NULL THEN
+        BEGIN
+            v_id := billing.create_dunning_policy(
+                CASE WHEN EXISTS (SELECT FROM billing.dunning_policy p WHERE p.name = 'standard')
+                     THEN 'standard ' || billing.now()::date ELSE 'standard' END,
+                NULL, true, 'created by the first run_dunning: the standard steps');
+        EXCEPTION WHEN unique_violation THEN
+            -- another session created it at the same moment
+            SELECT p.policy_id INTO v_id FROM billing.dunning_policy p WHERE p.is_default;
+        END;
+    END IF;
+    RETURN v_id;
+END $$;
+COMMENT ON FUNCTION billing._default_dunning_policy() IS
+    'internal: the default dunning policy''s id; creates the standard policy as the default when there is none';
+
+CREATE FUNCTION billing.set_dunning_policy(account_id bigint, policy text)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_policy bigint;
+BEGIN
+    PERFORM billing._authorize_account(set_dunning_policy.account_id);
+    PERFORM billing._payment_account(account_id);
+    IF policy IS NULL THEN
+        DELETE FROM billing.account_dunning_policy x WHERE x.account_id = set_dunning_policy.account_id;
+        RETURN;
+    END IF;
+    SELECT p.policy_id INTO v_policy FROM billing.dunning_policy p WHERE p.name = policy;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'dunning policy "%" does not exist', policy
+            USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_dunning_policy.';
+    END IF;
+    INSERT INTO billing.account_dunning_policy AS x (account_id, policy_id) VALUES (account_id, v_policy)
+    ON CONFLICT ON CONSTRAINT account_dunning_policy_pkey DO UPDATE SET policy_id = excluded.policy_id;
+END $$;
+COMMENT ON FUNCTION billing.set_dunning_policy(bigint, text) IS
+    'makes an account follow the named dunning policy (NULL: the default again); invoices already in dunning keep '
+    'the policy they started with';
+
+CREATE FUNCTION billing.set_price_change_notice_days(days integer)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_all('change the price change notice days');
+    IF days IS NULL OR days < 0 OR days > 365 THEN
+        RAISE EXCEPTION 'price change notice days must be 0 to 365, not %', coalesce(days::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 30.';
+    END IF;
+    INSERT INTO billing.dunning_setting AS s (setting_id, price_change_notice_days) VALUES (1, days)
+    ON CONFLICT ON CONSTRAINT dunning_setting_pkey DO UPDATE SET price_change_notice_days = excluded.price_change_notice_days;
+END $$;
+COMMENT ON FUNCTION billing.set_price_change_notice_days(integer) IS
+    'sets how many days before a scheduled price change run_dunning writes its subscription.price_change_notice event';
+
+-- ---------------------------------------------------------------------------
+-- Subscription statuses follow the account's dunning: suspended while a
+-- case that suspended is active or written off, past_due while an active
+-- case's invoice is past its due date, active otherwise.  Only active,
+-- past_due and suspended subscriptions move; a restored subscription bills
+-- again from the day it is restored (the periods of the suspension are not
+-- billed).  Locks the subscriptions in key order first, in a statement of
+-- its own.
+CREATE FUNCTION billing._dunning_sync_status(accounts bigint[], as_of date, at timestamptz)
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_accounts bigint[];
+    v_subs bigint[];
+    v_old text[];
+    v_new text[];
+    v_days date[];
+    n integer;
+BEGIN
+    PERFORM billing._authorize_accounts(_dunning_sync_status.accounts);
+    WITH want AS (
+        SELECT a.account_id, d.d,
+               CASE WHEN EXISTS (SELECT FROM billing.dunning_case c
+                                 WHERE c.account_id = a.account_id AND c.suspended
+                                   AND c.status IN ('active', 'written_off')) THEN 'suspended'
+                    WHEN EXISTS (SELECT FROM billing.dunning_case c
+                                 JOIN billing._invoice_schedule i
+                                   ON i.account_id = c.account_id AND i.invoice_id = c.invoice_id
+                                 WHERE c.account_id = a.account_id AND c.status = 'active' AND i.due_on < d.d)
+                    THEN 'past_due'
+                    ELSE 'active' END AS status
+        FROM unnest(accounts) u(account_id)
+        JOIN billing.account a ON a.account_id = u.account_id
+        CROSS JOIN LATERAL (SELECT coalesce(as_of, billing.today(a.timezone, at)) AS d) d
+    ), locked AS (
+        SELECT s.account_id, s.subscription_id, s.status AS old, w.status AS new, w.d
+        FROM billing.subscription s
+        JOIN want w ON w.account_id = s.account_id
+        WHERE s.status IN ('active', 'past_due', 'suspended') AND s.status <> w.status
+        ORDER BY s.account_id, s.subscription_id
+        FOR UPDATE OF s
+    )
+    SELECT array_agg(account_id ORDER BY account_id, subscription_id),
+           array_agg(subscription_id ORDER BY account_id, subscription_id),
+           array_agg(old ORDER BY account_id, subscription_id), array_agg(new ORDER BY account_id, subscription_id),
+           array_agg(d ORDER BY account_id, subscription_id)
+    INTO v_accounts, v_subs, v_old, v_new, v_days
+    FROM locked;
+    IF v_subs IS NULL THEN
+        RETURN 0;
+    END IF;
+    WITH u AS (
+        UPDATE billing.subscription s
+        SET status = x.new,
+            next_bill_date = CASE WHEN x.old = 'suspended' THEN greatest(s.next_bill_date, x.d) ELSE s.next_bill_date END,
+            updated_at = billing.now()
+        FROM unnest(v_accounts, v_subs, v_old, v_new, v_days) x(account_id, subscription_id, old, new, d)
+        -- a subscription changed meanwhile (paused, canceled) keeps its new status
+        WHERE s.account_id = x.account_id AND s.subscription_id = x.subscription_id AND s.status = x.old
+        RETURNING s.account_id, s.subscription_id, x.old, x.new, x.d, s.next_bill_date
+    ), e AS (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT u.account_id,
+               CASE WHEN u.new = 'suspended' THEN 'subscription.suspended'
+                    WHEN u.old = 'suspended' THEN 'subscription.restored'
+                    WHEN u.new = 'past_due' THEN 'subscription.past_due'
+                    ELSE 'subscription.current' END,
+               jsonb_build_object('subscription_id', u.subscription_id, 'status', u.new, 'previous_status', u.old,
+                                  'on', u.d, 'next_bill_date', u.next_bill_date)
+        FROM u ORDER BY u.account_id, u.subscription_id
+        RETURNING 1
+    )
+    SELECT count(*)::integer INTO n FROM e;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION billing._dunning_sync_status(bigint[], date, timestamptz) IS
+    'internal: moves the subscriptions of these accounts to the status their dunning asks for (active, past_due, '
+    'suspended), restoring suspended ones from the day, with an outbox event each; returns how many moved';
+
+CREATE FUNCTION billing.close_dunning(account_id bigint, invoice_id bigint, reason text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    v_policy bigint;
+BEGIN
+    PERFORM billing._authorize_account(close_dunning.account_id);
+    a := billing._payment_account(account_id);
+    IF NOT EXISTS (SELECT FROM billing.invoice i
+                   WHERE i.account_id = a.account_id AND i.invoice_id = close_dunning.invoice_id) THEN
+        RAISE EXCEPTION 'invoice % of account % does not exist', coalesce(invoice_id::text, 'NULL'), a.account_id
+            USING ERRCODE = 'no_data_found', HINT = 'billing.invoice lists the account''s invoices.';
+    END IF;
+    SELECT coalesce((SELECT o.policy_id FROM billing.account_dunning_policy o WHERE o.account_id = a.account_id),
+                    billing._default_dunning_policy()) INTO v_policy;
+    INSERT INTO billing.dunning_case AS c (account_id, invoice_id, policy_id, status, opened_on, closed_on, close_reason)
+    VALUES (a.account_id, invoice_id, v_policy, 'closed', billing.today(a.timezone), billing.today(a.timezone),
+            coalesce(reason, 'closed by hand'))
+    ON CONFLICT ON CONSTRAINT dunning_case_pkey
+    DO UPDATE SET status = 'closed', closed_on = excluded.closed_on, close_reason = excluded.close_reason;
+    PERFORM billing._dunning_sync_status(ARRAY[a.account_id], NULL, billing.now());
+END $$;
+COMMENT ON FUNCTION billing.close_dunning(bigint, bigint, text) IS
+    'stops the dunning of an invoice (a dispute, an agreement, a written-off customer who settled): no further '
+    'steps, and its suspension no longer holds the account''s subscriptions, which are restored at once';
+
+-- ---------------------------------------------------------------------------
+-- The steps of a dunning batch, each one statement over the batch's
+-- accounts, in the order billing._dunning_accounts calls them.
+
+-- 1. the number series a late-fee invoice may take (before the credit
+--    rows, in the cycle's order), when any policy of the batch has a fee;
+-- 2. the accounts' credit rows, in account order (created at zero if
+--    missing): the next statements' snapshots see what the payments we
+--    waited for left
+CREATE FUNCTION billing._dunning_lock_accounts(accounts bigint[], as_of date, at timestamptz, default_policy bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT FROM billing.dunning_step s
+               WHERE s.action = 'late_fee' AND s.active
+                 AND s.policy_id IN (SELECT coalesce(o.policy_id, default_policy)
+                                     FROM unnest(accounts) u(account_id)
+                                     LEFT JOIN billing.account_dunning_policy o ON o.account_id = u.account_id
+                                     UNION
+                                     SELECT c.policy_id FROM unnest(accounts) u(account_id)
+                                     JOIN billing.dunning_case c ON c.account_id = u.account_id AND c.status = 'active')) THEN
+        PERFORM billing._take_invoice_numbers(array_agg(a.entity_id), array_agg(coalesce(as_of, billing.today(a.timezone, at))),
+                                              take => false)
+        FROM unnest(accounts) u(account_id)
+        JOIN billing.account a ON a.account_id = u.account_id;
+    END IF;
+    INSERT INTO billing.account_credit AS c (account_id, balance)
+    SELECT a.account_id, billing.from_minor_units(0, a.currency)
+    FROM unnest(accounts) u(account_id)
+    JOIN billing.account a ON a.account_id = u.account_id
+    WHERE NOT EXISTS (SELECT FROM billing.account_credit x WHERE x.account_id = a.account_id)
+    ORDER BY a.account_id
+    ON CONFLICT ON CONSTRAINT account_credit_pkey DO NOTHING;
+    PERFORM FROM billing.account_credit c
+    WHERE c.account_id IN (SELECT unnest(accounts))
+    ORDER BY c.account_id
+    FOR UPDATE;
+END $$;
+COMMENT ON FUNCTION billing._dunning_lock_accounts(bigint[], date, timestamptz, bigint) IS
+    'internal, dunning step 1-2: the number series a late fee may take, then the accounts'' credit rows, locked in account order';
+
+-- 3. cases whose invoice was paid, voided or written off meanwhile close
+CREATE FUNCTION billing._dunning_close_cases(accounts bigint[], as_of date, at timestamptz)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    WITH r AS (
+        UPDATE billing.dunning_case c
+        SET status = CASE i.status WHEN 'paid' THEN 'recovered' WHEN 'uncollectible' THEN 'written_off' ELSE 'closed' END,
+            closed_on = coalesce(as_of, billing.today(a.timezone, at)),
+            close_reason = 'invoice ' || i.status
+        FROM unnest(accounts) u(account_id), billing.invoice i, billing.account a
+        WHERE c.account_id = u.account_id AND c.status = 'active'
+          AND i.account_id = c.account_id AND i.invoice_id = c.invoice_id
+          AND a.account_id = c.account_id
+          AND NOT (i.status = 'open' AND billing.to_numeric(i.amount_due) > 0)
+        RETURNING c.account_id, c.invoice_id, c.status, c.closed_on, i.number, i.total
+    )
+    INSERT INTO billing.outbox (account_id, event_type, payload)
+    SELECT r.account_id, 'dunning.recovered',
+           jsonb_build_object('invoice_id', r.invoice_id, 'number', r.number, 'total', r.total::text,
+                              'on', r.closed_on)
+    FROM r WHERE r.status = 'recovered'
+    ORDER BY r.account_id, r.invoice_id;
+END $$;
+COMMENT ON FUNCTION billing._dunning_close_cases(bigint[], date, timestamptz) IS
+    'internal, dunning step 3: closes the active cases whose invoice was paid, voided or written off; dunning.recovered events';
+
+-- 4. cases open for open invoices that are overdue or have a step due;
+--    a recovered case whose invoice reopened (refund, chargeback) is
+--    active again, its steps taken stay taken
+CREATE FUNCTION billing._dunning_open_cases(accounts bigint[], as_of date, at timestamptz, default_policy bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO billing.dunning_case AS c (account_id, invoice_id, policy_id, status, opened_on)
+    SELECT i.account_id, i.invoice_id, x.policy_id, 'active', x.d
+    FROM (SELECT a.account_id, coalesce(o.policy_id, default_policy) AS policy_id,
+                 coalesce(as_of, billing.today(a.timezone, at)) AS d
+          FROM unnest(accounts) u(account_id)
+          JOIN billing.account a ON a.account_id = u.account_id
+          LEFT JOIN billing.account_dunning_policy o ON o.account_id = a.account_id) x
+    JOIN billing.invoice i ON i.account_id = x.account_id AND i.status = 'open'
+                          AND billing.to_numeric(i.amount_due) > 0
+    JOIN billing._invoice_schedule v ON v.account_id = i.account_id AND v.invoice_id = i.invoice_id
+    WHERE (v.due_on < x.d
+           OR EXISTS (SELECT FROM billing.dunning_step s
+                      WHERE s.policy_id = x.policy_id AND s.active AND v.due_on + s.day_offset <= x.d))
+      -- only new cases, and recovered ones whose invoice reopened
+      AND NOT EXISTS (SELECT FROM billing.dunning_case c
+                      WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id AND c.status <> 'recovered')
+    ORDER BY 1, 2
+    ON CONFLICT ON CONSTRAINT dunning_case_pkey
+    DO UPDATE SET status = 'active', closed_on = NULL, close_reason = NULL WHERE c.status = 'recovered';
+END $$;
+COMMENT ON FUNCTION billing._dunning_open_cases(bigint[], date, timestamptz, bigint) IS
+    'internal, dunning step 4: opens cases for overdue open invoices (or with a step due), reactivates recovered cases whose invoice reopened';
+
+-- 5. the claim: every step of an active case whose day has come and
+--    that was not taken.  Of several reminders (or retries) due at once
+--    after downtime only the latest is carried out, the others are
+--    recorded as superseded.  ON CONFLICT: another session took it.
+CREATE FUNCTION billing._dunning_claim_steps(run_id bigint, accounts bigint[], as_of date, at timestamptz)
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_claimed integer;
+BEGIN
+    INSERT INTO billing.dunning_action (account_id, invoice_id, step_id, day_offset, action, due_on, taken_on,
+                                        dunning_run_id, amount_due, outcome)
+    SELECT y.account_id, y.invoice_id, y.step_id, y.day_offset, y.action, y.due_on, y.d, run_id, y.amount_due,
+           CASE WHEN y.action IN ('remind', 'retry_payment') AND y.later > 1 THEN 'superseded' ELSE 'pending' END
+    FROM (SELECT c.account_id, c.invoice_id, s.step_id, s.day_offset, s.action, v.due_on + s.day_offset AS due_on,
+                 x.d,
+                 -- what is asked: all that is due, but the installments
+                 -- that fall due later (not those already past)
+                 i.amount_due - coalesce((SELECT billing.sum(z.amount) FROM billing.installment z
+                                          WHERE z.account_id = i.account_id AND z.invoice_id = i.invoice_id
+                                            AND z.due_date > v.due_on AND z.due_date >= x.d),
+                                         billing.from_minor_units(0, i.currency))
+                     AS amount_due,
+                 row_number() OVER (PARTITION BY c.account_id, c.invoice_id, s.action
+                                    ORDER BY s.day_offset DESC, s.step_id DESC) AS later
+          FROM (SELECT a.account_id, coalesce(as_of, billing.today(a.timezone, at)) AS d
+                FROM unnest(accounts) u(account_id) JOIN billing.account a ON a.account_id = u.account_id) x
+          JOIN billing.dunning_case c ON c.account_id = x.account_id AND c.status = 'active'
+          JOIN billing.invoice i ON i.account_id = c.account_id AND i.invoice_id = c.invoice_id
+                                AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
+          JOIN billing._invoice_schedule v ON v.account_id = i.account_id AND v.invoice_id = i.invoice_id
+          JOIN billing.dunning_step s ON s.policy_id = c.policy_id AND s.active AND v.due_on + s.day_offset <= x.d
+                                     AND NOT (s.action = 'late_fee' AND i.billing_reason = 'late_fee')
+          WHERE NOT EXISTS (SELECT FROM billing.dunning_action t
+                            WHERE t.account_id = c.account_id AND t.invoice_id = c.invoice_id
+                              AND t.step_id = s.step_id)) y
+    ORDER BY y.account_id, y.invoice_id, y.day_offset, y.step_id
+    ON CONFLICT ON CONSTRAINT dunning_action_pkey DO NOTHING;
+    GET DIAGNOSTICS v_claimed = ROW_COUNT;
+    RETURN v_claimed;
+END $$;
+COMMENT ON FUNCTION billing._dunning_claim_steps(bigint, bigint[], date, timestamptz) IS
+    'internal, dunning step 5: claims every due step not yet taken (exactly once; earlier reminders and retries superseded); returns how many';
+
+-- 6. reminders: an outbox event with what an email template needs
+CREATE FUNCTION billing._dunning_remind(run_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    WITH t AS (
+        UPDATE billing.dunning_action x SET outcome = 'sent'
+        WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'remind'
+          AND x.outcome = 'pending'
+        RETURNING x.*
+    )
+    INSERT INTO billing.outbox (account_id, event_type, payload)
+    SELECT t.account_id, 'dunning.reminder',
+           jsonb_build_object(
+               'account_id', a.account_id, 'account_name', a.name, 'email', a.email, 'locale', a.locale,
+               'external_ref', a.external_ref,
+               'invoice_id', i.invoice_id, 'number', i.number, 'currency', i.currency, 'total', i.total::text,
+               'amount_due', t.amount_due::text, 'invoice_amount_due', i.amount_due::text,
+               'issue_date', i.issue_date, 'due_date', t.due_on - t.day_offset,
+               'days_overdue', t.taken_on - (t.due_on - t.day_offset),
+               'step', jsonb_build_object('step_id', s.step_id, 'name', s.name, 'day_offset', s.day_offset,
+                                          'action', s.action),
+               'policy', p.name)
+    FROM t
+    JOIN billing.account a ON a.account_id = t.account_id
+    JOIN billing.invoice i ON i.account_id = t.account_id AND i.invoice_id = t.invoice_id
+    JOIN billing.dunning_step s ON s.step_id = t.step_id
+    JOIN billing.dunning_policy p ON p.policy_id = s.policy_id
+    ORDER BY t.account_id, t.invoice_id, t.day_offset;
+END $$;
+COMMENT ON FUNCTION billing._dunning_remind(bigint) IS
+    'internal, dunning step 6: the run''s pending reminders sent as dunning.reminder outbox events';
+
+-- 7. payment retries: a collection attempt for the default method
+CREATE FUNCTION billing._dunning_queue_retries(run_id bigint, at timestamptz)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    WITH t AS (
+        UPDATE billing.dunning_action x
+        SET outcome = CASE WHEN NOT EXISTS (SELECT FROM billing.payment_method m
+                                            WHERE m.account_id = x.account_id AND m.is_default AND m.active)
+                           THEN 'no_payment_method'
+                           WHEN EXISTS (SELECT FROM billing.collection_attempt c
+                                        WHERE c.account_id = x.account_id AND c.invoice_id = x.invoice_id
+                                          AND c.status IN ('pending', 'processing'))
+                           THEN 'already_queued'
+                           ELSE 'queued' END
+        WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'retry_payment'
+          AND x.outcome = 'pending'
+        RETURNING x.account_id, x.invoice_id, x.outcome, x.amount_due
+    )
+    INSERT INTO billing.collection_attempt (account_id, invoice_id, payment_method_id, attempt_no, amount, scheduled_at)
+    SELECT t.account_id, t.invoice_id, m.payment_method_id,
+           coalesce((SELECT max(c.attempt_no) FROM billing.collection_attempt c
+                     WHERE c.account_id = t.account_id AND c.invoice_id = t.invoice_id), 0) + 1,
+           t.amount_due, at
+    FROM t
+    JOIN billing.payment_method m ON m.account_id = t.account_id AND m.is_default AND m.active
+    WHERE t.outcome = 'queued'
+    ORDER BY t.account_id, t.invoice_id;
+END $$;
+COMMENT ON FUNCTION billing._dunning_queue_retries(bigint, timestamptz) IS
+    'internal, dunning step 7: the run''s pending payment retries queued as collection attempts for the default method';
+
+-- 8. late fees: one finalized invoice per fee, numbered by the one
+--    numbering rule (billing._take_invoice_numbers).
+--    Each step carries its columns along: a join of two CTEs has no
+--    index and no estimate (a nested loop over 10k x 10k rows).
+CREATE FUNCTION billing._dunning_charge_late_fees(run_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_fee_accounts bigint[];
+    v_fee_invoices bigint[];
+BEGIN
+    WITH f AS MATERIALIZED (
+        SELECT y.*, CASE WHEN billing.to_numeric(y.fee) > 0 THEN nextval('billing.invoice_invoice_id_seq') END
+                        AS fee_invoice_id
+        FROM (SELECT x.account_id, x.invoice_id, x.step_id, x.taken_on, i.number AS overdue_number,
+                     i.due_date AS overdue_due, i.currency, a.entity_id, a.payment_terms_days, s.name,
+                     billing.round_amount(least(s.fee_cap, coalesce(s.fee_fixed, 0)
+                                                + coalesce(s.fee_percent, 0) * billing.to_numeric(x.amount_due) / 100),
+                                          i.currency, e.rounding) AS fee
+              FROM billing.dunning_action x
+              JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.invoice_id
+              JOIN billing.account a ON a.account_id = x.account_id
+              JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+              JOIN billing.dunning_step s ON s.step_id = x.step_id
+              WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'late_fee'
+              ORDER BY x.account_id, x.invoice_id, x.step_id) y
+    ), marked AS (
+        UPDATE billing.dunning_action x
+        SET outcome = CASE WHEN f.fee_invoice_id IS NULL THEN 'no_fee' ELSE 'charged' END,
+            fee_invoice_id = f.fee_invoice_id
+        FROM f
+        WHERE x.account_id = f.account_id AND x.invoice_id = f.invoice_id AND x.step_id = f.step_id
+        RETURNING 1
+    ), numbered AS MATERIALIZED (
+        SELECT f.*, row_number() OVER (ORDER BY f.account_id, f.invoice_id, f.step_id) AS ord
+        FROM f WHERE f.fee_invoice_id IS NOT NULL
+    ), numbers AS MATERIALIZED (
+        -- a jsonb array, whose n-th element is found by its offset (a
+        -- text[] is walked from the start for each one)
+        SELECT to_jsonb(billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord),
+                                                      array_agg(taken_on ORDER BY ord))) AS number
+        FROM numbered
+    ), fees AS MATERIALIZED (
+        SELECT n.*, m.number ->> (n.ord - 1)::integer AS fee_number, n.taken_on + n.payment_terms_days AS fee_due
+        FROM numbered n CROSS JOIN numbers m
+    ), ins_invoice AS (
+        INSERT INTO billing.invoice (account_id, invoice_id, entity_id, subscription_id, number, status,
+                                     billing_reason, currency, subtotal, discount, tax, total, amount_paid,
+                                     amount_due, issue_date, due_date, finalized_at, metadata)
+        SELECT n.account_id, n.fee_invoice_id, n.entity_id, NULL, n.fee_number,
+               'open', 'late_fee', n.currency, n.fee, billing.from_minor_units(0, n.currency),
+               billing.from_minor_units(0, n.currency), n.fee, billing.from_minor_units(0, n.currency), n.fee,
+               n.taken_on, n.fee_due, billing.now(),
+               jsonb_build_object('late_fee_for', n.invoice_id, 'late_fee_for_number', n.overdue_number,
+                                  'dunning_step_id', n.step_id)
+        FROM fees n
+        ORDER BY n.fee_invoice_id
+        RETURNING account_id, invoice_id
+    ), fee_ids AS (
+        SELECT array_agg(account_id ORDER BY invoice_id) AS accounts, array_agg(invoice_id ORDER BY invoice_id) AS invoices
+        FROM ins_invoice
+    ), ins_line AS (
+        INSERT INTO billing.invoice_line (account_id, invoice_id, kind, description, quantity, unit_amount, amount,
+                                          source)
+        SELECT n.account_id, n.fee_invoice_id, 'late_fee',
+               'Late fee on invoice ' || n.overdue_number || ', due ' || n.overdue_due,
+               1, billing.to_numeric(n.fee), n.fee, 'dunning_step ' || n.step_id || ' invoice ' || n.invoice_id
+        FROM fees n
+        ORDER BY n.fee_invoice_id
+        RETURNING 1
+    ), ev AS (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT n.account_id, 'dunning.late_fee',
+               jsonb_build_object('invoice_id', n.invoice_id, 'number', n.overdue_number,
+                                  'fee_invoice_id', n.fee_invoice_id, 'fee_number', n.fee_number, 'fee', n.fee::text,
+                                  'due_date', n.fee_due, 'step', n.name)
+        FROM fees n
+        ORDER BY n.fee_invoice_id
+        RETURNING 1
+    )
+    -- (every data-modifying CTE above runs to completion, read or not)
+    SELECT fee_ids.accounts, fee_ids.invoices INTO STRICT v_fee_accounts, v_fee_invoices
+    FROM fee_ids;
+    -- the fee invoices are issued like any other: posted, paid from credit,
+    -- queued for collection
+    PERFORM billing._finalize_invoices(v_fee_accounts, v_fee_invoices);
+END $$;
+COMMENT ON FUNCTION billing._dunning_charge_late_fees(bigint) IS
+    'internal, dunning step 8: the run''s pending late fees, each a numbered invoice finalized by billing._finalize_invoices';
+
+-- 9. suspensions: the case suspends the account's subscriptions (the
+--    statuses move after this batch commits)
+CREATE FUNCTION billing._dunning_suspend(run_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE billing.dunning_case c SET suspended = true
+    FROM (SELECT DISTINCT x.account_id, x.invoice_id FROM billing.dunning_action x
+          WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend') t
+    WHERE c.account_id = t.account_id AND c.invoice_id = t.invoice_id;
+    UPDATE billing.dunning_action x SET outcome = 'suspended'
+    WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'suspend';
+END $$;
+COMMENT ON FUNCTION billing._dunning_suspend(bigint) IS
+    'internal, dunning step 9: the run''s pending suspensions mark their cases suspended';
+
+-- 10. write-offs: what is still due goes to bad debt (the one write-off
+--     recipe, billing._write_off_invoices), and the cases close
+CREATE FUNCTION billing._dunning_write_off(run_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    WITH t AS (
+        UPDATE billing.dunning_action x SET outcome = 'written_off'
+        WHERE x.dunning_run_id = run_id AND x.outcome = 'pending' AND x.action = 'write_off'
+        RETURNING x.account_id, x.invoice_id, x.taken_on, x.step_id
+    ), w AS (
+        SELECT t.account_id, t.invoice_id, t.taken_on
+        FROM (SELECT array_agg(t.account_id ORDER BY t.account_id, t.invoice_id) AS accounts,
+                     array_agg(t.invoice_id ORDER BY t.account_id, t.invoice_id) AS invoices,
+                     array_agg('dunning step ' || t.step_id ORDER BY t.account_id, t.invoice_id) AS reasons,
+                     array_agg(t.taken_on ORDER BY t.account_id, t.invoice_id) AS days
+              FROM t) a
+        CROSS JOIN LATERAL billing._write_off_invoices(a.accounts, a.invoices, a.reasons, a.days) o
+        JOIN t ON t.account_id = o.account_id AND t.invoice_id = o.invoice_id
+        WHERE a.accounts IS NOT NULL
+    )
+    UPDATE billing.dunning_case c SET status = 'written_off', closed_on = w.taken_on, close_reason = 'written off'
+    FROM w WHERE c.account_id = w.account_id AND c.invoice_id = w.invoice_id;
+END $$;
+COMMENT ON FUNCTION billing._dunning_write_off(bigint) IS
+    'internal, dunning step 10: the run''s pending write-offs, by the write-off recipe billing._write_off_invoices; their cases close';
+
+-- One batch of run_dunning, for these accounts, in one transaction: the
+-- steps in their order, each one statement over the whole batch.
+CREATE FUNCTION billing._dunning_accounts(run_id bigint, accounts bigint[], as_of date, at timestamptz,
+                                          default_policy bigint)
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_claimed integer;
+BEGIN
+    PERFORM billing._dunning_lock_accounts(accounts, as_of, at, default_policy);
+    PERFORM billing._dunning_close_cases(accounts, as_of, at);
+    PERFORM billing._dunning_open_cases(accounts, as_of, at, default_policy);
+    v_claimed := billing._dunning_claim_steps(run_id, accounts, as_of, at);
+    IF v_claimed = 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM billing._dunning_remind(run_id);
+    PERFORM billing._dunning_queue_retries(run_id, at);
+    PERFORM billing._dunning_charge_late_fees(run_id);
+    PERFORM billing._dunning_suspend(run_id);
+    PERFORM billing._dunning_write_off(run_id);
+    RETURN v_claimed;
+END $$;
+COMMENT ON FUNCTION billing._dunning_accounts(bigint, bigint[], date, timestamptz, bigint) IS
+    'internal: the dunning of these accounts in one transaction, one statement per step kind: closes cases of paid '
+    'invoices, opens cases, claims the due steps (exactly once), sends reminders, queues retries, charges late '
+    'fees, suspends, writes off; returns the number of steps this run took for them';
+
+-- The next batch of accounts with dunning work after after_account, in
+-- account order: open invoices within reach of a step, active cases.
+CREATE FUNCTION billing._dunning_batch(run_id bigint, as_of date, at timestamptz, batch_size integer,
+                                       default_policy bigint, INOUT after_account bigint,
+                                       OUT accounts bigint[], OUT actions integer, OUT errors jsonb)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    -- no account is ahead of UTC+14; steps start at most this many days before the due date
+    v_reach date := coalesce(as_of, billing.today('Etc/GMT-14', at))
+                    + greatest(0, -coalesce((SELECT min(s.day_offset) FROM billing.dunning_step s WHERE s.active), 0));
+    v_state text;
+    v_msg text;
+BEGIN
+    PERFORM billing._authorize_all('run dunning');
+    errors := '[]';
+    actions := 0;
+    SELECT array_agg(x.account_id ORDER BY x.account_id) INTO accounts
+    FROM (SELECT u.account_id FROM (
+              (SELECT DISTINCT i.account_id FROM billing.invoice i
+               WHERE i.status = 'open' AND i.account_id > coalesce(after_account, 0) AND i.due_date <= v_reach
+               ORDER BY 1 LIMIT batch_size)
+              UNION
+              (SELECT DISTINCT c.account_id FROM billing.dunning_case c
+               WHERE c.status = 'active' AND c.account_id > coalesce(after_account, 0)
+               ORDER BY 1 LIMIT batch_size)) u
+          ORDER BY 1 LIMIT batch_size) x;
+    IF accounts IS NULL THEN
+        RETURN;
+    END IF;
+    after_account := accounts[cardinality(accounts)];
+    BEGIN
+        actions := billing._dunning_accounts(run_id, accounts, as_of, at, default_policy);
+    EXCEPTION WHEN OTHERS THEN
+        -- the slow path, only after an error: one account at a time
+        FOR i IN 1 .. cardinality(accounts) LOOP
+            BEGIN
+                actions := actions + billing._dunning_accounts(run_id, ARRAY[accounts[i]], as_of, at, default_policy);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                errors := errors || jsonb_build_object('account_id', accounts[i], 'sqlstate', v_state, 'message', v_msg);
+            END;
+        END LOOP;
+    END;
+END $$;
+COMMENT ON FUNCTION billing._dunning_batch(bigint, date, timestamptz, integer, bigint, bigint) IS
+    'internal: one batch of billing.run_dunning, the accounts after after_account; an account that fails is logged '
+    'in errors and skipped';
+
+-- subscription.price_change_notice events, once per new subscription item
+-- that starts within price_change_notice_days with another price than the
+-- item it replaces (billing.change_subscription at period end or on a
+-- later date).
+CREATE FUNCTION billing._price_change_notices(as_of date, at timestamptz)
+RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('run dunning');
+    WITH st AS (
+        SELECT coalesce((SELECT s.price_change_notice_days FROM billing.dunning_setting s), 30) AS days
+    ), cand AS (
+        SELECT n.account_id, n.subscription_id, n.subscription_item_id, n.started_on, n.quantity,
+               n.price_id AS new_price_id, o.price_id AS old_price_id, o.quantity AS old_quantity, d.d, st.days
+        FROM st
+        JOIN billing.subscription_item n
+          ON n.started_on > coalesce(as_of, billing.today('Etc/GMT+12', at))
+         AND n.started_on <= coalesce(as_of, billing.today('Etc/GMT-14', at)) + st.days
+        JOIN billing.account a ON a.account_id = n.account_id
+        CROSS JOIN LATERAL (SELECT coalesce(as_of, billing.today(a.timezone, at)) AS d) d
+        JOIN billing.subscription s ON s.account_id = n.account_id AND s.subscription_id = n.subscription_id
+                                   AND s.status NOT IN ('canceled', 'paused')
+        JOIN billing.subscription_item o
+          ON o.account_id = n.account_id AND o.subscription_id = n.subscription_id AND o.ended_on = n.started_on
+         AND o.subscription_item_id <> n.subscription_item_id AND o.price_id <> n.price_id
+        WHERE n.started_on > d.d AND n.started_on <= d.d + st.days
+    ), ins AS (
+        INSERT INTO billing.price_change_notice (account_id, subscription_item_id, notified_on)
+        SELECT DISTINCT account_id, subscription_item_id, d FROM cand
+        ON CONFLICT ON CONSTRAINT price_change_notice_pkey DO NOTHING
+        RETURNING account_id, subscription_item_id
+    ), e AS (
+        INSERT INTO billing.outbox (account_id, event_type, payload)
+        SELECT c.account_id, 'subscription.price_change_notice',
+               jsonb_build_object('subscription_id', c.subscription_id, 'subscription_item_id', c.subscription_item_id,
+                                  'effective_date', c.started_on, 'days_before', c.started_on - c.d,
+                                  'old_price_id', c.old_price_id, 'new_price_id', c.new_price_id,
+                                  'old_amount', billing.price_amount(c.old_price_id, c.old_quantity, c.rounding)::text,
+                                  'new_amount', billing.price_amount(c.new_price_id, c.quantity, c.rounding)::text,
+                                  'quantity', c.quantity)
+        -- the notices inserted, with their items again by key (no join of two CTEs)
+        FROM ins
+        CROSS JOIN LATERAL (
+            SELECT n.account_id, n.subscription_id, n.subscription_item_id, n.started_on, n.quantity,
+                   n.price_id AS new_price_id, o.price_id AS old_price_id, o.quantity AS old_quantity,
+                   coalesce(as_of, billing.today(a.timezone, at)) AS d, e.rounding
+            FROM billing.subscription_item n
+            JOIN billing.account a ON a.account_id = n.account_id
+            JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+            JOIN billing.subscription_item o
+              ON o.account_id = n.account_id AND o.subscription_id = n.subscription_id AND o.ended_on = n.started_on
+             AND o.subscription_item_id <> n.subscription_item_id AND o.price_id <> n.price_id
+            WHERE n.account_id = ins.account_id AND n.subscription_item_id = ins.subscription_item_id
+            ORDER BY o.subscription_item_id
+            LIMIT 1) c
+        ORDER BY c.account_id, c.subscription_item_id
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM e
+$$;
+COMMENT ON FUNCTION billing._price_change_notices(date, timestamptz) IS
+    'internal: writes one subscription.price_change_notice event per scheduled price change that takes effect within '
+    'price_change_notice_days (billing.dunning_setting), once each';
+
+-- Dunning.  A PROCEDURE so that it commits after each batch; it has no SET
+-- search_path (a procedure with one cannot commit), so its body names
+-- everything with its schema and leaves the work to the functions above.
+CREATE PROCEDURE billing.run_dunning(as_of date DEFAULT NULL, batch_size integer DEFAULT 1000,
+                                     at timestamptz DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_at timestamptz := coalesce(at, billing.now());
+    v_run bigint;
+    v_policy bigint;
+    v_after bigint;
+    r record;
+    v_changes integer;
+    v_notices integer;
+    v_accounts integer := 0;
+    v_actions integer := 0;
+    v_status integer := 0;
+    v_batches integer := 0;
+    v_errors jsonb := '[]'::jsonb;
+BEGIN
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 1000.';
+    END IF;
+    -- a run takes every step due by as_of: both dates within the window
+    -- around today in UTC (billing._check_date)
+    PERFORM billing._check_date(billing.today('UTC', v_at), 'the day of at', billing.today('UTC')),
+            billing._check_date(as_of, 'as_of', billing.today('UTC'));
+    v_policy := billing._default_dunning_policy();
+    v_notices := billing._price_change_notices(as_of, v_at);
+    INSERT INTO billing.dunning_run (as_of, at, started_at, notices)
+    VALUES (as_of, v_at, pg_catalog.clock_timestamp(), v_notices)
+    RETURNING dunning_run_id INTO v_run;
+    COMMIT;
+    LOOP
+        SELECT * INTO r FROM billing._dunning_batch(v_run, as_of, v_at, batch_size, v_policy, v_after);
+        EXIT WHEN r.accounts IS NULL;
+        v_after := r.after_account;
+        COMMIT;
+        -- statuses in a transaction of their own (see the lock order above)
+        v_changes := billing._dunning_sync_status(r.accounts, as_of, v_at);
+        v_batches := v_batches OPERATOR(pg_catalog.+) 1;
+        v_accounts := v_accounts OPERATOR(pg_catalog.+) pg_catalog.cardinality(r.accounts);
+        v_actions := v_actions OPERATOR(pg_catalog.+) r.actions;
+        v_status := v_status OPERATOR(pg_catalog.+) v_changes;
+        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
+        UPDATE billing.dunning_run
+        SET batches = v_batches, accounts = v_accounts, actions = v_actions, status_changes = v_status,
+            errors = v_errors
+        WHERE dunning_run_id OPERATOR(pg_catalog.=) v_run;
+        IF r.actions OPERATOR(pg_catalog.+) v_changes OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', (r.actions OPERATOR(pg_catalog.+) v_changes)::text);
+        END IF;
+        COMMIT;
+    END LOOP;
+    UPDATE billing.dunning_run
+    SET finished_at = pg_catalog.clock_timestamp(),
+        status = CASE WHEN v_errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
+    WHERE dunning_run_id OPERATOR(pg_catalog.=) v_run;
+    COMMIT;
+END $$;
+COMMENT ON PROCEDURE billing.run_dunning(date, integer, timestamptz) IS
+    'takes every dunning step whose day has come (as_of; NULL: each account''s today at at, default billing.now()) '
+    'exactly once per invoice: reminders to the outbox, payment retries, late-fee invoices, suspension, write-off; '
+    'moves subscription statuses (past_due, suspended, back when paid); writes price-change notices; in committed '
+    'batches of batch_size accounts; logs in billing.dunning_run and NOTIFYs billing_events once per batch';
+
+-- ---------------------------------------------------------------------------
+-- Reporting: the dunning funnel.
+CREATE VIEW billing.dunning_funnel AS
+SELECT p.policy_id, p.name AS policy, s.step_id, s.day_offset, s.action, s.name AS step, i.currency,
+       count(*) AS invoices,
+       billing.sum_numeric(x.amount_due) AS amount_due,
+       count(*) FILTER (WHERE i.status = 'paid') AS recovered,
+       coalesce(billing.sum_numeric(x.amount_due) FILTER (WHERE i.status = 'paid'),
+                billing.round_money(0, i.currency)) AS recovered_amount,
+       round(count(*) FILTER (WHERE i.status = 'paid')::numeric / count(*), 4) AS recovery_rate,
+       count(*) FILTER (WHERE i.status = 'open') AS still_open,
+       count(*) FILTER (WHERE i.status = 'uncollectible') AS written_off
+FROM billing.dunning_action x
+JOIN billing.dunning_step s ON s.step_id = x.step_id
+JOIN billing.dunning_policy p ON p.policy_id = s.policy_id
+JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.invoice_id
+GROUP BY p.policy_id, p.name, s.step_id, s.day_offset, s.action, s.name, i.currency;
+COMMENT ON VIEW billing.dunning_funnel IS
+    'the dunning funnel: per policy step and currency, how many invoices reached the step, what they owed then, how '
+    'many of them were paid since (recovered), are still open or were written off';
+COMMENT ON COLUMN billing.dunning_funnel.policy_id IS 'the dunning policy';
+COMMENT ON COLUMN billing.dunning_funnel.policy IS 'the policy''s name';
+COMMENT ON COLUMN billing.dunning_funnel.step_id IS 'the step of the policy';
+COMMENT ON COLUMN billing.dunning_funnel.day_offset IS 'the step''s day relative to the due date (-3: three days before)';
+COMMENT ON COLUMN billing.dunning_funnel.action IS 'remind, retry_payment, late_fee, suspend or write_off';
+COMMENT ON COLUMN billing.dunning_funnel.step IS 'the step''s name (a reminder''s template key)';
+COMMENT ON COLUMN billing.dunning_funnel.currency IS
+    'the invoices'' currency: amounts are summed per currency, as numeric (a sum has no bound)';
+COMMENT ON COLUMN billing.dunning_funnel.invoices IS
+    'invoices that reached the step: unpaid on its day, so the step was taken (or superseded by a later one)';
+COMMENT ON COLUMN billing.dunning_funnel.amount_due IS 'what those invoices still owed when the step was taken';
+COMMENT ON COLUMN billing.dunning_funnel.recovered IS 'of those invoices, how many are paid now (paid after reaching the step)';
+COMMENT ON COLUMN billing.dunning_funnel.recovered_amount IS 'what the recovered invoices owed when the step was taken';
+COMMENT ON COLUMN billing.dunning_funnel.recovery_rate IS 'recovered / invoices, 0 to 1, four decimals';
+COMMENT ON COLUMN billing.dunning_funnel.still_open IS 'of those invoices, how many are still open';
+COMMENT ON COLUMN billing.dunning_funnel.written_off IS 'of those invoices, how many are uncollectible (written off)';
+
+-- ---------------------------------------------------------------------------
+-- Dunning's invariants (billing.check_invariants includes them).
+CREATE FUNCTION billing.check_dunning_invariants()
+RETURNS TABLE (invariant text, detail text)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    -- a fee charged is one late-fee invoice of the fee's amount
+    SELECT 'late_fee_is_one_invoice',
+           format('dunning step %s of invoice %s (account %s): fee invoice %s is %s', x.step_id, x.invoice_id,
+                  x.account_id, x.fee_invoice_id, coalesce(i.billing_reason || ' ' || i.status, 'missing'))
+    FROM billing.dunning_action x
+    LEFT JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.fee_invoice_id
+    WHERE (x.outcome = 'charged') <> (x.fee_invoice_id IS NOT NULL)
+       OR (x.fee_invoice_id IS NOT NULL AND (i.invoice_id IS NULL OR i.billing_reason <> 'late_fee'))
+    UNION ALL
+    SELECT 'late_fee_invoice_has_its_step',
+           format('late-fee invoice %s (account %s) belongs to no dunning step', i.invoice_id, i.account_id)
+    FROM billing.invoice i
+    WHERE i.billing_reason = 'late_fee' AND NOT EXISTS (
+        SELECT FROM billing.dunning_action x WHERE x.account_id = i.account_id AND x.fee_invoice_id = i.invoice_id)
+    UNION ALL
+    -- a step is taken only once its day has come, and never left pending
+    SELECT 'dunning_step_on_its_day',
+           format('step %s of invoice %s (account %s) due %s, taken %s, outcome %s', x.step_id, x.invoice_id,
+                  x.account_id, x.due_on, x.taken_on, x.outcome)
+    FROM billing.dunning_action x
+    WHERE x.taken_on < x.due_on OR x.outcome = 'pending'
+    UNION ALL
+    -- only dunning suspends: a suspended subscription's account has a case that suspended
+    SELECT 'suspended_by_dunning',
+           format('subscription %s (account %s) is suspended without a dunning case that suspended',
+                  s.subscription_id, s.account_id)
+    FROM billing.subscription s
+    WHERE s.status = 'suspended' AND NOT EXISTS (
+        SELECT FROM billing.dunning_case c
+        WHERE c.account_id = s.account_id AND c.suspended AND c.status IN ('active', 'written_off'))
+$$;
+COMMENT ON FUNCTION billing.check_dunning_invariants() IS
+    'the dunning invariants (a fee is one late-fee invoice, steps on their day, suspension only by dunning), one '
+    'named check each; no rows means all hold';
+
+-- src/sql/install/82_reports.sql
+-- Reporting views: receivables aging, account balances and
+-- statements, MRR and ARR with their movements, revenue by month, churn and
+-- retention by cohort, days sales outstanding, upcoming invoices.
+--
+-- Rules every view here keeps:
+--   * money is only ever summed within one currency (every view is grouped
+--     by currency, or by account, whose currency is fixed), and every money
+--     column that adds up rows is numeric in the row's currency, with
+--     exactly its digits: billing.sum_numeric adds amounts, billing.round_money
+--     rounds what is computed (a monthly value) once by billing.rounding.  A
+--     single amount is bounded (10^12 major units), a sum of any number of
+--     them is not: as amounts, enough of one tenant's largest payments
+--     would put the report of every role that sees that tenant (the
+--     owner's, a finance role's) out of range; as numeric, nothing a tenant
+--     stores can make a report fail;
+--   * "today" is each account's date in its time zone at billing.now(), so
+--     the test clock (billing.clock) moves every view at once;
+--   * no trigger and no summary table: the views read the tables as the
+--     cycle and the payments leave them, through two indexes of their own
+--     (invoice_open, partial, and a BRIN on issue_date), and each is one
+--     set-based query (bench/reports.sh measures them, docs/performance.md);
+--   * the views that aggregate everything are views over functions with
+--     SET jit = off: JIT compilation of these plans costs more than running
+--     them; the views that are read per
+--     account (balances, statements) stay plain views, so that a filter on
+--     account_id reaches the indexes.
+
+-- ---------------------------------------------------------------------------
+-- Receivables aging.
+
+-- Open invoices only, through the partial index invoice_open (50_invoicing.sql).
+
+-- A function under the view for its settings: the open invoices come out of
+-- invoice_open in account order, so aggregating in that order beats a hash
+-- table of one group per account (5 sums each), which the planner prefers;
+-- and JIT compiling costs more than running it.
+CREATE FUNCTION billing._ar_aging()
+RETURNS TABLE (account_id bigint, account_name text, currency text, as_of date, current numeric,
+               days_1_30 numeric, days_31_60 numeric, days_61_90 numeric,
+               days_over_90 numeric, total_due numeric, open_invoices bigint, oldest_due_date date)
+LANGUAGE sql STABLE SET jit = off SET enable_hashagg = off SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE i.due_date >= a.today), a.zero) AS current,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 1 AND 30), a.zero) AS days_1_30,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 31 AND 60), a.zero) AS days_31_60,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE a.today - i.due_date BETWEEN 61 AND 90), a.zero) AS days_61_90,
+           coalesce(billing.sum_numeric(i.amount_due) FILTER (WHERE a.today - i.due_date > 90), a.zero) AS days_over_90,
+           billing.sum_numeric(i.amount_due) AS total_due,
+           count(*) AS open_invoices,
+           min(i.due_date) AS oldest_due_date
+    FROM billing.invoice i
+    JOIN (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today,
+                 billing.round_money(0, x.currency) AS zero
+          FROM billing.account x) a ON a.account_id = i.account_id
+    WHERE i.status = 'open'
+    GROUP BY a.account_id, a.name, a.currency, a.today, a.zero
+$$;
+COMMENT ON FUNCTION billing._ar_aging() IS 'internal: the rows of the view billing.ar_aging';
+
+CREATE VIEW billing.ar_aging AS SELECT * FROM billing._ar_aging();
+COMMENT ON VIEW billing.ar_aging IS
+    'receivables aging: what open invoices still ask each account for, by days past due as of the account''s '
+    'today (billing.now() in its time zone); one row per account with an open invoice';
+COMMENT ON COLUMN billing.ar_aging.account_id IS 'the account';
+COMMENT ON COLUMN billing.ar_aging.account_name IS 'the account''s name';
+COMMENT ON COLUMN billing.ar_aging.currency IS
+    'the account''s currency: every amount of the row is in it (numeric, with exactly its digits)';
+COMMENT ON COLUMN billing.ar_aging.as_of IS 'the account''s today in its time zone at billing.now(): days past due count from it';
+COMMENT ON COLUMN billing.ar_aging.current IS 'amount due on open invoices not yet past due (due date today or later)';
+COMMENT ON COLUMN billing.ar_aging.days_1_30 IS 'amount due on open invoices 1 to 30 days past their due date';
+COMMENT ON COLUMN billing.ar_aging.days_31_60 IS 'amount due on open invoices 31 to 60 days past their due date';
+COMMENT ON COLUMN billing.ar_aging.days_61_90 IS 'amount due on open invoices 61 to 90 days past their due date';
+COMMENT ON COLUMN billing.ar_aging.days_over_90 IS 'amount due on open invoices more than 90 days past their due date';
+COMMENT ON COLUMN billing.ar_aging.total_due IS 'the sum of the five buckets: everything due on open invoices';
+COMMENT ON COLUMN billing.ar_aging.open_invoices IS 'how many open invoices the account has';
+COMMENT ON COLUMN billing.ar_aging.oldest_due_date IS 'the earliest due date among them';
+
+-- ---------------------------------------------------------------------------
+-- Account balances and statements.  The balance is invariant 5's right-hand
+-- side, amount due on open invoices - unapplied credit, which equals the
+-- ledger's receivable + customer_credit (billing.account_balance) and is
+-- read from two small sources instead of the whole ledger.
+
+CREATE VIEW billing.account_balances AS
+SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
+       coalesce(o.open_due, z.zero) AS open_due,
+       coalesce(o.overdue, z.zero) AS overdue,
+       coalesce(billing.to_numeric(c.balance), z.zero) AS unapplied_credit,
+       coalesce(o.open_due, z.zero) - coalesce(billing.to_numeric(c.balance), z.zero) AS balance,
+       o.open_invoices,
+       o.oldest_due_date
+FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today FROM billing.account x) a
+CROSS JOIN LATERAL (SELECT billing.round_money(0, a.currency) AS zero) z
+LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
+-- the account's open invoices, through the invoice_open index
+CROSS JOIN LATERAL (
+    SELECT billing.sum_numeric(i.amount_due) AS open_due,
+           billing.sum_numeric(i.amount_due) FILTER (WHERE i.due_date < a.today) AS overdue,
+           count(*) AS open_invoices, min(i.due_date) AS oldest_due_date
+    FROM billing.invoice i
+    WHERE i.account_id = a.account_id AND i.status = 'open'
+) o;
+COMMENT ON VIEW billing.account_balances IS
+    'what each account owes now: amount due on open invoices, the overdue part, unapplied credit, and the '
+    'balance (= billing.account_balance, the ledger''s receivable + customer credit, by invariant 5)';
+COMMENT ON COLUMN billing.account_balances.account_id IS 'the account';
+COMMENT ON COLUMN billing.account_balances.account_name IS 'the account''s name';
+COMMENT ON COLUMN billing.account_balances.currency IS
+    'the account''s currency: every amount of the row is in it (numeric, with exactly its digits)';
+COMMENT ON COLUMN billing.account_balances.as_of IS 'the account''s today in its time zone at billing.now()';
+COMMENT ON COLUMN billing.account_balances.open_due IS 'amount due on the account''s open invoices';
+COMMENT ON COLUMN billing.account_balances.overdue IS 'the part of open_due whose due date is before as_of';
+COMMENT ON COLUMN billing.account_balances.unapplied_credit IS
+    'money received or credited and not yet applied to an invoice (billing.account_credit)';
+COMMENT ON COLUMN billing.account_balances.balance IS
+    'open_due - unapplied_credit: positive, the customer owes; negative, we owe the customer';
+COMMENT ON COLUMN billing.account_balances.open_invoices IS 'how many open invoices the account has';
+COMMENT ON COLUMN billing.account_balances.oldest_due_date IS 'the earliest due date of an open invoice (NULL: none)';
+
+-- Every movement of what an account owes, with the running balance.  The
+-- window runs over the account's whole history, so a filter on posted_on
+-- keeps the right balances; a filter on account_id is pushed below it.
+CREATE VIEW billing.account_statements AS
+SELECT s.account_id, s.posted_on, s.txn_id, s.kind, s.description, s.invoice_id, s.payment_id, s.amount,
+       billing.sum_numeric(s.amount) OVER (PARTITION BY s.account_id ORDER BY s.posted_on, s.txn_id) AS balance
+FROM billing.account_statement_lines s;
+COMMENT ON VIEW billing.account_statements IS
+    'every ledger movement of what each account owes (invoices, payments, credit notes, refunds, voids, '
+    'write-offs) with the running balance; filter by account_id (billing.account_statement(account_id, from, to) '
+    'adds opening and closing balances for a date range)';
+COMMENT ON COLUMN billing.account_statements.account_id IS 'the account';
+COMMENT ON COLUMN billing.account_statements.posted_on IS 'the date the ledger transaction was posted';
+COMMENT ON COLUMN billing.account_statements.txn_id IS 'the ledger transaction (billing.ledger_transaction)';
+COMMENT ON COLUMN billing.account_statements.kind IS
+    'invoice_finalized, credit_invoice (an invoice whose total is below zero), payment, early_payment_discount, '
+    'credit_note, refund, chargeback, void or write_off';
+COMMENT ON COLUMN billing.account_statements.description IS 'the transaction''s description (invoice number, payment, ...)';
+COMMENT ON COLUMN billing.account_statements.invoice_id IS 'the invoice it concerns, if any';
+COMMENT ON COLUMN billing.account_statements.payment_id IS 'the payment it concerns, if any';
+COMMENT ON COLUMN billing.account_statements.amount IS
+    'the change of what the account owes: positive (invoice, refund) raises it, negative (payment, credit note) lowers it';
+COMMENT ON COLUMN billing.account_statements.balance IS
+    'what the account owes after this movement (all movements up to it, in posted_on, txn_id order), numeric in '
+    'the account''s currency';
+
+-- ---------------------------------------------------------------------------
+-- MRR.  The MRR of a subscription on a day is the sum of the monthly values
+-- of its licensed (recurring) items that are paid for on that day, less its
+-- recurring coupon:
+--   * an item's monthly value is its full period amount (the amount the
+--     cycle bills for a whole period, billing.price_amount) x 365 /
+--     (365 x months + 12 x days) of the cadence (1 month: x 1, 3 months:
+--     / 3, 1 year: / 12, 1 week: x 365/84), rounded once by the rounding
+--     mode of the account's billing entity, as the cycle rounds;
+--   * an item is paid for from greatest(started_on, trial_end) until
+--     ended_on, the cancellation (canceled_on, or a scheduled cancel_on) or
+--     the pause (paused_on, or a scheduled pause_on);
+--   * metered usage, setup fees, one-off charges and credits are not MRR;
+--   * a percent coupon of duration forever or repeating takes
+--     R(value x percent / 100) off each item over [coupon_from,
+--     coupon_until); an amount_off coupon takes off its monthly value
+--     (amount_off the same way as a price), at most the subscription's MRR
+--     when the coupon starts; a coupon of duration once is not MRR.
+-- An account's MRR at a month is its MRR on the last day of that month, in
+-- the account's calendar; changes dated after the account's today are not
+-- counted yet.  Everything is a sum of changes (+value at a start, -value
+-- at an end), so a month's MRR is the previous month's plus its movements.
+
+-- How many months one period of a cadence is worth: the factor that turns
+-- a period amount into a monthly one.
+CREATE FUNCTION billing.monthly_factor(cadence interval) RETURNS numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT 365::numeric / (365 * (12 * extract(year FROM cadence) + extract(month FROM cadence))
+                           + 12 * extract(day FROM cadence))
+$$;
+COMMENT ON FUNCTION billing.monthly_factor(interval) IS
+    'periods per month of a cadence: 365 / (365 x months + 12 x days); 1 for a month, 1/12 for a year, '
+    '365/84 for a week';
+
+-- The changes of MRR, one row per account, day and cause.  The monthly
+-- value is computed once per price and quantity (a few rows), and the
+-- account's today only for the changes dated within a day or two of now,
+-- where time zones disagree: both functions cost more than the join.
+CREATE VIEW billing._mrr_changes AS
+WITH bounds AS MATERIALIZED (
+    -- no time zone is behind UTC-12 or ahead of UTC+14
+    SELECT billing.today('Etc/GMT+12') AS earliest, billing.today('Etc/GMT-14') AS latest
+), value AS MATERIALIZED (
+    -- the full period amount, as the cycle bills it, made monthly, in each
+    -- rounding mode the entities use (most often one)
+    SELECT q.price_id, q.quantity, m.rounding, p.currency,
+           CASE WHEN f.factor = 1 THEN v.full_amount
+                ELSE billing.round_money(v.full_amount * f.factor, p.currency, m.rounding) END AS value
+    FROM (SELECT DISTINCT price_id, quantity FROM billing.subscription_item) q
+    CROSS JOIN (SELECT DISTINCT rounding FROM billing.billing_entity) m
+    JOIN billing.price p ON p.price_id = q.price_id AND p.usage_type = 'licensed'
+    CROSS JOIN LATERAL (SELECT billing.monthly_factor(p.cadence) AS factor) f
+    CROSS JOIN LATERAL (SELECT billing.round_money(
+                            billing._price_value(p.price_id, p.scheme, p.unit_amount, p.package_size, q.quantity),
+                            p.currency, m.rounding) AS full_amount) v
+ ), account_mode AS MATERIALIZED (
+    -- each account's rounding mode, its entity's
+    SELECT a.account_id, e.rounding
+    FROM billing.account a JOIN billing.billing_entity e ON e.entity_id = a.entity_id
+ ), item AS (
+    SELECT i.account_id, v.currency, v.value,
+           greatest(i.started_on, s.trial_end) AS from_date,
+           least(i.ended_on, s.cancel_on, s.canceled_on, s.pause_on, s.paused_on) AS until_date
+    FROM billing.subscription_item i
+    JOIN account_mode m ON m.account_id = i.account_id
+    JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity AND v.rounding = m.rounding
+    JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
+), couponed AS (
+    -- the few subscriptions with a recurring coupon, and their items
+    SELECT s.account_id, s.subscription_id, v.currency, v.rounding, v.value,
+           greatest(i.started_on, s.trial_end) AS from_date,
+           least(i.ended_on, s.cancel_on, s.canceled_on, s.pause_on, s.paused_on) AS until_date,
+           s.trial_end, s.coupon_from, s.coupon_until, s.cadence, c.percent_off, c.amount_off,
+           least(s.cancel_on, s.canceled_on, s.pause_on, s.paused_on) AS sub_end
+    FROM billing.subscription s
+    JOIN billing.coupon c ON c.coupon_id = s.coupon_id AND c.duration <> 'once'
+    JOIN billing.subscription_item i ON i.account_id = s.account_id AND i.subscription_id = s.subscription_id
+    JOIN account_mode m ON m.account_id = s.account_id
+    JOIN value v ON v.price_id = i.price_id AND v.quantity = i.quantity AND v.rounding = m.rounding
+    WHERE s.coupon_id IS NOT NULL
+), piece AS (
+    -- the item itself
+    SELECT account_id, currency, from_date, until_date, value FROM item
+    UNION ALL
+    -- its percent discount while the coupon runs
+    SELECT account_id, currency, greatest(from_date, coupon_from),
+           CASE WHEN until_date IS NULL THEN coupon_until ELSE least(until_date, coupon_until) END,
+           -billing.round_money(value * percent_off / 100, currency, rounding)
+    FROM couponed WHERE percent_off IS NOT NULL
+    UNION ALL
+    -- an amount_off coupon, capped at the subscription's MRR when it starts
+    SELECT account_id, currency, greatest(coupon_from, trial_end), least(coupon_until, sub_end),
+           -least(billing.round_money(to_numeric(amount_off) * billing.monthly_factor(cadence), currency, rounding),
+                  coalesce(sum(value) FILTER (WHERE from_date <= greatest(coupon_from, trial_end)
+                                                AND (until_date IS NULL
+                                                     OR until_date > greatest(coupon_from, trial_end))), 0))
+    FROM couponed WHERE amount_off IS NOT NULL
+    GROUP BY account_id, subscription_id, currency, rounding, coupon_from, coupon_until, trial_end, sub_end, amount_off,
+             cadence
+), suspended AS (
+    -- the days dunning held the account's subscriptions suspended: from
+    -- the suspend step until its case closed (recovered or closed), for
+    -- good while it is active or written off; overlapping cases merged
+    SELECT account_id, min(a) AS a, nullif(max(coalesce(b, 'infinity')), 'infinity') AS b
+    FROM (SELECT account_id, a, b,
+                 count(*) FILTER (WHERE starts) OVER (PARTITION BY account_id ORDER BY a, b NULLS LAST) AS island
+          FROM (SELECT x.account_id, x.a, x.b,
+                       x.a > coalesce(max(coalesce(x.b, 'infinity')) OVER (
+                           PARTITION BY x.account_id ORDER BY x.a, x.b NULLS LAST
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), '-infinity') AS starts
+                FROM (SELECT c.account_id, t.taken_on AS a,
+                             CASE WHEN c.status IN ('recovered', 'closed') THEN c.closed_on END AS b
+                      FROM billing.dunning_case c
+                      JOIN billing.dunning_action t ON t.account_id = c.account_id AND t.invoice_id = c.invoice_id
+                                                   AND t.action = 'suspend' AND t.outcome = 'suspended'
+                      WHERE c.suspended) x) y) z
+    GROUP BY account_id, island
+), all_pieces AS (
+    SELECT * FROM piece
+    UNION ALL
+    -- a suspended customer pays for nothing: every piece is taken back
+    -- over the suspension
+    SELECT p.account_id, p.currency, greatest(p.from_date, u.a),
+           CASE WHEN p.until_date IS NULL THEN u.b WHEN u.b IS NULL THEN p.until_date ELSE least(p.until_date, u.b) END,
+           -p.value
+    FROM piece p
+    JOIN suspended u ON u.account_id = p.account_id
+                    AND (p.until_date IS NULL OR u.a < p.until_date) AND (u.b IS NULL OR p.from_date < u.b)
+)
+SELECT p.account_id, p.currency, v.day, v.change
+FROM all_pieces p
+CROSS JOIN LATERAL (VALUES (p.from_date, p.value), (p.until_date, -p.value)) v(day, change)
+CROSS JOIN bounds b
+WHERE v.day IS NOT NULL AND (p.until_date IS NULL OR p.until_date > p.from_date) AND p.value <> 0
+  AND (v.day <= b.earliest
+       OR (v.day <= b.latest
+           AND v.day <= (SELECT billing.today(a.timezone) FROM billing.account a WHERE a.account_id = p.account_id)));
+COMMENT ON VIEW billing._mrr_changes IS
+    'internal: every change of an account''s MRR up to its today (numeric, in the account''s currency): '
+    '+value where a recurring item or coupon starts, -value where it ends';
+
+-- Per account and month whose MRR changed: the change, the MRR after it
+-- (numeric) and the kind of movement.
+CREATE VIEW billing._mrr_account_months AS
+SELECT m.account_id, m.currency, m.month, m.change, m.after,
+       CASE WHEN m.after - m.change = 0 AND m.earlier_months = 0 THEN 'new'
+            WHEN m.after - m.change = 0 THEN 'reactivation'
+            WHEN m.after = 0 THEN 'churn'
+            WHEN m.change > 0 THEN 'expansion'
+            ELSE 'contraction' END AS movement
+FROM (SELECT c.account_id, c.currency, c.month, c.change,
+             sum(c.change) OVER w AS after,
+             count(*) OVER w - 1 AS earlier_months
+      -- grouped by account and month first: sorted that way, one sort
+      -- serves the grouping and the window (the account fixes the currency)
+      FROM (SELECT account_id, date_trunc('month', day::timestamp)::date AS month, currency, sum(change) AS change
+            FROM billing._mrr_changes
+            GROUP BY 1, 2, 3
+            HAVING sum(change) <> 0) c
+      WINDOW w AS (PARTITION BY c.account_id ORDER BY c.month)) m;
+COMMENT ON VIEW billing._mrr_account_months IS
+    'internal: billing.mrr_movements in numeric (the change, the MRR after it, the movement)';
+
+CREATE FUNCTION billing._mrr_movements()
+RETURNS TABLE (account_id bigint, currency text, month date, mrr_before numeric, mrr_after numeric,
+               change numeric, movement text)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
+    -- every term was rounded to the currency's digits: the sums are exact
+    SELECT account_id, currency, month,
+           after - change AS mrr_before,
+           after AS mrr_after,
+           change,
+           movement
+    FROM billing._mrr_account_months
+$$;
+COMMENT ON FUNCTION billing._mrr_movements() IS
+    'internal: the rows of the view billing.mrr_movements (jit off: compiling it costs more than running it)';
+
+CREATE VIEW billing.mrr_movements AS SELECT * FROM billing._mrr_movements();
+COMMENT ON VIEW billing.mrr_movements IS
+    'MRR movements per account and month (only months in which its MRR at the month''s end changed): '
+    'new, expansion, contraction, churn, reactivation; see README Reporting for the definition of MRR';
+COMMENT ON COLUMN billing.mrr_movements.account_id IS 'the account (the customer)';
+COMMENT ON COLUMN billing.mrr_movements.currency IS 'the account''s currency';
+COMMENT ON COLUMN billing.mrr_movements.month IS 'the first day of the month, in the account''s calendar';
+COMMENT ON COLUMN billing.mrr_movements.mrr_before IS 'the account''s MRR at the end of the month before';
+COMMENT ON COLUMN billing.mrr_movements.mrr_after IS 'the account''s MRR at the end of this month';
+COMMENT ON COLUMN billing.mrr_movements.change IS 'mrr_after - mrr_before';
+COMMENT ON COLUMN billing.mrr_movements.movement IS
+    'new (first MRR ever), reactivation (MRR again after churn), expansion (up), contraction (down, not to zero), '
+    'churn (down to zero)';
+
+CREATE FUNCTION billing._mrr_by_month()
+RETURNS TABLE (month date, currency text, mrr numeric, arr numeric, new numeric, expansion numeric, contraction numeric, churn numeric, reactivation numeric, net_change numeric, customers numeric)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH t AS (
+        SELECT currency, month,
+               sum(change) FILTER (WHERE movement = 'new') AS new,
+               sum(change) FILTER (WHERE movement = 'expansion') AS expansion,
+               sum(change) FILTER (WHERE movement = 'contraction') AS contraction,
+               sum(change) FILTER (WHERE movement = 'churn') AS churn,
+               sum(change) FILTER (WHERE movement = 'reactivation') AS reactivation,
+               sum(change) AS net,
+               count(*) FILTER (WHERE movement IN ('new', 'reactivation'))
+                 - count(*) FILTER (WHERE movement = 'churn') AS customers_change
+        FROM billing._mrr_account_months
+        GROUP BY 1, 2
+    ), months AS (
+        SELECT r.currency, m::date AS month
+        FROM (SELECT currency, min(month) AS first_month,
+                     greatest(max(month), date_trunc('month', billing.today('UTC')::timestamp)::date) AS last_month
+              FROM t GROUP BY 1) r
+        CROSS JOIN LATERAL generate_series(r.first_month, r.last_month, interval '1 month') m
+    ), g AS (
+        SELECT ms.currency, ms.month, t.new, t.expansion, t.contraction, t.churn, t.reactivation,
+               sum(coalesce(t.net, 0)) OVER w AS mrr,
+               sum(coalesce(t.customers_change, 0)) OVER w AS customers
+        FROM months ms
+        LEFT JOIN t ON t.currency = ms.currency AND t.month = ms.month
+        WINDOW w AS (PARTITION BY ms.currency ORDER BY ms.month)
+    )
+    SELECT g.month, g.currency,
+           g.mrr + z.zero AS mrr,
+           12 * g.mrr + z.zero AS arr,
+           coalesce(g.new, z.zero) AS new,
+           coalesce(g.expansion, z.zero) AS expansion,
+           coalesce(g.contraction, z.zero) AS contraction,
+           coalesce(g.churn, z.zero) AS churn,
+           coalesce(g.reactivation, z.zero) AS reactivation,
+           coalesce(g.new, 0) + coalesce(g.expansion, 0) + coalesce(g.contraction, 0)
+               + coalesce(g.churn, 0) + coalesce(g.reactivation, 0) + z.zero AS net_change,
+           g.customers
+    FROM g
+    -- a zero with the currency's digits, so that every figure shows them
+    CROSS JOIN LATERAL (SELECT billing.round_money(0, g.currency) AS zero) z
+$$;
+COMMENT ON FUNCTION billing._mrr_by_month() IS 'internal: the rows of the view billing.mrr_by_month (jit off: compiling it costs more than running it)';
+
+CREATE VIEW billing.mrr_by_month AS SELECT * FROM billing._mrr_by_month();
+COMMENT ON VIEW billing.mrr_by_month IS
+    'MRR and ARR per currency at the end of each month, from the first month with MRR to the current one, with '
+    'the month''s movements (mrr = the month before''s mrr + net_change)';
+COMMENT ON COLUMN billing.mrr_by_month.month IS 'the first day of the month (accounts'' calendars)';
+COMMENT ON COLUMN billing.mrr_by_month.currency IS 'the currency: MRR is never added across currencies';
+COMMENT ON COLUMN billing.mrr_by_month.mrr IS 'monthly recurring revenue at the end of the month';
+COMMENT ON COLUMN billing.mrr_by_month.arr IS 'annual recurring revenue: 12 x mrr';
+COMMENT ON COLUMN billing.mrr_by_month.new IS 'MRR of customers who had none before (positive)';
+COMMENT ON COLUMN billing.mrr_by_month.expansion IS 'MRR added by existing customers (positive)';
+COMMENT ON COLUMN billing.mrr_by_month.contraction IS 'MRR lost by customers who still have some (negative)';
+COMMENT ON COLUMN billing.mrr_by_month.churn IS 'MRR of customers whose MRR went to zero (negative)';
+COMMENT ON COLUMN billing.mrr_by_month.reactivation IS 'MRR of customers who had churned and came back (positive)';
+COMMENT ON COLUMN billing.mrr_by_month.net_change IS
+    'new + expansion + contraction + churn + reactivation: mrr minus the month before''s mrr';
+COMMENT ON COLUMN billing.mrr_by_month.customers IS 'accounts with MRR at the end of the month';
+
+-- ---------------------------------------------------------------------------
+-- Churn and retention by monthly cohort: the cohort of an account is the
+-- month of its first MRR (movement new).
+
+CREATE FUNCTION billing._cohort_retention()
+RETURNS TABLE (cohort_month date, currency text, month date, months_since integer, cohort_customers bigint, active_customers numeric, churned_customers bigint, reactivated_customers bigint, customer_retention numeric, cohort_mrr numeric, mrr numeric, mrr_retention numeric)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH mv AS (
+        SELECT m.*, min(m.month) FILTER (WHERE m.movement = 'new') OVER (PARTITION BY m.account_id) AS cohort_month
+        FROM billing._mrr_account_months m
+    ), ev AS (
+        SELECT cohort_month, currency, month,
+               count(*) FILTER (WHERE movement = 'new') AS joined,
+               count(*) FILTER (WHERE movement = 'churn') AS churned,
+               count(*) FILTER (WHERE movement = 'reactivation') AS reactivated,
+               sum(change) AS mrr_change
+        FROM mv
+        GROUP BY 1, 2, 3
+    ), grid AS (
+        SELECT c.cohort_month, c.currency, m::date AS month
+        FROM (SELECT cohort_month, currency, max(month) AS last_month FROM ev GROUP BY 1, 2) c
+        CROSS JOIN LATERAL generate_series(c.cohort_month,
+                                           greatest(c.last_month, date_trunc('month', billing.today('UTC')::timestamp)::date),
+                                           interval '1 month') m
+    ), g AS (
+        SELECT grid.cohort_month, grid.currency, grid.month,
+               coalesce(ev.churned, 0) AS churned, coalesce(ev.reactivated, 0) AS reactivated,
+               first_value(ev.joined) OVER w AS cohort_customers,
+               sum(coalesce(ev.joined, 0) + coalesce(ev.reactivated, 0) - coalesce(ev.churned, 0)) OVER w AS active,
+               first_value(ev.mrr_change) OVER w AS cohort_mrr,
+               sum(coalesce(ev.mrr_change, 0)) OVER w AS mrr
+        FROM grid
+        LEFT JOIN ev ON ev.cohort_month = grid.cohort_month AND ev.currency = grid.currency AND ev.month = grid.month
+        WINDOW w AS (PARTITION BY grid.cohort_month, grid.currency ORDER BY grid.month)
+    )
+    SELECT cohort_month, currency, month,
+           ((extract(year FROM month) - extract(year FROM cohort_month)) * 12
+            + extract(month FROM month) - extract(month FROM cohort_month))::integer AS months_since,
+           cohort_customers, active AS active_customers, churned AS churned_customers,
+           reactivated AS reactivated_customers,
+           round(active / cohort_customers::numeric, 4) AS customer_retention,
+           cohort_mrr + billing.round_money(0, currency) AS cohort_mrr,
+           mrr + billing.round_money(0, currency) AS mrr,
+           CASE WHEN cohort_mrr <> 0 THEN round(mrr / cohort_mrr, 4) END AS mrr_retention
+    FROM g
+$$;
+COMMENT ON FUNCTION billing._cohort_retention() IS 'internal: the rows of the view billing.cohort_retention (jit off: compiling it costs more than running it)';
+
+CREATE VIEW billing.cohort_retention AS SELECT * FROM billing._cohort_retention();
+COMMENT ON VIEW billing.cohort_retention IS
+    'churn and retention of each monthly cohort (accounts whose first MRR fell in that month), per currency, '
+    'for every month from the cohort''s to the current one';
+COMMENT ON COLUMN billing.cohort_retention.cohort_month IS 'the month of the cohort''s first MRR (first day)';
+COMMENT ON COLUMN billing.cohort_retention.currency IS 'the accounts'' currency (cohorts are per currency)';
+COMMENT ON COLUMN billing.cohort_retention.month IS 'the month measured (first day), at its end';
+COMMENT ON COLUMN billing.cohort_retention.months_since IS 'months from cohort_month to month (0 for the cohort''s own month)';
+COMMENT ON COLUMN billing.cohort_retention.cohort_customers IS 'accounts in the cohort';
+COMMENT ON COLUMN billing.cohort_retention.active_customers IS 'of them, accounts with MRR at the end of month';
+COMMENT ON COLUMN billing.cohort_retention.churned_customers IS 'of them, accounts whose MRR went to zero in month';
+COMMENT ON COLUMN billing.cohort_retention.reactivated_customers IS 'of them, accounts that came back in month';
+COMMENT ON COLUMN billing.cohort_retention.customer_retention IS
+    'active_customers / cohort_customers, rounded to 4 decimals (1 - customer churn since the cohort month)';
+COMMENT ON COLUMN billing.cohort_retention.cohort_mrr IS 'the cohort''s MRR at the end of its own month';
+COMMENT ON COLUMN billing.cohort_retention.mrr IS 'the cohort''s MRR at the end of month (expansion and contraction included)';
+COMMENT ON COLUMN billing.cohort_retention.mrr_retention IS
+    'mrr / cohort_mrr, rounded to 4 decimals: net revenue retention (above 1 when expansion beats churn)';
+
+-- ---------------------------------------------------------------------------
+-- Revenue by month and currency.  Each figure is dated by its own event, in
+-- the account's calendar: invoices by issue date, payments by received date,
+-- credit notes and refunds by the day they were made.
+
+CREATE FUNCTION billing._revenue_by_month()
+RETURNS TABLE (month date, currency text, invoiced numeric, tax numeric, net_invoiced numeric, credited numeric, collected numeric, refunded numeric, outstanding numeric, written_off numeric, invoices numeric)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH ev AS (
+        SELECT i.currency, date_trunc('month', i.issue_date::timestamp)::date AS month,
+               billing.sum_numeric(i.total) AS invoiced, billing.sum_numeric(i.tax) AS tax,
+               billing.sum_numeric(i.amount_due) FILTER (WHERE i.status = 'open') AS outstanding,
+               billing.sum_numeric(i.amount_due) FILTER (WHERE i.status = 'uncollectible') AS written_off,
+               NULL::numeric AS collected, NULL::numeric AS credited, NULL::numeric AS refunded,
+               count(*) AS invoices
+        FROM billing.invoice i
+        WHERE i.status IN ('open', 'paid', 'uncollectible')
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT billing.currency(p.amount), date_trunc('month', p.received_on::timestamp)::date,
+               NULL, NULL, NULL, NULL, billing.sum_numeric(p.amount), NULL, NULL, 0
+        FROM billing.payment p
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT a.currency, date_trunc('month', billing.today(a.timezone, c.created_at)::timestamp)::date,
+               NULL, NULL, NULL, NULL, NULL, billing.sum_numeric(c.amount), NULL, 0
+        FROM billing.credit_note c JOIN billing.account a ON a.account_id = c.account_id
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT a.currency, date_trunc('month', billing.today(a.timezone, r.created_at)::timestamp)::date,
+               NULL, NULL, NULL, NULL, NULL, NULL, billing.sum_numeric(r.amount), 0
+        FROM billing.refund r JOIN billing.account a ON a.account_id = r.account_id
+        GROUP BY 1, 2
+    )
+    SELECT ev.month, ev.currency,
+           coalesce(sum(ev.invoiced), z.zero) AS invoiced,
+           coalesce(sum(ev.tax), z.zero) AS tax,
+           coalesce(sum(ev.invoiced), z.zero) - coalesce(sum(ev.tax), z.zero) AS net_invoiced,
+           coalesce(sum(ev.credited), z.zero) AS credited,
+           coalesce(sum(ev.collected), z.zero) AS collected,
+           coalesce(sum(ev.refunded), z.zero) AS refunded,
+           coalesce(sum(ev.outstanding), z.zero) AS outstanding,
+           coalesce(sum(ev.written_off), z.zero) AS written_off,
+           sum(ev.invoices) AS invoices
+    FROM ev
+    CROSS JOIN LATERAL (SELECT billing.round_money(0, ev.currency) AS zero) z
+    GROUP BY ev.month, ev.currency, z.zero
+$$;
+COMMENT ON FUNCTION billing._revenue_by_month() IS 'internal: the rows of the view billing.revenue_by_month (jit off: compiling it costs more than running it)';
+
+CREATE VIEW billing.revenue_by_month AS SELECT * FROM billing._revenue_by_month();
+COMMENT ON VIEW billing.revenue_by_month IS
+    'per month and currency: invoiced (by issue date; void invoices left out), collected (payments by received '
+    'date), credited (credit notes), refunded, and what is still outstanding or was written off of that month''s '
+    'invoices';
+COMMENT ON COLUMN billing.revenue_by_month.month IS 'the first day of the month, in the accounts'' calendars';
+COMMENT ON COLUMN billing.revenue_by_month.currency IS
+    'the currency: amounts are never added across currencies; every figure of the row is numeric in it';
+COMMENT ON COLUMN billing.revenue_by_month.invoiced IS
+    'totals (tax included) of the invoices issued in the month that were not voided';
+COMMENT ON COLUMN billing.revenue_by_month.tax IS 'the tax in them (exclusive and inclusive)';
+COMMENT ON COLUMN billing.revenue_by_month.net_invoiced IS 'invoiced - tax: the revenue posted to the ledger';
+COMMENT ON COLUMN billing.revenue_by_month.credited IS 'credit notes issued in the month (tax included)';
+COMMENT ON COLUMN billing.revenue_by_month.collected IS 'payments received in the month (before refunds)';
+COMMENT ON COLUMN billing.revenue_by_month.refunded IS 'refunds and chargebacks made in the month';
+COMMENT ON COLUMN billing.revenue_by_month.outstanding IS 'what the month''s invoices still ask for now (open invoices)';
+COMMENT ON COLUMN billing.revenue_by_month.written_off IS 'what was still due on the month''s invoices written off';
+COMMENT ON COLUMN billing.revenue_by_month.invoices IS 'how many invoices were issued in the month (not voided)';
+
+-- ---------------------------------------------------------------------------
+-- Days sales outstanding: receivables / what was invoiced over the last
+-- days days x days, per currency, as of each account's today.
+
+-- The recent invoices through the BRIN index on issue_date (50_invoicing.sql).
+
+CREATE FUNCTION billing.days_sales_outstanding(days integer DEFAULT 90)
+RETURNS TABLE (currency text, as_of date, window_days integer, receivable numeric, invoiced numeric,
+               dso_days numeric)
+LANGUAGE plpgsql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    -- no time zone is behind UTC-12 or ahead of UTC+14: every account's
+    -- today is between these two
+    v_earliest date := billing.today('Etc/GMT+12');
+    v_latest date := billing.today('Etc/GMT-14');
+BEGIN
+    IF days IS NULL OR days < 1 OR days > 3660 THEN
+        RAISE EXCEPTION 'days must be between 1 and 3660, not %', coalesce(days::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 90 days.';
+    END IF;
+    RETURN QUERY
+    WITH open AS (
+        SELECT billing.currency(i.amount_due) AS currency, billing.sum_numeric(i.amount_due) AS receivable
+        FROM billing.invoice i
+        WHERE i.status = 'open'
+        GROUP BY 1
+    ), win AS (
+        -- issued in (today - days, today] of the account; the account's
+        -- today is looked up only for the days where time zones disagree
+        SELECT i.currency, billing.sum_numeric(i.total) AS invoiced
+        FROM billing.invoice i
+        WHERE i.status IN ('open', 'paid', 'uncollectible')
+          AND i.issue_date > v_earliest - days_sales_outstanding.days AND i.issue_date <= v_latest
+          AND ((i.issue_date > v_latest - days_sales_outstanding.days AND i.issue_date <= v_earliest)
+               OR (SELECT i.issue_date > t.today - days_sales_outstanding.days AND i.issue_date <= t.today
+                   FROM (SELECT billing.today(a.timezone) AS today FROM billing.account a
+                         WHERE a.account_id = i.account_id) t))
+        GROUP BY 1
+    )
+    SELECT c.currency::text, billing.today('UTC'), days_sales_outstanding.days,
+           coalesce(o.receivable, billing.round_money(0, c.currency)),
+           coalesce(w.invoiced, billing.round_money(0, c.currency)),
+           CASE WHEN w.invoiced > 0
+                THEN round(coalesce(o.receivable, 0) / w.invoiced
+                           * days_sales_outstanding.days, 1)
+           END
+    FROM (SELECT o.currency FROM open o UNION SELECT w.currency FROM win w) c
+    LEFT JOIN open o ON o.currency = c.currency
+    LEFT JOIN win w ON w.currency = c.currency
+    ORDER BY 1;
+END $$;
+COMMENT ON FUNCTION billing.days_sales_outstanding(integer) IS
+    'days sales outstanding per currency: amount due on open invoices / totals invoiced in the last days days '
+    '(up to each account''s today) x days; NULL when nothing was invoiced in that time';
+
+CREATE VIEW billing.days_sales_outstanding AS
+SELECT * FROM billing.days_sales_outstanding(90);
+COMMENT ON VIEW billing.days_sales_outstanding IS
+    'days sales outstanding per currency over the last 90 days (billing.days_sales_outstanding(days) for another window)';
+COMMENT ON COLUMN billing.days_sales_outstanding.currency IS 'the currency';
+COMMENT ON COLUMN billing.days_sales_outstanding.as_of IS 'today in UTC (each account''s window ends on its own today)';
+COMMENT ON COLUMN billing.days_sales_outstanding.window_days IS 'the window: invoices issued in the last days days, today included';
+COMMENT ON COLUMN billing.days_sales_outstanding.receivable IS 'amount due on all open invoices now';
+COMMENT ON COLUMN billing.days_sales_outstanding.invoiced IS 'totals of the invoices issued in the window (void left out)';
+COMMENT ON COLUMN billing.days_sales_outstanding.dso_days IS
+    'receivable / invoiced x days, to 1 decimal: how many days of sales are waiting to be paid';
+
+-- ---------------------------------------------------------------------------
+-- Upcoming invoices: what the cycle will bill over the next days days,
+-- computed by billing._lines_to_bill in preview mode, the computation the cycle
+-- inserts and billing.preview_invoice returns (invariant 7), so an upcoming
+-- invoice is the invoice the cycle makes if nothing changes before.
+
+CREATE FUNCTION billing.upcoming_invoices(days integer DEFAULT 7)
+RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, currency text, subtotal numeric,
+               discount numeric, tax numeric, total numeric, lines bigint)
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_at timestamptz := billing.now();
+BEGIN
+    IF days IS NULL OR days < 0 OR days > 3660 THEN
+        RAISE EXCEPTION 'days must be between 0 and 3660, not %', coalesce(days::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The default is 7 days.';
+    END IF;
+    RETURN QUERY
+    WITH s AS (
+        -- the subscriptions due by the last day of the window in their
+        -- account's time zone, grouped by that day: one preview per group
+        SELECT billing.today(a.timezone, v_at) + upcoming_invoices.days AS until,
+               array_agg(s.account_id) AS accounts, array_agg(s.subscription_id) AS subscriptions
+        FROM billing.subscription s
+        JOIN billing.account a ON a.account_id = s.account_id
+        -- no account is ahead of UTC+14: an index bound for every time zone
+        WHERE s.next_bill_date <= billing.today('Etc/GMT-14', v_at) + upcoming_invoices.days
+          AND s.next_bill_date <= billing.today(a.timezone, v_at) + upcoming_invoices.days
+        GROUP BY 1
+    )
+    SELECT d.account_id, d.subscription_id, d.bill_date, min(billing.currency(d.amount)),
+           coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind NOT IN ('discount', 'tax')), min(z.zero)),
+           coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind = 'discount'), min(z.zero)),
+           coalesce(billing.sum_numeric(d.amount) FILTER (WHERE d.kind = 'tax'), min(z.zero)),
+           coalesce(billing.sum_numeric(d.amount) FILTER (WHERE NOT d.tax_inclusive), min(z.zero)),
+           count(*)
+    FROM s
+    CROSS JOIN LATERAL billing._lines_to_bill(s.accounts, s.subscriptions, s.until, v_at, 'preview') d
+    CROSS JOIN LATERAL (SELECT billing.round_money(0, billing.currency(d.amount)) AS zero) z
+    WHERE d.kind <> 'header'
+    GROUP BY d.account_id, d.subscription_id, d.bill_date
+    ORDER BY d.bill_date, d.account_id, d.subscription_id;
+END $$;
+COMMENT ON FUNCTION billing.upcoming_invoices(integer) IS
+    'the invoices the cycle will make in the next days days (each account''s today + days included), one row '
+    'per invoice with its totals, by the same computation as billing.preview_invoice; invoices already due and '
+    'not yet billed are included';
+
+-- The view covers a week: the preview prices every subscription due in the
+-- window, the same work as the cycle (docs/performance.md).
+CREATE VIEW billing.upcoming_invoices AS
+SELECT * FROM billing.upcoming_invoices(7);
+COMMENT ON VIEW billing.upcoming_invoices IS
+    'the invoices the cycle will make in the next 7 days (billing.upcoming_invoices(days) for another window)';
+COMMENT ON COLUMN billing.upcoming_invoices.account_id IS 'the account';
+COMMENT ON COLUMN billing.upcoming_invoices.subscription_id IS 'the subscription the invoice bills';
+COMMENT ON COLUMN billing.upcoming_invoices.bill_date IS
+    'the day the invoice is due to be made (its issue date when the cycle runs on time)';
+COMMENT ON COLUMN billing.upcoming_invoices.currency IS 'the account''s currency: the totals are numeric in it';
+COMMENT ON COLUMN billing.upcoming_invoices.subtotal IS 'charges and credits before discount and tax';
+COMMENT ON COLUMN billing.upcoming_invoices.discount IS 'coupon discounts (negative or zero)';
+COMMENT ON COLUMN billing.upcoming_invoices.tax IS 'tax, exclusive and inclusive';
+COMMENT ON COLUMN billing.upcoming_invoices.total IS 'what the invoice will ask for: subtotal + discount + exclusive tax';
+COMMENT ON COLUMN billing.upcoming_invoices.lines IS 'how many lines the invoice will have';
+
+-- src/sql/install/86_scheduling.sql
+-- Scheduling with pg_cron.  pg_cron is optional: nothing here
+-- refers to the cron schema when the extension is installed.  The functions
+-- look pg_cron up when they are called and run its functions with EXECUTE.
+--
+-- pg_cron runs jobs from one database, cron.database_name.  When billing is
+-- installed there, billing.schedule() creates or updates the jobs itself
+-- (cron.schedule upserts by job name); in another database it raises with
+-- the exact cron.schedule_in_database calls to run in the cron database
+-- (billing.schedule_commands() returns them).  Job names are unique per
+-- user in the whole cluster, so a job for another database carries its name.
+
+-- Where pg_cron stands for this database: not_loaded (not in
+-- shared_preload_libraries), no_extension (loaded, but CREATE EXTENSION
+-- pg_cron was not run here, the cron database), other_database (pg_cron
+-- runs jobs from cron_database), ready.
+CREATE FUNCTION billing._cron_state(OUT state text, OUT cron_database text)
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    cron_database := nullif(current_setting('cron.database_name', true), '');
+    state := CASE WHEN cron_database IS NULL THEN 'not_loaded'
+                  WHEN cron_database <> current_database() THEN 'other_database'
+                  WHEN NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN 'no_extension'
+                  ELSE 'ready' END;
+END $$;
+COMMENT ON FUNCTION billing._cron_state() IS
+    'internal: whether pg_cron can run billing''s jobs from this database: not_loaded, no_extension, '
+    'other_database or ready, and the database pg_cron runs jobs from';
+
+-- billing's jobs: name, schedule (NULL: none), command.
+CREATE FUNCTION billing._cron_jobs(cycle text, dunning text)
+RETURNS TABLE (job_name text, schedule text, command text)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT j.name || CASE WHEN (billing._cron_state()).state = 'other_database' THEN ':' || current_database()
+                          ELSE '' END,
+           j.schedule, j.command
+    FROM (VALUES ('billing-cycle', cycle, 'CALL billing.run_cycle()', 1),
+                 ('billing-dunning', dunning, 'CALL billing.run_dunning()', 2)) j(name, schedule, command, ord)
+    ORDER BY j.ord
+$$;
+COMMENT ON FUNCTION billing._cron_jobs(text, text) IS
+    'internal: billing''s pg_cron jobs (billing-cycle, billing-dunning; with :database appended when pg_cron runs '
+    'in another database), their schedules and commands';
+
+CREATE FUNCTION billing._check_cron_schedule(schedule text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF schedule IS NOT NULL AND schedule !~ '^\s*(@(yearly|annually|monthly|weekly|daily|hourly|reboot)|(\S+\s+){4}\S+)\s*$' THEN
+        RAISE EXCEPTION 'invalid cron schedule "%"', schedule
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use five fields (minute hour day-of-month month day-of-week) in GMT, such as ''0 2 * * *'', '
+                         'or @daily; NULL removes the job.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._check_cron_schedule(text) IS 'internal: raises 22023 for what is no cron schedule';
+
+-- The statements to run in the cron database, as a superuser: one
+-- cron.schedule_in_database per job with a schedule, one cron.unschedule
+-- per job without.
+CREATE FUNCTION billing.schedule_commands(cycle text DEFAULT '0 2 * * *', dunning text DEFAULT '0 9 * * *')
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._check_cron_schedule(cycle);
+    PERFORM billing._check_cron_schedule(dunning);
+    RETURN QUERY
+    SELECT CASE WHEN j.schedule IS NULL
+                THEN format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L AND database = %L;',
+                            j.job_name, current_database())
+                ELSE format('SELECT cron.schedule_in_database(%L, %L, %L, %L);', j.job_name, trim(j.schedule),
+                            j.command, current_database())
+           END
+    FROM billing._cron_jobs(cycle, dunning) j;
+END $$;
+COMMENT ON FUNCTION billing.schedule_commands(text, text) IS
+    'the pg_cron calls that schedule billing''s jobs for this database (cron.schedule_in_database), to run in the '
+    'database pg_cron runs jobs from (cron.database_name); a NULL schedule gives the call that removes the job';
+
+-- Raises the error that says what is missing for scheduling.
+CREATE FUNCTION billing._cron_not_ready(state text, cron_database text, commands text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF state = 'not_loaded' THEN
+        RAISE EXCEPTION 'pg_cron is not loaded: billing cannot schedule its jobs'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Everything else of billing works without pg_cron; run billing.run_cycle() and '
+                           'billing.run_dunning() from another scheduler, or install pg_cron.',
+                  HINT = format('Install pg_cron (Debian: apt-get install postgresql-15-cron), add to postgresql.conf: '
+                                'shared_preload_libraries = ''pg_cron'' and cron.database_name = ''%s'', restart '
+                                'PostgreSQL, run CREATE EXTENSION pg_cron; in database %s, then call billing.schedule() again.',
+                                current_database(), current_database());
+    ELSIF state = 'no_extension' THEN
+        RAISE EXCEPTION 'pg_cron is loaded but its extension is not created in database %', current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run CREATE EXTENSION pg_cron; here (this is cron.database_name), then call billing.schedule() again.';
+    ELSE
+        RAISE EXCEPTION 'pg_cron runs jobs from database %, not from %: billing''s jobs are managed there', cron_database,
+            current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format(E'Run in database %s as a superuser:\n%s', cron_database, commands),
+                  HINT = 'billing.schedule_commands() returns these statements; or install billing in the cron database.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._cron_not_ready(text, text, text) IS
+    'internal: raises 55000 saying how to install and preload pg_cron, or which calls to run in the cron database';
+
+CREATE FUNCTION billing.schedule(cycle text DEFAULT '0 2 * * *', dunning text DEFAULT '0 9 * * *')
+RETURNS TABLE (job_name text, schedule text, command text, jobid bigint, action text)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    j record;
+    v_old record;
+BEGIN
+    PERFORM billing._check_cron_schedule(cycle);
+    PERFORM billing._check_cron_schedule(dunning);
+    st := billing._cron_state();
+    IF st.state <> 'ready' THEN
+        PERFORM billing._cron_not_ready(st.state, st.cron_database,
+                                        (SELECT string_agg(c, E'\n') FROM billing.schedule_commands(cycle, dunning) c));
+    END IF;
+    FOR j IN SELECT * FROM billing._cron_jobs(cycle, dunning) LOOP
+        EXECUTE 'SELECT jobid, schedule, command FROM cron.job WHERE jobname = $1 AND username = current_user'
+            INTO v_old USING j.job_name;
+        job_name := j.job_name;
+        schedule := trim(j.schedule);
+        command := j.command;
+        jobid := v_old.jobid;
+        IF j.schedule IS NULL THEN
+            IF v_old.jobid IS NULL THEN
+                CONTINUE;
+            END IF;
+            EXECUTE 'SELECT cron.unschedule($1::bigint)' USING v_old.jobid;
+            action := 'removed';
+        ELSE
+            EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING j.job_name, trim(j.schedule), j.command;
+            action := CASE WHEN v_old.jobid IS NULL THEN 'created'
+                           WHEN v_old.schedule = trim(j.schedule) AND v_old.command = j.command THEN 'unchanged'
+                           ELSE 'updated' END;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION billing.schedule(text, text) IS
+    'creates or updates the pg_cron jobs billing-cycle (CALL billing.run_cycle(), default daily at 02:00 GMT) and '
+    'billing-dunning (CALL billing.run_dunning(), daily at 09:00 GMT); a NULL schedule removes the job; idempotent. '
+    'Raises 55000 when pg_cron is not loaded or not created here, or runs jobs from another database (with the '
+    'cron.schedule_in_database calls to run there)';
+
+CREATE FUNCTION billing.unschedule()
+RETURNS TABLE (job_name text, jobid bigint)
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    r record;
+BEGIN
+    st := billing._cron_state();
+    IF st.state <> 'ready' THEN
+        PERFORM billing._cron_not_ready(st.state, st.cron_database,
+                                        (SELECT string_agg(c, E'\n') FROM billing.schedule_commands(NULL, NULL) c));
+    END IF;
+    FOR r IN EXECUTE 'SELECT jobid, jobname FROM cron.job WHERE jobname = ANY ($1) AND username = current_user ORDER BY jobid'
+             USING ARRAY(SELECT j.job_name FROM billing._cron_jobs(NULL, NULL) j) LOOP
+        EXECUTE 'SELECT cron.unschedule($1::bigint)' USING r.jobid;
+        job_name := r.jobname;
+        jobid := r.jobid;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION billing.unschedule() IS
+    'removes billing''s pg_cron jobs (billing-cycle, billing-dunning) and returns what it removed';
+
+-- The jobs and their last runs.  pg_cron's side comes from cron.job and
+-- cron.job_run_details (NULL when pg_cron runs jobs from another database:
+-- a NOTICE gives the query to run there); billing's side from its own run
+-- logs, billing.cycle_run and billing.dunning_run.
+CREATE FUNCTION billing.schedule_status()
+RETURNS TABLE (job_name text, jobid bigint, schedule text, command text, active boolean,
+               last_run_status text, last_run_start timestamptz, last_run_end timestamptz, last_run_message text,
+               failed_runs_last_day bigint, last_billing_run_status text, last_billing_run_started_at timestamptz,
+               last_billing_run_duration interval)
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    st := billing._cron_state();
+    IF st.state = 'ready' THEN
+        RETURN QUERY EXECUTE $q$
+            SELECT j.job_name, c.jobid, c.schedule, c.command, c.active,
+                   d.status, d.start_time, d.end_time, d.return_message,
+                   (SELECT count(*) FROM cron.job_run_details f
+                    WHERE f.jobid = c.jobid AND f.status = 'failed'
+                      AND coalesce(f.start_time, f.end_time, now()) > now() - interval '1 day'),
+                   b.status, b.started_at, b.duration
+            FROM billing._cron_jobs(NULL, NULL) WITH ORDINALITY j(job_name, schedule, command, ord)
+            LEFT JOIN cron.job c ON c.jobname = j.job_name AND c.username = current_user
+            LEFT JOIN LATERAL (SELECT r.status, r.start_time, r.end_time, r.return_message
+                               FROM cron.job_run_details r WHERE r.jobid = c.jobid
+                               ORDER BY r.runid DESC LIMIT 1) d ON true
+            LEFT JOIN LATERAL ((SELECT x.status, x.started_at, x.duration FROM billing.cycle_run x
+                                WHERE j.ord = 1 ORDER BY x.cycle_run_id DESC LIMIT 1)
+                               UNION ALL
+                               (SELECT x.status, x.started_at, x.duration FROM billing.dunning_run x
+                                WHERE j.ord = 2 ORDER BY x.dunning_run_id DESC LIMIT 1)) b ON true
+            ORDER BY j.ord $q$;
+        RETURN;
+    END IF;
+    IF st.state = 'other_database' THEN
+        RAISE NOTICE 'pg_cron runs jobs from database %: its side of the status is there', st.cron_database
+            USING HINT = format('In database %s: SELECT j.jobname, r.status, r.start_time, r.return_message '
+                                'FROM cron.job j LEFT JOIN cron.job_run_details r USING (jobid) '
+                                'WHERE j.database = %L ORDER BY r.runid DESC LIMIT 10;',
+                                st.cron_database, current_database());
+    ELSE
+        RAISE NOTICE 'pg_cron is not available here (%): only billing''s own run logs are shown', st.state;
+    END IF;
+    RETURN QUERY
+    SELECT j.job_name, NULL::bigint, NULL::text, j.command, NULL::boolean, NULL::text, NULL::timestamptz,
+           NULL::timestamptz, NULL::text, NULL::bigint, b.status, b.started_at, b.duration
+    FROM billing._cron_jobs(NULL, NULL) WITH ORDINALITY j(job_name, schedule, command, ord)
+    LEFT JOIN LATERAL ((SELECT x.status, x.started_at, x.duration FROM billing.cycle_run x
+                        WHERE j.ord = 1 ORDER BY x.cycle_run_id DESC LIMIT 1)
+                       UNION ALL
+                       (SELECT x.status, x.started_at, x.duration FROM billing.dunning_run x
+                        WHERE j.ord = 2 ORDER BY x.dunning_run_id DESC LIMIT 1)) b ON true
+    ORDER BY j.ord;
+END $$;
+COMMENT ON FUNCTION billing.schedule_status() IS
+    'billing''s pg_cron jobs with their schedule, last run from cron.job_run_details (status, start, end, message), '
+    'failed runs in the last day, and the last run in billing''s own logs (billing.cycle_run, billing.dunning_run)';
+
+-- src/sql/install/95_security.sql
+-- Roles, entity bindings and row-level security.  README,
+-- Operations: "Roles and row-level security".
+--
+-- The model:
+--   * Nothing is granted to PUBLIC (00_schema.sql, 99_privileges.sql).  The
+--     DBA calls billing.grant_roles(writer, operator, reporting), which
+--     creates the three roles (NOLOGIN) if they are missing and grants them
+--     what billing.role_functions() lists; the extension never creates a
+--     role by itself.
+--   * No role but the owner may INSERT, UPDATE or DELETE a billing table
+--     (the operator may write billing.cycle_run, the log its procedure
+--     keeps).  Every function that writes is SECURITY DEFINER, pins
+--     search_path, and checks first that the role acting may use the
+--     account, entity or invoice it names (billing._authorize_*).
+--   * A role may use the billing entities bound to it, and to every role
+--     whose privileges it has (membership with INHERIT), in
+--     billing.role_binding; entity_id NULL there means every entity.
+--     Superusers, roles with BYPASSRLS and the extension's owner may use
+--     every entity.  An unbound role may use none: the default is closed.
+--   * Direct reads (the reporting role, BI tools, the application's own
+--     SELECTs) go through row-level security on every table that carries
+--     account_id or entity_id, with the same rule; the views are
+--     security_invoker so that their tables' policies apply to the reader.
+--
+-- Who acts: inside a SECURITY DEFINER function current_user is the owner,
+-- so the functions ask for the role the session acts as instead: the role of
+-- SET ROLE, or the session user when there is none.  SET ROLE is checked by
+-- the server against the session user's memberships and cannot be run
+-- inside a SECURITY DEFINER function, so a caller cannot name a role it may
+-- not become; and a role it may become (a group role, say) gives it only
+-- that role's bindings.  Row-level security uses the same rule, so a
+-- function and a SELECT always agree on what a role may see.
+
+CREATE TABLE billing.role_binding (
+    role_name  name NOT NULL CHECK (role_name <> ''),
+    entity_id  bigint REFERENCES billing.billing_entity,
+    created_at timestamptz NOT NULL DEFAULT billing.now(),
+    UNIQUE NULLS NOT DISTINCT (role_name, entity_id)
+);
+-- no card numbers in what a caller can store (25_card_numbers.sql)
+ALTER TABLE billing.role_binding ADD CONSTRAINT role_binding_no_card_number CHECK (
+    billing._no_card_number(role_name::text, 'billing.role_binding.role_name'));
+COMMENT ON TABLE billing.role_binding IS
+    'which billing entities a role (and every role that has its privileges) may use; entity_id NULL: every entity. '
+    'Written by billing.bind_role_to_entity and billing.unbind_role_from_entity';
+COMMENT ON COLUMN billing.role_binding.role_name IS
+    'a role name, kept as text so that pg_dump and pg_upgrade keep it; unbind a role before dropping it';
+SELECT pg_catalog.pg_extension_config_dump('billing.role_binding', '');
+
+-- ---------------------------------------------------------------------------
+-- Who acts, and what it may use.
+
+CREATE FUNCTION billing.acting_role() RETURNS name
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN current_setting('role') = 'none' THEN session_user ELSE current_setting('role')::name END
+$$;
+COMMENT ON FUNCTION billing.acting_role() IS
+    'the role the session acts as: the role of SET ROLE, else the session user; billing''s entity checks and '
+    'row-level security judge this role (inside a SECURITY DEFINER function current_user is the owner)';
+
+-- The three helpers below are C (src/security.c): they run at the top of
+-- every SECURITY DEFINER function and in every row-level security policy.
+-- They read the role's attributes from the system caches and
+-- billing.role_binding and billing.account directly (no SQL, no
+-- search_path, no privilege needed), under the statement's snapshot;
+-- nothing is cached between calls.
+--
+-- PARALLEL SAFE, so that a read under row-level security (every read of a
+-- role that is not the owner) can have a parallel plan: the policies call
+-- them, and one parallel-unsafe function in a query makes all of it serial.
+-- They are safe: they write nothing, keep no state between calls, and use
+-- nothing of the backend that a parallel worker does not share.  The
+-- acting role is GetCurrentRoleId() (the role of SET ROLE), else
+-- GetSessionUserId(); PostgreSQL 15 starts every parallel worker with the
+-- leader's session user (SET SESSION AUTHORIZATION included), the leader's
+-- SET ROLE and its current user and security context (ParallelWorkerMain,
+-- from the leader's FixedParallelState), so a worker judges the same role as
+-- its leader.  The rows they read (billing.role_binding, billing.account)
+-- are read under the leader's snapshot, which every worker restores;
+-- the catalogs (pg_authid, pg_extension) through the same syscaches.
+-- sql/bounds.sql checks the plan and the answers in a worker.
+CREATE FUNCTION billing._acting_role_sees_all() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'acting_role_sees_all' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION billing._acting_role_sees_all() IS
+    'internal: true when the acting role may use every billing entity (superuser, BYPASSRLS, the extension''s '
+    'owner, or bound to every entity directly or through a role whose privileges it has)';
+
+CREATE FUNCTION billing._acting_role_entities() RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'acting_role_entities' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION billing._acting_role_entities() IS
+    'internal: the billing entities bound to the acting role or to a role whose privileges it has (never NULL; '
+    'for a superuser every bound entity)';
+
+CREATE FUNCTION billing._may_use_account(account_id bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'may_use_account' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION billing._may_use_account(bigint) IS
+    'internal: true when the acting role may use the account (false for an account that does not exist)';
+
+-- The checks.  One call at the top of every SECURITY DEFINER function, once
+-- per call (never per row).  A role that may not use an account gets 42501
+-- whether the account exists or not, so ids of other entities cannot be
+-- probed; a role that may use every entity gets the function's own error.
+CREATE FUNCTION billing._authorize_account(account_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT billing._may_use_account(account_id) THEN
+        RAISE EXCEPTION 'role % may not use account %', billing.acting_role(), coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The account does not exist or belongs to a billing entity the role is not bound to.',
+                  HINT = 'A DBA binds roles to entities with billing.bind_role_to_entity.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._authorize_account(bigint) IS
+    'internal: raises 42501 unless the acting role may use the account';
+
+-- For batches (dunning statuses): one query for the whole array.
+CREATE FUNCTION billing._authorize_accounts(accounts bigint[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_bad bigint;
+BEGIN
+    IF billing._acting_role_sees_all() THEN
+        RETURN;
+    END IF;
+    SELECT u.id INTO v_bad FROM unnest(accounts) u(id)
+    WHERE NOT EXISTS (SELECT FROM billing.account a
+                      WHERE a.account_id = u.id AND a.entity_id = ANY (billing._acting_role_entities()))
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'role % may not use account %', billing.acting_role(), coalesce(v_bad::text, 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The account does not exist or belongs to a billing entity the role is not bound to.',
+                  HINT = 'A DBA binds roles to entities with billing.bind_role_to_entity.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._authorize_accounts(bigint[]) IS
+    'internal: raises 42501 unless the acting role may use every account of the array';
+
+CREATE FUNCTION billing._authorize_entity(entity_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT (billing._acting_role_sees_all() OR entity_id = ANY (billing._acting_role_entities())) THEN
+        RAISE EXCEPTION 'role % may not use billing entity %', billing.acting_role(), coalesce(entity_id::text, 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The role is not bound to that billing entity.',
+                  HINT = 'A DBA binds roles to entities with billing.bind_role_to_entity.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._authorize_entity(bigint) IS
+    'internal: raises 42501 unless the acting role may use the billing entity';
+
+CREATE FUNCTION billing._authorize_invoice(invoice_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF billing._acting_role_sees_all() THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM billing.invoice i
+                   WHERE i.invoice_id = _authorize_invoice.invoice_id
+                     AND i.entity_id = ANY (billing._acting_role_entities())) THEN
+        RAISE EXCEPTION 'role % may not use invoice %', billing.acting_role(), coalesce(invoice_id::text, 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The invoice does not exist or belongs to a billing entity the role is not bound to.',
+                  HINT = 'A DBA binds roles to entities with billing.bind_role_to_entity.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._authorize_invoice(bigint) IS
+    'internal: raises 42501 unless the acting role may use the invoice''s billing entity';
+
+-- What is shared by every entity (the catalog, new entities, settings) and
+-- what runs over every entity (the cycle, collection workers) needs a role
+-- that may use every entity.
+CREATE FUNCTION billing._authorize_all(action text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT billing._acting_role_sees_all() THEN
+        RAISE EXCEPTION 'role % may not %: that needs a role bound to every billing entity', billing.acting_role(), action
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The catalog, new billing entities, settings and the cycle are shared by every entity.',
+                  HINT = 'A DBA binds a role to every entity with billing.bind_role_to_entity(role, NULL).';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._authorize_all(text) IS
+    'internal: raises 42501 unless the acting role may use every billing entity';
+
+-- ---------------------------------------------------------------------------
+-- Bindings.  Called by the DBA (no role is granted these).
+
+CREATE FUNCTION billing.bind_role_to_entity(role_name name, entity_id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF role_name IS NULL OR NOT EXISTS (SELECT FROM pg_roles r WHERE r.rolname = bind_role_to_entity.role_name) THEN
+        RAISE EXCEPTION 'role "%" does not exist', coalesce(role_name::text, 'NULL')
+            USING ERRCODE = 'undefined_object', HINT = 'Create it first, or call billing.grant_roles.';
+    END IF;
+    IF entity_id IS NOT NULL AND NOT EXISTS (SELECT FROM billing.billing_entity e
+                                             WHERE e.entity_id = bind_role_to_entity.entity_id) THEN
+        RAISE EXCEPTION 'billing entity % does not exist', entity_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Pass NULL to bind the role to every entity.';
+    END IF;
+    INSERT INTO billing.role_binding AS b (role_name, entity_id) VALUES (role_name, entity_id)
+    ON CONFLICT DO NOTHING;
+END $$;
+COMMENT ON FUNCTION billing.bind_role_to_entity(name, bigint) IS
+    'lets a role (and every role that has its privileges) use a billing entity: its accounts, invoices, payments '
+    'and the rest; entity_id NULL: every entity.  For the DBA';
+
+CREATE FUNCTION billing.unbind_role_from_entity(role_name name, entity_id bigint) RETURNS integer
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH d AS (
+        DELETE FROM billing.role_binding b
+        WHERE b.role_name = unbind_role_from_entity.role_name
+          AND b.entity_id IS NOT DISTINCT FROM unbind_role_from_entity.entity_id
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM d
+$$;
+COMMENT ON FUNCTION billing.unbind_role_from_entity(name, bigint) IS
+    'removes a binding made by bind_role_to_entity (entity_id NULL: the every-entity binding); returns how many '
+    'were removed.  For the DBA';
+
+-- ---------------------------------------------------------------------------
+-- Which role kind may execute which function.  The one list that
+-- grant_roles grants from and that the install script below makes SECURITY
+-- DEFINER.  Kinds:
+--   reader    SECURITY DEFINER reads that check the account: every role
+--   writer    SECURITY DEFINER writes of the application
+--   operator  the cycle and the collection workers, over every entity
+--   dba       bindings and grants: no role, only the owner/superuser
+--   read_helper  internal functions that the views, the read functions and
+--             the procedures running with the caller's rights call: granted
+--             to every role; they read under row-level security like the
+--             caller
+-- Every other function whose name does not start with "_" (amounts, periods,
+-- formatting, invariant checks) runs with the caller's rights, reads under
+-- row-level security, and is granted to every role.  sql/security.sql fails
+-- when a function that writes is missing here.
+CREATE FUNCTION billing.role_functions()
+RETURNS TABLE (kind text, function regprocedure)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT x.kind, x.function::regprocedure FROM (VALUES
+        ('reader',   'billing.preview_invoice(bigint, bigint, date)'),
+        ('reader',   'billing.account_balance(bigint, date)'),
+        ('reader',   'billing.account_statement(bigint, date, date)'),
+        ('reader',   'billing.invoice_document(bigint, text)'),
+        ('reader',   'billing.price_amount(bigint, numeric, text)'),
+        ('writer',   'billing.create_billing_entity(text, text, text, text, text, boolean, integer, jsonb, text)'),
+        ('writer',   'billing.update_billing_entity(bigint, text, text, text, text, jsonb, text)'),
+        ('writer',   'billing.create_tax_rate(text, numeric, boolean, text)'),
+        ('writer',   'billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb, text)'),
+        ('writer',   'billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb, text)'),
+        ('writer',   'billing.create_product(text, text, jsonb)'),
+        ('writer',   'billing.update_product(bigint, text, text, boolean, jsonb)'),
+        ('writer',   'billing.create_price(bigint, text, numeric, text, interval, text, text, numeric, jsonb, numeric, integer, bigint, text, jsonb, boolean)'),
+        ('writer',   'billing.update_price(bigint, text, boolean, bigint, integer, jsonb, boolean)'),
+        ('writer',   'billing.create_coupon(text, text, numeric, billing.amount, integer, text)'),
+        ('writer',   'billing.create_coupon(text, text, numeric, text, integer, text)'),
+        ('writer',   'billing.subscribe(bigint, bigint, numeric, date, date, integer, text, jsonb, boolean, jsonb)'),
+        ('writer',   'billing.apply_coupon(bigint, bigint, text, boolean)'),
+        ('writer',   'billing.change_subscription(bigint, bigint, bigint, numeric, text, date, bigint)'),
+        ('writer',   'billing.cancel_subscription(bigint, bigint, boolean, boolean, date)'),
+        ('writer',   'billing.pause_subscription(bigint, bigint)'),
+        ('writer',   'billing.resume_subscription(bigint, bigint, date)'),
+        ('writer',   'billing.record_usage(bigint, bigint, numeric, text, timestamptz, text)'),
+        ('writer',   'billing.mark_events_done(bigint[])'),
+        ('writer',   'billing.set_early_payment_discount(bigint, numeric, integer)'),
+        ('writer',   'billing.apply_payment(bigint, billing.amount, text, text, text, date, bigint[])'),
+        ('writer',   'billing.apply_payment(bigint, numeric, text, text, text, date, bigint[])'),
+        ('writer',   'billing.refund_payment(bigint, bigint, billing.amount, text, text)'),
+        ('writer',   'billing.refund_payment(bigint, bigint, numeric, text, text)'),
+        ('writer',   'billing.refund_credit(bigint, billing.amount, text, text)'),
+        ('writer',   'billing.refund_credit(bigint, numeric, text, text)'),
+        ('writer',   'billing.record_chargeback(bigint, bigint, billing.amount, text, text)'),
+        ('writer',   'billing.record_chargeback(bigint, bigint, numeric, text, text)'),
+        ('writer',   'billing.issue_credit_note(bigint, bigint, billing.amount, text, text)'),
+        ('writer',   'billing.issue_credit_note(bigint, bigint, numeric, text, text)'),
+        ('writer',   'billing.void_invoice(bigint, bigint, text)'),
+        ('writer',   'billing.write_off_invoice(bigint, bigint, text)'),
+        ('writer',   'billing.add_payment_method(bigint, text, text, boolean)'),
+        ('writer',   'billing.remove_payment_method(bigint, bigint)'),
+        ('writer',   'billing.set_collection_retry_days(integer[])'),
+        ('writer',   'billing.create_installment_plan(bigint, bigint, integer, interval, date)'),
+        ('writer',   'billing.create_dunning_policy(text, jsonb, boolean, text)'),
+        ('writer',   'billing.set_dunning_policy(bigint, text)'),
+        ('writer',   'billing.set_price_change_notice_days(integer)'),
+        ('writer',   'billing.close_dunning(bigint, bigint, text)'),
+        ('writer',   'billing.set_entity_draft_days(bigint, integer)'),
+        ('writer',   'billing.set_account_draft_days(bigint, integer)'),
+        ('writer',   'billing.finalize_invoice(bigint, bigint)'),
+        ('writer',   'billing.add_invoice_item(bigint, billing.amount, text, bigint, bigint, boolean)'),
+        ('writer',   'billing.add_invoice_item(bigint, numeric, text, bigint, bigint, boolean)'),
+        ('writer',   'billing.remove_invoice_item(bigint, bigint, bigint)'),
+        ('operator', 'billing.run_cycle(date, integer, timestamptz)'),
+        ('operator', 'billing.run_dunning(date, integer, timestamptz)'),
+        ('operator', 'billing._default_dunning_policy()'),
+        ('operator', 'billing._price_change_notices(date, timestamptz)'),
+        ('operator', 'billing._dunning_batch(bigint, date, timestamptz, integer, bigint, bigint)'),
+        ('operator', 'billing._dunning_sync_status(bigint[], date, timestamptz)'),
+        ('operator', 'billing._run_batch(bigint, date, timestamptz, integer, date, bigint, bigint)'),
+        ('operator', 'billing._trial_notices(date, timestamptz, integer)'),
+        ('operator', 'billing._finalize_due_drafts(date, timestamptz, integer, bigint, bigint)'),
+        ('operator', 'billing.claim_collection_attempts(text, integer, timestamptz)'),
+        ('operator', 'billing.report_collection_result(bigint, bigint, boolean, text, text, text)'),
+        ('dba',      'billing.grant_roles(name, name, name)'),
+        ('dba',      'billing.bind_role_to_entity(name, bigint)'),
+        ('dba',      'billing.unbind_role_from_entity(name, bigint)'),
+        ('dba',      'billing.role_functions()'),
+        ('dba',      'billing.schedule(text, text)'),
+        ('dba',      'billing.unschedule()'),
+        ('read_helper', 'billing._check_date(date, text, date)'),
+        ('read_helper', 'billing._bill_dates(bigint[], bigint[], date, timestamptz, text, boolean)'),
+        ('read_helper', 'billing._lines_to_bill(bigint[], bigint[], date, timestamptz, text, boolean)'),
+        ('read_helper', 'billing._discount_and_tax(bigint[], bigint[], text[], text[], bigint[], bigint[], billing.amount[])'),
+        ('read_helper', 'billing._usage_line(bigint, bigint, bigint, daterange, date, date, date, date, boolean, bigint[], text, text)'),
+        ('read_helper', 'billing._price_value(bigint, text, numeric, numeric, numeric)'),
+        ('read_helper', 'billing._tiered_value(bigint, text, numeric)'),
+        ('read_helper', 'billing._ar_aging()'),
+        ('read_helper', 'billing._mrr_movements()'),
+        ('read_helper', 'billing._mrr_by_month()'),
+        ('read_helper', 'billing._cohort_retention()'),
+        ('read_helper', 'billing._revenue_by_month()')
+    ) x(kind, function)
+$$;
+COMMENT ON FUNCTION billing.role_functions() IS
+    'which role kind may execute which function: reader (every role), writer, operator (SECURITY DEFINER, '
+    'entity-checked), dba (nobody but the owner), read_helper (internal reads, every role); functions not '
+    'listed are granted to every role unless internal';
+
+-- Row-level security helpers need EXECUTE by every reader: they say what
+-- the reader itself may use, nothing more.
+CREATE FUNCTION billing._everyone_functions() RETURNS SETOF regprocedure
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT p.oid::regprocedure
+    FROM pg_proc p
+    JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+    JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'billing'
+    WHERE (p.proname !~ '^_' OR p.oid IN ('billing._acting_role_sees_all()'::regprocedure,
+                                          'billing._acting_role_entities()'::regprocedure))
+      AND p.oid NOT IN (SELECT f.function FROM billing.role_functions() f)
+$$;
+COMMENT ON FUNCTION billing._everyone_functions() IS
+    'internal: the functions granted to every role of grant_roles (not in role_functions, not internal)';
+
+CREATE FUNCTION billing.grant_roles(writer name DEFAULT 'billing_writer', operator name DEFAULT 'billing_operator',
+                                    reporting name DEFAULT 'billing_reporting')
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    r name;
+    f regprocedure;
+BEGIN
+    IF writer IS NULL OR operator IS NULL OR reporting IS NULL OR '' IN (writer, operator, reporting) THEN
+        RAISE EXCEPTION 'grant_roles needs three role names, not %, %, %', coalesce(writer::text, 'NULL'),
+            coalesce(operator::text, 'NULL'), coalesce(reporting::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The defaults are billing_writer, billing_operator, billing_reporting.';
+    END IF;
+    FOREACH r IN ARRAY ARRAY[writer, operator, reporting] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles x WHERE x.rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+        -- reading: the schema, every table and view (rows filtered by
+        -- row-level security) except the bindings, the read functions
+        EXECUTE format('GRANT USAGE ON SCHEMA billing TO %I', r);
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA billing TO %I', r);
+        EXECUTE format('REVOKE ALL ON billing.role_binding FROM %I', r);
+        FOR f IN SELECT x FROM billing._everyone_functions() x
+                 UNION SELECT x.function FROM billing.role_functions() x WHERE x.kind IN ('reader', 'read_helper') LOOP
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, r);
+        END LOOP;
+    END LOOP;
+    FOR f IN SELECT x.function FROM billing.role_functions() x WHERE x.kind = 'writer' LOOP
+        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, writer);
+    END LOOP;
+    -- run_cycle is a procedure that commits, so it runs with the operator's
+    -- rights: it writes its log itself and calls the SECURITY DEFINER batches
+    FOR f IN SELECT x.function FROM billing.role_functions() x WHERE x.kind = 'operator' LOOP
+        EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', f, operator);
+    END LOOP;
+    EXECUTE format('GRANT INSERT, UPDATE ON billing.cycle_run, billing.dunning_run TO %I', operator);
+    EXECUTE format('GRANT USAGE ON SEQUENCE billing.cycle_run_cycle_run_id_seq, billing.dunning_run_dunning_run_id_seq TO %I',
+                   operator);
+    -- the operator works over every entity
+    PERFORM billing.bind_role_to_entity(operator, NULL);
+END $$;
+COMMENT ON FUNCTION billing.grant_roles(name, name, name) IS
+    'for the DBA: creates the application writer, operator and read-only reporting roles (NOLOGIN) if missing and '
+    'grants them what billing.role_functions() lists; binds the operator to every entity; safe to call again';
+
+-- ---------------------------------------------------------------------------
+-- SECURITY DEFINER for the functions of role_functions() (procedures cannot
+-- be: they commit).  Each one pins search_path (every function of billing
+-- does) and calls billing._authorize_* first; sql/security.sql checks both.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT x.function FROM billing.role_functions() x
+             JOIN pg_catalog.pg_proc p ON p.oid = x.function
+             WHERE x.kind IN ('reader', 'writer', 'operator') AND p.prokind = 'f' LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f);
+    END LOOP;
+END $$;
+
+-- ---------------------------------------------------------------------------
+-- Row-level security on every table that carries entity_id or account_id
+-- (a table added later gets it too), and on the cycle log.  Policies only
+-- for SELECT: no role but the owner writes these tables, and with row-level
+-- security on, a write a policy does not allow is refused even to a role
+-- that was granted it by mistake.  The functions of the policies run once
+-- per query (scalar subqueries), not per row.
+DO $$
+DECLARE
+    t regclass;
+    has_entity boolean;
+BEGIN
+    FOR t, has_entity IN
+        SELECT c.oid::regclass, bool_or(a.attname = 'entity_id')
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'billing'
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname IN ('account_id', 'entity_id') AND NOT a.attisdropped
+        WHERE c.relkind = 'r' AND c.oid <> 'billing.role_binding'::regclass
+        GROUP BY c.oid
+    LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+        IF has_entity THEN
+            EXECUTE format('CREATE POLICY entity_scope ON %s FOR SELECT USING ('
+                           '(SELECT billing._acting_role_sees_all()) '
+                           'OR entity_id = ANY ((SELECT billing._acting_role_entities())::bigint[]))', t);
+        ELSE
+            EXECUTE format('CREATE POLICY entity_scope ON %s FOR SELECT USING ('
+                           '(SELECT billing._acting_role_sees_all()) '
+                           'OR account_id IN (SELECT a.account_id FROM billing.account a '
+                           'WHERE a.entity_id = ANY ((SELECT billing._acting_role_entities())::bigint[])))', t);
+        END IF;
+    END LOOP;
+END $$;
+-- The cycle and dunning logs name accounts of every entity: only for roles
+-- that may use every entity (the operator writes them from run_cycle and
+-- run_dunning).
+ALTER TABLE billing.cycle_run ENABLE ROW LEVEL SECURITY;
+CREATE POLICY entity_scope ON billing.cycle_run
+    USING ((SELECT billing._acting_role_sees_all())) WITH CHECK ((SELECT billing._acting_role_sees_all()));
+ALTER TABLE billing.dunning_run ENABLE ROW LEVEL SECURITY;
+CREATE POLICY entity_scope ON billing.dunning_run
+    USING ((SELECT billing._acting_role_sees_all())) WITH CHECK ((SELECT billing._acting_role_sees_all()));
+
+-- Views read their tables with the reader's rights, so the policies above
+-- apply to whoever reads them (a view owned by a superuser would see all).
+DO $$
+DECLARE
+    v regclass;
+BEGIN
+    FOR v IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+             JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'billing'
+             WHERE c.relkind = 'v' LOOP
+        EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', v);
+    END LOOP;
+END $$;
+
+
+-- 4. what needs the objects of 2 and 3
+
+-- accounts are never deleted (30_accounts_catalog.sql)
+CREATE OR REPLACE TRIGGER account_never_deleted BEFORE DELETE OR TRUNCATE ON billing.account
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._account_never_deleted();
+
+-- Every routine pins pg_temp last in its search_path (a SECURITY DEFINER
+-- body would otherwise find the caller's temporary types and tables before
+-- billing's).  The functions above are created that way; this catches the
+-- 0.1.0 routines that no step recreates.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::regprocedure AS fn, p.prokind, c.cfg
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+             AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'
+        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'billing'
+        CROSS JOIN LATERAL unnest(p.proconfig) c(cfg)
+        WHERE c.cfg LIKE 'search\_path=%' AND c.cfg NOT LIKE '%pg\_temp'
+    LOOP
+        EXECUTE format('ALTER %s %s SET search_path = %s, pg_temp',
+                       CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.fn,
+                       substr(r.cfg, length('search_path=') + 1));
+    END LOOP;
+END $$;
+
+-- the guard that replaces the finalization triggers (70_payments.sql)
+CREATE OR REPLACE TRIGGER invoice_account_exists AFTER INSERT ON billing.invoice
+    REFERENCING NEW TABLE AS new_invoices
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._invoice_account_exists();
+
+-- an account's zone is an IANA name (30_accounts_catalog.sql): the domain
+-- checks it with billing.check_time_zone, which step 2 created.  An account
+-- of 0.1.0 in another zone (a POSIX string such as '<+05>-05') stops the
+-- update with its id, rather than failing every later change of the account.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    SELECT a.account_id, a.timezone INTO r FROM billing.account a
+    WHERE a.timezone NOT IN (SELECT z.name FROM pg_catalog.pg_timezone_names z
+                             WHERE z.name NOT IN ('localtime', 'posixrules'))
+    ORDER BY a.account_id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'account % has the time zone "%", which is not an IANA time zone name', r.account_id, r.timezone
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Set the zone of every such account to a name of pg_timezone_names, then update again.';
+    END IF;
+END $$;
+ALTER DOMAIN billing.time_zone DROP CONSTRAINT time_zone_check;
+ALTER DOMAIN billing.time_zone ADD CONSTRAINT time_zone_check CHECK (billing.check_time_zone(VALUE) IS NOT NULL);
+COMMENT ON DOMAIN billing.time_zone IS 'an IANA time zone name such as Europe/Berlin (billing.check_time_zone)';
+
+-- document words (80_documents.sql): the shipped languages grow from en, he
+-- and de to ru, ar, fr and es too, with the words of the settlement by
+-- kind; a row a user added or changed stays (and 0.1.0's amount_paid, which
+-- the documents no longer print, with them)
+INSERT INTO billing.document_label (language, key, label) SELECT * FROM billing._shipped_document_labels()
+ON CONFLICT (language, key) DO NOTHING;
+SELECT pg_catalog.pg_extension_config_dump('billing.document_label',
+    $$WHERE language NOT IN ('en', 'he', 'de', 'ru', 'ar', 'fr', 'es')$$);
+
+-- The CHECKs the install files give the tables 0.1.0 had (each file holds
+-- its tables' constraints; an update does not create those tables again).
+-- After step 2: they call billing._no_card_number.  DROP IF EXISTS first,
+-- so that the DDL stays idempotent.
+ALTER TABLE billing.billing_entity DROP CONSTRAINT IF EXISTS billing_entity_no_card_number;
+ALTER TABLE billing.billing_entity ADD CONSTRAINT billing_entity_no_card_number CHECK (
+    billing._no_card_number(legal_name, 'billing.billing_entity.legal_name')
+    AND billing._no_card_number(tax_id, 'billing.billing_entity.tax_id')
+    AND billing._no_card_number(address, 'billing.billing_entity.address')
+    AND billing._no_card_number(invoice_prefix, 'billing.billing_entity.invoice_prefix')
+    AND billing._no_card_number(metadata, 'billing.billing_entity.metadata'));
+ALTER TABLE billing.tax_rate DROP CONSTRAINT IF EXISTS tax_rate_no_card_number;
+ALTER TABLE billing.tax_rate ADD CONSTRAINT tax_rate_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.tax_rate.name')
+    AND billing._no_card_number(jurisdiction, 'billing.tax_rate.jurisdiction'));
+ALTER TABLE billing.account DROP CONSTRAINT IF EXISTS account_no_card_number;
+ALTER TABLE billing.account ADD CONSTRAINT account_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.account.name')
+    AND billing._no_card_number(locale, 'billing.account.locale')
+    AND billing._no_card_number(email, 'billing.account.email')
+    AND billing._no_card_number(address, 'billing.account.address')
+    AND billing._no_card_number(external_ref, 'billing.account.external_ref')
+    AND billing._no_card_number(metadata, 'billing.account.metadata'));
+ALTER TABLE billing.product DROP CONSTRAINT IF EXISTS product_no_card_number;
+ALTER TABLE billing.product ADD CONSTRAINT product_no_card_number CHECK (
+    billing._no_card_number(name, 'billing.product.name')
+    AND billing._no_card_number(description, 'billing.product.description')
+    AND billing._no_card_number(metadata, 'billing.product.metadata'));
+ALTER TABLE billing.price DROP CONSTRAINT IF EXISTS price_no_card_number;
+ALTER TABLE billing.price ADD CONSTRAINT price_no_card_number CHECK (
+    billing._no_card_number(nickname, 'billing.price.nickname')
+    AND billing._no_card_number(metadata, 'billing.price.metadata'));
+ALTER TABLE billing.coupon DROP CONSTRAINT IF EXISTS coupon_no_card_number;
+ALTER TABLE billing.coupon ADD CONSTRAINT coupon_no_card_number CHECK (
+    billing._no_card_number(code, 'billing.coupon.code')
+    AND billing._no_card_number(name, 'billing.coupon.name'));
+ALTER TABLE billing.subscription DROP CONSTRAINT IF EXISTS subscription_no_card_number;
+ALTER TABLE billing.subscription ADD CONSTRAINT subscription_no_card_number CHECK (
+    billing._no_card_number(metadata, 'billing.subscription.metadata'));
+ALTER TABLE billing.usage_event DROP CONSTRAINT IF EXISTS usage_event_no_card_number;
+ALTER TABLE billing.usage_event ADD CONSTRAINT usage_event_no_card_number CHECK (
+    billing._no_card_number(value, 'billing.usage_event.value')
+    AND billing._no_card_number(idempotency_key, 'billing.usage_event.idempotency_key'));
+ALTER TABLE billing.invoice DROP CONSTRAINT IF EXISTS invoice_no_card_number;
+ALTER TABLE billing.invoice ADD CONSTRAINT invoice_no_card_number CHECK (
+    billing._no_card_number(metadata - 'late_fee_for_number', 'billing.invoice.metadata'));
+-- a one-off item's description is the caller's (billing.add_invoice_item);
+-- the kind is tested first, so the cycle's lines cost no scan
+ALTER TABLE billing.invoice_line DROP CONSTRAINT IF EXISTS invoice_line_no_card_number;
+ALTER TABLE billing.invoice_line ADD CONSTRAINT invoice_line_no_card_number CHECK (
+    kind <> 'one_off' OR billing._no_card_number(description, 'billing.invoice_line.description'));
+ALTER TABLE billing.pending_item DROP CONSTRAINT IF EXISTS pending_item_no_card_number;
+ALTER TABLE billing.pending_item ADD CONSTRAINT pending_item_no_card_number CHECK (
+    kind <> 'one_off' OR billing._no_card_number(description, 'billing.pending_item.description'));
+ALTER TABLE billing.ledger_account DROP CONSTRAINT IF EXISTS ledger_account_no_card_number;
+ALTER TABLE billing.ledger_account ADD CONSTRAINT ledger_account_no_card_number CHECK (
+    billing._no_card_number(code, 'billing.ledger_account.code')
+    AND billing._no_card_number(name, 'billing.ledger_account.name')
+    AND billing._no_card_number(description, 'billing.ledger_account.description'));
+ALTER TABLE billing.payment DROP CONSTRAINT IF EXISTS payment_no_card_number;
+ALTER TABLE billing.payment ADD CONSTRAINT payment_no_card_number CHECK (
+    billing._no_card_number(reference, 'billing.payment.reference')
+    AND billing._no_card_number(idempotency_key, 'billing.payment.idempotency_key'));
+ALTER TABLE billing.refund DROP CONSTRAINT IF EXISTS refund_no_card_number;
+ALTER TABLE billing.refund ADD CONSTRAINT refund_no_card_number CHECK (
+    billing._no_card_number(reason, 'billing.refund.reason')
+    AND billing._no_card_number(idempotency_key, 'billing.refund.idempotency_key'));
+ALTER TABLE billing.credit_note DROP CONSTRAINT IF EXISTS credit_note_no_card_number;
+ALTER TABLE billing.credit_note ADD CONSTRAINT credit_note_no_card_number CHECK (
+    billing._no_card_number(reason, 'billing.credit_note.reason'));
+ALTER TABLE billing.payment_method DROP CONSTRAINT IF EXISTS payment_method_no_card_number;
+ALTER TABLE billing.payment_method ADD CONSTRAINT payment_method_no_card_number CHECK (
+    billing._no_card_number(token, 'billing.payment_method.token'));
+ALTER TABLE billing.collection_attempt DROP CONSTRAINT IF EXISTS collection_attempt_no_card_number;
+ALTER TABLE billing.collection_attempt ADD CONSTRAINT collection_attempt_no_card_number CHECK (
+    billing._no_card_number(worker, 'billing.collection_attempt.worker')
+    AND billing._no_card_number(provider_reference, 'billing.collection_attempt.provider_reference')
+    AND billing._no_card_number(failure_code, 'billing.collection_attempt.failure_code')
+    AND billing._no_card_number(failure_message, 'billing.collection_attempt.failure_message'));
+ALTER TABLE billing.document_label DROP CONSTRAINT IF EXISTS document_label_no_card_number;
+ALTER TABLE billing.document_label ADD CONSTRAINT document_label_no_card_number CHECK (
+    billing._no_card_number(key, 'billing.document_label.key')
+    AND billing._no_card_number(label, 'billing.document_label.label'));
+
+-- no NaN or infinite numbers and dates: NaN sorts above every number (a
+-- CHECK "x >= 0" lets it in) and either would stop the cycle or a report
+-- later, far from the call that stored it
+ALTER TABLE billing.price ADD CONSTRAINT price_amounts_finite
+    CHECK (unit_amount < 'Infinity' AND setup_fee < 'Infinity' AND package_size < 'Infinity');
+ALTER TABLE billing.price_tier ADD CONSTRAINT price_tier_amounts_finite
+    CHECK (up_to < 'Infinity' AND unit_amount < 'Infinity' AND flat_amount < 'Infinity');
+ALTER TABLE billing.subscription ADD CONSTRAINT subscription_dates_finite
+    CHECK (isfinite(start_date) AND isfinite(anchor));
+ALTER TABLE billing.subscription_item ADD CONSTRAINT subscription_item_quantity_finite
+    CHECK (quantity < 'Infinity');
+ALTER TABLE billing.usage_event ADD CONSTRAINT usage_event_quantity_finite
+    CHECK (quantity < 'Infinity');
+ALTER TABLE billing.payment ADD CONSTRAINT payment_received_on_finite
+    CHECK (isfinite(received_on));
+ALTER TABLE billing.installment ADD CONSTRAINT installment_due_date_finite
+    CHECK (isfinite(due_date));
+
+-- the indexes of invoice for aging, dunning and the reports (50_invoicing.sql)
+CREATE INDEX IF NOT EXISTS invoice_open ON billing.invoice (account_id, due_date) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS invoice_issue_date_brin ON billing.invoice USING brin (issue_date);
+
+-- the drafts of the grace period (50_invoicing.sql)
+CREATE INDEX IF NOT EXISTS invoice_drafts ON billing.invoice (account_id, invoice_id) WHERE status = 'draft';
+-- the items that start on a day, for price-change notices (40_subscriptions.sql)
+CREATE INDEX IF NOT EXISTS subscription_item_started_on ON billing.subscription_item (started_on);
+
+-- 5. src/sql/install/99_privileges.sql
+-- Last in the install script: nothing of billing is usable by PUBLIC.
+-- Functions are created executable by PUBLIC by default; take that back for
+-- every function the files above created.  The DBA grants what each role
+-- needs (README, Operations: Roles and row-level security).
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA billing FROM PUBLIC;
+REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA billing FROM PUBLIC;
