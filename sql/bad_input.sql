@@ -28,6 +28,9 @@ SELECT billing.subscribe(1, 2);
 SELECT billing.apply_payment(1, '5.00 USD', 'cash', idempotency_key => 'k1');
 SELECT billing.add_payment_method(1, 'card', 'pm_alice');
 SELECT billing.record_usage(1, 2, 3, 'u1');
+SELECT billing.create_feature('api', 'API access');
+SELECT billing.create_feature('storage', 'Storage', 'limit');
+SELECT billing.set_price_feature(1, 'storage', '100');
 
 -- A table for the parallel aggregate plan (partial sums are serialized,
 -- combined and deserialized) and for binary input.
@@ -434,6 +437,43 @@ SELECT s('billing.unbind_role_from_entity(name,bigint)', $q$SELECT billing.unbin
 SELECT s('billing.grant_roles(name,name,name)', $q$SELECT billing.grant_roles(NULL, 'b', 'c')$q$,
     $q$SELECT billing.grant_roles('a', 'b', '')$q$, $q$SELECT billing.grant_roles('pg_a', 'b', 'c')$q$);
 SELECT s('billing.role_functions()', $q$SELECT count(*) > 0 FROM billing.role_functions()$q$);
+
+-- entitlements
+SELECT s('billing.create_feature(text,text,text,text)', $q$SELECT billing.create_feature(NULL, 'x')$q$,
+    $q$SELECT billing.create_feature('', 'x')$q$, $q$SELECT billing.create_feature('Bad Key', 'x')$q$,
+    $q$SELECT billing.create_feature(repeat('a', 64), 'x')$q$, $q$SELECT billing.create_feature('x', NULL)$q$,
+    $q$SELECT billing.create_feature('x', '')$q$, $q$SELECT billing.create_feature('x', 'x', 'money')$q$,
+    $q$SELECT billing.create_feature('api', 'again')$q$,
+    $q$SELECT billing.create_feature('x', '4242 4242 4242 4242')$q$,
+    $q$SELECT billing.create_feature('x''); DROP TABLE billing.feature; --', 'x')$q$);
+SELECT s('billing.set_price_feature(bigint,text,text,boolean)', $q$SELECT billing.set_price_feature(1, NULL)$q$,
+    $q$SELECT billing.set_price_feature(1, 'nope')$q$, $q$SELECT billing.set_price_feature(999, 'api')$q$,
+    $q$SELECT billing.set_price_feature(NULL, 'api')$q$, $q$SELECT billing.set_price_feature(1, 'api', 'maybe')$q$,
+    $q$SELECT billing.set_price_feature(1, 'api', per_unit => true)$q$,
+    $q$SELECT billing.set_price_feature(1, 'storage')$q$, $q$SELECT billing.set_price_feature(1, 'storage', '-1')$q$,
+    $q$SELECT billing.set_price_feature(1, 'storage', '1e400')$q$,
+    $q$SELECT billing.set_price_feature(1, 'storage', '9999999999999999')$q$,
+    $q$SELECT billing.set_price_feature(1, 'storage', 'NaN')$q$);
+SELECT s('billing.remove_price_feature(bigint,text)', $q$SELECT billing.remove_price_feature(1, NULL)$q$,
+    $q$SELECT billing.remove_price_feature(999, 'api')$q$, $q$SELECT billing.remove_price_feature(1, 'nope')$q$);
+SELECT s('billing.set_subscription_feature(bigint,bigint,text,text)',
+    $q$SELECT billing.set_subscription_feature(1, 999, 'api')$q$,
+    $q$SELECT billing.set_subscription_feature(2, 1, 'api')$q$,
+    $q$SELECT billing.set_subscription_feature(999, 1, 'api')$q$,
+    $q$SELECT billing.set_subscription_feature(1, 1, 'storage', NULL)$q$,
+    $q$SELECT billing.set_subscription_feature(1, 1, 'storage', 'lots')$q$,
+    $q$SELECT billing.set_subscription_feature(1, 1, 'nope', 'true')$q$);
+SELECT s('billing.remove_subscription_feature(bigint,bigint,text)',
+    $q$SELECT billing.remove_subscription_feature(999, 1, 'api')$q$,
+    $q$SELECT billing.remove_subscription_feature(1, 1, NULL)$q$,
+    $q$SELECT billing.remove_subscription_feature(1, 1, 'api')$q$);
+SELECT s('billing.entitled(bigint,text)', $q$SELECT billing.entitled(NULL, 'api')$q$,
+    $q$SELECT billing.entitled(999, 'api')$q$, $q$SELECT billing.entitled(1, NULL)$q$,
+    $q$SELECT billing.entitled(1, 'nope')$q$, $q$SELECT billing.entitled(1, 'storage')$q$);
+SELECT s('billing.entitlement(bigint,text)', $q$SELECT billing.entitlement(999, 'api')$q$,
+    $q$SELECT billing.entitlement(1, repeat('x', 10000))$q$, $q$SELECT billing.entitlement(1, 'storage')$q$);
+SELECT s('billing.entitlements(bigint)', $q$SELECT count(*) FROM billing.entitlements(NULL)$q$,
+    $q$SELECT count(*) FROM billing.entitlements(999)$q$, $q$SELECT count(*) FROM billing.entitlements(1)$q$);
 
 -- Every function of the extension has an entry.
 SELECT p.oid::regprocedure AS function_without_entry

@@ -113,6 +113,22 @@ END $$;
 COMMENT ON FUNCTION billing._authorize_account(bigint) IS
     'internal: raises 42501 unless the acting role may use the account';
 
+-- For reads that answer about an account (entitlements): the account must
+-- also exist, so that a wrong id in the application is an error rather
+-- than a customer without access.
+CREATE FUNCTION billing._authorize_existing_account(account_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billing._authorize_account(account_id);
+    PERFORM FROM billing.account a WHERE a.account_id = _authorize_existing_account.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._authorize_existing_account(bigint) IS
+    'internal: raises 42501 unless the acting role may use the account, no_data_found unless it exists';
+
 -- For batches (dunning statuses): one query for the whole array.
 CREATE FUNCTION billing._authorize_accounts(accounts bigint[]) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
@@ -240,6 +256,9 @@ RETURNS TABLE (kind text, function regprocedure)
 LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT x.kind, x.function::regprocedure FROM (VALUES
         ('reader',   'billing.preview_invoice(bigint, bigint, date)'),
+        ('reader',   'billing.entitled(bigint, text)'),
+        ('reader',   'billing.entitlement(bigint, text)'),
+        ('reader',   'billing.entitlements(bigint)'),
         ('reader',   'billing.account_balance(bigint, date)'),
         ('reader',   'billing.account_statement(bigint, date, date)'),
         ('reader',   'billing.invoice_document(bigint, text)'),
@@ -290,6 +309,11 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('writer',   'billing.add_invoice_item(bigint, billing.amount, text, bigint, bigint, boolean)'),
         ('writer',   'billing.add_invoice_item(bigint, numeric, text, bigint, bigint, boolean)'),
         ('writer',   'billing.remove_invoice_item(bigint, bigint, bigint)'),
+        ('writer',   'billing.create_feature(text, text, text, text)'),
+        ('writer',   'billing.set_price_feature(bigint, text, text, boolean)'),
+        ('writer',   'billing.remove_price_feature(bigint, text)'),
+        ('writer',   'billing.set_subscription_feature(bigint, bigint, text, text)'),
+        ('writer',   'billing.remove_subscription_feature(bigint, bigint, text)'),
         ('operator', 'billing.run_cycle(date, integer, timestamptz)'),
         ('operator', 'billing.run_dunning(date, integer, timestamptz)'),
         ('operator', 'billing._default_dunning_policy()'),
