@@ -113,19 +113,19 @@ END $$;
 COMMENT ON FUNCTION billing._feature_value(text, text) IS
     'internal: a grant''s or an override''s value checked against its feature''s kind, normalized (22023)';
 
-CREATE FUNCTION billing._feature(key text) RETURNS billing.feature
+CREATE FUNCTION billing._feature_by_key(key text) RETURNS billing.feature
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     f billing.feature;
 BEGIN
-    SELECT * INTO f FROM billing.feature x WHERE x.key = _feature.key;
+    SELECT * INTO f FROM billing.feature x WHERE x.key = _feature_by_key.key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'feature "%" does not exist', coalesce(left(key, 64), 'NULL')
             USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_feature.';
     END IF;
     RETURN f;
 END $$;
-COMMENT ON FUNCTION billing._feature(text) IS 'internal: the feature of a key, or no_data_found';
+COMMENT ON FUNCTION billing._feature_by_key(text) IS 'internal: the feature of a key, or no_data_found';
 
 CREATE FUNCTION billing.create_feature(key text, name text, kind text DEFAULT 'switch', description text DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
@@ -158,7 +158,7 @@ DECLARE
     v_value text;
 BEGIN
     PERFORM billing._authorize_all('change what a price grants');
-    f := billing._feature(feature);
+    f := billing._feature_by_key(feature);
     v_value := billing._feature_value(f.kind, value);
     IF coalesce(per_unit, false) AND f.kind <> 'limit' THEN
         RAISE EXCEPTION 'only a limit can be granted per unit, and "%" is a % feature', f.key, f.kind
@@ -183,7 +183,7 @@ DECLARE
     f billing.feature;
 BEGIN
     PERFORM billing._authorize_all('change what a price grants');
-    f := billing._feature(feature);
+    f := billing._feature_by_key(feature);
     DELETE FROM billing.price_feature x
     WHERE x.price_id = remove_price_feature.price_id AND x.feature_id = f.feature_id;
     RETURN FOUND;
@@ -199,7 +199,7 @@ DECLARE
     v_value text;
 BEGIN
     PERFORM billing._authorize_account(set_subscription_feature.account_id);
-    f := billing._feature(feature);
+    f := billing._feature_by_key(feature);
     v_value := billing._feature_value(f.kind, value);
     PERFORM billing._lock_subscription(set_subscription_feature.account_id, set_subscription_feature.subscription_id);
     INSERT INTO billing.subscription_feature AS x (account_id, subscription_id, feature_id, value)
@@ -215,7 +215,7 @@ DECLARE
     f billing.feature;
 BEGIN
     PERFORM billing._authorize_account(remove_subscription_feature.account_id);
-    f := billing._feature(feature);
+    f := billing._feature_by_key(feature);
     DELETE FROM billing.subscription_feature x
     WHERE x.account_id = remove_subscription_feature.account_id
       AND x.subscription_id = remove_subscription_feature.subscription_id AND x.feature_id = f.feature_id;
@@ -230,35 +230,13 @@ COMMENT ON FUNCTION billing.remove_subscription_feature(bigint, bigint, text) IS
 -- gives none), each subscription's overrides in place of its grants.  The
 -- one statement of the rule; billing.entitled and billing.entitlement read
 -- one feature through it.
-CREATE FUNCTION billing._entitlements(account_id bigint, feature_id bigint)
+CREATE FUNCTION billing._entitlements(account_id bigint, only_feature bigint)
 RETURNS TABLE (feature_id bigint, value text)
-LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
-    WITH subs AS (
-        SELECT s.account_id, s.subscription_id, billing.today(a.timezone) AS today
-        FROM billing.account a
-        JOIN billing.subscription s ON s.account_id = a.account_id
-        WHERE a.account_id = _entitlements.account_id
-          AND s.status IN ('trialing', 'active', 'past_due')
-    ),
-    grants AS (
-        -- what each subscription's items of today grant, less what its
-        -- overrides replace
-        SELECT s.subscription_id, pf.feature_id, pf.value, pf.per_unit, i.quantity, i.started_on,
-               i.subscription_item_id
-        FROM subs s
-        JOIN billing.subscription_item i ON i.account_id = s.account_id AND i.subscription_id = s.subscription_id
-             AND i.started_on <= s.today AND (i.ended_on IS NULL OR i.ended_on > s.today)
-        JOIN billing.price_feature pf ON pf.price_id = i.price_id
-             AND (_entitlements.feature_id IS NULL OR pf.feature_id = _entitlements.feature_id)
-        WHERE NOT EXISTS (SELECT FROM billing.subscription_feature o
-                          WHERE o.account_id = s.account_id AND o.subscription_id = s.subscription_id
-                            AND o.feature_id = pf.feature_id)
-        UNION ALL
-        SELECT s.subscription_id, o.feature_id, o.value, false, 1, NULL::date, NULL::bigint
-        FROM subs s
-        JOIN billing.subscription_feature o ON o.account_id = s.account_id AND o.subscription_id = s.subscription_id
-             AND (_entitlements.feature_id IS NULL OR o.feature_id = _entitlements.feature_id)
-    )
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    -- PL/pgSQL, not SQL: its plan is made once per session, where a SQL
+    -- function with a SET clause is planned again at every call
+    RETURN QUERY
     SELECT g.feature_id,
            CASE f.kind
            WHEN 'switch' THEN (bool_or(g.value = 'true'))::text
@@ -270,14 +248,35 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
                                              THEN g.value::numeric * CASE WHEN g.per_unit THEN g.quantity ELSE 1 END
                                         END))::text END
            ELSE (array_agg(g.value ORDER BY g.started_on DESC NULLS FIRST, g.subscription_item_id DESC NULLS FIRST,
-                           g.subscription_id DESC))[1]
+                           s.subscription_id DESC))[1]
            END
-    FROM grants g
+    FROM billing.account a
+    JOIN billing.subscription s ON s.account_id = a.account_id AND s.status IN ('trialing', 'active', 'past_due')
+    CROSS JOIN LATERAL (
+        -- what the subscription's items of today grant, less what its
+        -- overrides replace
+        SELECT pf.feature_id, pf.value, pf.per_unit, i.quantity, i.started_on, i.subscription_item_id
+        FROM billing.subscription_item i
+        JOIN billing.price_feature pf ON pf.price_id = i.price_id
+             AND (_entitlements.only_feature IS NULL OR pf.feature_id = _entitlements.only_feature)
+        WHERE i.account_id = s.account_id AND i.subscription_id = s.subscription_id
+          AND i.started_on <= billing.today(a.timezone)
+          AND (i.ended_on IS NULL OR i.ended_on > billing.today(a.timezone))
+          AND NOT EXISTS (SELECT FROM billing.subscription_feature o
+                          WHERE o.account_id = s.account_id AND o.subscription_id = s.subscription_id
+                            AND o.feature_id = pf.feature_id)
+        UNION ALL
+        SELECT o.feature_id, o.value, false, 1, NULL::date, NULL::bigint
+        FROM billing.subscription_feature o
+        WHERE o.account_id = s.account_id AND o.subscription_id = s.subscription_id
+          AND (_entitlements.only_feature IS NULL OR o.feature_id = _entitlements.only_feature)
+    ) g
     JOIN billing.feature f ON f.feature_id = g.feature_id
-    GROUP BY g.feature_id, f.kind
-$$;
+    WHERE a.account_id = _entitlements.account_id
+    GROUP BY g.feature_id, f.kind;
+END $$;
 COMMENT ON FUNCTION billing._entitlements(bigint, bigint) IS
-    'internal: the features an account is entitled to today (feature_id NULL: all) and their combined values';
+    'internal: the features an account is entitled to today (only_feature NULL: all) and their combined values';
 
 CREATE FUNCTION billing.entitlement(account_id bigint, feature text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
@@ -286,7 +285,7 @@ DECLARE
     v text;
 BEGIN
     PERFORM billing._authorize_existing_account(entitlement.account_id);
-    f := billing._feature(feature);
+    f := billing._feature_by_key(feature);
     SELECT e.value INTO v FROM billing._entitlements(entitlement.account_id, f.feature_id) e;
     RETURN coalesce(v, CASE f.kind WHEN 'switch' THEN 'false' WHEN 'limit' THEN '0' END);
 END $$;
@@ -301,7 +300,7 @@ DECLARE
     v text;
 BEGIN
     PERFORM billing._authorize_existing_account(entitled.account_id);
-    f := billing._feature(feature);
+    f := billing._feature_by_key(feature);
     SELECT e.value INTO v FROM billing._entitlements(entitled.account_id, f.feature_id) e;
     RETURN CASE f.kind
            WHEN 'switch' THEN v IS NOT DISTINCT FROM 'true'
