@@ -46,6 +46,8 @@ SELECT set_dunning_policy(1, 'gentle'), set_price_change_notice_days(40);
 SELECT change_subscription(2, 2, price_id => create_price(1, 'USD', 0.02, scheme => 'per_unit', usage_type => 'metered'),
                            proration => 'at_period_end');
 CALL run_dunning();
+-- entitlements: a feature, a grant, an override
+SELECT create_feature('api', 'API access'), set_price_feature(1, 'api'), set_subscription_feature(1, 1, 'api', 'false');
 -- roles: the grants of grant_roles and a binding
 SELECT grant_roles('dump_writer', 'dump_operator', 'dump_reporting');
 SELECT bind_role_to_entity('dump_reporting', 1);
@@ -96,7 +98,11 @@ SET billing.clock = '2024-04-01 12:00+00';
 SELECT billing.create_account(1, 'Carl');
 SELECT billing.subscribe(3, 1);
 CALL billing.run_cycle();
+SELECT billing.create_feature('sso', 'Single sign-on');
 DO $$ BEGIN
+    IF billing.entitled(1, 'api') OR NOT billing.entitled(3, 'api') THEN
+        RAISE EXCEPTION 'FAILED: the entitlements did not come back with the dump';
+    END IF;
     IF (SELECT count(*) FROM billing.check_invariants()) > 0 THEN RAISE EXCEPTION 'FAILED invariants after restore'; END IF;
 END $$;
 SQL

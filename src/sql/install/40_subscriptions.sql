@@ -2,7 +2,7 @@
 --
 -- The state of a subscription that the cycle reads and advances is
 -- next_bill_date: the first day not yet billed in advance.  A subscription
--- is due when next_bill_date has been reached in its account's time zone;
+-- is to be billed when next_bill_date has been reached in its account's time zone;
 -- the periods it is then billed for are the periods of (anchor, cadence)
 -- from next_bill_date on, the first one clipped to start at next_bill_date
 -- (after a trial or a resume that is not on the anchor) and prorated.
@@ -56,7 +56,7 @@ COMMENT ON COLUMN billing.subscription.next_bill_date IS
 -- The work queue of billing.run_cycle, read in key order from where the
 -- previous batch stopped (so a run never wades through the index entries of
 -- what it already billed).
-CREATE INDEX subscription_due ON billing.subscription (next_bill_date, account_id, subscription_id)
+CREATE INDEX subscription_to_bill ON billing.subscription (next_bill_date, account_id, subscription_id)
     WHERE next_bill_date IS NOT NULL;
 
 -- An item: a price and a quantity, valid on [started_on, ended_on).  A
@@ -332,7 +332,7 @@ END $$;
 COMMENT ON FUNCTION billing.subscribe(bigint, bigint, numeric, date, date, integer, text, jsonb, boolean, jsonb) IS
     'subscribes an account to a price (or items: [{"price_id", "quantity"}]) from start_date (default today in '
     'the account''s time zone), after trial_days (default the prices'' trial), periods anchored at anchor '
-    '(default the first billed day); invoices the first period at once when due and invoice_now; returns its id';
+    '(default the first billed day); invoices the first period at once when its bill date has come and invoice_now; returns its id';
 
 CREATE FUNCTION billing.apply_coupon(account_id bigint, subscription_id bigint, code text,
                                      replace boolean DEFAULT false)
@@ -754,7 +754,7 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION billing.resume_subscription(bigint, bigint, date) IS
     'resumes a paused subscription on resume_date (default today): the period it falls in is billed prorated '
-    'from that day, at once when due; a pause not yet begun is simply dropped';
+    'from that day, at once when that day has come; a pause not yet begun is simply dropped';
 
 CREATE FUNCTION billing.record_usage(account_id bigint, subscription_item_id bigint, quantity numeric,
                                      idempotency_key text, occurred_at timestamptz DEFAULT NULL,

@@ -324,3 +324,11 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION billing.entitlements(bigint) IS
     'every feature an account is granted today, with its kind and combined value';
+
+-- The features, the grants and the overrides are user data: pg_dump dumps
+-- them (one call per statement: pg_extension_config_dump updates
+-- pg_extension).
+SELECT pg_catalog.pg_extension_config_dump('billing.feature', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.feature_feature_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.price_feature', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.subscription_feature', '');

@@ -247,7 +247,7 @@ SELECT pg_catalog.pg_extension_config_dump('billing.outbox_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.cycle_run_cycle_run_id_seq', '');
 
 -- ---------------------------------------------------------------------------
--- What is due.  One set-based computation decides every line: the cycle
+-- What to bill.  One set-based computation decides every line: the cycle
 -- (billing._bill) inserts its rows, billing.preview_invoice returns them.
 -- So a preview is the invoice the cycle later makes (invariant 7) by
 -- construction.
@@ -328,7 +328,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WINDOW w AS (PARTITION BY b.account_id, b.subscription_id ORDER BY b.bill_date, b.ends NULLS FIRST)
 $$;
 COMMENT ON FUNCTION billing._bill_dates(bigint[], bigint[], date, timestamptz, text, boolean) IS
-    'internal: the invoices due for these subscriptions as of a date (NULL: each account''s today at at), '
+    'internal: the invoices to bill for these subscriptions as of a date (NULL: each account''s today at at), '
     'one row per invoice with the rounding mode of its entity; mode cycle, preview or now; assign_ids takes an '
     'invoice id for each';
 
@@ -615,7 +615,7 @@ COMMENT ON FUNCTION billing._lines_to_bill(bigint[], bigint[], date, timestamptz
 -- statements, so that the row lock on the number series, which serializes
 -- every session that finalizes invoices until it commits, is held for as
 -- little work as possible:
---   1. billing._bill_lines computes what is due (billing._lines_to_bill) and
+--   1. billing._bill_lines computes what to bill (billing._lines_to_bill) and
 --      writes everything that needs no invoice number: the lines (their
 --      foreign key to the invoice deferred to the end of _bill), the usage
 --      events and pending items marked with their invoice, the
@@ -715,7 +715,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     WHERE a.ends IS NOT NULL
 $$;
 COMMENT ON FUNCTION billing._bill_lines(bigint[], bigint[], date, timestamptz, text) IS
-    'internal: statement 1 of billing._bill: writes the lines due for these (locked) subscriptions, marks usage '
+    'internal: statement 1 of billing._bill: writes the lines to bill for these (locked) subscriptions, marks usage '
     'and pending items, advances the subscriptions (mode cycle); returns the invoices to insert and the '
     'subscriptions that ended';
 
@@ -815,18 +815,18 @@ BEGIN
     SET CONSTRAINTS billing.invoice_line_account_id_invoice_id_fkey IMMEDIATE;
 END $$;
 COMMENT ON FUNCTION billing._bill(bigint[], bigint[], date, timestamptz, text, bigint) IS
-    'internal: creates and finalizes the invoices due for these (locked) subscriptions (drafts, for an account '
+    'internal: creates and finalizes the invoices to bill for these (locked) subscriptions (drafts, for an account '
     'with a grace period, when run_cycle bills), marks usage and pending items, advances the subscriptions (mode '
     'cycle) and writes the outbox, in two statements (the number series is locked by the second only)';
 
--- One batch of the cycle: picks up to batch_size due subscriptions that no
+-- One batch of the cycle: picks up to batch_size subscriptions to bill that no
 -- other session holds (FOR UPDATE SKIP LOCKED), in the order of the queue
 -- index after the key where this session's previous batch stopped, and
 -- bills them (billing._bill).  If that fails, each subscription of the
 -- batch is billed on its own so that one bad subscription cannot stop the
 -- others; those that still fail are logged in errors.  Returns the key of
 -- the last subscription picked, where the next batch starts.
-CREATE FUNCTION billing._run_batch(cycle_run_id bigint, as_of date, at timestamptz, batch_size integer,
+CREATE FUNCTION billing._cycle_batch(cycle_run_id bigint, as_of date, at timestamptz, batch_size integer,
                                    INOUT after_date date, INOUT after_account bigint, INOUT after_subscription bigint,
                                    OUT subscriptions integer, OUT invoices integer, OUT lines integer,
                                    OUT errors jsonb)
@@ -886,7 +886,7 @@ BEGIN
         END LOOP;
     END;
 END $$;
-COMMENT ON FUNCTION billing._run_batch(bigint, date, timestamptz, integer, date, bigint, bigint) IS
+COMMENT ON FUNCTION billing._cycle_batch(bigint, date, timestamptz, integer, date, bigint, bigint) IS
     'internal: one committed batch of billing.run_cycle, starting after the given queue key';
 
 -- trial.ending events, once per subscription, days_before its trial ends.
@@ -944,7 +944,7 @@ BEGIN
     -- the drafts whose grace period has passed (77_drafts.sql), before the
     -- new invoices: the late usage of a draft's period is the draft's
     LOOP
-        SELECT * INTO r FROM billing._finalize_due_drafts(as_of, v_at, batch_size, v_after_account,
+        SELECT * INTO r FROM billing._finalize_drafts_past_grace(as_of, v_at, batch_size, v_after_account,
                                                           v_after_sub);
         EXIT WHEN r.picked OPERATOR(pg_catalog.=) 0;
         v_after_account := r.after_account;
@@ -961,7 +961,7 @@ BEGIN
     v_after_account := NULL;
     v_after_sub := NULL;
     LOOP
-        SELECT * INTO r FROM billing._run_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
+        SELECT * INTO r FROM billing._cycle_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
                                                 v_after_sub);
         EXIT WHEN r.subscriptions OPERATOR(pg_catalog.=) 0;
         v_after_date := r.after_date;

@@ -518,7 +518,7 @@ COMMENT ON FUNCTION billing.remove_invoice_item(bigint, bigint, bigint) IS
 -- subscriptions are taken SKIP LOCKED.  If the batch fails, each draft is
 -- finalized on its own; those that still fail are logged in errors and
 -- stay drafts.
-CREATE FUNCTION billing._finalize_due_drafts(as_of date, at timestamptz, batch_size integer,
+CREATE FUNCTION billing._finalize_drafts_past_grace(as_of date, at timestamptz, batch_size integer,
                                              INOUT after_account bigint, INOUT after_invoice bigint,
                                              OUT picked integer, OUT finalized integer, OUT errors jsonb)
 LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
@@ -540,7 +540,7 @@ BEGIN
           FROM billing.invoice i
           JOIN billing.account a ON a.account_id = i.account_id
           JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
-          CROSS JOIN LATERAL (SELECT coalesce(_finalize_due_drafts.as_of, billing.today(a.timezone, _finalize_due_drafts.at)) AS d) t
+          CROSS JOIN LATERAL (SELECT coalesce(_finalize_drafts_past_grace.as_of, billing.today(a.timezone, _finalize_drafts_past_grace.at)) AS d) t
           WHERE i.status = 'draft'
             AND (i.account_id, i.invoice_id) > (coalesce(after_account, 0), coalesce(after_invoice, 0))
             AND i.finalize_on <= t.d
@@ -569,6 +569,6 @@ BEGIN
         END LOOP;
     END;
 END $$;
-COMMENT ON FUNCTION billing._finalize_due_drafts(date, timestamptz, integer, bigint, bigint) IS
+COMMENT ON FUNCTION billing._finalize_drafts_past_grace(date, timestamptz, integer, bigint, bigint) IS
     'internal: one committed batch of billing.run_cycle: finalizes the drafts whose grace period has passed '
     '(SKIP LOCKED, after the given key), issued on the run''s day; logs those that fail';

@@ -658,7 +658,7 @@ COMMENT ON VIEW billing.upcoming_invoices IS
 COMMENT ON COLUMN billing.upcoming_invoices.account_id IS 'the account';
 COMMENT ON COLUMN billing.upcoming_invoices.subscription_id IS 'the subscription the invoice bills';
 COMMENT ON COLUMN billing.upcoming_invoices.bill_date IS
-    'the day the invoice is due to be made (its issue date when the cycle runs on time)';
+    'the date the invoice is for: the cycle makes it that day (its issue date when the cycle runs on time)';
 COMMENT ON COLUMN billing.upcoming_invoices.currency IS 'the account''s currency: the totals are numeric in it';
 COMMENT ON COLUMN billing.upcoming_invoices.subtotal IS 'charges and credits before discount and tax';
 COMMENT ON COLUMN billing.upcoming_invoices.discount IS 'coupon discounts (negative or zero)';

@@ -167,6 +167,8 @@ DROP FUNCTION IF EXISTS billing._due_boundaries(bigint[], bigint[], date, timest
 -- what the cycle bills is named for what it is: the dates an invoice is for
 -- (bill dates) and the lines to bill; dates end in _on
 DROP FUNCTION IF EXISTS billing._due_lines(bigint[], bigint[], date, timestamptz, text, boolean);
+DROP FUNCTION IF EXISTS billing._run_batch(bigint, date, timestamptz, integer, date, bigint, bigint);
+ALTER INDEX IF EXISTS billing.subscription_due RENAME TO subscription_to_bill;
 ALTER TYPE billing.preview_line RENAME ATTRIBUTE invoice_date TO bill_date;
 DO $rename$
 BEGIN
@@ -921,7 +923,7 @@ END $$;
 COMMENT ON FUNCTION billing.subscribe(bigint, bigint, numeric, date, date, integer, text, jsonb, boolean, jsonb) IS
     'subscribes an account to a price (or items: [{"price_id", "quantity"}]) from start_date (default today in '
     'the account''s time zone), after trial_days (default the prices'' trial), periods anchored at anchor '
-    '(default the first billed day); invoices the first period at once when due and invoice_now; returns its id';
+    '(default the first billed day); invoices the first period at once when its bill date has come and invoice_now; returns its id';
 
 CREATE OR REPLACE FUNCTION billing.apply_coupon(account_id bigint, subscription_id bigint, code text,
                                      replace boolean DEFAULT false)
@@ -1345,7 +1347,7 @@ END $$;
 
 COMMENT ON FUNCTION billing.resume_subscription(bigint, bigint, date) IS
     'resumes a paused subscription on resume_date (default today): the period it falls in is billed prorated '
-    'from that day, at once when due; a pause not yet begun is simply dropped';
+    'from that day, at once when that day has come; a pause not yet begun is simply dropped';
 
 CREATE OR REPLACE FUNCTION billing.record_usage(account_id bigint, subscription_item_id bigint, quantity numeric,
                                      idempotency_key text, occurred_at timestamptz DEFAULT NULL,
@@ -1511,7 +1513,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 $$;
 
 COMMENT ON FUNCTION billing._bill_dates(bigint[], bigint[], date, timestamptz, text, boolean) IS
-    'internal: the invoices due for these subscriptions as of a date (NULL: each account''s today at at), '
+    'internal: the invoices to bill for these subscriptions as of a date (NULL: each account''s today at at), '
     'one row per invoice with the rounding mode of its entity; mode cycle, preview or now; assign_ids takes an '
     'invoice id for each';
 
@@ -1841,7 +1843,7 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 $$;
 
 COMMENT ON FUNCTION billing._bill_lines(bigint[], bigint[], date, timestamptz, text) IS
-    'internal: statement 1 of billing._bill: writes the lines due for these (locked) subscriptions, marks usage '
+    'internal: statement 1 of billing._bill: writes the lines to bill for these (locked) subscriptions, marks usage '
     'and pending items, advances the subscriptions (mode cycle); returns the invoices to insert and the '
     'subscriptions that ended';
 
@@ -1940,11 +1942,11 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION billing._bill(bigint[], bigint[], date, timestamptz, text, bigint) IS
-    'internal: creates and finalizes the invoices due for these (locked) subscriptions (drafts, for an account '
+    'internal: creates and finalizes the invoices to bill for these (locked) subscriptions (drafts, for an account '
     'with a grace period, when run_cycle bills), marks usage and pending items, advances the subscriptions (mode '
     'cycle) and writes the outbox, in two statements (the number series is locked by the second only)';
 
-CREATE OR REPLACE FUNCTION billing._run_batch(cycle_run_id bigint, as_of date, at timestamptz, batch_size integer,
+CREATE OR REPLACE FUNCTION billing._cycle_batch(cycle_run_id bigint, as_of date, at timestamptz, batch_size integer,
                                    INOUT after_date date, INOUT after_account bigint, INOUT after_subscription bigint,
                                    OUT subscriptions integer, OUT invoices integer, OUT lines integer,
                                    OUT errors jsonb)
@@ -2005,7 +2007,7 @@ BEGIN
     END;
 END $$;
 
-COMMENT ON FUNCTION billing._run_batch(bigint, date, timestamptz, integer, date, bigint, bigint) IS
+COMMENT ON FUNCTION billing._cycle_batch(bigint, date, timestamptz, integer, date, bigint, bigint) IS
     'internal: one committed batch of billing.run_cycle, starting after the given queue key';
 
 CREATE OR REPLACE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
@@ -2060,7 +2062,7 @@ BEGIN
     -- the drafts whose grace period has passed (77_drafts.sql), before the
     -- new invoices: the late usage of a draft's period is the draft's
     LOOP
-        SELECT * INTO r FROM billing._finalize_due_drafts(as_of, v_at, batch_size, v_after_account,
+        SELECT * INTO r FROM billing._finalize_drafts_past_grace(as_of, v_at, batch_size, v_after_account,
                                                           v_after_sub);
         EXIT WHEN r.picked OPERATOR(pg_catalog.=) 0;
         v_after_account := r.after_account;
@@ -2077,7 +2079,7 @@ BEGIN
     v_after_account := NULL;
     v_after_sub := NULL;
     LOOP
-        SELECT * INTO r FROM billing._run_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
+        SELECT * INTO r FROM billing._cycle_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
                                                 v_after_sub);
         EXIT WHEN r.subscriptions OPERATOR(pg_catalog.=) 0;
         v_after_date := r.after_date;
@@ -4352,6 +4354,14 @@ END $$;
 COMMENT ON FUNCTION billing.entitlements(bigint) IS
     'every feature an account is granted today, with its kind and combined value';
 
+-- The features, the grants and the overrides are user data: pg_dump dumps
+-- them (one call per statement: pg_extension_config_dump updates
+-- pg_extension).
+SELECT pg_catalog.pg_extension_config_dump('billing.feature', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.feature_feature_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.price_feature', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.subscription_feature', '');
+
 -- src/sql/install/77_drafts.sql
 -- Draft invoices with a grace period, and one-off charges.
 --
@@ -4873,7 +4883,7 @@ COMMENT ON FUNCTION billing.remove_invoice_item(bigint, bigint, bigint) IS
 -- subscriptions are taken SKIP LOCKED.  If the batch fails, each draft is
 -- finalized on its own; those that still fail are logged in errors and
 -- stay drafts.
-CREATE FUNCTION billing._finalize_due_drafts(as_of date, at timestamptz, batch_size integer,
+CREATE FUNCTION billing._finalize_drafts_past_grace(as_of date, at timestamptz, batch_size integer,
                                              INOUT after_account bigint, INOUT after_invoice bigint,
                                              OUT picked integer, OUT finalized integer, OUT errors jsonb)
 LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
@@ -4895,7 +4905,7 @@ BEGIN
           FROM billing.invoice i
           JOIN billing.account a ON a.account_id = i.account_id
           JOIN billing.subscription s ON s.account_id = i.account_id AND s.subscription_id = i.subscription_id
-          CROSS JOIN LATERAL (SELECT coalesce(_finalize_due_drafts.as_of, billing.today(a.timezone, _finalize_due_drafts.at)) AS d) t
+          CROSS JOIN LATERAL (SELECT coalesce(_finalize_drafts_past_grace.as_of, billing.today(a.timezone, _finalize_drafts_past_grace.at)) AS d) t
           WHERE i.status = 'draft'
             AND (i.account_id, i.invoice_id) > (coalesce(after_account, 0), coalesce(after_invoice, 0))
             AND i.finalize_on <= t.d
@@ -4924,7 +4934,7 @@ BEGIN
         END LOOP;
     END;
 END $$;
-COMMENT ON FUNCTION billing._finalize_due_drafts(date, timestamptz, integer, bigint, bigint) IS
+COMMENT ON FUNCTION billing._finalize_drafts_past_grace(date, timestamptz, integer, bigint, bigint) IS
     'internal: one committed batch of billing.run_cycle: finalizes the drafts whose grace period has passed '
     '(SKIP LOCKED, after the given key), issued on the run''s day; logs those that fail';
 
@@ -6610,7 +6620,7 @@ COMMENT ON VIEW billing.upcoming_invoices IS
 COMMENT ON COLUMN billing.upcoming_invoices.account_id IS 'the account';
 COMMENT ON COLUMN billing.upcoming_invoices.subscription_id IS 'the subscription the invoice bills';
 COMMENT ON COLUMN billing.upcoming_invoices.bill_date IS
-    'the day the invoice is due to be made (its issue date when the cycle runs on time)';
+    'the date the invoice is for: the cycle makes it that day (its issue date when the cycle runs on time)';
 COMMENT ON COLUMN billing.upcoming_invoices.currency IS 'the account''s currency: the totals are numeric in it';
 COMMENT ON COLUMN billing.upcoming_invoices.subtotal IS 'charges and credits before discount and tax';
 COMMENT ON COLUMN billing.upcoming_invoices.discount IS 'coupon discounts (negative or zero)';
@@ -7172,9 +7182,9 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('operator', 'billing._price_change_notices(date, timestamptz)'),
         ('operator', 'billing._dunning_batch(bigint, date, timestamptz, integer, bigint, bigint)'),
         ('operator', 'billing._dunning_sync_status(bigint[], date, timestamptz)'),
-        ('operator', 'billing._run_batch(bigint, date, timestamptz, integer, date, bigint, bigint)'),
+        ('operator', 'billing._cycle_batch(bigint, date, timestamptz, integer, date, bigint, bigint)'),
         ('operator', 'billing._trial_notices(date, timestamptz, integer)'),
-        ('operator', 'billing._finalize_due_drafts(date, timestamptz, integer, bigint, bigint)'),
+        ('operator', 'billing._finalize_drafts_past_grace(date, timestamptz, integer, bigint, bigint)'),
         ('operator', 'billing.claim_collection_attempts(text, integer, timestamptz)'),
         ('operator', 'billing.report_collection_result(bigint, bigint, boolean, text, text, text)'),
         ('dba',      'billing.grant_roles(name, name, name)'),
