@@ -62,6 +62,11 @@ SELECT billing.subscribe(:b1, items => format('[{"price_id": %s}, {"price_id": %
 SELECT billing.subscribe(:a2, :pa) AS sa2 \gset
 SELECT billing.subscribe(:b2, :pb) AS sb2 \gset
 SELECT billing.subscribe(:ar, :pa) AS sar \gset
+-- a feature both tenants' prices grant, and an override in each
+SELECT billing.create_feature('atk_feature', 'ATK feature');
+SELECT billing.set_price_feature(:pa, 'atk_feature'), billing.set_price_feature(:pb, 'atk_feature');
+SELECT billing.set_subscription_feature(:a2, :sa2, 'atk_feature', 'false'),
+       billing.set_subscription_feature(:b2, :sb2, 'atk_feature', 'false');
 SELECT subscription_item_id AS ia FROM billing.subscription_item WHERE subscription_id = :sa AND price_id = :pa \gset
 SELECT subscription_item_id AS ib FROM billing.subscription_item WHERE subscription_id = :sb AND price_id = :pb \gset
 SELECT subscription_item_id AS mia FROM billing.subscription_item WHERE subscription_id = :sa AND price_id = :ma \gset
@@ -257,6 +262,12 @@ BEGIN
         -- finalized: no draft to add it to)
         WHEN fn = 'add_invoice_item' AND arg = 'invoice_id' THEN NULL
         WHEN arg = 'invoice_prefix' THEN 'ATK'
+        -- entitlements: a new feature's key, the feature the setup made, a
+        -- value any kind of grant takes for a switch
+        WHEN arg = 'key' AND fn = 'create_feature' THEN 'atk_new_feature'
+        WHEN arg = 'feature' THEN 'atk_feature'
+        WHEN arg = 'value' AND fn IN ('set_price_feature', 'set_subscription_feature') THEN 'true'
+        WHEN arg IN ('kind', 'per_unit') AND fn IN ('create_feature', 'set_price_feature') THEN NULL
         WHEN arg = 'invoice_id' AND fn = 'close_dunning' THEN atk.id(tenant, 'dunning_invoice')::text
         WHEN arg = 'subscription_item_id' AND fn = 'record_usage' THEN atk.id(tenant, 'metered_item')::text
         WHEN arg = 'method' AND fn = 'issue_credit_note' THEN NULL
