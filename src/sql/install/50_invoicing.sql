@@ -910,109 +910,6 @@ $$;
 COMMENT ON FUNCTION billing._trial_notices(date, timestamptz, integer) IS
     'internal: writes one trial.ending event per trialing subscription whose trial ends within days_before days';
 
--- The batch runner of run_cycle and run_dunning, written once: call a
--- batch step, add what it did to the run's row, NOTIFY, COMMIT, and again
--- from where the step stopped, until it finds nothing left.  A step is a
--- function (run_id, as_of, at, batch_size, position jsonb) returning jsonb
--- (the first position is first_position):
---   position  where the next batch starts (JSON null: nothing was left)
---   counts    {column: n} added to the run row's columns of those names
---   errors    an array appended to the run row's errors
---   events    how many events the batch wrote (NOTIFY billing_events if any)
---   handoff   passed, after the step's COMMIT, to then_step, which runs in
---             a transaction of its own and returns counts and events too
--- The steps and the run tables are billing's own (regprocedure, regclass,
--- format %I): no client text reaches the dynamic statements.  A PROCEDURE
--- without SET search_path, like its callers, so that it may COMMIT when
--- run_cycle or run_dunning is CALLed (by hand or by pg_cron).
-CREATE PROCEDURE billing._run_in_batches(run_table regclass, run_key text, run_id bigint, step regproc,
-                                         then_step regproc, as_of date, at timestamptz, batch_size integer,
-                                         first_position jsonb DEFAULT '{}')
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_position jsonb := first_position;
-    r jsonb;
-    f jsonb;
-    v_counts jsonb;
-    v_set text;
-    v_events bigint;
-    -- every name schema-qualified: the caller's search_path decides nothing
-    v_step text := (SELECT pg_catalog.format('%I.%I', n.nspname, p.proname) FROM pg_catalog.pg_proc p
-                    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
-                    WHERE p.oid OPERATOR(pg_catalog.=) step);
-    v_then text := (SELECT pg_catalog.format('%I.%I', n.nspname, p.proname) FROM pg_catalog.pg_proc p
-                    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
-                    WHERE p.oid OPERATOR(pg_catalog.=) then_step);
-    v_table text := (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-                     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-                     WHERE c.oid OPERATOR(pg_catalog.=) run_table);
-BEGIN
-    LOOP
-        EXECUTE pg_catalog.format('SELECT %s($1, $2, $3, $4, $5)', v_step)
-        INTO r USING run_id, as_of, at, batch_size, v_position;
-        EXIT WHEN r OPERATOR(pg_catalog.->) 'position' IS NULL
-               OR pg_catalog.jsonb_typeof(r OPERATOR(pg_catalog.->) 'position') OPERATOR(pg_catalog.=) 'null';
-        v_position := r OPERATOR(pg_catalog.->) 'position';
-        v_counts := coalesce(r OPERATOR(pg_catalog.->) 'counts', '{}'::jsonb);
-        v_events := coalesce((r OPERATOR(pg_catalog.->>) 'events')::bigint, 0);
-        IF then_step IS NOT NULL THEN
-            COMMIT;
-            EXECUTE pg_catalog.format('SELECT %s($1, $2, $3, $4)', v_then)
-            INTO f USING run_id, as_of, at, r OPERATOR(pg_catalog.->) 'handoff';
-            v_counts := v_counts OPERATOR(pg_catalog.||) coalesce(f OPERATOR(pg_catalog.->) 'counts', '{}'::jsonb);
-            v_events := v_events OPERATOR(pg_catalog.+) coalesce((f OPERATOR(pg_catalog.->>) 'events')::bigint, 0);
-        END IF;
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %I OPERATOR(pg_catalog.+) %s', c.key, c.key,
-                                                       c.value::bigint), ', ')
-        INTO v_set FROM pg_catalog.jsonb_each_text(v_counts) c;
-        EXECUTE pg_catalog.format('UPDATE %s SET errors = errors OPERATOR(pg_catalog.||) $2%s '
-                                  'WHERE %I OPERATOR(pg_catalog.=) $1', v_table,
-                                  coalesce(', ' OPERATOR(pg_catalog.||) v_set, ''), run_key)
-        USING run_id, coalesce(r OPERATOR(pg_catalog.->) 'errors', '[]'::jsonb);
-        IF v_events OPERATOR(pg_catalog.>) 0 THEN
-            PERFORM pg_catalog.pg_notify('billing_events', v_events::text);
-        END IF;
-        COMMIT;
-    END LOOP;
-END $$;
-COMMENT ON PROCEDURE billing._run_in_batches(regclass, text, bigint, regproc, regproc, date, timestamptz, integer, jsonb) IS
-    'internal: runs a batch step of run_cycle or run_dunning until nothing is left, each batch committed with '
-    'its counts added to the run row and a NOTIFY of its events';
-
--- The cycle's two batch steps for billing._run_in_batches: the drafts whose
--- grace has passed, then the subscriptions to bill.
-CREATE FUNCTION billing._cycle_drafts_step(run_id bigint, as_of date, at timestamptz, batch_size integer,
-                                           batch_position jsonb)
-RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run the cycle');
-    SELECT CASE WHEN r.picked = 0 THEN jsonb_build_object('position', NULL)
-                ELSE jsonb_build_object('position', jsonb_build_object('account', r.after_account,
-                                                                       'invoice', r.after_invoice),
-                                        'counts', jsonb_build_object('drafts_finalized', r.finalized),
-                                        'errors', r.errors, 'events', r.finalized) END
-    FROM billing._finalize_drafts_past_grace(as_of, at, batch_size, (batch_position ->> 'account')::bigint,
-                                             (batch_position ->> 'invoice')::bigint) r
-$$;
-COMMENT ON FUNCTION billing._cycle_drafts_step(bigint, date, timestamptz, integer, jsonb) IS
-    'internal: billing._finalize_drafts_past_grace as a step of billing._run_in_batches';
-
-CREATE FUNCTION billing._cycle_billing_step(run_id bigint, as_of date, at timestamptz, batch_size integer,
-                                            batch_position jsonb)
-RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run the cycle');
-    SELECT CASE WHEN r.subscriptions = 0 THEN jsonb_build_object('position', NULL)
-                ELSE jsonb_build_object('position', jsonb_build_object('date', r.after_date,
-                                                                       'account', r.after_account,
-                                                                       'subscription', r.after_subscription),
-                                        'counts', jsonb_build_object('batches', 1, 'subscriptions', r.subscriptions,
-                                                                     'invoices', r.invoices, 'lines', r.lines),
-                                        'errors', r.errors, 'events', r.invoices) END
-    FROM billing._cycle_batch(run_id, as_of, at, batch_size, (batch_position ->> 'date')::date,
-                              (batch_position ->> 'account')::bigint, (batch_position ->> 'subscription')::bigint) r
-$$;
-COMMENT ON FUNCTION billing._cycle_billing_step(bigint, date, timestamptz, integer, jsonb) IS
-    'internal: billing._cycle_batch as a step of billing._run_in_batches';
-
 -- The cycle.  A PROCEDURE so that it commits after each batch; it has no
 -- SET search_path (a procedure with one cannot commit), so its body names
 -- everything with its schema and leaves the work to the functions above.
@@ -1022,6 +919,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_at timestamptz := coalesce(at, billing.now());
     v_run bigint;
+    v_after_date date;
+    v_after_account bigint;
+    v_after_sub bigint;
+    r record;
+    v_subs integer := 0;
+    v_invoices integer := 0;
+    v_lines integer := 0;
+    v_batches integer := 0;
+    v_errors jsonb := '[]'::jsonb;
 BEGIN
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
@@ -1037,13 +943,46 @@ BEGIN
     COMMIT;
     -- the drafts whose grace period has passed (77_drafts.sql), before the
     -- new invoices: the late usage of a draft's period is the draft's
-    CALL billing._run_in_batches('billing.cycle_run', 'cycle_run_id', v_run, 'billing._cycle_drafts_step', NULL,
-                                 as_of, v_at, batch_size);
-    CALL billing._run_in_batches('billing.cycle_run', 'cycle_run_id', v_run, 'billing._cycle_billing_step', NULL,
-                                 as_of, v_at, batch_size);
+    LOOP
+        SELECT * INTO r FROM billing._finalize_drafts_past_grace(as_of, v_at, batch_size, v_after_account,
+                                                          v_after_sub);
+        EXIT WHEN r.picked OPERATOR(pg_catalog.=) 0;
+        v_after_account := r.after_account;
+        v_after_sub := r.after_invoice;
+        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
+        UPDATE billing.cycle_run
+        SET drafts_finalized = drafts_finalized OPERATOR(pg_catalog.+) r.finalized, errors = v_errors
+        WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
+        IF r.finalized OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', r.finalized::text);
+        END IF;
+        COMMIT;
+    END LOOP;
+    v_after_account := NULL;
+    v_after_sub := NULL;
+    LOOP
+        SELECT * INTO r FROM billing._cycle_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
+                                                v_after_sub);
+        EXIT WHEN r.subscriptions OPERATOR(pg_catalog.=) 0;
+        v_after_date := r.after_date;
+        v_after_account := r.after_account;
+        v_after_sub := r.after_subscription;
+        v_batches := v_batches OPERATOR(pg_catalog.+) 1;
+        v_subs := v_subs OPERATOR(pg_catalog.+) r.subscriptions;
+        v_invoices := v_invoices OPERATOR(pg_catalog.+) r.invoices;
+        v_lines := v_lines OPERATOR(pg_catalog.+) r.lines;
+        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
+        UPDATE billing.cycle_run
+        SET batches = v_batches, subscriptions = v_subs, invoices = v_invoices, lines = v_lines, errors = v_errors
+        WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
+        IF r.invoices OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', r.invoices::text);
+        END IF;
+        COMMIT;
+    END LOOP;
     UPDATE billing.cycle_run
     SET finished_at = pg_catalog.clock_timestamp(),
-        status = CASE WHEN errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
+        status = CASE WHEN v_errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
     WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
     COMMIT;
 END $$;

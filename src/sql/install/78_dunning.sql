@@ -877,34 +877,6 @@ COMMENT ON FUNCTION billing._price_change_notices(date, timestamptz) IS
 -- Dunning.  A PROCEDURE so that it commits after each batch; it has no SET
 -- search_path (a procedure with one cannot commit), so its body names
 -- everything with its schema and leaves the work to the functions above.
--- Dunning's batch step for billing._run_in_batches, and its follow-up in
--- a transaction of its own: the statuses of the batch's accounts (see the
--- lock order above).
-CREATE FUNCTION billing._dunning_step(run_id bigint, as_of date, at timestamptz, batch_size integer,
-                                      batch_position jsonb)
-RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run dunning');
-    SELECT CASE WHEN r.accounts IS NULL THEN jsonb_build_object('position', NULL)
-                ELSE jsonb_build_object('position', jsonb_build_object('account', r.after_account,
-                                                                       'policy', batch_position -> 'policy'),
-                                        'counts', jsonb_build_object('batches', 1, 'accounts', cardinality(r.accounts),
-                                                                     'actions', r.actions),
-                                        'errors', r.errors, 'events', r.actions, 'handoff', to_jsonb(r.accounts)) END
-    FROM billing._dunning_batch(run_id, as_of, at, batch_size, (batch_position ->> 'policy')::bigint,
-                                (batch_position ->> 'account')::bigint) r
-$$;
-COMMENT ON FUNCTION billing._dunning_step(bigint, date, timestamptz, integer, jsonb) IS
-    'internal: billing._dunning_batch as a step of billing._run_in_batches';
-
-CREATE FUNCTION billing._dunning_status_step(run_id bigint, as_of date, at timestamptz, handoff jsonb)
-RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run dunning');
-    SELECT jsonb_build_object('counts', jsonb_build_object('status_changes', n), 'events', n)
-    FROM billing._dunning_sync_status(ARRAY(SELECT jsonb_array_elements_text(handoff)::bigint), as_of, at) n
-$$;
-COMMENT ON FUNCTION billing._dunning_status_step(bigint, date, timestamptz, jsonb) IS
-    'internal: billing._dunning_sync_status of a batch''s accounts, after the batch committed';
-
 CREATE PROCEDURE billing.run_dunning(as_of date DEFAULT NULL, batch_size integer DEFAULT 1000,
                                      at timestamptz DEFAULT NULL)
 LANGUAGE plpgsql AS $$
@@ -912,7 +884,15 @@ DECLARE
     v_at timestamptz := coalesce(at, billing.now());
     v_run bigint;
     v_policy bigint;
+    v_after bigint;
+    r record;
+    v_changes integer;
     v_notices integer;
+    v_accounts integer := 0;
+    v_actions integer := 0;
+    v_status integer := 0;
+    v_batches integer := 0;
+    v_errors jsonb := '[]'::jsonb;
 BEGIN
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
@@ -928,12 +908,30 @@ BEGIN
     VALUES (as_of, v_at, pg_catalog.clock_timestamp(), v_notices)
     RETURNING dunning_run_id INTO v_run;
     COMMIT;
-    CALL billing._run_in_batches('billing.dunning_run', 'dunning_run_id', v_run, 'billing._dunning_step',
-                                 'billing._dunning_status_step', as_of, v_at, batch_size,
-                                 pg_catalog.jsonb_build_object('policy', v_policy));
+    LOOP
+        SELECT * INTO r FROM billing._dunning_batch(v_run, as_of, v_at, batch_size, v_policy, v_after);
+        EXIT WHEN r.accounts IS NULL;
+        v_after := r.after_account;
+        COMMIT;
+        -- statuses in a transaction of their own (see the lock order above)
+        v_changes := billing._dunning_sync_status(r.accounts, as_of, v_at);
+        v_batches := v_batches OPERATOR(pg_catalog.+) 1;
+        v_accounts := v_accounts OPERATOR(pg_catalog.+) pg_catalog.cardinality(r.accounts);
+        v_actions := v_actions OPERATOR(pg_catalog.+) r.actions;
+        v_status := v_status OPERATOR(pg_catalog.+) v_changes;
+        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
+        UPDATE billing.dunning_run
+        SET batches = v_batches, accounts = v_accounts, actions = v_actions, status_changes = v_status,
+            errors = v_errors
+        WHERE dunning_run_id OPERATOR(pg_catalog.=) v_run;
+        IF r.actions OPERATOR(pg_catalog.+) v_changes OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', (r.actions OPERATOR(pg_catalog.+) v_changes)::text);
+        END IF;
+        COMMIT;
+    END LOOP;
     UPDATE billing.dunning_run
     SET finished_at = pg_catalog.clock_timestamp(),
-        status = CASE WHEN errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
+        status = CASE WHEN v_errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
     WHERE dunning_run_id OPERATOR(pg_catalog.=) v_run;
     COMMIT;
 END $$;
