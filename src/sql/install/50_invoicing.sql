@@ -946,10 +946,14 @@ BEGIN
     JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) s.step
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
     WHERE n.nspname OPERATOR(pg_catalog.=) 'billing'
-      AND p.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype;
+      AND p.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype
+      -- exactly the step's signature: the call by name then finds this one
+      AND ARRAY(SELECT pg_catalog.unnest(p.proargtypes::pg_catalog.oid[])) OPERATOR(pg_catalog.=)
+          ARRAY['pg_catalog.int8', 'pg_catalog.date', 'pg_catalog.timestamptz', 'pg_catalog.int4',
+                'pg_catalog.jsonb']::pg_catalog.regtype[]::pg_catalog.oid[];
     IF v_table IS NULL OR v_calls IS NULL
        OR pg_catalog.cardinality(v_calls) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(steps) THEN
-        RAISE EXCEPTION 'the batch runner takes a run table and steps returning jsonb of the billing schema, not % and %',
+        RAISE EXCEPTION 'the batch runner takes a run table and steps (run_id, as_of, at, batch_size, state) returning jsonb of the billing schema, not % and %',
             run, steps
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
