@@ -14,13 +14,13 @@ WHERE n.nspname = 'billing' AND c.relkind IN ('r', 'S')
   AND c.oid NOT IN (SELECT unnest(extconfig) FROM pg_extension WHERE extname = 'billing')
 ORDER BY 1;
 -- Every function, procedure and aggregate has a comment, and every SQL or
--- PL/pgSQL one a safe search_path (run_cycle and run_dunning cannot: a procedure with SET
--- cannot commit).
+-- PL/pgSQL one a safe search_path (run_cycle, run_dunning and their batch runner
+-- cannot: a procedure with SET cannot commit).
 SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'billing' AND p.prokind IN ('f', 'p', 'a')
   AND (obj_description(p.oid, 'pg_proc') IS NULL
        OR (p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c') AND p.prokind <> 'a'
-           AND p.proconfig IS NULL AND p.proname NOT IN ('run_cycle', 'run_dunning')))
+           AND p.proconfig IS NULL AND p.proname NOT IN ('run_cycle', 'run_dunning', '_run_in_batches')))
 ORDER BY 1;
 
 -- The seller, tax rates, accounts.
@@ -304,3 +304,17 @@ SET billing.clock = '2024-06-01 00:00+00';
 SELECT count(subscribe(:tiny_customer, 1)) AS subscribed FROM generate_series(1, 11);
 SELECT string_agg(number, ',' ORDER BY invoice_id) AS numbers FROM invoice WHERE entity_id = :tiny;
 SELECT * FROM check_invariants();
+-- The cycle commits in its batch runner, a nested CALL: that works from a
+-- DO block as from a CALL, and never inside a transaction block.
+DO $$ BEGIN CALL billing.run_cycle(); END $$;
+SELECT status, batches, errors FROM cycle_run ORDER BY cycle_run_id DESC LIMIT 1;
+BEGIN;
+CALL run_cycle();
+ROLLBACK;
+-- The batch runner takes only steps of its signature in the billing schema
+-- and a run table of billing (22023), nothing half-run.
+CALL billing._run_in_batches('billing.cycle_run', 1, ARRAY['billing.mark_events_done(bigint[])'::regprocedure],
+                             NULL, now(), 10);
+CALL billing._run_in_batches('pg_catalog.pg_class', 1, ARRAY['billing._cycle_bill_step(bigint, date, timestamptz, integer, jsonb)'::regprocedure],
+                             NULL, now(), 10);
+SELECT count(*) AS cycle_runs FROM cycle_run;

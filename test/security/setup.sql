@@ -292,7 +292,10 @@ BEGIN
         WHEN arg = 'product_id' THEN atk.id('-', 'product')::text
         WHEN arg = 'tax_rate_id' THEN atk.id('-', 'tax_rate')::text
         WHEN arg IN ('cycle_run_id') THEN atk.id('-', 'cycle_run')::text
+        WHEN arg = 'run_id' AND fn IN ('_cycle_bill_step', '_cycle_drafts_step') THEN atk.id('-', 'cycle_run')::text
         WHEN arg IN ('run_id') THEN atk.id('-', 'dunning_run')::text
+        -- a batch step of billing._run_in_batches: the first batch
+        WHEN arg = 'state' AND typ = 'jsonb'::regtype THEN '{}'
         WHEN arg = 'default_policy' THEN atk.id('-', 'policy')::text
         WHEN arg IN ('after_account', 'after_subscription', 'after_invoice') THEN '0'
         WHEN arg = 'after_date' THEN '2000-01-01'

@@ -910,6 +910,99 @@ $$;
 COMMENT ON FUNCTION billing._trial_notices(date, timestamptz, integer) IS
     'internal: writes one trial.ending event per trialing subscription whose trial ends within days_before days';
 
+-- The batch runner of the procedures that commit (run_cycle, run_dunning):
+-- calls the named steps of one batch in order, each in a transaction of its
+-- own, until the first step finds no more work; after each batch it adds
+-- the batch's counts and errors to the run row, NOTIFYs and commits.  A
+-- step is a function (run_id, as_of, at, batch_size, state jsonb) returning
+-- state jsonb, or NULL when there is nothing left: state carries the
+-- keyset cursor and whatever the next step needs, and in the result of the
+-- batch's last step
+--   counts  {run column: number to add}, errors  [ ... ], notify  number.
+-- The steps and the run table are given as regprocedure/regclass of the
+-- billing schema and called by their quoted names; no text of a caller
+-- becomes SQL.  No SET clause (it could not commit): names are qualified.
+CREATE PROCEDURE billing._run_in_batches(run regclass, run_id bigint, steps regprocedure[], as_of date,
+                                         at timestamptz, batch_size integer, state jsonb DEFAULT '{}')
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_table text;
+    v_key text;
+    v_calls text[];
+    v_state pg_catalog.jsonb := state;
+    v_next pg_catalog.jsonb;
+    v_set text;
+    v_notify integer;
+BEGIN
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname),
+           pg_catalog.format('%I', c.relname OPERATOR(pg_catalog.||) '_id')
+    INTO v_table, v_key
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE c.oid OPERATOR(pg_catalog.=) run AND n.nspname OPERATOR(pg_catalog.=) 'billing';
+    SELECT pg_catalog.array_agg(pg_catalog.format('SELECT %I.%I($1, $2, $3, $4, $5)', n.nspname, p.proname)
+                                ORDER BY s.ord)
+    INTO v_calls
+    FROM pg_catalog.unnest(steps) WITH ORDINALITY s(step, ord)
+    JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) s.step
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+    WHERE n.nspname OPERATOR(pg_catalog.=) 'billing'
+      AND p.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype
+      -- exactly the step's signature: the call by name then finds this one
+      AND ARRAY(SELECT pg_catalog.unnest(p.proargtypes::pg_catalog.oid[])) OPERATOR(pg_catalog.=)
+          ARRAY['pg_catalog.int8', 'pg_catalog.date', 'pg_catalog.timestamptz', 'pg_catalog.int4',
+                'pg_catalog.jsonb']::pg_catalog.regtype[]::pg_catalog.oid[];
+    IF v_table IS NULL OR v_calls IS NULL
+       OR pg_catalog.cardinality(v_calls) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(steps) THEN
+        RAISE EXCEPTION 'the batch runner takes a run table and steps (run_id, as_of, at, batch_size, state) returning jsonb of the billing schema, not % and %',
+            run, steps
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    <<batches>>
+    LOOP
+        FOR i IN 1 .. pg_catalog.cardinality(v_calls) LOOP
+            IF i OPERATOR(pg_catalog.>) 1 THEN
+                COMMIT;
+            END IF;
+            EXECUTE v_calls[i] INTO v_next USING run_id, as_of, at, batch_size, v_state;
+            EXIT batches WHEN v_next IS NULL;
+            v_state := v_next;
+        END LOOP;
+        SELECT pg_catalog.string_agg(pg_catalog.format(
+                   '%1$I = %1$I OPERATOR(pg_catalog.+) ($2 OPERATOR(pg_catalog.->>) %1$L)::pg_catalog.int4', k),
+                   ', ')
+        INTO v_set
+        FROM pg_catalog.jsonb_object_keys(v_state OPERATOR(pg_catalog.->) 'counts') k;
+        EXECUTE pg_catalog.format('UPDATE %s SET %s errors = errors OPERATOR(pg_catalog.||) $3 WHERE %s OPERATOR(pg_catalog.=) $1',
+                                  v_table, COALESCE(v_set OPERATOR(pg_catalog.||) ',', ''), v_key)
+        USING run_id, v_state OPERATOR(pg_catalog.->) 'counts', v_state OPERATOR(pg_catalog.->) 'errors';
+        v_notify := (v_state OPERATOR(pg_catalog.->>) 'notify')::pg_catalog.int4;
+        IF v_notify OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_notify('billing_events', v_notify::text);
+        END IF;
+        COMMIT;
+    END LOOP;
+END $$;
+COMMENT ON PROCEDURE billing._run_in_batches(regclass, bigint, regprocedure[], date, timestamptz, integer, jsonb) IS
+    'internal: runs the named batch steps until the first finds no more work, committing each step; adds each '
+    'batch''s counts and errors to the run row and NOTIFYs billing_events';
+
+-- The cycle's billing batch as a step of billing._run_in_batches.
+CREATE FUNCTION billing._cycle_bill_step(run_id bigint, as_of date, at timestamptz, batch_size integer, state jsonb)
+RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('run the billing cycle');
+    SELECT CASE WHEN r.subscriptions > 0 THEN jsonb_build_object(
+               'cursor', jsonb_build_object('after_date', r.after_date, 'after_account', r.after_account,
+                                            'after_subscription', r.after_subscription),
+               'counts', jsonb_build_object('batches', 1, 'subscriptions', r.subscriptions, 'invoices', r.invoices,
+                                            'lines', r.lines),
+               'errors', r.errors, 'notify', r.invoices) END
+    FROM billing._cycle_batch(run_id, as_of, at, batch_size, (state #>> '{cursor,after_date}')::date,
+                              (state #>> '{cursor,after_account}')::bigint,
+                              (state #>> '{cursor,after_subscription}')::bigint) r
+$$;
+COMMENT ON FUNCTION billing._cycle_bill_step(bigint, date, timestamptz, integer, jsonb) IS
+    'internal: one billing batch of run_cycle (billing._cycle_batch) as a step of billing._run_in_batches';
+
 -- The cycle.  A PROCEDURE so that it commits after each batch; it has no
 -- SET search_path (a procedure with one cannot commit), so its body names
 -- everything with its schema and leaves the work to the functions above.
@@ -919,15 +1012,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_at timestamptz := coalesce(at, billing.now());
     v_run bigint;
-    v_after_date date;
-    v_after_account bigint;
-    v_after_sub bigint;
-    r record;
-    v_subs integer := 0;
-    v_invoices integer := 0;
-    v_lines integer := 0;
-    v_batches integer := 0;
-    v_errors jsonb := '[]'::jsonb;
 BEGIN
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
@@ -943,46 +1027,17 @@ BEGIN
     COMMIT;
     -- the drafts whose grace period has passed (77_drafts.sql), before the
     -- new invoices: the late usage of a draft's period is the draft's
-    LOOP
-        SELECT * INTO r FROM billing._finalize_drafts_past_grace(as_of, v_at, batch_size, v_after_account,
-                                                          v_after_sub);
-        EXIT WHEN r.picked OPERATOR(pg_catalog.=) 0;
-        v_after_account := r.after_account;
-        v_after_sub := r.after_invoice;
-        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
-        UPDATE billing.cycle_run
-        SET drafts_finalized = drafts_finalized OPERATOR(pg_catalog.+) r.finalized, errors = v_errors
-        WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
-        IF r.finalized OPERATOR(pg_catalog.>) 0 THEN
-            PERFORM pg_catalog.pg_notify('billing_events', r.finalized::text);
-        END IF;
-        COMMIT;
-    END LOOP;
-    v_after_account := NULL;
-    v_after_sub := NULL;
-    LOOP
-        SELECT * INTO r FROM billing._cycle_batch(v_run, as_of, v_at, batch_size, v_after_date, v_after_account,
-                                                v_after_sub);
-        EXIT WHEN r.subscriptions OPERATOR(pg_catalog.=) 0;
-        v_after_date := r.after_date;
-        v_after_account := r.after_account;
-        v_after_sub := r.after_subscription;
-        v_batches := v_batches OPERATOR(pg_catalog.+) 1;
-        v_subs := v_subs OPERATOR(pg_catalog.+) r.subscriptions;
-        v_invoices := v_invoices OPERATOR(pg_catalog.+) r.invoices;
-        v_lines := v_lines OPERATOR(pg_catalog.+) r.lines;
-        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
-        UPDATE billing.cycle_run
-        SET batches = v_batches, subscriptions = v_subs, invoices = v_invoices, lines = v_lines, errors = v_errors
-        WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
-        IF r.invoices OPERATOR(pg_catalog.>) 0 THEN
-            PERFORM pg_catalog.pg_notify('billing_events', r.invoices::text);
-        END IF;
-        COMMIT;
-    END LOOP;
+    CALL billing._run_in_batches(
+        'billing.cycle_run', v_run,
+        ARRAY['billing._cycle_drafts_step(pg_catalog.int8, pg_catalog.date, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.jsonb)'::pg_catalog.regprocedure],
+        as_of, v_at, batch_size);
+    CALL billing._run_in_batches(
+        'billing.cycle_run', v_run,
+        ARRAY['billing._cycle_bill_step(pg_catalog.int8, pg_catalog.date, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.jsonb)'::pg_catalog.regprocedure],
+        as_of, v_at, batch_size);
     UPDATE billing.cycle_run
     SET finished_at = pg_catalog.clock_timestamp(),
-        status = CASE WHEN v_errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
+        status = CASE WHEN errors OPERATOR(pg_catalog.=) '[]'::pg_catalog.jsonb THEN 'done' ELSE 'done_with_errors' END
     WHERE cycle_run_id OPERATOR(pg_catalog.=) v_run;
     COMMIT;
 END $$;

@@ -189,40 +189,33 @@ END $$;
 COMMENT ON FUNCTION billing._post(bigint, text, date, text, text[], billing.amount[], bigint, bigint, bigint) IS
     'internal: posts one ledger transaction with its entries (zero amounts left out) in one statement';
 
-CREATE FUNCTION billing.apply_payment(
-    account_id bigint, amount billing.amount, method text, reference text DEFAULT NULL,
-    idempotency_key text DEFAULT NULL, received_on date DEFAULT NULL, invoice_ids bigint[] DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-DECLARE
-    a billing.account;
-    p billing.payment;
-    v_received date;
-    v_id bigint;
-    v_funds numeric;
-    v_applied numeric;
-    v_bad bigint;
-    v_excess billing.amount;
-    v_applied_amt billing.amount;
-    v_disc_invoices bigint[];
-    v_disc_numbers text[];
-    v_disc_amounts billing.amount[];
+-- The steps of billing.apply_payment, each written once.
+
+-- The payment methods, for payments and stored payment methods alike.
+CREATE FUNCTION billing._check_payment_method(method text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM billing._authorize_account(apply_payment.account_id);
-    SELECT * INTO a FROM billing.account x WHERE x.account_id = apply_payment.account_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
-            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with billing.create_account.';
-    END IF;
-    IF amount IS NULL OR billing.currency(amount) <> a.currency OR billing.to_numeric(amount) <= 0 THEN
-        RAISE EXCEPTION 'a payment must be a positive amount in the account''s currency %, not %', a.currency,
-            coalesce(amount::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Money going back to the customer is a refund.';
-    END IF;
     IF method IS NULL OR method NOT IN ('card', 'direct_debit', 'bank_transfer', 'cash', 'check', 'wallet', 'other') THEN
         RAISE EXCEPTION 'unknown payment method %', coalesce(method, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use card, direct_debit, bank_transfer, cash, check, wallet or other.';
     END IF;
+END $$;
+COMMENT ON FUNCTION billing._check_payment_method(text) IS
+    'internal: 22023 unless method is one of the payment methods (card, direct_debit, bank_transfer, cash, check, '
+    'wallet, other)';
+
+-- The arguments of a payment, checked before anything is locked or written.
+CREATE FUNCTION billing._check_payment(a billing.account, amount billing.amount, method text, reference text,
+                                       idempotency_key text, invoice_ids bigint[])
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    IF amount IS NULL OR billing.currency(amount) <> a.currency OR billing.to_numeric(amount) <= 0 THEN
+        RAISE EXCEPTION 'a payment must be a positive amount in the account''s currency %, not %', a.currency,
+            coalesce(amount::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Money going back to the customer is a refund.';
+    END IF;
+    PERFORM billing._check_payment_method(method);
     IF billing.looks_like_card_number(reference) OR billing.looks_like_card_number(idempotency_key) THEN
         RAISE EXCEPTION 'a payment reference must not hold a card number'
             USING ERRCODE = 'invalid_parameter_value',
@@ -241,66 +234,86 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL to pay the oldest invoices first.';
         END IF;
     END IF;
-    -- (a payment of today, the common case, costs no check)
-    v_received := CASE WHEN received_on IS NULL THEN billing.today(a.timezone)
-                       ELSE billing._check_date(received_on, 'received_on', billing.today(a.timezone)) END;
+END $$;
+COMMENT ON FUNCTION billing._check_payment(billing.account, billing.amount, text, text, text, bigint[]) IS
+    'internal: 22023 unless the payment''s amount, method, reference, idempotency key and invoice_ids are valid';
 
-    -- lock 1 (billing._lock_account_money, inline: this is the hot path;
-    -- a row lock, not an upsert that writes a new row version each time)
-    PERFORM FROM billing.account_credit c WHERE c.account_id = a.account_id FOR UPDATE;
+-- A retry of a payment returns the payment its key recorded; the key used
+-- for another payment raises 23505; a new key (or none) returns NULL.  The
+-- caller holds the account's credit row (lock 1), so two retries cannot
+-- both miss the row.
+CREATE FUNCTION billing._payment_replay(account_id bigint, amount billing.amount, method text, reference text,
+                                        idempotency_key text, received_on date, invoice_ids bigint[])
+RETURNS bigint LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    p billing.payment;
+BEGIN
+    SELECT * INTO p FROM billing.payment x
+    WHERE x.account_id = _payment_replay.account_id AND x.idempotency_key = _payment_replay.idempotency_key;
     IF NOT FOUND THEN
-        PERFORM billing._lock_account_money(a.account_id, a.currency);
+        RETURN NULL;
     END IF;
-    IF idempotency_key IS NOT NULL THEN
-        SELECT * INTO p FROM billing.payment x
-        WHERE x.account_id = a.account_id AND x.idempotency_key = apply_payment.idempotency_key;
-        IF FOUND THEN
-            IF p.amount = amount AND p.method = method AND p.reference IS NOT DISTINCT FROM reference
-               AND (received_on IS NULL OR p.received_on = received_on)
-               AND p.target_invoice_ids IS NOT DISTINCT FROM invoice_ids THEN
-                RETURN p.payment_id;
-            END IF;
-            RAISE EXCEPTION 'idempotency key % of account % was used for another payment (%)', idempotency_key,
-                a.account_id, p.payment_id
-                USING ERRCODE = 'unique_violation',
-                      DETAIL = format('Payment %s: %s by %s, reference %s, received %s, invoices %s.', p.payment_id,
-                                      p.amount, p.method, coalesce(p.reference, 'none'), p.received_on,
-                                      coalesce(p.target_invoice_ids::text, 'oldest first')),
-                      HINT = 'Use a new key for a new payment; a retry must repeat the same arguments.';
-        END IF;
+    IF p.amount = amount AND p.method = method AND p.reference IS NOT DISTINCT FROM reference
+       AND (received_on IS NULL OR p.received_on = received_on)
+       AND p.target_invoice_ids IS NOT DISTINCT FROM invoice_ids THEN
+        RETURN p.payment_id;
     END IF;
-    IF invoice_ids IS NOT NULL THEN
-        SELECT x INTO v_bad FROM unnest(invoice_ids) x
-        WHERE NOT EXISTS (SELECT FROM billing.invoice i WHERE i.account_id = a.account_id AND i.invoice_id = x)
-        LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'invoice % of account % does not exist', v_bad, a.account_id
-                USING ERRCODE = 'foreign_key_violation', HINT = 'billing.invoice lists the account''s invoices.';
-        END IF;
-        SELECT x INTO v_bad FROM unnest(invoice_ids) x
-        JOIN billing.invoice i ON i.account_id = a.account_id AND i.invoice_id = x
-        WHERE i.status <> 'open' LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'invoice % of account % is not open', v_bad, a.account_id
-                USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only open invoices take payments.';
-        END IF;
-    END IF;
+    RAISE EXCEPTION 'idempotency key % of account % was used for another payment (%)', idempotency_key,
+        account_id, p.payment_id
+        USING ERRCODE = 'unique_violation',
+              DETAIL = format('Payment %s: %s by %s, reference %s, received %s, invoices %s.', p.payment_id,
+                              p.amount, p.method, coalesce(p.reference, 'none'), p.received_on,
+                              coalesce(p.target_invoice_ids::text, 'oldest first')),
+              HINT = 'Use a new key for a new payment; a retry must repeat the same arguments.';
+END $$;
+COMMENT ON FUNCTION billing._payment_replay(bigint, billing.amount, text, text, text, date, bigint[]) IS
+    'internal: the payment an idempotency key recorded with the same arguments, NULL for a new key, 23505 for a key '
+    'used for another payment';
 
-    INSERT INTO billing.payment AS x (account_id, amount, method, reference, idempotency_key, received_on,
-                                      target_invoice_ids, amount_refunded)
-    VALUES (a.account_id, amount, method, reference, idempotency_key, v_received, invoice_ids,
-            billing.from_minor_units(0, a.currency))
-    RETURNING x.payment_id INTO v_id;
+-- The invoices a payment names exist (23503) and are open (55000).
+CREATE FUNCTION billing._check_payment_invoices(account_id bigint, invoice_ids bigint[])
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_bad bigint;
+BEGIN
+    SELECT x INTO v_bad FROM unnest(invoice_ids) x
+    WHERE NOT EXISTS (SELECT FROM billing.invoice i
+                      WHERE i.account_id = _check_payment_invoices.account_id AND i.invoice_id = x)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'invoice % of account % does not exist', v_bad, account_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'billing.invoice lists the account''s invoices.';
+    END IF;
+    SELECT x INTO v_bad FROM unnest(invoice_ids) x
+    JOIN billing.invoice i ON i.account_id = _check_payment_invoices.account_id AND i.invoice_id = x
+    WHERE i.status <> 'open' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'invoice % of account % is not open', v_bad, account_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only open invoices take payments.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION billing._check_payment_invoices(bigint, bigint[]) IS
+    'internal: 23503 for an invoice_ids entry that is not an invoice of the account, 55000 for one not open';
 
-    v_funds := billing.to_numeric(amount);
-    -- lock 2 and the applications, in one statement: the open invoices,
-    -- oldest due first or in the order of invoice_ids.  An invoice the funds
-    -- settle within its early-payment window needs its due less the
-    -- discount, and gets the discount as an application of its own, posted
-    -- to discounts.
+-- Applies a recorded payment to the account's open invoices, set-based:
+-- lock 2 and the applications in one statement, oldest due first or in the
+-- order of invoice_ids.  An invoice the funds settle within its
+-- early-payment window needs its due less the discount, and gets the
+-- discount as an application of its own, posted to discounts.  Returns
+-- what the payment paid of the invoices (the discounts not included).
+CREATE FUNCTION billing._pay_invoices(a billing.account, payment_id bigint, amount billing.amount,
+                                      received_on date, invoice_ids bigint[])
+RETURNS billing.amount LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    v_funds numeric := billing.to_numeric(amount);
+    v_applied numeric;
+    v_disc_invoices bigint[];
+    v_disc_numbers text[];
+    v_disc_amounts billing.amount[];
+BEGIN
     WITH inv AS MATERIALIZED (
         SELECT i.invoice_id, i.due_date, i.number, billing.to_numeric(i.amount_due) AS due,
-               CASE WHEN t.account_id IS NOT NULL AND v_received <= i.issue_date + t.within_days
+               CASE WHEN t.account_id IS NOT NULL AND _pay_invoices.received_on <= i.issue_date + t.within_days
                          AND NOT EXISTS (SELECT FROM billing.payment_application x
                                          WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
                                            AND x.source = 'discount')
@@ -313,12 +326,12 @@ BEGIN
         FROM billing.invoice i
         LEFT JOIN billing.early_payment_terms t ON t.account_id = i.account_id
         WHERE i.account_id = a.account_id AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
-          AND (apply_payment.invoice_ids IS NULL OR i.invoice_id = ANY (apply_payment.invoice_ids))
-        ORDER BY array_position(apply_payment.invoice_ids, i.invoice_id), i.due_date, i.invoice_id
+          AND (_pay_invoices.invoice_ids IS NULL OR i.invoice_id = ANY (_pay_invoices.invoice_ids))
+        ORDER BY array_position(_pay_invoices.invoice_ids, i.invoice_id), i.due_date, i.invoice_id
         FOR UPDATE OF i
     ), run AS (
         SELECT invoice_id, number, due, disc, due - disc AS need,
-               coalesce(sum(due - disc) OVER (ORDER BY array_position(apply_payment.invoice_ids, invoice_id), due_date, invoice_id
+               coalesce(sum(due - disc) OVER (ORDER BY array_position(_pay_invoices.invoice_ids, invoice_id), due_date, invoice_id
                                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
         FROM inv
     ), app AS MATERIALIZED (
@@ -329,7 +342,8 @@ BEGIN
         FROM run WHERE v_funds > before
     ), ins AS (
         INSERT INTO billing.payment_application (account_id, invoice_id, source, payment_id, amount)
-        SELECT a.account_id, app.invoice_id, 'payment', v_id, app.amount FROM app WHERE billing.to_numeric(app.amount) > 0
+        SELECT a.account_id, app.invoice_id, 'payment', _pay_invoices.payment_id, app.amount
+        FROM app WHERE billing.to_numeric(app.amount) > 0
         UNION ALL
         SELECT a.account_id, app.invoice_id, 'discount', NULL, app.discount FROM app WHERE billing.to_numeric(app.discount) > 0
     ), upd AS (
@@ -352,8 +366,8 @@ BEGIN
             SELECT * FROM unnest(v_disc_invoices, v_disc_numbers, v_disc_amounts) d(invoice_id, number, discount)
         ), txn AS (
             INSERT INTO billing.ledger_transaction (account_id, kind, posted_on, invoice_id, payment_id, description)
-            SELECT a.account_id, 'early_payment_discount', v_received, d.invoice_id, v_id,
-                   'early-payment discount on invoice ' || d.number
+            SELECT a.account_id, 'early_payment_discount', _pay_invoices.received_on, d.invoice_id,
+                   _pay_invoices.payment_id, 'early-payment discount on invoice ' || d.number
             FROM d ORDER BY d.invoice_id
             RETURNING txn_id, invoice_id
         )
@@ -362,26 +376,68 @@ BEGIN
         FROM txn t JOIN d ON d.invoice_id = t.invoice_id
         CROSS JOIN LATERAL (VALUES ('discounts', d.discount), ('receivable', -d.discount)) e(ledger_account, amount);
     END IF;
-    v_applied_amt := billing.amount(v_applied, a.currency);
-    v_excess := amount - v_applied_amt;
+    RETURN billing.amount(v_applied, a.currency);
+END $$;
+COMMENT ON FUNCTION billing._pay_invoices(billing.account, bigint, billing.amount, date, bigint[]) IS
+    'internal: applies a recorded payment to the account''s open invoices (oldest due first, or invoice_ids in '
+    'order) with early-payment discounts and their postings, set-based; returns the amount applied';
+
+CREATE FUNCTION billing.apply_payment(
+    account_id bigint, amount billing.amount, method text, reference text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, received_on date DEFAULT NULL, invoice_ids bigint[] DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    a billing.account;
+    v_received date;
+    v_id bigint;
+    v_applied billing.amount;
+    v_excess billing.amount;
+BEGIN
+    -- 1. validate
+    PERFORM billing._authorize_account(apply_payment.account_id);
+    a := billing._payment_account(account_id);
+    PERFORM billing._check_payment(a, amount, method, reference, idempotency_key, invoice_ids);
+    -- (a payment of today, the common case, costs no check)
+    v_received := CASE WHEN received_on IS NULL THEN billing.today(a.timezone)
+                       ELSE billing._check_date(received_on, 'received_on', billing.today(a.timezone)) END;
+    -- 2. lock 1 (billing._lock_account_money when the row is missing: a
+    -- row lock, not an upsert that writes a new row version each time),
+    -- then a retry returns its payment
+    PERFORM FROM billing.account_credit c WHERE c.account_id = a.account_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM billing._lock_account_money(a.account_id, a.currency);
+    END IF;
+    IF idempotency_key IS NOT NULL THEN
+        v_id := billing._payment_replay(a.account_id, amount, method, reference, idempotency_key, received_on,
+                                        invoice_ids);
+        IF v_id IS NOT NULL THEN
+            RETURN v_id;
+        END IF;
+    END IF;
+    IF invoice_ids IS NOT NULL THEN
+        PERFORM billing._check_payment_invoices(a.account_id, invoice_ids);
+    END IF;
+    -- 3. record the payment
+    INSERT INTO billing.payment AS x (account_id, amount, method, reference, idempotency_key, received_on,
+                                      target_invoice_ids, amount_refunded)
+    VALUES (a.account_id, amount, method, reference, idempotency_key, v_received, invoice_ids,
+            billing.from_minor_units(0, a.currency))
+    RETURNING x.payment_id INTO v_id;
+    -- 4. apply it to the invoices (lock 2)
+    v_applied := billing._pay_invoices(a, v_id, amount, v_received, invoice_ids);
+    -- 5. the rest becomes the account's unapplied credit
+    v_excess := amount - v_applied;
     IF billing.to_numeric(v_excess) > 0 THEN
         UPDATE billing.account_credit c SET balance = c.balance + v_excess, updated_at = billing.now()
         WHERE c.account_id = a.account_id;
     END IF;
-    -- the ledger transaction (billing._post, inline) and the outbox event
-    WITH t AS (
-        INSERT INTO billing.ledger_transaction AS x (account_id, kind, posted_on, description, payment_id)
-        VALUES (a.account_id, 'payment', v_received, format('payment %s by %s', v_id, method), v_id)
-        RETURNING x.txn_id
-    )
-    INSERT INTO billing.ledger_entry (account_id, txn_id, ledger_account, amount)
-    SELECT a.account_id, t.txn_id, e.ledger_account, e.amount
-    FROM t, (VALUES ('cash', amount), ('receivable', -v_applied_amt), ('customer_credit', -v_excess)) e(ledger_account, amount)
-    WHERE billing.to_numeric(e.amount) <> 0;
-    INSERT INTO billing.outbox (account_id, event_type, payload)
-    VALUES (a.account_id, 'payment.received',
-            jsonb_build_object('payment_id', v_id, 'amount', amount::text, 'applied', v_applied_amt::text,
-                               'credited', v_excess::text));
+    -- 6. the posting and the outbox event
+    PERFORM billing._post(a.account_id, 'payment', v_received, format('payment %s by %s', v_id, method),
+                          ARRAY['cash', 'receivable', 'customer_credit'], ARRAY[amount, -v_applied, -v_excess],
+                          payment_id => v_id);
+    PERFORM billing._money_event(a.account_id, 'payment.received',
+                                 jsonb_build_object('payment_id', v_id, 'amount', amount::text,
+                                                    'applied', v_applied::text, 'credited', v_excess::text));
     RETURN v_id;
 END $$;
 COMMENT ON FUNCTION billing.apply_payment(bigint, billing.amount, text, text, text, date, bigint[]) IS

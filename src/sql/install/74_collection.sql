@@ -86,11 +86,7 @@ DECLARE
 BEGIN
     PERFORM billing._authorize_account(add_payment_method.account_id);
     a := billing._payment_account(account_id);
-    IF method IS NULL OR method NOT IN ('card', 'direct_debit', 'bank_transfer', 'cash', 'check', 'wallet', 'other') THEN
-        RAISE EXCEPTION 'unknown payment method %', coalesce(method, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use card, direct_debit, bank_transfer, cash, check, wallet or other.';
-    END IF;
+    PERFORM billing._check_payment_method(method);
     IF token IS NULL OR token = '' OR billing.looks_like_card_number(token) THEN
         RAISE EXCEPTION 'a payment method needs the provider''s token, and never a card number'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Tokenize the card with the payment provider first.';

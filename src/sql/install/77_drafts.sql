@@ -572,3 +572,19 @@ END $$;
 COMMENT ON FUNCTION billing._finalize_drafts_past_grace(date, timestamptz, integer, bigint, bigint) IS
     'internal: one committed batch of billing.run_cycle: finalizes the drafts whose grace period has passed '
     '(SKIP LOCKED, after the given key), issued on the run''s day; logs those that fail';
+
+-- The cycle's batch of drafts past their grace period as a step of
+-- billing._run_in_batches.
+CREATE FUNCTION billing._cycle_drafts_step(run_id bigint, as_of date, at timestamptz, batch_size integer, state jsonb)
+RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('run the billing cycle');
+    SELECT CASE WHEN r.picked > 0 THEN jsonb_build_object(
+               'cursor', jsonb_build_object('after_account', r.after_account, 'after_invoice', r.after_invoice),
+               'counts', jsonb_build_object('drafts_finalized', r.finalized),
+               'errors', r.errors, 'notify', r.finalized) END
+    FROM billing._finalize_drafts_past_grace(as_of, at, batch_size, (state #>> '{cursor,after_account}')::bigint,
+                                             (state #>> '{cursor,after_invoice}')::bigint) r
+$$;
+COMMENT ON FUNCTION billing._cycle_drafts_step(bigint, date, timestamptz, integer, jsonb) IS
+    'internal: one batch of run_cycle''s drafts past their grace period (billing._finalize_drafts_past_grace) as a '
+    'step of billing._run_in_batches';

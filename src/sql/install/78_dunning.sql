@@ -874,6 +874,38 @@ COMMENT ON FUNCTION billing._price_change_notices(date, timestamptz) IS
     'internal: writes one subscription.price_change_notice event per scheduled price change that takes effect within '
     'price_change_notice_days (billing.dunning_setting), once each';
 
+-- Dunning's batch in two steps of billing._run_in_batches, each committed:
+-- the actions of a batch of accounts, then their subscription statuses in
+-- a transaction of their own (see the lock order above).
+CREATE FUNCTION billing._dunning_step(run_id bigint, as_of date, at timestamptz, batch_size integer, state jsonb)
+RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('run dunning');
+    SELECT CASE WHEN r.accounts IS NOT NULL THEN state || jsonb_build_object(
+               'cursor', jsonb_build_object('after_account', r.after_account),
+               'accounts', to_jsonb(r.accounts),
+               'counts', jsonb_build_object('batches', 1, 'accounts', cardinality(r.accounts), 'actions', r.actions),
+               'errors', r.errors, 'notify', r.actions) END
+    FROM billing._dunning_batch(run_id, as_of, at, batch_size, (state ->> 'policy')::bigint,
+                                (state #>> '{cursor,after_account}')::bigint) r
+$$;
+COMMENT ON FUNCTION billing._dunning_step(bigint, date, timestamptz, integer, jsonb) IS
+    'internal: the actions of one batch of run_dunning (billing._dunning_batch) as a step of billing._run_in_batches';
+
+CREATE FUNCTION billing._dunning_status_step(run_id bigint, as_of date, at timestamptz, batch_size integer,
+                                             state jsonb)
+RETURNS jsonb LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT billing._authorize_all('run dunning');
+    SELECT state || jsonb_build_object(
+               'counts', (state -> 'counts') || jsonb_build_object('status_changes', c.changes),
+               'notify', (state ->> 'notify')::integer + c.changes)
+    FROM (SELECT billing._dunning_sync_status((SELECT array_agg(a.id::bigint ORDER BY a.ord)
+                                               FROM jsonb_array_elements_text(state -> 'accounts') WITH ORDINALITY a(id, ord)),
+                                              as_of, at) AS changes) c
+$$;
+COMMENT ON FUNCTION billing._dunning_status_step(bigint, date, timestamptz, integer, jsonb) IS
+    'internal: the subscription statuses of one batch of run_dunning (billing._dunning_sync_status) as a step of '
+    'billing._run_in_batches';
+
 -- Dunning.  A PROCEDURE so that it commits after each batch; it has no SET
 -- search_path (a procedure with one cannot commit), so its body names
 -- everything with its schema and leaves the work to the functions above.
@@ -884,15 +916,7 @@ DECLARE
     v_at timestamptz := coalesce(at, billing.now());
     v_run bigint;
     v_policy bigint;
-    v_after bigint;
-    r record;
-    v_changes integer;
     v_notices integer;
-    v_accounts integer := 0;
-    v_actions integer := 0;
-    v_status integer := 0;
-    v_batches integer := 0;
-    v_errors jsonb := '[]'::jsonb;
 BEGIN
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
@@ -908,30 +932,14 @@ BEGIN
     VALUES (as_of, v_at, pg_catalog.clock_timestamp(), v_notices)
     RETURNING dunning_run_id INTO v_run;
     COMMIT;
-    LOOP
-        SELECT * INTO r FROM billing._dunning_batch(v_run, as_of, v_at, batch_size, v_policy, v_after);
-        EXIT WHEN r.accounts IS NULL;
-        v_after := r.after_account;
-        COMMIT;
-        -- statuses in a transaction of their own (see the lock order above)
-        v_changes := billing._dunning_sync_status(r.accounts, as_of, v_at);
-        v_batches := v_batches OPERATOR(pg_catalog.+) 1;
-        v_accounts := v_accounts OPERATOR(pg_catalog.+) pg_catalog.cardinality(r.accounts);
-        v_actions := v_actions OPERATOR(pg_catalog.+) r.actions;
-        v_status := v_status OPERATOR(pg_catalog.+) v_changes;
-        v_errors := v_errors OPERATOR(pg_catalog.||) r.errors;
-        UPDATE billing.dunning_run
-        SET batches = v_batches, accounts = v_accounts, actions = v_actions, status_changes = v_status,
-            errors = v_errors
-        WHERE dunning_run_id OPERATOR(pg_catalog.=) v_run;
-        IF r.actions OPERATOR(pg_catalog.+) v_changes OPERATOR(pg_catalog.>) 0 THEN
-            PERFORM pg_catalog.pg_notify('billing_events', (r.actions OPERATOR(pg_catalog.+) v_changes)::text);
-        END IF;
-        COMMIT;
-    END LOOP;
+    CALL billing._run_in_batches(
+        'billing.dunning_run', v_run,
+        ARRAY['billing._dunning_step(pg_catalog.int8, pg_catalog.date, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.jsonb)'::pg_catalog.regprocedure,
+              'billing._dunning_status_step(pg_catalog.int8, pg_catalog.date, pg_catalog.timestamptz, pg_catalog.int4, pg_catalog.jsonb)'::pg_catalog.regprocedure],
+        as_of, v_at, batch_size, pg_catalog.jsonb_build_object('policy', v_policy));
     UPDATE billing.dunning_run
     SET finished_at = pg_catalog.clock_timestamp(),
-        status = CASE WHEN v_errors OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'done' ELSE 'done_with_errors' END
+        status = CASE WHEN errors OPERATOR(pg_catalog.=) '[]'::pg_catalog.jsonb THEN 'done' ELSE 'done_with_errors' END
     WHERE dunning_run_id OPERATOR(pg_catalog.=) v_run;
     COMMIT;
 END $$;
