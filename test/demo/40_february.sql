@@ -2,7 +2,7 @@
 \echo '== 4. February: the monthly cycle, usage in arrears, a late payer, a downgrade, a suspension'
 CALL demo.days_until('2026-02-01');
 \echo '   February 1: the cycle (pg_cron would run it every night) bills the monthly plans. Anna''s'
-\echo '   invoice carries her January API calls; Dario still has the coupon; Chie is billed yearly:'
+\echo '   invoice carries her January API calls; Dario still has the coupon; Chie, billed yearly, is not:'
 SELECT number, customer, issue_date, due_date, subtotal, discount, tax, total
 FROM demo.invoices WHERE issue_date = '2026-02-01' ORDER BY number;
 \echo '   Anna''s invoice line by line (usage: 30 days of calls at 0.002 EUR each):'
@@ -16,13 +16,13 @@ SELECT i.number, i.due_date, x.taken_on, x.name, x.outcome, x.amount_due
 FROM (SELECT d.*, s.name FROM dunning_action d JOIN dunning_step s USING (step_id)) x
 JOIN invoice i USING (account_id, invoice_id) WHERE x.account_id = :dario ORDER BY x.taken_on;
 \echo '   The reminder Dario receives, as the email worker writes it from the outbox event:'
-SELECT format(E'To: %s\nSubject: Invoice %s is %s days overdue\n\nDear %s, invoice %s of %s (%s) was due on %s.\nPlease pay %s.',
-              payload->>'email', payload->>'number', payload->>'days_overdue', payload->>'account_name',
+SELECT format(E'To: %s\nSubject: Reminder: invoice %s is overdue\n\nDear %s, invoice %s of %s (%s) was due on %s.\nPlease pay %s.',
+              payload->>'email', payload->>'number', payload->>'account_name',
               payload->>'number', payload->>'issue_date', payload->>'total', payload->>'due_date',
-              payload->>'amount_due') AS email
+              payload->>'amount_due') AS email, (payload->>'days_overdue')::int AS days_overdue
 FROM outbox WHERE event_type = 'dunning.reminder' AND account_id = :dario
 ORDER BY event_id DESC LIMIT 1;
-\echo '   Past due, Dario keeps his access for now; everyone else is active:'
+\echo '   Dario and Eve are past due (an invoice overdue) but keep their access for now:'
 SELECT * FROM demo.access ORDER BY customer;
 
 CALL demo.days_until('2026-02-05');
@@ -53,6 +53,10 @@ WHERE pa.account_id = :dario AND pa.payment_id = :dario_payment ORDER BY i.numbe
 SELECT issue_credit_note(:dario, (SELECT invoice_id FROM invoice WHERE account_id = :dario AND billing_reason = 'late_fee'),
                          (SELECT total FROM invoice WHERE account_id = :dario AND billing_reason = 'late_fee'),
                          method => 'refund', reason => 'late fee waived') IS NOT NULL AS fee_refunded \gset
+\echo '   The credit notes so far (tax: the VAT part of the amount; method: how it was settled):'
+SELECT a.name AS customer, i.number, c.amount, c.tax, c.method, c.reason
+FROM credit_note c JOIN invoice i USING (account_id, invoice_id) JOIN account a USING (account_id)
+ORDER BY c.credit_note_id;
 
 CALL demo.days_until('2026-02-10');
 \echo '   February 10: Bob downgrades from Pro to Starter at the end of his billed month, so he'
@@ -65,7 +69,8 @@ SELECT apply_payment(:bob, '59.00 USD', 'card', reference => 'ch_1002') IS NOT N
 
 CALL demo.days_until('2026-02-14');
 \echo '   February 14: Eve has paid nothing; two weeks past the due date dunning suspends her. The'
-\echo '   cycle stops billing her, and she loses access at once (Dario is active again, paid up):'
+\echo '   cycle stops billing her, and she loses access at once: no single sign-on, no projects,'
+\echo '   no support tier (Dario is active again, paid up):'
 SELECT * FROM demo.access ORDER BY customer;
 
 CALL demo.days_until('2026-02-24');
