@@ -19,7 +19,7 @@ JOIN invoice i USING (account_id, invoice_id) WHERE x.account_id = :dario ORDER 
 SELECT format(E'To: %s\nSubject: Reminder: invoice %s is overdue\n\nDear %s, invoice %s of %s (%s) was due on %s.\nPlease pay %s.',
               payload->>'email', payload->>'number', payload->>'account_name',
               payload->>'number', payload->>'issue_date', payload->>'total', payload->>'due_date',
-              payload->>'amount_due') AS email, (payload->>'days_overdue')::int AS days_overdue
+              payload->>'amount_due') AS email
 FROM outbox WHERE event_type = 'dunning.reminder' AND account_id = :dario
 ORDER BY event_id DESC LIMIT 1;
 \echo '   Dario and Eve are past due (an invoice overdue) but keep their access for now:'
