@@ -21,13 +21,14 @@ SELECT create_coupon('LAUNCH', 'repeating', percent_off => 25, duration_periods 
 SELECT p.price_id, pr.name AS product, p.nickname, p.currency, p.unit_amount, p.cadence, p.usage_type
 FROM price p JOIN product pr USING (product_id) ORDER BY 1;
 
-SELECT create_feature('sso', 'Single sign-on'),
-       create_feature('projects', 'Projects', 'limit'),
-       create_feature('support', 'Support tier', 'text');
-SELECT set_price_feature(p, 'projects', '3'), set_price_feature(p, 'support', 'email')
-FROM unnest(ARRAY[:starter_eur, :starter_usd]::bigint[]) p;
-SELECT set_price_feature(p, 'sso'), set_price_feature(p, 'projects', '25'), set_price_feature(p, 'support', 'priority')
-FROM unnest(ARRAY[:pro_eur, :pro_usd, :pro_jpy_year]::bigint[]) p;
+SELECT create_feature('sso', 'Single sign-on') AS sso,
+       create_feature('projects', 'Projects', 'limit') AS projects,
+       create_feature('support', 'Support tier', 'text') AS support \gset
+SELECT count(set_price_feature(p, 'projects', '3')) + count(set_price_feature(p, 'support', 'email')) AS grants
+FROM unnest(ARRAY[:starter_eur, :starter_usd]::bigint[]) p \gset
+SELECT count(set_price_feature(p, 'sso')) + count(set_price_feature(p, 'projects', '25'))
+       + count(set_price_feature(p, 'support', 'priority')) AS grants
+FROM unnest(ARRAY[:pro_eur, :pro_usd, :pro_jpy_year]::bigint[]) p \gset
 \echo '   What each plan grants (entitlements): the application asks billing.entitled(account, ''sso'')'
 \echo '   or billing.entitlement(account, ''projects'') instead of hard-coding plans:'
 SELECT pr.nickname AS plan, string_agg(DISTINCT pr.currency, ', ') AS currencies, f.key AS feature,
