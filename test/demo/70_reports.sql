@@ -26,5 +26,5 @@ SELECT currency, day_offset, step, invoices, amount_due, recovered, recovered_am
 FROM dunning_funnel WHERE invoices > 0 ORDER BY currency, day_offset;
 \echo '   What the cycle will bill in the next 7 days, computed as preview_invoice computes it (Anna''s'
 \echo '   March calls are not reported yet; Eve, suspended, is not billed):'
-SELECT a.name AS customer, u.bill_date, u.subtotal, u.discount, u.tax, u.total
+SELECT a.name AS customer, u.bill_date, u.currency, u.subtotal, u.discount, u.tax, u.total
 FROM upcoming_invoices u JOIN account a USING (account_id) ORDER BY u.bill_date, a.name;
