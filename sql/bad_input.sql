@@ -402,6 +402,27 @@ SELECT s('billing.days_sales_outstanding(integer)', $q$SELECT * FROM billing.day
 SELECT s('billing.upcoming_invoices(integer)', $q$SELECT * FROM billing.upcoming_invoices(NULL)$q$,
     $q$SELECT * FROM billing.upcoming_invoices(-1)$q$, $q$SELECT * FROM billing.upcoming_invoices(2147483647)$q$);
 
+-- revenue recognition and reporting currencies
+SELECT s('billing.set_exchange_rate(text,text,numeric,date)', $q$SELECT billing.set_exchange_rate(NULL, 'USD', 1, '2026-01-01')$q$,
+    $q$SELECT billing.set_exchange_rate('EUR', 'usd', 1, '2026-01-01')$q$, $q$SELECT billing.set_exchange_rate('EUR', 'EUR', 1, '2026-01-01')$q$,
+    $q$SELECT billing.set_exchange_rate('EUR', 'USD', 'NaN', '2026-01-01')$q$, $q$SELECT billing.set_exchange_rate('EUR', 'USD', 1e9, '2026-01-01')$q$,
+    $q$SELECT billing.set_exchange_rate('EUR', 'USD', -1, '2026-01-01')$q$, $q$SELECT billing.set_exchange_rate('EUR', 'USD', 1, 'infinity')$q$,
+    $q$SELECT billing.set_exchange_rate('EUR''; DROP TABLE billing.invoice; --', 'USD', 1, '2026-01-01')$q$);
+SELECT s('billing.exchange_rate_on(text,text,date)', $q$SELECT billing.exchange_rate_on(NULL, 'USD', '2026-01-01')$q$,
+    $q$SELECT billing.exchange_rate_on('EUR', 'USD', '2026-01-01')$q$, $q$SELECT billing.exchange_rate_on('EUR', 'USD', 'infinity')$q$);
+SELECT s('billing.convert_amount(billing.amount,text,date)', $q$SELECT billing.convert_amount(NULL, 'USD', '2026-01-01')$q$,
+    $q$SELECT billing.convert_amount('1.00 EUR', 'XYZ', '2026-01-01')$q$, $q$SELECT billing.convert_amount('1.00 EUR', 'USD', NULL)$q$);
+SELECT s('billing.mrr_in(text,date)', $q$SELECT * FROM billing.mrr_in(NULL, '2026-01-01')$q$,
+    $q$SELECT * FROM billing.mrr_in('EUR', '2026-01-01')$q$, $q$SELECT * FROM billing.mrr_in('USD', 'infinity')$q$);
+SELECT s('billing.aging_in(text)', $q$SELECT * FROM billing.aging_in(NULL)$q$, $q$SELECT * FROM billing.aging_in('EUR')$q$,
+    $q$SELECT * FROM billing.aging_in(repeat('x', 10000))$q$);
+SELECT s('billing.revenue_in(text,date,date)', $q$SELECT * FROM billing.revenue_in('USD', NULL, NULL)$q$,
+    $q$SELECT * FROM billing.revenue_in('EUR', '2020-01-01', '2030-01-01')$q$,
+    $q$SELECT * FROM billing.revenue_in('USD', '2026-02-01', '2026-01-01')$q$);
+SELECT s('billing.revenue_by_price_in(text,date,date)', $q$SELECT * FROM billing.revenue_by_price_in(NULL, '2026-01-01', '2026-01-01')$q$,
+    $q$SELECT * FROM billing.revenue_by_price_in('EUR', '2026-01-01', '2026-12-01')$q$,
+    $q$SELECT * FROM billing.revenue_by_price_in('USD', '-infinity', '2026-01-01')$q$);
+
 -- dunning and scheduling
 SELECT s('billing.create_dunning_policy(text,jsonb,boolean,text)', $q$SELECT billing.create_dunning_policy(NULL)$q$,
     $q$SELECT billing.create_dunning_policy('')$q$, $q$SELECT billing.create_dunning_policy('x', '{}')$q$,

@@ -300,6 +300,10 @@ BEGIN
         WHEN arg IN ('after_account', 'after_subscription', 'after_invoice') THEN '0'
         WHEN arg = 'after_date' THEN '2000-01-01'
         WHEN arg IN ('role_name', 'writer', 'operator', 'reporting') AND typ = 'name'::regtype THEN session_user::text
+        WHEN arg = 'from_currency' THEN 'CHF'
+        WHEN arg = 'to_currency' THEN 'JPY'
+        WHEN arg = 'rate' AND fn = 'set_exchange_rate' THEN '1.5'
+        WHEN arg = 'on_date' AND fn = 'set_exchange_rate' THEN '2026-01-01'
         WHEN arg IN ('currency', 'default_currency') THEN cur
         WHEN typ = 'billing.amount'::regtype THEN '1.00 ' || cur
         WHEN arg IN ('quantity', 'max_attempts') THEN '1'

@@ -347,6 +347,17 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('read_helper', 'billing._mrr_movements()'),
         ('read_helper', 'billing._mrr_by_month()'),
         ('read_helper', 'billing._cohort_retention()'),
+        ('writer',   'billing.set_exchange_rate(text, text, numeric, date)'),
+        ('read_helper', 'billing._revenue_lines()'),
+        ('read_helper', 'billing._revenue_schedule()'),
+        ('read_helper', 'billing._revenue_months()'),
+        ('read_helper', 'billing._revenue_waterfall()'),
+        ('read_helper', 'billing._revenue_by_price()'),
+        ('read_helper', 'billing._check_currency(text, text)'),
+        ('read_helper', 'billing._convert_at(numeric, numeric, text)'),
+        ('read_helper', 'billing._convert(numeric, text, text, date)'),
+        ('read_helper', 'billing._check_report_month(text, date, text)'),
+        ('read_helper', 'billing._check_report_months(text, date, date)'),
         ('read_helper', 'billing._revenue_by_month()')
     ) x(kind, function)
 $$;
