@@ -14,11 +14,14 @@
 # their own and stay in the single-node suite.  Ends with "N passed, N failed";
 # without Citus it says so and exits 1.  Every cluster it starts it stops.
 set -u
+# PG_CONFIG (which PostgreSQL, and so which Citus) is kept; the other PG*
+# variables would point the clients at another server
+pg_config_wanted=${PG_CONFIG:-}
 for v in $(env | sed -n 's/^\(PG[A-Za-z0-9_]*\)=.*/\1/p'); do
 	unset "$v"
 done
 cd "$(dirname "$0")/../.."
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_CONFIG=${pg_config_wanted:-/usr/lib/postgresql/15/bin/pg_config}
 BIN=$("$PG_CONFIG" --bindir)
 # Debian's pg_config names /usr/lib/postgresql/15/bin even when it lies in
 # a copy of that tree: the servers are the ones next to it
