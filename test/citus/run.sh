@@ -133,6 +133,19 @@ fi
 drop_db citus_distribute
 echo "distribute $ok $bad" >> "$RESULTS"
 
+echo "-- the main job, one operation at a time (test/citus/operations.sql)"
+if make_db citus_operations > "$LOG/operations.out" 2>&1; then
+	"$BIN/psql" -X -q -At -h 127.0.0.1 -p "$COORD" -U postgres -d citus_operations \
+		-f test/citus/operations.sql >> "$LOG/operations.out" 2>&1
+	grep -E '^op |ERROR' "$LOG/operations.out"
+	ok=$(grep -cE '^op .* ok$' "$LOG/operations.out")
+	bad=$(grep -cE 'ERROR|^op .*FAILED' "$LOG/operations.out")
+else
+	ok=0; bad=1; echo "operations ... FAILED"; tail -8 "$LOG/operations.out"
+fi
+drop_db citus_operations
+echo "operations $ok $bad" >> "$RESULTS"
+
 echo "-- scenarios (test/scenarios/*.sql), distributed"
 ok=0; bad=0
 for f in test/scenarios/*.sql; do
@@ -167,4 +180,6 @@ passed=$(awk '{p+=$2} END {print p+0}' "$RESULTS")
 failed=$(awk '{f+=$3} END {print f+0}' "$RESULTS")
 echo "== parts:"; awk '{printf "   %-12s %4d passed %4d failed\n", $1, $2, $3}' "$RESULTS"
 echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+status=1
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] && status=0
+exit $status
