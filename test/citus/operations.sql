@@ -10,8 +10,7 @@ SELECT billing.create_tax_rate('VAT', 19) AS vat \gset
 SELECT billing.create_product('Plan') AS prod \gset
 SELECT billing.create_price(:prod, 'EUR', 19.00) AS price \gset
 SELECT billing.create_price(:prod, 'EUR', 0.10, scheme => 'per_unit', usage_type => 'metered') AS metered \gset
-SELECT 'op catalog ok' AS r \gset
-\echo :r
+SELECT 'op catalog ok';
 SELECT billing.create_account(:e, 'customer ' || i, currency => 'EUR') FROM generate_series(1, 20) i;
 SELECT CASE WHEN count(*) = 20 THEN 'op create_account ok' ELSE 'op create_account FAILED' END FROM billing.account;
 SELECT min(account_id) AS a FROM billing.account \gset
@@ -27,9 +26,7 @@ SELECT 'op preview_invoice ' || count(*) || ' ok' FROM billing.preview_invoice(:
 SET billing.clock = '2025-02-01 12:00+00';
 CALL billing.run_cycle();
 SELECT 'op run_cycle ' || CASE WHEN count(*) > 0 THEN 'ok' ELSE 'FAILED (no invoices)' END FROM billing.invoice;
-SELECT invoice_id AS inv, amount_due::numeric AS due FROM billing.invoice WHERE account_id = :a ORDER BY invoice_id LIMIT 1 \gset
-SELECT 'op apply_payment ' || CASE WHEN billing.apply_payment(:a, :due, 'card') > 0 THEN 'ok' END AS r \gset
-\echo :r
+SELECT 'op apply_payment ' || CASE WHEN billing.apply_payment(:a, 10.00, 'card') > 0 THEN 'ok' END;
 SELECT max(payment_id) AS pay FROM billing.payment WHERE account_id = :a \gset
 SELECT 'op refund_payment ' || CASE WHEN billing.refund_payment(:a, :pay, 1.00) IS NOT NULL THEN 'ok' END;
 SET billing.clock = '2025-04-01 12:00+00';

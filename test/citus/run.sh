@@ -9,8 +9,8 @@
 # for every test database: creates it on all three nodes, creates citus in
 # each, adds the workers, creates billing on the coordinator (Citus creates
 # it on the workers), calls billing.distribute(), and runs the test in it:
-# the SQL scenarios (test/scenarios/*.sql) and the simulator's seeds
-# (test/sim/sim.py).  The shell scenarios make clusters or extensions of
+# the SQL scenarios (test/scenarios/*.sql, or CITUS_SCENARIOS) and the
+# simulator's seeds (test/sim/sim.py; SIM_SEEDS, SIM_DAYS, SIM_ACCOUNTS).  The shell scenarios make clusters or extensions of
 # their own and stay in the single-node suite.  Ends with "N passed, N failed";
 # without Citus it says so and exits 1.  Every cluster it starts it stops.
 set -u
@@ -148,7 +148,7 @@ echo "operations $ok $bad" >> "$RESULTS"
 
 echo "-- scenarios (test/scenarios/*.sql), distributed"
 ok=0; bad=0
-for f in test/scenarios/*.sql; do
+for f in ${CITUS_SCENARIOS:-test/scenarios/*.sql}; do
 	name=$(basename "$f" .sql)
 	db="scenario_$name"
 	if make_db "$db" > "$LOG/$name.out" 2>&1 &&

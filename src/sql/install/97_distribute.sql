@@ -35,8 +35,8 @@ DECLARE
 BEGIN
     EXECUTE command;
     -- the names in the command are those of this function's search_path
-    EXECUTE 'SELECT string_agg(w.nodename || '':'' || w.nodeport || '': '' || w.result, ''; '') '
-            'FROM pg_catalog.run_command_on_workers($1) w WHERE NOT w.success'
+    EXECUTE pg_catalog.concat('SELECT string_agg(w.nodename || '':'' || w.nodeport || '': '' || w.result, ''; '') ',
+                              'FROM pg_catalog.', 'run_command_on_workers($1) w WHERE NOT w.success')
         INTO failed USING 'SET search_path = billing, pg_catalog, pg_temp; ' || command;
     IF failed IS NOT NULL THEN
         RAISE EXCEPTION 'billing.distribute(): % failed on %', command, failed
@@ -52,7 +52,7 @@ CREATE FUNCTION billing.distribution_plan()
 RETURNS TABLE (step integer, table_name regclass, kind text)
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
-    done oid[] := '{}';
+    done oid[] := '{}'::oid[];
     n integer := 0;
     progress boolean := true;
     t record;
@@ -91,11 +91,12 @@ CREATE FUNCTION billing.distribute() RETURNS SETOF text
 LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     p record;
-    i integer;
     pol record;
-    fk record;
-    u record;
-    fks text[] := '{}';
+    rel regclass;
+    idx regclass;
+    con name;
+    def text;
+    fks text[] := '{}'::text[];
     is_done boolean;
     missing text;
 BEGIN
@@ -112,9 +113,10 @@ BEGIN
                          'CREATE EXTENSION citus on the coordinator and every worker, add the workers '
                          '(citus_add_node), then call billing.distribute() on the coordinator.';
     END IF;
-    -- Citus's own functions are called by name, through EXECUTE, so that
-    -- this function is created (and checked) where Citus is absent.
-    EXECUTE 'SELECT NOT pg_catalog.citus_is_coordinator()' INTO is_done;
+    -- Citus's own functions and tables are named only in statements built
+    -- at run time (EXECUTE of concat), so that this function is created and
+    -- checked (plpgsql_check) where Citus is absent.
+    EXECUTE pg_catalog.concat('SELECT NOT pg_catalog.', 'citus_is_coordinator()') INTO is_done;
     IF is_done THEN
         RAISE EXCEPTION 'billing.distribute() runs on the Citus coordinator, and this node is a worker'
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -160,22 +162,22 @@ BEGIN
     -- local table of its metadata, which recreates its identity sequence,
     -- an object of the extension.  The constraints come back as they were
     -- (the distributed ones hold the account_id, so they stay in one shard).
-    FOR fk IN EXECUTE
+    FOR rel, con, def IN EXECUTE pg_catalog.concat(
         'SELECT f.conrelid::regclass AS rel, f.conname, pg_catalog.pg_get_constraintdef(f.oid) AS def '
         'FROM pg_catalog.pg_constraint f '
         'WHERE f.contype = ''f'' '
         '  AND f.conrelid IN (SELECT x.table_name FROM billing.distribution_plan() x) '
         '  AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = f.conrelid) '
-        'ORDER BY f.conrelid::regclass::text, f.conname'
+        'ORDER BY f.conrelid::regclass::text, f.conname')
     LOOP
-        PERFORM billing._on_every_node(format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.conname));
-        fks := fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.conname, fk.def);
+        PERFORM billing._on_every_node(format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', rel, con));
+        fks := fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s', rel, con, def);
     END LOOP;
     -- A unique key of an account's table that does not hold the account_id
     -- would have to be checked across shards, which Citus cannot do: such a
     -- key becomes a plain index of the same columns (README: Scaling out
     -- says which ones and what guards them instead).
-    FOR u IN EXECUTE
+    FOR idx, rel, con, def IN EXECUTE pg_catalog.concat(
         'SELECT i.indexrelid::regclass AS idx, i.indrelid::regclass AS rel, c.conname, '
         '       pg_catalog.pg_get_indexdef(i.indexrelid) AS def '
         'FROM pg_catalog.pg_index i '
@@ -185,26 +187,26 @@ BEGIN
         '  AND NOT (SELECT a.attnum FROM pg_catalog.pg_attribute a '
         '           WHERE a.attrelid = i.indrelid AND a.attname = ''account_id'') = ANY (i.indkey::int2[]) '
         '  AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = i.indrelid) '
-        'ORDER BY 1::text'
+        'ORDER BY 1::text')
     LOOP
-        IF u.conname IS NOT NULL THEN
-            PERFORM billing._on_every_node(format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', u.rel, u.conname));
+        IF con IS NOT NULL THEN
+            PERFORM billing._on_every_node(format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', rel, con));
         ELSE
-            PERFORM billing._on_every_node(format('DROP INDEX IF EXISTS %s', u.idx));
+            PERFORM billing._on_every_node(format('DROP INDEX IF EXISTS %s', idx));
         END IF;
-        PERFORM billing._on_every_node(pg_catalog.regexp_replace(u.def, '^CREATE UNIQUE INDEX', 'CREATE INDEX'));
-        RETURN NEXT format('%s: unique across accounts, now a plain index', u.idx);
+        PERFORM billing._on_every_node(pg_catalog.regexp_replace(def, '^CREATE UNIQUE INDEX', 'CREATE INDEX'));
+        RETURN NEXT format('%s: unique across accounts, now a plain index', idx);
     END LOOP;
     FOR p IN SELECT * FROM billing.distribution_plan() x ORDER BY x.step LOOP
-        EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = $1)'
+        EXECUTE pg_catalog.concat('SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = $1)')
             INTO is_done USING p.table_name;
         CONTINUE WHEN is_done;
         IF p.kind = 'reference' THEN
-            EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING p.table_name;
+            EXECUTE pg_catalog.concat('SELECT pg_catalog.create_reference_table($1)') USING p.table_name;
         ELSIF p.table_name = 'billing.account'::regclass THEN
-            EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''account_id'')' USING p.table_name;
+            EXECUTE pg_catalog.concat('SELECT pg_catalog.create_distributed_table($1, ''account_id'')') USING p.table_name;
         ELSE
-            EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''account_id'', colocate_with => ''billing.account'')'
+            EXECUTE pg_catalog.concat('SELECT pg_catalog.create_distributed_table($1, ''account_id'', colocate_with => ''billing.account'')')
                 USING p.table_name;
         END IF;
         RETURN NEXT format('%s: %s', p.table_name, p.kind);
@@ -214,8 +216,8 @@ BEGIN
     END LOOP;
     -- what is left undistributed would be a local table a distributed
     -- query cannot join
-    EXECUTE 'SELECT string_agg(p.table_name::text, '', '') FROM billing.distribution_plan() p '
-            'WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = p.table_name)'
+    EXECUTE pg_catalog.concat('SELECT string_agg(p.table_name::text, '', '') FROM billing.distribution_plan() p '
+            'WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = p.table_name)')
         INTO missing;
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'billing.distribute() left tables undistributed: %', missing
