@@ -36,7 +36,9 @@ UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || pg_get_constraint
 UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'billing';
 SELECT billing_test_error('SELECT billing.distribute()');
 -- the error with its hint
+\set SHOW_CONTEXT never
 SELECT * FROM billing.distribute();
+\set SHOW_CONTEXT errors
 CREATE TEMP TABLE after AS
 SELECT 'policy ' || polrelid::regclass || ' ' || pg_get_expr(polqual, polrelid) AS what FROM pg_policy
 UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
