@@ -98,6 +98,11 @@ DAYS ?= 60
 ACCOUNTS ?= 10
 sim:
 	sh test/sim/run.sh "$(SEED)" "$(DAYS)" "$(ACCOUNTS)"
+# billing distributed on a Citus coordinator and two workers (README:
+# Scaling out); needs a Citus installed for this PostgreSQL.
+.PHONY: citus
+citus:
+	sh test/citus/run.sh
 
 # PGXS tracks no header dependencies: rebuild everything when one changes.
 $(OBJS): $(wildcard src/*.h src/core/*.h)
