@@ -336,6 +336,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('dba',      'billing.role_functions()'),
         ('dba',      'billing.schedule(text, text)'),
         ('dba',      'billing.unschedule()'),
+        ('dba',      'billing.distribute()'),
         ('read_helper', 'billing._check_date(date, text, date)'),
         ('read_helper', 'billing._bill_dates(bigint[], bigint[], date, timestamptz, text, boolean)'),
         ('read_helper', 'billing._lines_to_bill(bigint[], bigint[], date, timestamptz, text, boolean)'),
