@@ -496,6 +496,10 @@ SELECT s('billing.entitlement(bigint,text)', $q$SELECT billing.entitlement(999, 
 SELECT s('billing.entitlements(bigint)', $q$SELECT count(*) FROM billing.entitlements(NULL)$q$,
     $q$SELECT count(*) FROM billing.entitlements(999)$q$, $q$SELECT count(*) FROM billing.entitlements(1)$q$);
 
+-- scale-out: without Citus, a clean refusal; the plan is a read
+SELECT s('billing.distribute()', $q$SELECT count(*) FROM billing.distribute()$q$);
+SELECT s('billing.distribution_plan()', $q$SELECT count(*) FROM billing.distribution_plan()$q$);
+
 -- Every function of the extension has an entry.
 SELECT p.oid::regprocedure AS function_without_entry
 FROM pg_proc p
