@@ -3,6 +3,8 @@
  */
 #include "clock.h"
 
+#include <ctype.h>
+
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "fmgr.h"
@@ -19,30 +21,23 @@
 static char *clock_setting = NULL;
 
 /*
- * DecodeDateTime() itself raises an error for an unknown time zone name.  A
- * GUC check hook must not: a bad value stored with ALTER DATABASE would then
- * fail every session's _PG_init.  Nothing is acquired in between, so the
- * error is caught and dropped here and the value reported as invalid.
+ * DecodeDateTime() reports most bad input by its return code, but raises an
+ * error for a word it takes for a time zone name that is no zone (such a
+ * word is a field ParseDateTime typed DTK_DATE that starts with a letter:
+ * 'Europe/Berlin', 'Foo/Bar').  A GUC check hook must not raise: a bad value
+ * stored with ALTER DATABASE would then fail every session's _PG_init.  So
+ * every such word is looked up first, with pg_tzset(), which answers NULL
+ * for an unknown name instead of raising, and a value with an unknown zone
+ * never reaches DecodeDateTime().
  */
 static bool
-decode_quietly(char **field, int *ftype, int nf, int *dtype,
-			   struct pg_tm *tt, fsec_t *fsec, int *tz)
+zone_words_known(char **field, const int *ftype, int nf)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	volatile bool ok = false;
-
-	PG_TRY();
-	{
-		ok = DecodeDateTime(field, ftype, nf, dtype, tt, fsec, tz) == 0;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		FlushErrorState();
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	for (int i = 0; i < nf; i++)
+		if (ftype[i] == DTK_DATE && isalpha((unsigned char) field[i][0]) &&
+			pg_tzset(field[i]) == NULL)
+			return false;
+	return true;
 }
 
 /*
@@ -73,7 +68,9 @@ parse_clock(const char *text, TimestampTz *out)
 		if (strcmp(field[i], "now") == 0 || strcmp(field[i], "today") == 0 ||
 			strcmp(field[i], "tomorrow") == 0 || strcmp(field[i], "yesterday") == 0)
 			return false;
-	if (!decode_quietly(field, ftype, nf, &dtype, &tt, &fsec, &tz))
+	if (!zone_words_known(field, ftype, nf))
+		return false;
+	if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
 		return false;
 	if (dtype != DTK_DATE)
 		return false;

@@ -26,6 +26,14 @@ out=$(psql -X -q -At -c 'SET ROLE billing_clock_app' -c "SET billing.clock = '20
 # a value with an unknown time zone is refused with 22007, not a crash
 out=$(psql -X -q -At -c '\set VERBOSITY sqlstate' -c "LOAD 'billing'" -c "SET billing.clock = '2024-01-31 23:30 Foo/Bar'" 2>&1 || true)
 [ "$out" = "ERROR:  22007" ] || fail "bad zone: $out"
+# a one-word zone that is none, and a zone name with a date and time run into it
+for v in '2024-01-31 23:30 Atlantis' '2024-01-31 23:30 Mars/Olympus_Mons' '20240131T2330 Foo/Bar'; do
+	out=$(psql -X -q -At -c '\set VERBOSITY sqlstate' -c "LOAD 'billing'" -c "SET billing.clock = '$v'" 2>&1 || true)
+	[ "$out" = "ERROR:  22007" ] || fail "bad zone in '$v': $out"
+done
+# a real zone, spelled in any case, is read as that zone
+out=$(psql -X -q -At -c "SET billing.clock = '2024-01-31 23:30 europe/BERLIN'" -c "SET TimeZone = 'UTC'" -c 'SELECT billing.now()' 2>&1)
+[ "$out" = "2024-01-31 22:30:00+00" ] || fail "zone in lower case: $out"
 
 # stored for the database by a session that has not loaded billing: the next
 # sessions warn, keep real time, and work
