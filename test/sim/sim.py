@@ -81,7 +81,7 @@ def split(total, n):
 
 
 # ---------------------------------------------------------------------------
-# periods: README, Periods and proration: "The anchor and the clamping rule"
+# periods: docs/design.md, Calendar (period k starts at anchor + k x cadence, clamped)
 
 def last_day(y, m):
     return (D(y + m // 12, m % 12 + 1, 1) - ONE).day if m < 12 else 31
