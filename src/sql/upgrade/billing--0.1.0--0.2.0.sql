@@ -3850,119 +3850,95 @@ $$;
 COMMENT ON FUNCTION billing._document_period(date, date, text) IS
     'internal: a billing period [start, end) for documents, its last day included';
 
-CREATE OR REPLACE FUNCTION billing.invoice_document(invoice_id bigint, format text DEFAULT 'html') RETURNS text
+-- The plain-text document: one line per row, amounts aligned at the
+-- right (_text_row), each line's period and quantity under it.
+CREATE OR REPLACE FUNCTION billing._document_text(f jsonb, lb jsonb, loc text, title text, status text, period text)
+RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
-    f jsonb;
-    lb jsonb;
-    loc text;
-    cur text;
+    cur text := f ->> 'currency';
+    body text;
+    line jsonb;
+    row_ jsonb;
+    v_detail text;
+    notes text := '';
+BEGIN
+    body := concat_ws(E'\n',
+        -- a draft's heading says so in place of its number, once
+        upper(title) || ' ' || coalesce(f ->> 'number' || ' · ' || status, '(' || (lb ->> 'draft') || ')'),
+        (lb ->> 'from') || ': ' || (f #>> '{seller,legal_name}')
+            || coalesce(' (' || (lb ->> 'tax_id') || ' ' || (f #>> '{seller,tax_id}') || ')', ''),
+        '  ' || replace(f #>> '{seller,address}', E'\n', E'\n  '),
+        (lb ->> 'bill_to') || ': ' || (f #>> '{buyer,name}'),
+        '  ' || replace(f #>> '{buyer,address}', E'\n', E'\n  '),
+        '  ' || (f #>> '{buyer,email}'),
+        (lb ->> 'issue_date') || ': ' || billing.format_date((f ->> 'issue_date')::date, loc),
+        (lb ->> 'due_date') || ': ' || billing.format_date((f ->> 'due_date')::date, loc),
+        (lb ->> 'period') || ': ' || period,
+        '');
+    FOR line IN SELECT value FROM jsonb_array_elements(f -> 'lines') LOOP
+        body := body || E'\n' || billing._text_row(line ->> 'description',
+                                                   billing.format_amount((line ->> 'amount')::billing.amount, loc));
+        -- under it: its period, and how many at what price unless that
+        -- is one at the amount (a tax line's unit_amount is its rate,
+        -- already in its description)
+        v_detail := concat_ws(' · ',
+            billing._document_period((line ->> 'period_start')::date, (line ->> 'period_end')::date, loc),
+            CASE WHEN line ->> 'kind' <> 'tax' AND line ->> 'quantity' IS NOT NULL
+                      AND line ->> 'unit_amount' IS NOT NULL
+                      AND NOT ((line ->> 'quantity')::numeric = 1 AND (line ->> 'unit_amount')::numeric
+                               = billing.to_numeric((line ->> 'amount')::billing.amount))
+                 THEN billing.format_number(trim_scale((line ->> 'quantity')::numeric), loc) || ' × '
+                      || billing._format_unit_price((line ->> 'unit_amount')::numeric, cur, loc) END);
+        IF v_detail <> '' THEN
+            body := body || E'\n  ' || v_detail;
+        END IF;
+    END LOOP;
+    body := body || E'\n\n' || concat_ws(E'\n',
+        billing._text_row(lb ->> 'subtotal', billing.format_amount((f ->> 'subtotal')::billing.amount, loc)),
+        CASE WHEN (f ->> 'discount')::billing.amount <> billing.from_minor_units(0, cur)
+             THEN billing._text_row(lb ->> 'discount', billing.format_amount((f ->> 'discount')::billing.amount, loc)) END,
+        billing._text_row(lb ->> 'tax', billing.format_amount((f ->> 'tax')::billing.amount, loc)),
+        billing._text_row(lb ->> 'total', billing.format_amount((f ->> 'total')::billing.amount, loc)));
+    FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'settlement') LOOP
+        body := body || E'\n' || billing._text_row(lb ->> (row_ ->> 'kind'),
+                                                   billing.format_amount((row_ ->> 'amount')::billing.amount, loc));
+    END LOOP;
+    body := body || E'\n' || billing._text_row(lb ->> 'amount_due',
+                                               billing.format_amount((f ->> 'amount_due')::billing.amount, loc));
+    FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'credit_notes') WHERE value ->> 'method' <> 'reduce_due' LOOP
+        notes := notes || E'\n' || (lb ->> 'credit_note') || ' ' || (row_ ->> 'credit_note_id') || ', '
+            || billing.format_date((row_ ->> 'issued_on')::date, loc, 'medium') || ': '
+            || billing.format_amount((row_ ->> 'amount')::billing.amount, loc) || ' '
+            || (lb ->> CASE row_ ->> 'method' WHEN 'refund' THEN 'credit_note_refunded' ELSE 'credit_note_to_balance' END);
+    END LOOP;
+    IF notes <> '' THEN
+        body := body || E'\n' || notes;
+    END IF;
+    IF f #>> '{seller,payment_instructions}' IS NOT NULL THEN
+        body := body || E'\n\n' || (lb ->> 'payment_instructions') || E':\n'
+            || (f #>> '{seller,payment_instructions}');
+    END IF;
+    RETURN body || E'\n';
+END $$;
+COMMENT ON FUNCTION billing._document_text(jsonb, jsonb, text, text, text, text) IS
+    'invoice_document''s text format, from the invoice''s facts (_invoice_facts), the words of its locale and its '
+    'title, status and period as invoice_document words them';
+
+-- The HTML document: a print-ready page, right to left where the locale
+-- is, every value from a table escaped.
+CREATE OR REPLACE FUNCTION billing._document_html(f jsonb, lb jsonb, loc text, title text, status text, period text)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    cur text := f ->> 'currency';
     h text;
     body text;
     line jsonb;
     row_ jsonb;
-    v_title text;
-    v_status text;
-    v_period text;
-    v_detail text;
     money_rows text := '';
     notes text := '';
 BEGIN
-    PERFORM billing._authorize_invoice(invoice_document.invoice_id);
-    IF format IS NULL OR format NOT IN ('html', 'text', 'json') THEN
-        RAISE EXCEPTION 'unknown invoice document format "%"', format
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use html, text or json.';
-    END IF;
-    IF invoice_id IS NULL THEN
-        RAISE EXCEPTION 'invoice_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    -- the account's locale, checked before anything is formatted, so that
-    -- a tag ICU does not know is named with its account
-    SELECT a.locale INTO loc FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
-    WHERE i.invoice_id = invoice_document.invoice_id;
-    IF FOUND THEN
-        BEGIN
-            PERFORM billing.locale_direction(loc);
-        EXCEPTION WHEN invalid_parameter_value THEN
-            RAISE EXCEPTION 'invoice %: the account''s locale "%" is not a language ICU knows', invoice_id, loc
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Set a BCP 47 tag such as en-US, de-DE, he-IL or ar-EG with billing.update_account(locale => ...).';
-        END;
-    END IF;
-    f := billing._invoice_facts(invoice_id);
-    IF format = 'json' THEN
-        RETURN jsonb_pretty(f);
-    END IF;
-    cur := f ->> 'currency';
-    lb := billing._document_labels(loc);
-    -- a credit invoice (its total below zero) reads as one: its own title,
-    -- and credited instead of paid (the engine pays it by handing its
-    -- amount to the account's credit)
-    v_title := lb ->> CASE WHEN (f ->> 'credit_invoice')::boolean THEN 'credit_invoice' ELSE 'invoice' END;
-    v_status := lb ->> CASE WHEN (f ->> 'credit_invoice')::boolean AND f ->> 'status' = 'paid' THEN 'credited'
-                            ELSE f ->> 'status' END;
-    v_period := billing._document_period((f ->> 'period_start')::date, (f ->> 'period_end')::date, loc);
-
-    IF format = 'text' THEN
-        body := concat_ws(E'\n',
-            -- a draft's heading says so in place of its number, once
-            upper(v_title) || ' ' || coalesce(f ->> 'number' || ' · ' || v_status, '(' || (lb ->> 'draft') || ')'),
-            (lb ->> 'from') || ': ' || (f #>> '{seller,legal_name}')
-                || coalesce(' (' || (lb ->> 'tax_id') || ' ' || (f #>> '{seller,tax_id}') || ')', ''),
-            '  ' || replace(f #>> '{seller,address}', E'\n', E'\n  '),
-            (lb ->> 'bill_to') || ': ' || (f #>> '{buyer,name}'),
-            '  ' || replace(f #>> '{buyer,address}', E'\n', E'\n  '),
-            '  ' || (f #>> '{buyer,email}'),
-            (lb ->> 'issue_date') || ': ' || billing.format_date((f ->> 'issue_date')::date, loc),
-            (lb ->> 'due_date') || ': ' || billing.format_date((f ->> 'due_date')::date, loc),
-            (lb ->> 'period') || ': ' || v_period,
-            '');
-        FOR line IN SELECT value FROM jsonb_array_elements(f -> 'lines') LOOP
-            body := body || E'\n' || billing._text_row(line ->> 'description',
-                                                       billing.format_amount((line ->> 'amount')::billing.amount, loc));
-            -- under it: its period, and how many at what price unless that
-            -- is one at the amount (a tax line's unit_amount is its rate,
-            -- already in its description)
-            v_detail := concat_ws(' · ',
-                billing._document_period((line ->> 'period_start')::date, (line ->> 'period_end')::date, loc),
-                CASE WHEN line ->> 'kind' <> 'tax' AND line ->> 'quantity' IS NOT NULL
-                          AND line ->> 'unit_amount' IS NOT NULL
-                          AND NOT ((line ->> 'quantity')::numeric = 1 AND (line ->> 'unit_amount')::numeric
-                                   = billing.to_numeric((line ->> 'amount')::billing.amount))
-                     THEN billing.format_number(trim_scale((line ->> 'quantity')::numeric), loc) || ' × '
-                          || billing._format_unit_price((line ->> 'unit_amount')::numeric, cur, loc) END);
-            IF v_detail <> '' THEN
-                body := body || E'\n  ' || v_detail;
-            END IF;
-        END LOOP;
-        body := body || E'\n\n' || concat_ws(E'\n',
-            billing._text_row(lb ->> 'subtotal', billing.format_amount((f ->> 'subtotal')::billing.amount, loc)),
-            CASE WHEN (f ->> 'discount')::billing.amount <> billing.from_minor_units(0, cur)
-                 THEN billing._text_row(lb ->> 'discount', billing.format_amount((f ->> 'discount')::billing.amount, loc)) END,
-            billing._text_row(lb ->> 'tax', billing.format_amount((f ->> 'tax')::billing.amount, loc)),
-            billing._text_row(lb ->> 'total', billing.format_amount((f ->> 'total')::billing.amount, loc)));
-        FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'settlement') LOOP
-            body := body || E'\n' || billing._text_row(lb ->> (row_ ->> 'kind'),
-                                                       billing.format_amount((row_ ->> 'amount')::billing.amount, loc));
-        END LOOP;
-        body := body || E'\n' || billing._text_row(lb ->> 'amount_due',
-                                                   billing.format_amount((f ->> 'amount_due')::billing.amount, loc));
-        FOR row_ IN SELECT value FROM jsonb_array_elements(f -> 'credit_notes') WHERE value ->> 'method' <> 'reduce_due' LOOP
-            notes := notes || E'\n' || (lb ->> 'credit_note') || ' ' || (row_ ->> 'credit_note_id') || ', '
-                || billing.format_date((row_ ->> 'issued_on')::date, loc, 'medium') || ': '
-                || billing.format_amount((row_ ->> 'amount')::billing.amount, loc) || ' '
-                || (lb ->> CASE row_ ->> 'method' WHEN 'refund' THEN 'credit_note_refunded' ELSE 'credit_note_to_balance' END);
-        END LOOP;
-        IF notes <> '' THEN
-            body := body || E'\n' || notes;
-        END IF;
-        IF f #>> '{seller,payment_instructions}' IS NOT NULL THEN
-            body := body || E'\n\n' || (lb ->> 'payment_instructions') || E':\n'
-                || (f #>> '{seller,payment_instructions}');
-        END IF;
-        RETURN body || E'\n';
-    END IF;
-
     -- html: every value from a table goes through html_escape; invoice.discount
     -- is already negative (the sum of the discount lines)
     body := '';
@@ -4055,13 +4031,13 @@ tr.due th, tr.due td { font-weight: bold; font-size: 1.15em; border-top: 1px sol
 </html>
 $html$,
         html_escape(replace(loc, '_', '-')), f ->> 'direction',
-        html_escape(v_title), html_escape(coalesce(f ->> 'number', '')),
-        html_escape(v_title),
-        html_escape(v_status),
+        html_escape(title), html_escape(coalesce(f ->> 'number', '')),
+        html_escape(title),
+        html_escape(status),
         html_escape(lb ->> 'number'), html_escape(coalesce(f ->> 'number', '—')),
         html_escape(lb ->> 'issue_date'), html_escape(billing.format_date((f ->> 'issue_date')::date, loc)),
         html_escape(lb ->> 'due_date'), html_escape(billing.format_date((f ->> 'due_date')::date, loc)),
-        coalesce('<tr><th>' || html_escape(lb ->> 'period') || '</th><td>' || html_escape(v_period) || '</td></tr>' || E'\n', ''),
+        coalesce('<tr><th>' || html_escape(lb ->> 'period') || '</th><td>' || html_escape(period) || '</td></tr>' || E'\n', ''),
         html_escape(lb ->> 'from'),
         html_escape(f #>> '{seller,legal_name}'),
         coalesce(E'\n' || html_escape(f #>> '{seller,address}'), ''),
@@ -4079,7 +4055,59 @@ $html$,
                  || '</strong>' || E'\n' || html_escape(f #>> '{seller,payment_instructions}') || '</div>' || E'\n', ''));
     RETURN h;
 END $$;
+COMMENT ON FUNCTION billing._document_html(jsonb, jsonb, text, text, text, text) IS
+    'invoice_document''s html format, from the invoice''s facts (_invoice_facts), the words of its locale and its '
+    'title, status and period as invoice_document words them';
 
+CREATE OR REPLACE FUNCTION billing.invoice_document(invoice_id bigint, format text DEFAULT 'html') RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    f jsonb;
+    lb jsonb;
+    loc text;
+    v_title text;
+    v_status text;
+    v_period text;
+BEGIN
+    PERFORM billing._authorize_invoice(invoice_document.invoice_id);
+    IF format IS NULL OR format NOT IN ('html', 'text', 'json') THEN
+        RAISE EXCEPTION 'unknown invoice document format "%"', format
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use html, text or json.';
+    END IF;
+    IF invoice_id IS NULL THEN
+        RAISE EXCEPTION 'invoice_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- the account's locale, checked before anything is formatted, so that
+    -- a tag ICU does not know is named with its account
+    SELECT a.locale INTO loc FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
+    WHERE i.invoice_id = invoice_document.invoice_id;
+    IF FOUND THEN
+        BEGIN
+            PERFORM billing.locale_direction(loc);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE EXCEPTION 'invoice %: the account''s locale "%" is not a language ICU knows', invoice_id, loc
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Set a BCP 47 tag such as en-US, de-DE, he-IL or ar-EG with billing.update_account(locale => ...).';
+        END;
+    END IF;
+    f := billing._invoice_facts(invoice_id);
+    IF format = 'json' THEN
+        RETURN jsonb_pretty(f);
+    END IF;
+    lb := billing._document_labels(loc);
+    -- a credit invoice (its total below zero) reads as one: its own title,
+    -- and credited instead of paid (the engine pays it by handing its
+    -- amount to the account's credit)
+    v_title := lb ->> CASE WHEN (f ->> 'credit_invoice')::boolean THEN 'credit_invoice' ELSE 'invoice' END;
+    v_status := lb ->> CASE WHEN (f ->> 'credit_invoice')::boolean AND f ->> 'status' = 'paid' THEN 'credited'
+                            ELSE f ->> 'status' END;
+    v_period := billing._document_period((f ->> 'period_start')::date, (f ->> 'period_end')::date, loc);
+
+    IF format = 'text' THEN
+        RETURN billing._document_text(f, lb, loc, v_title, v_status, v_period);
+    END IF;
+    RETURN billing._document_html(f, lb, loc, v_title, v_status, v_period);
+END $$;
 COMMENT ON FUNCTION billing.invoice_document(bigint, text) IS
     'the invoice as a print-ready html page, plain text, or json, in the account''s locale: its lines with their '
     'periods, totals, and what settled it by kind (payments, refunds, early-payment discount, credit notes, account '
