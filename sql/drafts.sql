@@ -262,6 +262,15 @@ SELECT description, quantity, amount, period_start, period_end FROM lines WHERE 
 SELECT status, total FROM invoice WHERE invoice_id = :tia_draft;
 SET billing.clock = '2024-07-15 12:00+00';
 SELECT kind, description, quantity, amount FROM preview_invoice(:tia);
+-- a draft says invoice.created once; finalized, invoice.finalized once, with its number
+SELECT i.status, count(*) FILTER (WHERE o.event_type = 'invoice.created') AS created,
+       count(*) FILTER (WHERE o.event_type = 'invoice.finalized' AND o.payload->>'number' = i.number) AS finalized
+FROM invoice i LEFT JOIN outbox o ON (o.payload->>'invoice_id')::bigint = i.invoice_id
+GROUP BY i.invoice_id, i.status HAVING i.invoice_id = :tia_draft;
+SELECT count(*) AS issued_without_one_finalized_event FROM invoice i
+WHERE i.status <> 'draft'
+  AND (SELECT count(*) FROM outbox o WHERE o.event_type = 'invoice.finalized'
+       AND (o.payload->>'invoice_id')::bigint = i.invoice_id) <> 1;
 SELECT * FROM check_invariants();
 SELECT billing.unbind_role_from_entity('regress_drafts_app', :acme);
 SELECT billing.unbind_role_from_entity('regress_drafts_op', NULL);

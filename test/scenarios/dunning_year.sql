@@ -165,4 +165,14 @@ SELECT expect('reminder events = reminders sent', (SELECT count(*) FROM billing.
               (SELECT count(*) FROM billing.dunning_action WHERE action = 'remind' AND outcome = 'sent'));
 SELECT expect('fee invoices = fees charged', (SELECT count(*) FROM billing.invoice WHERE billing_reason = 'late_fee'),
               (SELECT count(*) FROM billing.dunning_action WHERE outcome = 'charged'));
+-- every issued invoice, the fee invoices among them, told the integrations
+-- exactly once; a draft never
+SELECT expect('one invoice.finalized per issued invoice', (
+    SELECT count(*) FROM billing.invoice i
+    WHERE (i.status <> 'draft') <> ((SELECT count(*) FROM billing.outbox o WHERE o.event_type = 'invoice.finalized'
+                                     AND (o.payload->>'invoice_id')::bigint = i.invoice_id) = 1)), 0::bigint);
+SELECT expect('fee invoices told', (
+    SELECT count(*) FROM billing.invoice i JOIN billing.outbox o ON o.event_type = 'invoice.finalized'
+     AND (o.payload->>'invoice_id')::bigint = i.invoice_id AND o.payload->>'number' = i.number
+    WHERE i.billing_reason = 'late_fee'), (SELECT count(*) FROM billing.invoice WHERE billing_reason = 'late_fee'));
 SELECT expect('invariants', (SELECT count(*) FROM billing.check_invariants()), 0::bigint);

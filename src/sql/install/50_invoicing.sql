@@ -765,15 +765,13 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         FROM numbered n CROSS JOIN numbers m
         RETURNING account_id, invoice_id, number, subscription_id, total, due_date, status, finalize_on
     ), events AS MATERIALIZED (
+        -- a draft's event; a finalized invoice's is the finalization step's
         INSERT INTO billing.outbox (account_id, event_type, payload)
-        SELECT i.account_id, CASE WHEN i.status = 'draft' THEN 'invoice.created' ELSE 'invoice.finalized' END,
-               CASE WHEN i.status = 'draft'
-                    THEN jsonb_build_object('invoice_id', i.invoice_id, 'subscription_id', i.subscription_id,
-                                            'total', i.total::text, 'finalize_on', i.finalize_on)
-                    ELSE jsonb_build_object('invoice_id', i.invoice_id, 'number', i.number,
-                                            'subscription_id', i.subscription_id, 'total', i.total::text,
-                                            'due_date', i.due_date) END
+        SELECT i.account_id, 'invoice.created',
+               jsonb_build_object('invoice_id', i.invoice_id, 'subscription_id', i.subscription_id,
+                                  'total', i.total::text, 'finalize_on', i.finalize_on)
         FROM ins_invoice i
+        WHERE i.status = 'draft'
         UNION ALL
         SELECT d.account_id, 'subscription.' || d.ends, jsonb_build_object('subscription_id', d.subscription_id)
         FROM unnest(drafts) d WHERE d.ends IS NOT NULL
@@ -785,7 +783,7 @@ $$;
 COMMENT ON FUNCTION billing._bill_invoices(billing._invoice_draft[], bigint) IS
     'internal: statement 2 of billing._bill: takes the gapless numbers, inserts the invoices (status open, or '
     'paid when the total is zero; a draft, without a number, for an account with a grace period when run_cycle '
-    'bills) and writes their outbox events and those of ended subscriptions; returns the invoices, for the '
+    'bills) and writes the drafts'' invoice.created events and those of ended subscriptions; returns the invoices, for the '
     'finalization step, and which of them are drafts';
 
 -- Bills these subscriptions as of a date: the two statements above, with

@@ -569,13 +569,15 @@ COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
     'internal: applies the accounts'' unapplied credit to these open invoices, oldest due first, with ledger postings';
 
 -- The finalization step.  Everything that follows from invoices being
--- issued, in the order a reader of the books expects: each invoice is
--- posted to the ledger (the posting recipe, billing._post_invoices_finalized),
+-- issued, in the order a reader of the books expects: each invoice's
+-- invoice.finalized event, its posting to the ledger (the posting recipe,
+-- billing._post_invoices_finalized),
 -- the account's unapplied credit pays what it can of it (billing._consume_credit),
 -- and what is left due is queued for automatic collection
 -- (billing._queue_collection).  Every path that issues invoices calls it by
--- name right after inserting them (billing._bill for the cycle, plan changes
--- and cancellations; the late-fee step of dunning), in the same transaction;
+-- name right after issuing them (billing._bill for the cycle, plan changes
+-- and cancellations; billing._finalize_drafts; the late-fee step of
+-- dunning), in the same transaction;
 -- no trigger does money work, so what a statement causes does not depend on
 -- how the client wrapped it, and a restore (triggers off, README,
 -- Operations: Backup and restore) loads the rows exactly as they were dumped.
@@ -593,6 +595,15 @@ BEGIN
     IF coalesce(cardinality(invoices), 0) = 0 THEN
         RETURN;
     END IF;
+    -- every issued invoice tells the integrations once, whichever path issued
+    -- it (the cycle, a draft's end, a late fee)
+    INSERT INTO billing.outbox (account_id, event_type, payload)
+    SELECT i.account_id, 'invoice.finalized',
+           jsonb_build_object('invoice_id', i.invoice_id, 'number', i.number, 'subscription_id', i.subscription_id,
+                              'total', i.total::text, 'due_date', i.due_date)
+    FROM unnest(accounts, invoices) u(account_id, invoice_id)
+    JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+    ORDER BY i.account_id, i.invoice_id;
     PERFORM billing._post_invoices_finalized(accounts, invoices);
     -- A credit invoice (total below zero) owes the customer: its amount
     -- becomes the account's credit (the invoice is then paid), and that
@@ -646,7 +657,7 @@ BEGIN
     END IF;
 END $$;
 COMMENT ON FUNCTION billing._finalize_invoices(bigint[], bigint[]) IS
-    'internal: the finalization step of just inserted invoices: posts them to the ledger, applies the accounts'' '
+    'internal: the finalization step of just issued invoices: writes their invoice.finalized events, posts them to the ledger, applies the accounts'' '
     'unapplied credit to them and queues automatic collection of what is left due';
 
 -- A guard, no money work: the account of an invoice without a subscription

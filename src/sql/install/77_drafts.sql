@@ -266,8 +266,8 @@ BEGIN
     END IF;
     PERFORM billing._refresh_drafts(accounts, invoices);
     -- the numbers (billing._take_invoice_numbers: the series' counter rows,
-    -- before the credit rows of the finalization step), the status, the
-    -- dates, and the invoice.finalized events
+    -- before the credit rows of the finalization step), the status and the
+    -- dates
     WITH x AS MATERIALIZED (
         SELECT u.account_id, u.invoice_id, u.issue_date, i.entity_id, a.payment_terms_days,
                row_number() OVER (ORDER BY u.account_id, u.invoice_id) AS ord
@@ -279,29 +279,21 @@ BEGIN
         SELECT billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord), array_agg(issue_date ORDER BY ord))
                    AS number
         FROM x
-    ), upd AS (
-        UPDATE billing.invoice i
-        SET number = m.number[x.ord],
-            status = CASE WHEN billing.to_numeric(i.total) = 0 THEN 'paid' ELSE 'open' END,
-            issue_date = x.issue_date, due_date = x.issue_date + x.payment_terms_days,
-            finalized_at = billing.now()
-        FROM x CROSS JOIN numbers m
-        WHERE i.account_id = x.account_id AND i.invoice_id = x.invoice_id
-        RETURNING i.account_id, i.invoice_id, i.number, i.subscription_id, i.total, i.due_date
     )
-    INSERT INTO billing.outbox (account_id, event_type, payload)
-    SELECT u.account_id, 'invoice.finalized',
-           jsonb_build_object('invoice_id', u.invoice_id, 'number', u.number, 'subscription_id', u.subscription_id,
-                              'total', u.total::text, 'due_date', u.due_date)
-    FROM upd u
-    ORDER BY u.account_id, u.invoice_id;
-    -- the one finalization step: ledger, credit, collection
+    UPDATE billing.invoice i
+    SET number = m.number[x.ord],
+        status = CASE WHEN billing.to_numeric(i.total) = 0 THEN 'paid' ELSE 'open' END,
+        issue_date = x.issue_date, due_date = x.issue_date + x.payment_terms_days,
+        finalized_at = billing.now()
+    FROM x CROSS JOIN numbers m
+    WHERE i.account_id = x.account_id AND i.invoice_id = x.invoice_id;
+    -- the one finalization step: event, ledger, credit, collection
     PERFORM billing._finalize_invoices(accounts, invoices);
 END $$;
 COMMENT ON FUNCTION billing._finalize_drafts(bigint[], bigint[], date[]) IS
     'internal: finalizes these (locked) drafts, issued on these days: computes their variable lines again, '
-    'numbers them, sets status and dates, writes invoice.finalized, and calls the finalization step '
-    'billing._finalize_invoices';
+    'numbers them, sets status and dates, and calls the finalization step billing._finalize_invoices (which '
+    'writes invoice.finalized)';
 
 -- A draft of the account, with its subscription and then itself locked
 -- (the lock order above); P0002 when there is none, 55000 when the invoice

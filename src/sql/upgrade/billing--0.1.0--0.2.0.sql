@@ -1893,15 +1893,13 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
         FROM numbered n CROSS JOIN numbers m
         RETURNING account_id, invoice_id, number, subscription_id, total, due_date, status, finalize_on
     ), events AS MATERIALIZED (
+        -- a draft's event; a finalized invoice's is the finalization step's
         INSERT INTO billing.outbox (account_id, event_type, payload)
-        SELECT i.account_id, CASE WHEN i.status = 'draft' THEN 'invoice.created' ELSE 'invoice.finalized' END,
-               CASE WHEN i.status = 'draft'
-                    THEN jsonb_build_object('invoice_id', i.invoice_id, 'subscription_id', i.subscription_id,
-                                            'total', i.total::text, 'finalize_on', i.finalize_on)
-                    ELSE jsonb_build_object('invoice_id', i.invoice_id, 'number', i.number,
-                                            'subscription_id', i.subscription_id, 'total', i.total::text,
-                                            'due_date', i.due_date) END
+        SELECT i.account_id, 'invoice.created',
+               jsonb_build_object('invoice_id', i.invoice_id, 'subscription_id', i.subscription_id,
+                                  'total', i.total::text, 'finalize_on', i.finalize_on)
         FROM ins_invoice i
+        WHERE i.status = 'draft'
         UNION ALL
         SELECT d.account_id, 'subscription.' || d.ends, jsonb_build_object('subscription_id', d.subscription_id)
         FROM unnest(drafts) d WHERE d.ends IS NOT NULL
@@ -1910,11 +1908,10 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT i.account_id, i.invoice_id, i.status = 'draft'
     FROM ins_invoice i, (SELECT count(*) FROM events) AS force_events
 $$;
-
 COMMENT ON FUNCTION billing._bill_invoices(billing._invoice_draft[], bigint) IS
     'internal: statement 2 of billing._bill: takes the gapless numbers, inserts the invoices (status open, or '
     'paid when the total is zero; a draft, without a number, for an account with a grace period when run_cycle '
-    'bills) and writes their outbox events and those of ended subscriptions; returns the invoices, for the '
+    'bills) and writes the drafts'' invoice.created events and those of ended subscriptions; returns the invoices, for the '
     'finalization step, and which of them are drafts';
 
 CREATE OR REPLACE FUNCTION billing._bill(accounts bigint[], subscriptions bigint[], as_of date, at timestamptz,
@@ -2629,6 +2626,19 @@ $$;
 COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
     'internal: applies the accounts'' unapplied credit to these open invoices, oldest due first, with ledger postings';
 
+-- The finalization step.  Everything that follows from invoices being
+-- issued, in the order a reader of the books expects: each invoice's
+-- invoice.finalized event, its posting to the ledger (the posting recipe,
+-- billing._post_invoices_finalized),
+-- the account's unapplied credit pays what it can of it (billing._consume_credit),
+-- and what is left due is queued for automatic collection
+-- (billing._queue_collection).  Every path that issues invoices calls it by
+-- name right after issuing them (billing._bill for the cycle, plan changes
+-- and cancellations; billing._finalize_drafts; the late-fee step of
+-- dunning), in the same transaction;
+-- no trigger does money work, so what a statement causes does not depend on
+-- how the client wrapped it, and a restore (triggers off, README,
+-- Operations: Backup and restore) loads the rows exactly as they were dumped.
 CREATE OR REPLACE FUNCTION billing._finalize_invoices(accounts bigint[], invoices bigint[])
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
@@ -2643,6 +2653,15 @@ BEGIN
     IF coalesce(cardinality(invoices), 0) = 0 THEN
         RETURN;
     END IF;
+    -- every issued invoice tells the integrations once, whichever path issued
+    -- it (the cycle, a draft's end, a late fee)
+    INSERT INTO billing.outbox (account_id, event_type, payload)
+    SELECT i.account_id, 'invoice.finalized',
+           jsonb_build_object('invoice_id', i.invoice_id, 'number', i.number, 'subscription_id', i.subscription_id,
+                              'total', i.total::text, 'due_date', i.due_date)
+    FROM unnest(accounts, invoices) u(account_id, invoice_id)
+    JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+    ORDER BY i.account_id, i.invoice_id;
     PERFORM billing._post_invoices_finalized(accounts, invoices);
     -- A credit invoice (total below zero) owes the customer: its amount
     -- becomes the account's credit (the invoice is then paid), and that
@@ -2695,9 +2714,8 @@ BEGIN
         END IF;
     END IF;
 END $$;
-
 COMMENT ON FUNCTION billing._finalize_invoices(bigint[], bigint[]) IS
-    'internal: the finalization step of just inserted invoices: posts them to the ledger, applies the accounts'' '
+    'internal: the finalization step of just issued invoices: writes their invoice.finalized events, posts them to the ledger, applies the accounts'' '
     'unapplied credit to them and queues automatic collection of what is left due';
 
 CREATE OR REPLACE FUNCTION billing._invoice_account_exists() RETURNS trigger
@@ -4745,8 +4763,8 @@ BEGIN
     END IF;
     PERFORM billing._refresh_drafts(accounts, invoices);
     -- the numbers (billing._take_invoice_numbers: the series' counter rows,
-    -- before the credit rows of the finalization step), the status, the
-    -- dates, and the invoice.finalized events
+    -- before the credit rows of the finalization step), the status and the
+    -- dates
     WITH x AS MATERIALIZED (
         SELECT u.account_id, u.invoice_id, u.issue_date, i.entity_id, a.payment_terms_days,
                row_number() OVER (ORDER BY u.account_id, u.invoice_id) AS ord
@@ -4758,29 +4776,21 @@ BEGIN
         SELECT billing._take_invoice_numbers(array_agg(entity_id ORDER BY ord), array_agg(issue_date ORDER BY ord))
                    AS number
         FROM x
-    ), upd AS (
-        UPDATE billing.invoice i
-        SET number = m.number[x.ord],
-            status = CASE WHEN billing.to_numeric(i.total) = 0 THEN 'paid' ELSE 'open' END,
-            issue_date = x.issue_date, due_date = x.issue_date + x.payment_terms_days,
-            finalized_at = billing.now()
-        FROM x CROSS JOIN numbers m
-        WHERE i.account_id = x.account_id AND i.invoice_id = x.invoice_id
-        RETURNING i.account_id, i.invoice_id, i.number, i.subscription_id, i.total, i.due_date
     )
-    INSERT INTO billing.outbox (account_id, event_type, payload)
-    SELECT u.account_id, 'invoice.finalized',
-           jsonb_build_object('invoice_id', u.invoice_id, 'number', u.number, 'subscription_id', u.subscription_id,
-                              'total', u.total::text, 'due_date', u.due_date)
-    FROM upd u
-    ORDER BY u.account_id, u.invoice_id;
-    -- the one finalization step: ledger, credit, collection
+    UPDATE billing.invoice i
+    SET number = m.number[x.ord],
+        status = CASE WHEN billing.to_numeric(i.total) = 0 THEN 'paid' ELSE 'open' END,
+        issue_date = x.issue_date, due_date = x.issue_date + x.payment_terms_days,
+        finalized_at = billing.now()
+    FROM x CROSS JOIN numbers m
+    WHERE i.account_id = x.account_id AND i.invoice_id = x.invoice_id;
+    -- the one finalization step: event, ledger, credit, collection
     PERFORM billing._finalize_invoices(accounts, invoices);
 END $$;
 COMMENT ON FUNCTION billing._finalize_drafts(bigint[], bigint[], date[]) IS
     'internal: finalizes these (locked) drafts, issued on these days: computes their variable lines again, '
-    'numbers them, sets status and dates, writes invoice.finalized, and calls the finalization step '
-    'billing._finalize_invoices';
+    'numbers them, sets status and dates, and calls the finalization step billing._finalize_invoices (which '
+    'writes invoice.finalized)';
 
 -- A draft of the account, with its subscription and then itself locked
 -- (the lock order above); P0002 when there is none, 55000 when the invoice

@@ -384,7 +384,7 @@ COMMENT ON FUNCTION billing.today(text, timestamptz) IS
 -- Billing entities, accounts and the catalog: products, prices, price tiers,
 -- tax rates, coupons.
 --
--- The Citus shape (DESIGN.md, Scale): the catalog tables (billing_entity,
+-- The Citus shape (docs/design.md): the catalog tables (billing_entity,
 -- product, price, price_tier, tax_rate, coupon) are small reference tables;
 -- account and everything an account owns carry account_id first in their
 -- primary and foreign keys, so they can be distributed and co-located on it.
@@ -4200,7 +4200,7 @@ COMMENT ON FUNCTION billing.invoice_document(bigint, text) IS
     'the invoice as a print-ready html page, plain text, or json, in the account''s locale';
 
 -- sql/install/90_invariants.sql
--- billing.check_invariants(): every invariant of DESIGN.md that can be read
+-- billing.check_invariants(): every invariant of docs/design.md that can be read
 -- off the tables, as named checks; a row is a violation, no rows is good.
 -- Each check is one branch of the UNION ALL: later issues add theirs.
 CREATE FUNCTION billing.check_invariants()
@@ -4298,7 +4298,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog AS $$
     SELECT * FROM billing.check_ledger_invariants()
 $$;
 COMMENT ON FUNCTION billing.check_invariants() IS
-    'every invariant of DESIGN.md that can be checked on the tables (invoicing and ledger), one named check '
+    'every invariant of docs/design.md that can be checked on the tables (invoicing and ledger), one named check '
     'each; no rows means all hold';
 
 -- sql/install/99_privileges.sql
