@@ -190,11 +190,13 @@ SELECT s('billing.create_account(bigint,text,text,text,integer,text,text,text,bi
     $q$SELECT billing.create_account(1, 'X', timezone => '<+167>-167')$q$,
     $q$SELECT billing.create_account(1, 'X', payment_terms_days => -1)$q$, $q$SELECT billing.create_account(1, 'X', payment_terms_days => 2147483647)$q$,
     $q$SELECT billing.create_account(1, 'X', tax_rate_id => 999)$q$,
+    $q$SELECT billing.create_account(1, 'X', locale => 'xx-YY')$q$, $q$SELECT billing.create_account(1, 'X', locale => '')$q$,
     $q$SELECT billing.create_account(1, 'Robert''); DROP TABLE billing.invoice; --', external_ref => ''' OR ''1''=''1', email => '<script>alert(1)</script>')$q$);
 SELECT s('billing.update_account(bigint,text,text,integer,text,text,text,bigint,boolean,jsonb,text)',
     $q$SELECT billing.update_account(NULL, name => 'X')$q$, $q$SELECT billing.update_account(999, name => 'X')$q$,
     $q$SELECT billing.update_account(1, name => '')$q$, $q$SELECT billing.update_account(1, timezone => '')$q$,
-    $q$SELECT billing.update_account(1, payment_terms_days => 99999)$q$, $q$SELECT billing.update_account(1, tax_rate_id => -1)$q$);
+    $q$SELECT billing.update_account(1, payment_terms_days => 99999)$q$, $q$SELECT billing.update_account(1, tax_rate_id => -1)$q$,
+    $q$SELECT billing.update_account(1, locale => 'xx-YY')$q$);
 SELECT s('billing.create_product(text,text,jsonb)', $q$SELECT billing.create_product(NULL)$q$, $q$SELECT billing.create_product('')$q$);
 SELECT s('billing.update_product(bigint,text,text,boolean,jsonb)', $q$SELECT billing.update_product(NULL)$q$,
     $q$SELECT billing.update_product(999, name => 'X')$q$, $q$SELECT billing.update_product(1, name => '')$q$);

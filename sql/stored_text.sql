@@ -45,7 +45,9 @@ INSERT INTO field VALUES
     ('account.name (update)', 'SELECT billing.update_account(1, name => %L)'),
     ('account.email', 'SELECT billing.create_account(1, ''X'', email => %L)'),
     ('account.external_ref', 'SELECT billing.create_account(1, ''X'', external_ref => %L)'),
-    ('account.locale', 'SELECT billing.create_account(1, ''X'', locale => %L)'),
+    -- (create_account also asks ICU whether it knows the locale: the column's
+    -- own check is proven by a direct write)
+    ('account.locale', 'UPDATE billing.account SET locale = %L WHERE account_id = 1'),
     ('account.address', 'SELECT billing.create_account(1, ''X'', address => %L)'),
     ('account.address (update)', 'SELECT billing.update_account(1, address => %L)'),
     ('account.metadata value', 'SELECT billing.create_account(1, ''X'', metadata => jsonb_build_object(''card'', %L))'),

@@ -429,6 +429,10 @@ BEGIN
             coalesce(locale, 'en-US'), email, external_ref, tax_rate_id, coalesce(tax_exempt, false),
             coalesce(metadata, '{}'), address)
     RETURNING a.account_id INTO v_id;
+    -- the locale as stored, after the row's checks (a card number typed as
+    -- a locale is refused by them, 23514, and never echoed): a tag ICU does
+    -- not know would fail only when the first document is made
+    PERFORM billing.locale_direction(a.locale) FROM billing.account a WHERE a.account_id = v_id;
     RETURN v_id;
 END $$;
 COMMENT ON FUNCTION billing.create_account(bigint, text, text, text, integer, text, text, text, bigint, boolean, jsonb, text) IS
@@ -461,6 +465,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account % does not exist', coalesce(account_id::text, 'NULL')
             USING ERRCODE = 'no_data_found', HINT = 'Create it with billing.create_account.';
+    END IF;
+    -- a new locale, checked as create_account checks it
+    IF update_account.locale IS NOT NULL THEN
+        PERFORM billing.locale_direction(update_account.locale);
     END IF;
 END $$;
 COMMENT ON FUNCTION billing.update_account(bigint, text, text, integer, text, text, text, bigint, boolean, jsonb, text) IS
