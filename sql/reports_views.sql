@@ -273,5 +273,22 @@ GROUP BY c.oid, c.relname ORDER BY c.relname;
 
 SELECT invariant, detail FROM billing.check_invariants();
 
+-- A credit note that pays cash back (method refund) on one of Eve's paid
+-- February invoices (7.00), made 2026-03-20: March USD is credited 5.00 +
+-- 3.00 = 8.00 and refunded 20.00 + 3.00 = 23.00, so collected - refunded
+-- is the cash the ledger still holds.
+BEGIN;
+SET LOCAL billing.clock = '2026-03-20 12:00+00';
+SELECT billing.issue_credit_note(:eve, invoice_id, '3.00 USD', 'refund') IS NOT NULL AS refunded_by_credit_note
+FROM billing.invoice WHERE account_id = :eve AND status = 'paid' AND issue_date >= '2026-02-01'
+ORDER BY invoice_id LIMIT 1;
+SELECT month, credited, refunded FROM billing.revenue_by_month WHERE currency = 'USD' AND month = '2026-03-01';
+SELECT sum(collected) - sum(refunded) AS cash_kept,
+       (SELECT billing.sum_numeric(e.amount) FROM billing.ledger_entry e
+        JOIN billing.account a ON a.account_id = e.account_id
+        WHERE e.ledger_account = 'cash' AND a.currency = 'USD') AS ledger_cash
+FROM billing.revenue_by_month WHERE currency = 'USD';
+ROLLBACK;
+
 \c contrib_regression
 DROP DATABASE reports_regress;

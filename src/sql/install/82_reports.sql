@@ -489,8 +489,12 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
         FROM billing.payment p
         GROUP BY 1, 2
         UNION ALL
+        -- a credit note lowers what was invoiced; one of method refund also
+        -- pays that cash out, so it is refunded too (collected - refunded is
+        -- the cash kept, as in the ledger's cash account)
         SELECT a.currency, date_trunc('month', billing.today(a.timezone, c.created_at)::timestamp)::date,
-               NULL, NULL, NULL, NULL, NULL, billing.sum_numeric(c.amount), NULL, 0
+               NULL, NULL, NULL, NULL, NULL, billing.sum_numeric(c.amount),
+               billing.sum_numeric(c.amount) FILTER (WHERE c.method = 'refund'), 0
         FROM billing.credit_note c JOIN billing.account a ON a.account_id = c.account_id
         GROUP BY 1, 2
         UNION ALL
@@ -529,7 +533,8 @@ COMMENT ON COLUMN billing.revenue_by_month.tax IS 'the tax in them (exclusive an
 COMMENT ON COLUMN billing.revenue_by_month.net_invoiced IS 'invoiced - tax: the revenue posted to the ledger';
 COMMENT ON COLUMN billing.revenue_by_month.credited IS 'credit notes issued in the month (tax included)';
 COMMENT ON COLUMN billing.revenue_by_month.collected IS 'payments received in the month (before refunds)';
-COMMENT ON COLUMN billing.revenue_by_month.refunded IS 'refunds and chargebacks made in the month';
+COMMENT ON COLUMN billing.revenue_by_month.refunded IS
+    'cash paid back in the month: refunds, chargebacks and credit notes of method refund';
 COMMENT ON COLUMN billing.revenue_by_month.outstanding IS 'what the month''s invoices still ask for now (open invoices)';
 COMMENT ON COLUMN billing.revenue_by_month.written_off IS 'what was still due on the month''s invoices written off';
 COMMENT ON COLUMN billing.revenue_by_month.invoices IS 'how many invoices were issued in the month (not voided)';
