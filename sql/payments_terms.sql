@@ -54,6 +54,33 @@ SELECT billing.subscribe(:c, :tiny) IS NOT NULL AS subscribed;
 SELECT invoice_id AS cinv FROM billing.invoice WHERE account_id = :c \gset
 SELECT * FROM billing.create_installment_plan(:c, :cinv, 3, every => '1 week', first_due => '2026-03-02');
 
+-- A payment goes to what is due soonest by the schedule.  Ivan's January
+-- invoice (100.01, issued 2026-01-05, due 02-04) is split into 33.34 on
+-- 02-04, 33.34 on 04-04 and 33.33 on 06-04; he pays the first.  His
+-- February invoice (100.01, issued 02-05) is due 03-07, before the
+-- January invoice's next installment: 100.01 paid on 03-01 settles the
+-- February invoice, and the January one still has 66.67 due from 04-04 on.
+SET billing.clock = '2026-01-05 12:00+00';
+SELECT billing.create_account(:entity, 'Ivan') AS ivan \gset
+SELECT billing.subscribe(:ivan, :price) AS ivan_sub \gset
+SELECT invoice_id AS ivan_jan FROM billing.invoice WHERE account_id = :ivan \gset
+SELECT * FROM billing.create_installment_plan(:ivan, :ivan_jan, 3, every => '2 months');
+SET billing.clock = '2026-02-01 12:00+00';
+SELECT billing.apply_payment(:ivan, '33.34 USD', 'bank_transfer') IS NOT NULL AS paid;
+SET billing.clock = '2026-02-05 12:00+00';
+CALL billing.run_cycle();
+SET billing.clock = '2026-03-01 12:00+00';
+SELECT billing.apply_payment(:ivan, '100.01 USD', 'bank_transfer') IS NOT NULL AS paid;
+SELECT issue_date, due_date, status, amount_due FROM billing.invoice WHERE account_id = :ivan ORDER BY invoice_id;
+SELECT installment_no, due_date, paid, remaining FROM billing.installment_status WHERE invoice_id = :ivan_jan;
+-- Named invoices are paid in the order named, whatever their schedule.
+SET billing.clock = '2026-03-05 12:00+00';
+CALL billing.run_cycle();
+SELECT billing.apply_payment(:ivan, '10.00 USD', 'bank_transfer',
+                             invoice_ids => ARRAY[:ivan_jan]) IS NOT NULL AS paid;
+SELECT installment_no, paid, remaining FROM billing.installment_status WHERE invoice_id = :ivan_jan;
+RESET billing.clock;
+
 -- Bad inputs: SQLSTATE and message.
 SELECT q, billing_test_error(q) AS error FROM (VALUES
     (format('SELECT billing.set_early_payment_discount(%s, 0, 10)', :a)),

@@ -529,7 +529,7 @@ class Sim:
                         a.attempts.append(dict(inv=i, no=1, status='pending', sched=self.today))
 
     def consume_credit(self, a, invs):
-        for i in sorted((i for i in invs if i.status == 'open' and i.due > 0), key=lambda i: (i.due_date, i.eid)):
+        for i in sorted((i for i in invs if i.status == 'open' and i.due > 0), key=self.pay_order):
             if a.credit <= 0:
                 break
             x = min(i.due, a.credit)
@@ -762,7 +762,7 @@ class Sim:
         funds = amount
         applied = 0
         for i in sorted((i for i in a.open_invoices() if i.due > 0 and (only is None or i in only)),
-                        key=lambda i: (i.due_date, i.eid)):
+                        key=self.pay_order):
             if funds <= 0:
                 break
             disc = 0
@@ -797,7 +797,7 @@ class Sim:
             return rng.choice([100, 2500, 12345])
         if a.early and k < 0.25:
             # exactly what settles the oldest invoice with its early-payment discount
-            i = min((i for i in a.open_invoices() if i.due > 0), key=lambda i: (i.due_date, i.eid))
+            i = min((i for i in a.open_invoices() if i.due > 0), key=self.pay_order)
             disc = 0
             if self.today <= i.issue + dt.timedelta(days=a.early[1]) and not any(s == 'discount' for s, _, _ in i.apps):
                 disc = min(R(Fraction(i.total * a.early[0], 100)), i.due)
@@ -1115,6 +1115,11 @@ class Sim:
                 raise Mismatch('preview = cycle, subscription %s: previewed %s, the cycle made %s' % (
                     sid, sorted(previews.get(sid, []), key=str), sorted(made.get(sid, []), key=str)))
         return concurrent
+
+    def pay_order(self, i):
+        """payments and credit pay what is due soonest: by the day dunning goes
+        by (an installment plan's first uncovered installment), then invoice"""
+        return (self.dunning_ref(i)[0], i.eid)
 
     def dunning_ref(self, i):
         """the due date dunning goes by, and what is asked (README: installment plans)"""

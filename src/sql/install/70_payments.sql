@@ -312,7 +312,12 @@ DECLARE
     v_disc_amounts billing.amount[];
 BEGIN
     WITH inv AS MATERIALIZED (
-        SELECT i.invoice_id, i.due_date, i.number, billing.to_numeric(i.amount_due) AS due,
+        -- due_date: the day the invoice is due by its schedule (that of its
+        -- first installment not yet covered, for an invoice on a plan), so
+        -- a payment goes first to what is due soonest, not to the later
+        -- installments of an older invoice (billing._invoice_schedule, the
+        -- rule dunning goes by)
+        SELECT i.invoice_id, sch.due_on AS due_date, i.number, billing.to_numeric(i.amount_due) AS due,
                CASE WHEN t.account_id IS NOT NULL AND _pay_invoices.received_on <= i.issue_date + t.within_days
                          AND NOT EXISTS (SELECT FROM billing.payment_application x
                                          WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
@@ -324,9 +329,11 @@ BEGIN
                                billing.to_numeric(i.amount_due))
                     ELSE 0 END AS disc
         FROM billing.invoice i
+        JOIN billing._invoice_schedule sch ON sch.account_id = a.account_id AND sch.invoice_id = i.invoice_id
         LEFT JOIN billing.early_payment_terms t ON t.account_id = i.account_id
         WHERE i.account_id = a.account_id AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
           AND (_pay_invoices.invoice_ids IS NULL OR i.invoice_id = ANY (_pay_invoices.invoice_ids))
+        -- (locked in the lock order; applied below in the schedule's)
         ORDER BY array_position(_pay_invoices.invoice_ids, i.invoice_id), i.due_date, i.invoice_id
         FOR UPDATE OF i
     ), run AS (
@@ -550,12 +557,14 @@ RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_tem
     ), inv AS MATERIALIZED (
         SELECT i.account_id, i.invoice_id, i.currency, cr.balance,
                billing.to_numeric(i.amount_due) AS due,
+               -- what is due soonest by its schedule first, as a payment
                coalesce(sum(billing.to_numeric(i.amount_due)) OVER (
-                   PARTITION BY i.account_id ORDER BY i.due_date, i.invoice_id
+                   PARTITION BY i.account_id ORDER BY sch.due_on, i.invoice_id
                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
         FROM unnest(accounts, invoices) u(account_id, invoice_id)
         JOIN cr ON cr.account_id = u.account_id
         JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+        JOIN billing._invoice_schedule sch ON sch.account_id = u.account_id AND sch.invoice_id = u.invoice_id
         WHERE i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
     ), app AS MATERIALIZED (
         SELECT account_id, invoice_id, billing.amount(least(due, balance - before), currency) AS amount
@@ -566,7 +575,8 @@ RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_tem
     HAVING count(*) > 0
 $$;
 COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
-    'internal: applies the accounts'' unapplied credit to these open invoices, oldest due first, with ledger postings';
+    'internal: applies the accounts'' unapplied credit to these open invoices, due soonest first by their schedule '
+    '(billing._invoice_schedule), with ledger postings';
 
 -- The finalization step.  Everything that follows from invoices being
 -- issued, in the order a reader of the books expects: each invoice's

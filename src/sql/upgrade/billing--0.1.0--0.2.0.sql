@@ -2376,6 +2376,12 @@ END $$;
 COMMENT ON FUNCTION billing._check_payment_invoices(bigint, bigint[]) IS
     'internal: 23503 for an invoice_ids entry that is not an invoice of the account, 55000 for one not open';
 
+-- Applies a recorded payment to the account's open invoices, set-based:
+-- lock 2 and the applications in one statement, oldest due first or in the
+-- order of invoice_ids.  An invoice the funds settle within its
+-- early-payment window needs its due less the discount, and gets the
+-- discount as an application of its own, posted to discounts.  Returns
+-- what the payment paid of the invoices (the discounts not included).
 CREATE OR REPLACE FUNCTION billing._pay_invoices(a billing.account, payment_id bigint, amount billing.amount,
                                       received_on date, invoice_ids bigint[])
 RETURNS billing.amount LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
@@ -2387,7 +2393,12 @@ DECLARE
     v_disc_amounts billing.amount[];
 BEGIN
     WITH inv AS MATERIALIZED (
-        SELECT i.invoice_id, i.due_date, i.number, billing.to_numeric(i.amount_due) AS due,
+        -- due_date: the day the invoice is due by its schedule (that of its
+        -- first installment not yet covered, for an invoice on a plan), so
+        -- a payment goes first to what is due soonest, not to the later
+        -- installments of an older invoice (billing._invoice_schedule, the
+        -- rule dunning goes by)
+        SELECT i.invoice_id, sch.due_on AS due_date, i.number, billing.to_numeric(i.amount_due) AS due,
                CASE WHEN t.account_id IS NOT NULL AND _pay_invoices.received_on <= i.issue_date + t.within_days
                          AND NOT EXISTS (SELECT FROM billing.payment_application x
                                          WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
@@ -2399,9 +2410,11 @@ BEGIN
                                billing.to_numeric(i.amount_due))
                     ELSE 0 END AS disc
         FROM billing.invoice i
+        JOIN billing._invoice_schedule sch ON sch.account_id = a.account_id AND sch.invoice_id = i.invoice_id
         LEFT JOIN billing.early_payment_terms t ON t.account_id = i.account_id
         WHERE i.account_id = a.account_id AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
           AND (_pay_invoices.invoice_ids IS NULL OR i.invoice_id = ANY (_pay_invoices.invoice_ids))
+        -- (locked in the lock order; applied below in the schedule's)
         ORDER BY array_position(_pay_invoices.invoice_ids, i.invoice_id), i.due_date, i.invoice_id
         FOR UPDATE OF i
     ), run AS (
@@ -2453,7 +2466,6 @@ BEGIN
     END IF;
     RETURN billing.amount(v_applied, a.currency);
 END $$;
-
 COMMENT ON FUNCTION billing._pay_invoices(billing.account, bigint, billing.amount, date, bigint[]) IS
     'internal: applies a recorded payment to the account''s open invoices (oldest due first, or invoice_ids in '
     'order) with early-payment discounts and their postings, set-based; returns the amount applied';
@@ -2595,6 +2607,8 @@ COMMENT ON FUNCTION billing._apply_credit(bigint[], bigint[], billing.amount[]) 
     'internal: moves amounts between the accounts'' unapplied credit and invoices (positive: the credit pays the '
     'invoice; negative: a credit invoice adds to the credit), with applications and ledger postings';
 
+-- Lets the accounts' unapplied credit pay these invoices, oldest due first,
+-- in one statement.  Locks the account_credit rows in account_id order.
 CREATE OR REPLACE FUNCTION billing._consume_credit(accounts bigint[], invoices bigint[])
 RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     -- Step 1 of the lock order, in a statement of its own: the next
@@ -2613,12 +2627,14 @@ RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_tem
     ), inv AS MATERIALIZED (
         SELECT i.account_id, i.invoice_id, i.currency, cr.balance,
                billing.to_numeric(i.amount_due) AS due,
+               -- what is due soonest by its schedule first, as a payment
                coalesce(sum(billing.to_numeric(i.amount_due)) OVER (
-                   PARTITION BY i.account_id ORDER BY i.due_date, i.invoice_id
+                   PARTITION BY i.account_id ORDER BY sch.due_on, i.invoice_id
                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
         FROM unnest(accounts, invoices) u(account_id, invoice_id)
         JOIN cr ON cr.account_id = u.account_id
         JOIN billing.invoice i ON i.account_id = u.account_id AND i.invoice_id = u.invoice_id
+        JOIN billing._invoice_schedule sch ON sch.account_id = u.account_id AND sch.invoice_id = u.invoice_id
         WHERE i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
     ), app AS MATERIALIZED (
         SELECT account_id, invoice_id, billing.amount(least(due, balance - before), currency) AS amount
@@ -2628,9 +2644,9 @@ RETURNS void LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_tem
     FROM app
     HAVING count(*) > 0
 $$;
-
 COMMENT ON FUNCTION billing._consume_credit(bigint[], bigint[]) IS
-    'internal: applies the accounts'' unapplied credit to these open invoices, oldest due first, with ledger postings';
+    'internal: applies the accounts'' unapplied credit to these open invoices, due soonest first by their schedule '
+    '(billing._invoice_schedule), with ledger postings';
 
 -- The finalization step.  Everything that follows from invoices being
 -- issued, in the order a reader of the books expects: each invoice's
