@@ -19,10 +19,12 @@
 static char *clock_setting = NULL;
 
 /*
- * DecodeDateTime() itself raises an error for an unknown time zone name.  A
- * GUC check hook must not: a bad value stored with ALTER DATABASE would then
- * fail every session's _PG_init.  Nothing is acquired in between, so the
- * error is caught and dropped here and the value reported as invalid.
+ * DecodeDateTime() itself raises an error for an unknown time zone name on
+ * PostgreSQL 15 (16 and later return an error code, with the details in a
+ * DateTimeErrorExtra).  A GUC check hook must not raise: a bad value stored
+ * with ALTER DATABASE would then fail every session's _PG_init.  Nothing is
+ * acquired in between, so an error is caught and dropped here and the value
+ * reported as invalid.
  */
 static bool
 decode_quietly(char **field, int *ftype, int nf, int *dtype,
@@ -33,7 +35,13 @@ decode_quietly(char **field, int *ftype, int nf, int *dtype,
 
 	PG_TRY();
 	{
+#if PG_VERSION_NUM >= 160000
+		DateTimeErrorExtra extra;
+
+		ok = DecodeDateTime(field, ftype, nf, dtype, tt, fsec, tz, &extra) == 0;
+#else
 		ok = DecodeDateTime(field, ftype, nf, dtype, tt, fsec, tz) == 0;
+#endif
 	}
 	PG_CATCH();
 	{
