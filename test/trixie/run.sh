@@ -17,10 +17,12 @@ SRC=$(pwd)
 . test/debian_root.sh
 CACHE=${TRIXIE_CACHE:-/var/cache/billing-trixie}
 TRIXIE_ROOT=${TRIXIE_ROOT:-$CACHE/root}
-# what test/run.sh test installs for 17, so that it finds nothing missing
+# what test/run.sh test installs for 17, so that it finds nothing missing;
+# and tzdata-legacy: trixie moved the zone names bookworm's tzdata still
+# has (EST5EDT, US/Eastern, ...) there, and the tests use them
 PACKAGES="postgresql-17 postgresql-server-dev-17 postgresql-17-cron postgresql-17-plpgsql-check
 libicu-dev pkg-config build-essential util-linux clang libclang-rt-dev chromium
-fonts-dejavu-core python3-psycopg2"
+fonts-dejavu-core python3-psycopg2 tzdata-legacy"
 
 [ "$(id -u)" = 0 ] || { echo "test/trixie/run.sh needs root (debootstrap, chroot)" >&2; exit 1; }
 mkdir -p "$CACHE"
