@@ -299,8 +299,10 @@ SELECT billing_test_error(format('INSERT INTO billing.account (entity_id, name, 
            AS direct_update;
 -- the message says what to write instead
 SELECT billing.create_account(:acme, 'Lower', timezone => 'america/new_york');
--- every zone pg_timezone_names lists is accepted, but the two files
-SELECT count(*) AS listed, count(*) FILTER (WHERE billing_test_error(format('SELECT billing.check_time_zone(%L)', name))
+-- every zone pg_timezone_names lists is accepted, but the two files (how
+-- many it lists follows the system's tzdata: bookworm's also lists a posix/
+-- copy of every zone)
+SELECT count(*) >= 400 AS hundreds_listed, count(*) FILTER (WHERE billing_test_error(format('SELECT billing.check_time_zone(%L)', name))
                                              <> 'no error') AS refused,
        array_agg(name ORDER BY name) FILTER (WHERE billing_test_error(format('SELECT billing.check_time_zone(%L)', name))
                                              <> 'no error') AS refused_names
