@@ -176,7 +176,11 @@ BEGIN
 END $$;
 CREATE TEMP TABLE acme_rows AS SELECT * FROM rows_of_entity(:acme);
 GRANT SELECT ON seen_by_owner, acme_rows TO PUBLIC;
-SELECT tbl, visible FROM seen_by_owner ORDER BY 1;
+-- currencies is ICU's list, not tenant data: its length follows the ICU
+-- version, so it is compared with the whole list instead
+SELECT tbl, visible FROM seen_by_owner WHERE tbl <> 'currencies' ORDER BY 1;
+SELECT visible = (SELECT count(*) FROM billing.currencies) AS owner_sees_every_currency
+FROM seen_by_owner WHERE tbl = 'currencies';
 
 -- Every write to every table, as the role at hand.
 CREATE FUNCTION try_writes() RETURNS TABLE (tbl text, verb text, result text)

@@ -21,14 +21,15 @@
 static char *clock_setting = NULL;
 
 /*
- * DecodeDateTime() reports most bad input by its return code, but raises an
- * error for a word it takes for a time zone name that is no zone (such a
+ * DecodeDateTime() reports most bad input by its return code, but on
+ * PostgreSQL 15 raises an error for a word it takes for a time zone name that is no zone (such a
  * word is a field ParseDateTime typed DTK_DATE that starts with a letter:
  * 'Europe/Berlin', 'Foo/Bar').  A GUC check hook must not raise: a bad value
  * stored with ALTER DATABASE would then fail every session's _PG_init.  So
  * every such word is looked up first, with pg_tzset(), which answers NULL
  * for an unknown name instead of raising, and a value with an unknown zone
- * never reaches DecodeDateTime().
+ * never reaches DecodeDateTime() (16 and later return an error code there
+ * too, with the details in a DateTimeErrorExtra).
  */
 static bool
 zone_words_known(char **field, const int *ftype, int nf)
@@ -70,8 +71,17 @@ parse_clock(const char *text, TimestampTz *out)
 			return false;
 	if (!zone_words_known(field, ftype, nf))
 		return false;
+#if PG_VERSION_NUM >= 160000
+	{
+		DateTimeErrorExtra extra;
+
+		if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz, &extra) != 0)
+			return false;
+	}
+#else
 	if (DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0)
 		return false;
+#endif
 	if (dtype != DTK_DATE)
 		return false;
 	if (tm2timestamp(&tt, fsec, &tz, out) != 0 || !IS_VALID_TIMESTAMP(*out))

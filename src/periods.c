@@ -168,7 +168,12 @@ period_datum(TypeCacheEntry *typcache, const Period *p)
 	upper.infinite = false;
 	upper.inclusive = false;
 	upper.lower = false;
+	/* PostgreSQL 16 added a soft-error context; NULL raises as 15 does */
+#if PG_VERSION_NUM >= 160000
+	return RangeTypePGetDatum(make_range(typcache, &lower, &upper, false, NULL));
+#else
 	return RangeTypePGetDatum(make_range(typcache, &lower, &upper, false));
+#endif
 }
 
 /* Raises the error for a failed period computation. */

@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 mkdir -p log
 status=0
 
-# pg_regress prints "test name ... ok" (or "FAILED"); count both kinds.
+# pg_regress prints "test name ... ok" (or "FAILED") up to PostgreSQL 15,
+# and TAP from 16 on ("ok 3 - name", "not ok 4 - name"); count both kinds.
 count_regress() { # $1 part name, $2 output file
-	ok=$(grep -cE '\.\.\. ok' "$2" || true)
-	bad=$(grep -cE '\.\.\. (FAILED|failed)' "$2" || true)
+	ok=$(grep -cE '\.\.\. ok|^ok +[0-9]+ ' "$2" || true)
+	bad=$(grep -cE '\.\.\. (FAILED|failed)|^not ok +[0-9]+ ' "$2" || true)
 	# a part whose tests never ran (no server, a broken build) failed
 	[ $((ok + bad)) -eq 0 ] && bad=1
 	echo "$1 $ok $bad" >> "$RESULTS"

@@ -84,10 +84,10 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'Everything else of billing works without pg_cron; run billing.run_cycle() and '
                            'billing.run_dunning() from another scheduler, or install pg_cron.',
-                  HINT = format('Install pg_cron (Debian: apt-get install postgresql-15-cron), add to postgresql.conf: '
+                  HINT = format('Install pg_cron (Debian: apt-get install postgresql-%s-cron), add to postgresql.conf: '
                                 'shared_preload_libraries = ''pg_cron'' and cron.database_name = ''%s'', restart '
                                 'PostgreSQL, run CREATE EXTENSION pg_cron; in database %s, then call billing.schedule() again.',
-                                current_database(), current_database());
+                                current_setting('server_version_num')::int / 10000, current_database(), current_database());
     ELSIF state = 'no_extension' THEN
         RAISE EXCEPTION 'pg_cron is loaded but its extension is not created in database %', current_database()
             USING ERRCODE = 'object_not_in_prerequisite_state',
