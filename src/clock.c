@@ -22,14 +22,14 @@ static char *clock_setting = NULL;
 
 /*
  * DecodeDateTime() reports most bad input by its return code, but on
- * PostgreSQL 15 raises an error for a word it takes for a time zone name that is no zone (such a
- * word is a field ParseDateTime typed DTK_DATE that starts with a letter:
- * 'Europe/Berlin', 'Foo/Bar').  A GUC check hook must not raise: a bad value
- * stored with ALTER DATABASE would then fail every session's _PG_init.  So
- * every such word is looked up first, with pg_tzset(), which answers NULL
- * for an unknown name instead of raising, and a value with an unknown zone
- * never reaches DecodeDateTime() (16 and later return an error code there
- * too, with the details in a DateTimeErrorExtra).
+ * PostgreSQL 15 raises an error for a word it takes for a time zone name
+ * that is no zone (a field ParseDateTime typed DTK_DATE that starts with a
+ * letter: 'Europe/Berlin', 'Foo/Bar'; 16 and later return an error code
+ * there too).  A GUC check hook must not raise: a bad value stored with
+ * ALTER DATABASE would then fail every session's _PG_init.  So every such
+ * word is looked up first, with pg_tzset(), which answers NULL for an
+ * unknown name instead of raising, and a value with an unknown zone never
+ * reaches DecodeDateTime().
  */
 static bool
 zone_words_known(char **field, const int *ftype, int nf)
