@@ -294,7 +294,8 @@ load_config(Config *c, const char *path)
 	 * A live worker must never lose its lease: then another would send the
 	 * same delivery while the first is still at it.
 	 */
-	if (c->lease_seconds <= c->http_timeout || c->lease_seconds <= c->smtp_timeout + c->pdf_timeout)
+	if ((c->nwebhooks > 0 && c->lease_seconds <= c->http_timeout)
+		|| (c->smtp_url != NULL && c->lease_seconds <= c->smtp_timeout + c->pdf_timeout))
 	{
 		logmsg("configuration: lease_seconds must exceed http_timeout_seconds and "
 			   "smtp_timeout_seconds + pdf_timeout_seconds");

@@ -7678,8 +7678,8 @@ DECLARE
     v_statuses text[];
 BEGIN
     PERFORM billing._authorize_all('claim deliveries');
-    IF worker IS NULL OR worker = '' OR length(worker) > 200 THEN
-        RAISE EXCEPTION 'claim_deliveries needs a worker name of 1 to 200 characters'
+    IF worker IS NULL OR worker = '' OR length(worker) > 200 OR billing.looks_like_card_number(worker) THEN
+        RAISE EXCEPTION 'claim_deliveries needs a worker name of 1 to 200 characters, no card number'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Example: claim_deliveries(''host-1:4242'', ''{email}'').';
     END IF;
     IF channels IS NULL OR cardinality(channels) NOT BETWEEN 1 AND 100 OR array_position(channels, NULL) IS NOT NULL
@@ -7813,7 +7813,10 @@ BEGIN
                   DETAIL = format('It is %s%s.', d.status, coalesce(', by ' || d.worker, '')),
                   HINT = 'A lease longer than the longest delivery keeps the claim.';
     END IF;
-    detail := left(detail, 2000);
+    -- the detail is a receiver's answer, which the worker cannot vouch for:
+    -- one holding a card number is not kept, and the report still counts
+    detail := CASE WHEN billing.looks_like_card_number(detail)
+                   THEN 'the answer held what looks like a card number; not kept' ELSE left(detail, 2000) END;
     v_status := CASE WHEN outcome = 'failed' AND d.tries >= max_tries THEN 'dead'
                      WHEN outcome = 'failed' THEN 'pending' ELSE outcome END;
     UPDATE billing.delivery x
