@@ -52,8 +52,10 @@ SELECT count(*) AS claimed FROM billing.claim_deliveries('w1', '{email,webhook:c
 -- the backoff doubles: the second failure waits 2 minutes, the third is a dead letter
 UPDATE billing.delivery SET due_at = clock_timestamp() WHERE event_id = :inv_a AND channel = 'webhook:crm';
 SELECT event_id, channel, try FROM billing.claim_deliveries('w1', '{webhook:crm}', 100, max_tries => 3);
--- (a receiver's answer holding a card number is not kept)
-SELECT billing.finish_delivery(:a, :inv_a, 'webhook:crm', 'w1', 'failed', 'HTTP 500: card 4242 4242 4242 4242', max_tries => 3);
+-- (a report holding a card number is refused, and nothing is written)
+SELECT billing_test_error(format('SELECT billing.finish_delivery(%s, %s, ''webhook:crm'', ''w1'', ''failed'', ''HTTP 500: card 4242 4242 4242 4242'', max_tries => 3)', :a, :inv_a));
+SELECT status, tries FROM billing.delivery WHERE event_id = :inv_a AND channel = 'webhook:crm';
+SELECT billing.finish_delivery(:a, :inv_a, 'webhook:crm', 'w1', 'failed', 'HTTP 500', max_tries => 3);
 SELECT due_at - clock_timestamp() BETWEEN interval '115 seconds' AND interval '121 seconds' AS backoff_two_minutes
 FROM billing.delivery WHERE event_id = :inv_a AND channel = 'webhook:crm';
 UPDATE billing.delivery SET due_at = clock_timestamp() WHERE event_id = :inv_a AND channel = 'webhook:crm';

@@ -9,7 +9,8 @@ receiver checks every signature (Billing-Signature: t=<unix>,v1=<hex of
 HMAC-SHA256(secret, "<t>.<body>")>, t within five minutes; 401 if not) and
 deduplicates by Billing-Event-Id, as a receiver should.  Its paths: /good
 answers 200; /flaky 503 to the first two requests of an event, then 200;
-/dead always 500; /slow waits 2.5 seconds before answering the first
+/dead always 500; /card 200 with a card number in its answer (which
+billing must not store); /slow waits 2.5 seconds before answering the first
 request of an event (so that the test can kill the worker meanwhile).
 """
 import hashlib
@@ -99,6 +100,8 @@ def http():
                 status, text = 503, "try later"
             elif path == "/dead":
                 status, text = 500, "broken"
+            elif path == "/card":
+                status, text = 200, "paid with 4242 4242 4242 4242"
             else:
                 with lock:
                     dup = (path, event) in processed

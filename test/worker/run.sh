@@ -240,7 +240,7 @@ check "every delivery of phase 2 done" 0 "$(q -c "SELECT count(*) FROM billing.o
 grep -q "AddressSanitizer\|runtime error" "$T"/w4.log && bad "sanitizer report in w4"
 
 # --- the worker's own NOTIFY wake-up: a running worker sends a new event at once
-sed 's/^worker_name = w3/worker_name = w5/; s#^webhook.slow = .*#webhook.good = '"$H"'/good#' "$T/b.conf" > "$T/b5.conf"
+sed 's/^worker_name = w3/worker_name = w5/; s#^webhook.slow = .*#webhook.good = '"$H"'/good\nwebhook.card = '"$H"'/card#' "$T/b.conf" > "$T/b5.conf"
 "$W" "$T/b5.conf" 2>"$T/w5.log" & p5=$!
 sleep 1
 q -c "SELECT billing.create_account(1, 'Dora', currency => 'EUR'); SELECT billing.subscribe(4, 1)" >/dev/null
@@ -254,6 +254,10 @@ kill -TERM $p5; wait $p5; r5=$?
 check "a NOTIFY wakes the daemon: the new events delivered within seconds" "8" \
 	"$(q -c "SELECT count(*) FROM billing.delivery WHERE channel = 'webhook:good' AND status = 'delivered'")"
 check "SIGTERM stops the daemon cleanly" 0 "$r5"
+check "a receiver's answer with a card number is not stored, the delivery still counts" \
+	"2 the receiver's answer was not kept (it looked like a card number)" \
+	"$(q -c "SELECT count(*) || ' ' || min(a.detail) FROM billing.delivery d JOIN billing.delivery_attempt a USING (account_id, event_id, channel)
+	         WHERE d.channel = 'webhook:card' AND d.status = 'delivered'")"
 [ $(( $(date +%s) - start )) -le 5 ] && ok "delivered in $(( $(date +%s) - start ))s, before the 30s poll" || bad "not woken by NOTIFY"
 
 if [ "$fail" -gt 0 ]; then

@@ -243,10 +243,14 @@ BEGIN
                   DETAIL = format('It is %s%s.', d.status, coalesce(', by ' || d.worker, '')),
                   HINT = 'A lease longer than the longest delivery keeps the claim.';
     END IF;
-    -- the detail is a receiver's answer, which the worker cannot vouch for:
-    -- one holding a card number is not kept, and the report still counts
-    detail := CASE WHEN billing.looks_like_card_number(detail)
-                   THEN 'the answer held what looks like a card number; not kept' ELSE left(detail, 2000) END;
+    -- the detail is a receiver's answer, which the worker cannot vouch for;
+    -- one holding a card number is refused before anything is written, and
+    -- the worker reports again without it
+    IF billing.looks_like_card_number(worker) OR billing.looks_like_card_number(detail) THEN
+        RAISE EXCEPTION 'a delivery''s report must not hold a card number'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Report the outcome without the receiver''s answer.';
+    END IF;
+    detail := left(detail, 2000);
     v_status := CASE WHEN outcome = 'failed' AND d.tries >= max_tries THEN 'dead'
                      WHEN outcome = 'failed' THEN 'pending' ELSE outcome END;
     UPDATE billing.delivery x
