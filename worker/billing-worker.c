@@ -13,7 +13,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -522,8 +521,8 @@ static char *
 make_pdf(const Config *c, const char *html, size_t *pdf_len, char *detail, size_t detail_size)
 {
 	char		dir[] = "/tmp/billing-worker-XXXXXX";
-	char		htmlpath[PATH_MAX], pdfpath[PATH_MAX], profile[PATH_MAX], arg_pdf[PATH_MAX + 20],
-				arg_profile[PATH_MAX + 20], url[PATH_MAX + 10], logpath[PATH_MAX];
+	/* the paths are in dir, whose name has a fixed length */
+	char		htmlpath[64], pdfpath[64], profile[64], arg_pdf[96], arg_profile[96], url[96], logpath[64];
 	FILE	   *f;
 	pid_t		pid;
 	int			status = 0;

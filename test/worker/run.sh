@@ -1,7 +1,7 @@
 #!/bin/sh
 # test/worker/run.sh - the delivery worker (worker/) end to end, in a
-# server that PGHOST/PGPORT name (test/cluster.sh runs it in the suite's
-# throwaway cluster; /work-style quick runs pass it as a scenario file).
+# server that PGHOST/PGPORT name, where billing is installed (test/cluster.sh
+# runs it in the suite's throwaway cluster).
 # Builds the worker with -Werror under AddressSanitizer and UBSan, starts
 # an SMTP sink and a webhook receiver (test/worker/receivers.py), and checks:
 # invoice e-mails with their PDF, a reminder and a price-change notice in
