@@ -69,7 +69,7 @@ test/fuzz/bin/%: test/fuzz/%.c $(CORE_SRCS) $(wildcard src/core/*.h)
 	clang -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all $(ICU_CFLAGS) -o $@ $< $(CORE_SRCS) $(ICU_LIBS)
 
-.PHONY: unit unit-build fuzz fuzz-build test demo bench sim installcheck-regress installcheck-isolation
+.PHONY: unit unit-build fuzz fuzz-build test demo bench sim installcheck-regress installcheck-isolation worker
 unit-build: $(addprefix test/unit/bin/,$(UNIT_TESTS))
 unit: unit-build
 	@for t in $(UNIT_TESTS); do test/unit/bin/$$t || exit 1; done
@@ -103,6 +103,11 @@ sim:
 .PHONY: citus
 citus:
 	sh test/citus/run.sh
+
+# The delivery worker (worker/README.md): a program of its own, not part of
+# the extension; libpq, libcurl and OpenSSL.
+worker:
+	$(MAKE) -C worker PG_CONFIG=$(PG_CONFIG) WERROR=$(WERROR)
 
 # PGXS tracks no header dependencies: rebuild everything when one changes.
 $(OBJS): $(wildcard src/*.h src/core/*.h)

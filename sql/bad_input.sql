@@ -368,6 +368,23 @@ SELECT s('billing.claim_collection_attempts(text,integer,timestamp with time zon
 SELECT s('billing.report_collection_result(bigint,bigint,boolean,text,text,text)', $q$SELECT billing.report_collection_result(1, NULL, true)$q$,
     $q$SELECT billing.report_collection_result(1, 999, true)$q$, $q$SELECT billing.report_collection_result(1, 1, NULL)$q$,
     $q$SELECT billing.report_collection_result(1, 1, true, provider_reference => '4242424242424242')$q$);
+SELECT s('billing.claim_deliveries(text,text[],integer,interval,integer)', $q$SELECT * FROM billing.claim_deliveries(NULL, '{email}')$q$,
+    $q$SELECT * FROM billing.claim_deliveries('', '{email}')$q$, $q$SELECT * FROM billing.claim_deliveries('w', NULL)$q$,
+    $q$SELECT * FROM billing.claim_deliveries('w', '{}')$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{"webhook:x''); DROP TABLE billing.delivery; --"}')$q$,
+    $q$SELECT * FROM billing.claim_deliveries('w', ARRAY[NULL::text])$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 0)$q$,
+    $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 2147483647)$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 1, '-1 second')$q$,
+    $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 1, 'infinity')$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 1, '1 minute', -1)$q$,
+    $q$SELECT * FROM billing.claim_deliveries('4242424242424242', '{email}')$q$);
+SELECT s('billing.finish_delivery(bigint,bigint,text,text,text,text,integer,interval,interval)', $q$SELECT billing.finish_delivery(1, NULL, 'email', 'w', 'delivered')$q$,
+    $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'delivered')$q$, $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'lost')$q$,
+    $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', NULL)$q$, $q$SELECT billing.finish_delivery(999, 1, 'email', 'w', 'failed')$q$,
+    $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', max_tries => 0)$q$,
+    $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', backoff => '-1 minute')$q$,
+    $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', max_backoff => 'infinity')$q$,
+    $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', '4242 4242 4242 4242')$q$);
+SELECT s('billing.delivery_email(bigint,bigint)', $q$SELECT * FROM billing.delivery_email(1, NULL)$q$,
+    $q$SELECT * FROM billing.delivery_email(NULL, 1)$q$, $q$SELECT * FROM billing.delivery_email(1, 1)$q$,
+    $q$SELECT * FROM billing.delivery_email(999, 1)$q$, $q$SELECT * FROM billing.delivery_email(1, -1)$q$);
 SELECT s('billing.create_installment_plan(bigint,bigint,integer,interval,date)', $q$SELECT * FROM billing.create_installment_plan(1, 1, NULL)$q$,
     $q$SELECT * FROM billing.create_installment_plan(1, 1, 1)$q$, $q$SELECT * FROM billing.create_installment_plan(1, 1, 2147483647)$q$,
     $q$SELECT * FROM billing.create_installment_plan(1, 1, 2, '-1 month')$q$, $q$SELECT * FROM billing.create_installment_plan(1, 1, 2, '100 years')$q$,

@@ -290,6 +290,9 @@ SELECT billing_test_error('CALL billing.run_cycle()');
 SELECT billing_test_error('CALL billing.run_dunning()');
 SELECT billing_test_error('SELECT * FROM billing.claim_collection_attempts(''w'')');
 SELECT billing_test_error(format('SELECT billing.report_collection_result(%s, 1, true)', :bruno));
+SELECT billing_test_error('SELECT * FROM billing.claim_deliveries(''w'', ''{email}'')');
+SELECT billing_test_error(format('SELECT billing.finish_delivery(%s, 1, ''email'', ''w'', ''delivered'')', :bruno));
+SELECT billing_test_error(format('SELECT * FROM billing.delivery_email(%s, 1)', :bruno));
 RESET ROLE;
 SELECT * FROM before EXCEPT SELECT * FROM billing_digest();
 

@@ -58,6 +58,14 @@ cat log/security.out
 # a suite that died before counting counts as failed
 grep -q '^security ' "$RESULTS" || { echo "security 0 1" >> "$RESULTS"; tail -20 log/security.out; status=1; }
 
+# The delivery worker (worker/, test/worker): built with -Werror under the
+# sanitizers, run against an SMTP sink and a webhook receiver of its own;
+# "worker <passed> <failed>" in $RESULTS by itself.
+echo "-- delivery worker (test/worker)"
+sh test/worker/run.sh > log/worker.out 2>&1 || status=1
+cat log/worker.out
+grep -q '^worker ' "$RESULTS" || { echo "worker 0 1" >> "$RESULTS"; status=1; }
+
 # The simulator (test/sim, CONTRIBUTING.md: The simulator): a fixed set of seeds, one
 # database each; "sim <passed> <failed>" in $RESULTS, one count per seed.
 # SIM_SEEDS, SIM_DAYS and SIM_ACCOUNTS override the set (to run a longer one).

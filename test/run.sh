@@ -69,11 +69,12 @@ fi
 
 # What building and running billing needs (the demo and the benchmarks),
 # and what only the test suite needs on top: the fuzzers' clang, the
-# browser that renders invoice documents to PNG, plpgsql_check.
+# browser that renders invoice documents to PNG (and the delivery worker's
+# PDFs), plpgsql_check, what the delivery worker (worker/) builds with.
 PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron libicu-dev
 pkg-config build-essential util-linux"
 TEST_PACKAGES="clang libclang-rt-dev chromium fonts-dejavu-core postgresql-$PG_MAJOR-plpgsql-check
-python3-psycopg2"
+python3-psycopg2 libpq-dev libcurl4-openssl-dev libssl-dev curl python3"
 [ "$MODE" = test ] && PACKAGES="$PACKAGES $TEST_PACKAGES"
 
 bootstrap() {
@@ -100,7 +101,7 @@ export PG_CONFIG
 # installing and testing hold one lock so they cannot overwrite each other.
 LOCK=/tmp/billing-install.lock
 # What test/cluster.sh reports, one line each in $RESULTS.
-CLUSTER_PARTS="regress isolation scenarios security sim"
+CLUSTER_PARTS="regress isolation scenarios security worker sim"
 
 
 case "$MODE" in

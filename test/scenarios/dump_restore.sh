@@ -50,6 +50,10 @@ CALL run_dunning();
 SELECT set_exchange_rate('EUR', 'USD', 1.085, '2024-01-01');
 -- entitlements: a feature, a grant, an override
 SELECT create_feature('api', 'API access'), set_price_feature(1, 'api'), set_subscription_feature(1, 1, 'api', 'false');
+-- deliveries: a delivery worker's claim and one report
+SELECT count(*) FROM claim_deliveries('dump-worker', '{email,webhook:crm}', 2);
+SELECT finish_delivery(account_id, event_id, channel, 'dump-worker', 'failed', 'HTTP 503')
+FROM delivery WHERE status = 'claimed' ORDER BY event_id, channel LIMIT 1;
 -- roles: the grants of grant_roles and a binding
 SELECT grant_roles('dump_writer', 'dump_operator', 'dump_reporting');
 SELECT bind_role_to_entity('dump_reporting', 1);

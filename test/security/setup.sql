@@ -103,6 +103,8 @@ SELECT billing.change_subscription(:a1, :sa, price_id => :pa2, effective_date =>
 SET billing.clock = '2026-02-10 12:00+00';
 CALL billing.run_dunning();
 SELECT count(*) FROM billing.claim_collection_attempts('setup-worker', 4);
+-- every event's deliveries, claimed by the worker name the attacks use
+SELECT count(*) FROM billing.claim_deliveries('atk-worker', '{email,webhook:atk}', 1000);
 \c - :super
 
 -- ---------------------------------------------------------------------------
@@ -133,6 +135,9 @@ WHERE t.key = 'account' AND c.status = 'processing' GROUP BY 1
 UNION ALL
 SELECT t.tenant, 'event', min(o.event_id) FROM atk.ids t JOIN billing.outbox o ON o.account_id = t.val
 WHERE t.key = 'account' AND o.processed_at IS NULL GROUP BY 1
+UNION ALL
+SELECT t.tenant, 'emailed_event', min(o.event_id) FROM atk.ids t JOIN billing.outbox o ON o.account_id = t.val
+WHERE t.key = 'account' AND o.event_type = 'invoice.finalized' GROUP BY 1
 UNION ALL
 SELECT t.tenant, 'invoice_line', min(l.invoice_line_id) FROM atk.ids t
 JOIN billing.invoice_line l ON l.invoice_id = t.val
@@ -287,6 +292,13 @@ BEGIN
         WHEN arg = 'attempt_id' THEN atk.id(tenant, 'attempt')::text
         WHEN arg = 'entity_id' THEN atk.id(tenant, 'entity')::text
         WHEN arg = 'event_ids' THEN pg_catalog.format('{%s}', atk.id(tenant, 'event'))
+        -- the delivery worker's: an event's delivery on the webhook the setup claimed
+        WHEN arg = 'event_id' AND fn = 'delivery_email' THEN atk.id(tenant, 'emailed_event')::text
+        WHEN arg = 'event_id' THEN atk.id(tenant, 'event')::text
+        WHEN arg = 'channels' THEN '{email,webhook:atk}'
+        WHEN arg = 'channel' THEN 'webhook:atk'
+        WHEN arg = 'outcome' THEN 'failed'
+        WHEN arg = 'detail' THEN 'atk detail'
         WHEN arg = 'price_id' AND fn = 'change_subscription' THEN atk.id(tenant, 'price2')::text
         WHEN arg = 'price_id' THEN atk.id(tenant, 'price')::text
         WHEN arg = 'product_id' THEN atk.id('-', 'product')::text
