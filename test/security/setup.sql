@@ -288,6 +288,12 @@ BEGIN
         WHEN arg = 'entity_id' THEN atk.id(tenant, 'entity')::text
         WHEN arg = 'event_ids' THEN pg_catalog.format('{%s}', atk.id(tenant, 'event'))
         WHEN arg = 'price_id' AND fn = 'change_subscription' THEN atk.id(tenant, 'price2')::text
+        -- a price migration between the tenant's two prices; a change two
+        -- months ahead, in a period not billed yet
+        WHEN arg = 'from_price_id' THEN atk.id(tenant, 'price')::text
+        WHEN arg = 'to_price_id' THEN atk.id(tenant, 'price2')::text
+        WHEN arg = 'effective_on' THEN (atk.clock()::date + 62)::text
+        WHEN arg = 'account_ids' THEN pg_catalog.format('{%s}', atk.id(tenant, 'account'))
         WHEN arg = 'price_id' THEN atk.id(tenant, 'price')::text
         WHEN arg = 'product_id' THEN atk.id('-', 'product')::text
         WHEN arg = 'tax_rate_id' THEN atk.id('-', 'tax_rate')::text
