@@ -210,3 +210,22 @@ CALL run_cycle();
 SELECT * FROM invoices_of(:bo_sub);
 SELECT * FROM invoices_of(:cy_sub);
 SELECT count(*) AS violations FROM check_invariants();
+
+-- ---------------------------------------------------------------------------
+-- Month ends.  Eve from May 31: periods [May 31, Jun 30), [Jun 30, Jul 31)
+-- (the anchor's day, clamped to June's 30).  Jun 10, one storage pack
+-- (5.00) for [Jun 10, Jun 30) of 30 days: R(5.00 x 30/30) - R(5.00 x 10/30)
+-- = 5.00 - 1.67 = 3.33.  A change for Jul 15 starts with its period, Jun 30.
+SET billing.clock = '2024-05-31 12:00+00';
+SELECT create_account(:acme, 'Eve') AS eve \gset
+SELECT subscribe(:eve, :basic) AS eve_sub \gset
+SET billing.clock = '2024-06-10 12:00+00';
+SELECT add_subscription_item(:eve, :eve_sub, :storage_pack) > 0 AS added;
+SELECT schedule_change(:eve, :eve_sub, '2024-07-15', :pro,
+                       subscription_item_id => (SELECT min(item) FROM items_of(:eve_sub))) AS eve_pro \gset
+SELECT started_on FROM subscription_item WHERE subscription_item_id = :eve_pro;
+-- Jun 30: pro 60.00 + storage 5.00 + 3.33 = 68.33 for [Jun 30, Jul 31)
+SET billing.clock = '2024-06-30 12:00+00';
+CALL run_cycle();
+SELECT * FROM invoices_of(:eve_sub);
+SELECT count(*) AS violations FROM check_invariants();
