@@ -203,6 +203,12 @@ SELECT a.name, o.payload ->> 'effective_date' AS effective, o.payload ->> 'days_
        o.payload ->> 'old_amount' AS old_amount, o.payload ->> 'new_amount' AS new_amount
 FROM outbox o JOIN account a USING (account_id) WHERE o.event_type = 'subscription.price_change_notice'
 ORDER BY o.event_id;
+-- Dee's move is taken back before its notice: Dee stays on basic
+SELECT subscription_item_id AS dee_move FROM subscription_change WHERE account_id = :dee \gset
+SELECT cancel_scheduled_change(:dee, :dee_move);
+SELECT * FROM items_of(:dee_sub);
+SELECT payload ->> 'notified' AS notified FROM outbox
+WHERE account_id = :dee AND payload ? 'scheduled_change_canceled';
 -- May 1: Bo pays 35.00 for May; Cy 35.00 for [Apr 20, May 20), billed late
 -- by this run (the cycle did not run on Apr 20) at the price of that day
 SET billing.clock = '2024-05-01 12:00+00';
@@ -228,4 +234,6 @@ SELECT started_on FROM subscription_item WHERE subscription_item_id = :eve_pro;
 SET billing.clock = '2024-06-30 12:00+00';
 CALL run_cycle();
 SELECT * FROM invoices_of(:eve_sub);
+-- Dee, grandfathered after all: basic 30.00 in June
+SELECT issue_date, total, lines FROM invoices_of(:dee_sub) ORDER BY issue_date DESC LIMIT 1;
 SELECT count(*) AS violations FROM check_invariants();
