@@ -249,6 +249,35 @@ SELECT s('billing.change_subscription(bigint,bigint,bigint,numeric,text,date,big
     $q$SELECT billing.change_subscription(1, 1, quantity => 2, effective_date => 'infinity')$q$,
     $q$SELECT billing.change_subscription(1, 1, quantity => 2, effective_date => '-infinity')$q$,
     $q$SELECT billing.change_subscription(1, 1, quantity => 'Infinity')$q$, $q$SELECT billing.change_subscription(1, 1)$q$);
+SELECT s('billing.add_subscription_item(bigint,bigint,bigint,numeric,text,date)',
+    $q$SELECT billing.add_subscription_item(1, NULL, 2)$q$, $q$SELECT billing.add_subscription_item(1, 1, NULL)$q$,
+    $q$SELECT billing.add_subscription_item(1, 1, 2, -1)$q$, $q$SELECT billing.add_subscription_item(1, 1, 2, 'NaN')$q$,
+    $q$SELECT billing.add_subscription_item(1, 1, 2, 'Infinity')$q$, $q$SELECT billing.add_subscription_item(1, 1, 1)$q$,
+    $q$SELECT billing.add_subscription_item(1, 1, 999)$q$, $q$SELECT billing.add_subscription_item(2, 1, 2)$q$,
+    $q$SELECT billing.add_subscription_item(1, 1, 2, proration => ''' OR ''1''=''1')$q$,
+    $q$SELECT billing.add_subscription_item(1, 1, 2, effective_date => 'infinity')$q$,
+    $q$SELECT billing.add_subscription_item(1, 1, 2, effective_date => '-infinity')$q$,
+    $q$SELECT billing.add_subscription_item(1, 1, 2, proration => 'at_period_end', effective_date => '2026-01-15')$q$);
+SELECT s('billing.remove_subscription_item(bigint,bigint,text,date)',
+    $q$SELECT billing.remove_subscription_item(1, NULL)$q$, $q$SELECT billing.remove_subscription_item(NULL, 1)$q$,
+    $q$SELECT billing.remove_subscription_item(1, 1)$q$, $q$SELECT billing.remove_subscription_item(1, 999)$q$,
+    $q$SELECT billing.remove_subscription_item(2, 1)$q$, $q$SELECT billing.remove_subscription_item(1, 1, NULL)$q$,
+    $q$SELECT billing.remove_subscription_item(1, 1, effective_date => 'infinity')$q$);
+SELECT s('billing.schedule_change(bigint,bigint,date,bigint,numeric,bigint)',
+    $q$SELECT billing.schedule_change(1, 1, NULL, 1)$q$, $q$SELECT billing.schedule_change(1, 1, 'infinity', 1)$q$,
+    $q$SELECT billing.schedule_change(1, 1, '-infinity', 1)$q$, $q$SELECT billing.schedule_change(1, 1, '2026-01-01', 1)$q$,
+    $q$SELECT billing.schedule_change(1, 1, '2026-03-01', 999)$q$, $q$SELECT billing.schedule_change(1, 1, '2026-03-01', quantity => -1)$q$,
+    $q$SELECT billing.schedule_change(1, 1, '2026-03-01', quantity => 'NaN')$q$, $q$SELECT billing.schedule_change(1, 1, '2026-03-01')$q$,
+    $q$SELECT billing.schedule_change(1, 999, '2026-03-01', 1)$q$, $q$SELECT billing.schedule_change(2, 1, '2026-03-01', 1)$q$,
+    $q$SELECT billing.schedule_change(1, 1, '2026-03-01', 1, subscription_item_id => 2)$q$);
+SELECT s('billing.cancel_scheduled_change(bigint,bigint)',
+    $q$SELECT billing.cancel_scheduled_change(1, NULL)$q$, $q$SELECT billing.cancel_scheduled_change(NULL, 1)$q$,
+    $q$SELECT billing.cancel_scheduled_change(1, 1)$q$, $q$SELECT billing.cancel_scheduled_change(2, 1)$q$);
+SELECT s('billing.migrate_price(bigint,bigint,integer,bigint[])',
+    $q$SELECT billing.migrate_price(NULL, 1)$q$, $q$SELECT billing.migrate_price(1, NULL)$q$,
+    $q$SELECT billing.migrate_price(1, 1)$q$, $q$SELECT billing.migrate_price(1, 2)$q$, $q$SELECT billing.migrate_price(1, 999)$q$,
+    $q$SELECT billing.migrate_price(1, 1, -1)$q$, $q$SELECT billing.migrate_price(999, 1)$q$,
+    $q$SELECT billing.migrate_price(2, 1, 2147483647)$q$, $q$SELECT billing.migrate_price(1, 2, account_ids => '{NULL}')$q$);
 SELECT s('billing.cancel_subscription(bigint,bigint,boolean,boolean,date)', $q$SELECT billing.cancel_subscription(NULL, 1)$q$,
     $q$SELECT billing.cancel_subscription(1, 999)$q$, $q$SELECT billing.cancel_subscription(1, 1, false, cancel_date => 'infinity')$q$,
     $q$SELECT billing.cancel_subscription(1, 1, false, cancel_date => '-infinity')$q$, $q$SELECT billing.cancel_subscription(1, 1, NULL)$q$);

@@ -239,6 +239,8 @@ SELECT billing_test_error('SELECT * FROM billing.role_binding');
 RESET ROLE;
 SELECT * FROM before EXCEPT SELECT * FROM billing_digest();
 
+SELECT subscription_item_id AS bruno_item FROM billing.subscription_item WHERE subscription_id = :bruno_sub \gset
+
 -- 9. The application role of Acme cannot change a table but through the
 -- functions, and the functions only for Acme.
 SET ROLE regress_app_acme;
@@ -264,6 +266,15 @@ SELECT billing_test_error(format('SELECT billing.pause_subscription(%s, %s)', :b
 SELECT billing_test_error(format('SELECT billing.resume_subscription(%s, %s)', :bruno, :bruno_sub));
 SELECT billing_test_error(format('SELECT billing.change_subscription(%s, %s, quantity => 2)', :bruno, :bruno_sub));
 SELECT billing_test_error(format('SELECT billing.apply_coupon(%s, %s, ''X'')', :bruno, :bruno_sub));
+SELECT billing_test_error(format('SELECT billing.add_subscription_item(%s, %s, %s)', :bruno, :bruno_sub, :eur));
+SELECT billing_test_error(format('SELECT billing.remove_subscription_item(%s, %s)', :bruno, :bruno_item));
+SELECT billing_test_error(format('SELECT billing.schedule_change(%s, %s, ''2026-06-01'', quantity => 2)', :bruno, :bruno_sub));
+SELECT billing_test_error(format('SELECT billing.cancel_scheduled_change(%s, %s)', :bruno, :bruno_item));
+-- Acme's own account with Globex's subscription or item: not found, nothing told
+SELECT billing_test_error(format('SELECT billing.add_subscription_item(%s, %s, %s)', :alice, :bruno_sub, :usd));
+SELECT billing_test_error(format('SELECT billing.remove_subscription_item(%s, %s)', :alice, :bruno_item));
+SELECT billing_test_error(format('SELECT billing.schedule_change(%s, %s, ''2026-06-01'', quantity => 2)', :alice, :bruno_sub));
+SELECT billing_test_error(format('SELECT billing.cancel_scheduled_change(%s, %s)', :alice, :bruno_item));
 SELECT billing_test_error(format('SELECT billing.subscribe(%s, %s)', :bruno, :eur));
 SELECT billing_test_error(format('SELECT billing.record_usage(%s, 1, 1, ''k'')', :bruno));
 SELECT billing_test_error(format('SELECT billing.update_account(%s, name => ''Mallory'')', :bruno));
@@ -282,6 +293,7 @@ SELECT billing_test_error('SELECT billing.create_product(''x'')');
 SELECT billing_test_error(format('SELECT billing.update_product(%s, name => ''x'')', :product));
 SELECT billing_test_error(format('SELECT billing.create_price(%s, ''USD'', 1)', :product));
 SELECT billing_test_error(format('SELECT billing.update_price(%s, active => false)', :usd));
+SELECT billing_test_error(format('SELECT billing.migrate_price(%s, %s)', :usd, :eur));
 SELECT billing_test_error('SELECT billing.create_tax_rate(''VAT'', 20)');
 SELECT billing_test_error('SELECT billing.create_coupon(''X'', ''once'', 10)');
 SELECT billing_test_error('SELECT billing.set_collection_retry_days(''{1}'')');

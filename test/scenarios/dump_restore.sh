@@ -46,6 +46,8 @@ SELECT set_dunning_policy(1, 'gentle'), set_price_change_notice_days(40);
 SELECT change_subscription(2, 2, price_id => create_price(1, 'USD', 0.02, scheme => 'per_unit', usage_type => 'metered'),
                            proration => 'at_period_end');
 CALL run_dunning();
+-- subscription changes: an add-on
+SELECT add_subscription_item(1, 1, 3, 2, proration => 'none');
 -- an exchange rate
 SELECT set_exchange_rate('EUR', 'USD', 1.085, '2024-01-01');
 -- entitlements: a feature, a grant, an override

@@ -99,6 +99,11 @@ SELECT count(*) FROM billing.create_installment_plan(:b2, :invb2, 2);
 -- a price change the next period starts with: run_dunning writes its notice
 SELECT billing.change_subscription(:a1, :sa, price_id => :pa2, effective_date => '2026-03-01', subscription_item_id => :ia),
        billing.change_subscription(:b1, :sb, price_id => :pb2, effective_date => '2026-03-01', subscription_item_id => :ib);
+-- an add-on each (billing.subscription_change)
+SELECT billing.create_price(:prod, 'USD', 3.00) AS xa \gset
+SELECT billing.create_price(:prod, 'EUR', 3.00) AS xb \gset
+SELECT billing.add_subscription_item(:a1, :sa, :xa, proration => 'none'),
+       billing.add_subscription_item(:b1, :sb, :xb, proration => 'none');
 \c - atk_operator
 SET billing.clock = '2026-02-10 12:00+00';
 CALL billing.run_dunning();
@@ -300,6 +305,12 @@ BEGIN
         WHEN arg = 'outcome' THEN 'failed'
         WHEN arg = 'detail' THEN 'atk detail'
         WHEN arg = 'price_id' AND fn = 'change_subscription' THEN atk.id(tenant, 'price2')::text
+        -- a price migration between the tenant's two prices; a change two
+        -- months ahead, in a period not billed yet
+        WHEN arg = 'from_price_id' THEN atk.id(tenant, 'price')::text
+        WHEN arg = 'to_price_id' THEN atk.id(tenant, 'price2')::text
+        WHEN arg = 'effective_on' THEN (atk.clock()::date + 62)::text
+        WHEN arg = 'account_ids' THEN pg_catalog.format('{%s}', atk.id(tenant, 'account'))
         WHEN arg = 'price_id' THEN atk.id(tenant, 'price')::text
         WHEN arg = 'product_id' THEN atk.id('-', 'product')::text
         WHEN arg = 'tax_rate_id' THEN atk.id('-', 'tax_rate')::text

@@ -677,6 +677,66 @@ class Sim:
         elif proration == 'prorate_now':
             self.billed_now(s, v_d, 'now', 'change prorate_now')
 
+    def change_day(self, s, proration):
+        """the day an add-on is added or removed (README, Changing a subscription), or None to skip"""
+        if proration == 'at_period_end':
+            return None if s.nbd is None or s.nbd <= self.today else s.nbd  # (the cycle has not yet run today)
+        if self.today < (s.cps or s.start) or s.nbd is None or self.today > s.nbd:
+            return None
+        return self.today
+
+    def op_addon(self, a):
+        rng = self.rng
+        subs = [s for s in self.changeable(a) if s.cad == ('month', 1)]
+        if not subs:
+            return
+        s = rng.choice(subs)
+        price = rng.choice([p for p in ('seat', 'calls') if p not in [i.price for i in s.current_items()]] or [None])
+        if price is None:
+            return
+        qty = rng.choice([1, 2, 4]) if price == 'seat' else 1
+        proration = rng.choice(['prorate_now', 'prorate_next', 'none', 'at_period_end'])
+        v_d = self.change_day(s, proration)
+        if v_d is None:
+            return
+        r = self.call("SELECT billing.add_subscription_item(%s, %s, %s, %s, proration => %s)",
+                      (a.eid, s.eid, self.price_ids[price], qty, proration))
+        r = self.expect_ok('add_subscription_item %s x %s %s' % (price, qty, proration), r)
+        new = Item(r[0][0], price, qty, v_d)
+        s.items.append(new)
+        if proration in ('prorate_now', 'prorate_next') and new.licensed() and s.cpe is not None \
+                and s.cps <= v_d < s.cpe:
+            cyc = period_containing(s.anchor, s.cad, v_d)
+            s.pending.append(dict(amount=prorate(price_value(price, qty), cyc[0], cyc[1], v_d, s.cpe),
+                                  kind='proration', item=new.eid, period_end=s.cpe, ps=v_d, done=False))
+        if proration == 'prorate_now':
+            self.billed_now(s, v_d, 'now', 'add-on prorate_now')
+
+    def op_remove_addon(self, a):
+        rng = self.rng
+        subs = [s for s in self.changeable(a)
+                if len([i for i in s.current_items() if i.start <= self.today]) >= 2]
+        if not subs:
+            return
+        s = rng.choice(subs)
+        it = rng.choice([i for i in s.current_items() if i.start <= self.today])
+        proration = rng.choice(['prorate_now', 'prorate_next', 'none', 'at_period_end'])
+        v_d = self.change_day(s, proration)
+        if v_d is None:
+            return
+        r = self.call("SELECT billing.remove_subscription_item(%s, %s, proration => %s)", (a.eid, it.eid, proration))
+        r = self.expect_ok('remove_subscription_item %s %s' % (it.price, proration), r)
+        if r[0][0] != v_d:
+            raise Mismatch('remove_subscription_item: the engine ends it on %s, the model on %s' % (r[0][0], v_d))
+        if proration in ('prorate_now', 'prorate_next') and it.licensed() and s.cpe is not None \
+                and s.cps <= v_d < s.cpe and s.billed_for_period(it):
+            cyc = period_containing(s.anchor, s.cad, v_d)
+            s.pending.append(dict(amount=-prorate(price_value(it.price, it.qty), cyc[0], cyc[1], v_d, s.cpe),
+                                  kind='proration', item=it.eid, period_end=s.cpe, ps=v_d, done=False))
+        it.end = v_d
+        if proration == 'prorate_now':
+            self.billed_now(s, v_d, 'now', 'add-on removed prorate_now')
+
     def op_cancel(self, a):
         rng = self.rng
         subs = [s for s in a.subs if s.status != 'canceled']
@@ -1265,7 +1325,7 @@ class Sim:
     OPS = [('subscribe', 8), ('change', 5), ('cancel', 2), ('pause', 1), ('resume', 2), ('apply_coupon', 1),
            ('usage', 6), ('tax', 1), ('pay', 10), ('pay_concurrently', 1), ('refund', 2), ('chargeback', 1),
            ('refund_credit', 1), ('credit_note', 2), ('void', 1), ('write_off', 1), ('installments', 1),
-           ('payment_method', 1)]
+           ('payment_method', 1), ('addon', 2), ('remove_addon', 1)]
 
     def day(self):
         names = [n for n, w in self.OPS for _ in range(w)]

@@ -815,7 +815,8 @@ COMMENT ON FUNCTION billing._dunning_batch(bigint, date, timestamptz, integer, b
 -- subscription.price_change_notice events, once per new subscription item
 -- that starts within price_change_notice_days with another price than the
 -- item it replaces (billing.change_subscription at period end or on a
--- later date).
+-- later date, billing.schedule_change, billing.migrate_price; which item that
+-- is, is billing._replaces: never an add-on, never an item that does not run).
 CREATE FUNCTION billing._price_change_notices(as_of date, at timestamptz)
 RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT billing._authorize_all('run dunning');
@@ -835,6 +836,7 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
         JOIN billing.subscription_item o
           ON o.account_id = n.account_id AND o.subscription_id = n.subscription_id AND o.ended_on = n.started_on
          AND o.subscription_item_id <> n.subscription_item_id AND o.price_id <> n.price_id
+         AND billing._replaces(n.account_id, n.subscription_item_id, n.started_on, n.ended_on, o.subscription_item_id)
         WHERE n.started_on > d.d AND n.started_on <= d.d + st.days
     ), ins AS (
         INSERT INTO billing.price_change_notice (account_id, subscription_item_id, notified_on)
@@ -862,6 +864,7 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
             JOIN billing.subscription_item o
               ON o.account_id = n.account_id AND o.subscription_id = n.subscription_id AND o.ended_on = n.started_on
              AND o.subscription_item_id <> n.subscription_item_id AND o.price_id <> n.price_id
+             AND billing._replaces(n.account_id, n.subscription_item_id, n.started_on, n.ended_on, o.subscription_item_id)
             WHERE n.account_id = ins.account_id AND n.subscription_item_id = ins.subscription_item_id
             ORDER BY o.subscription_item_id
             LIMIT 1) c
