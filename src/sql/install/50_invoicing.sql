@@ -475,8 +475,10 @@ RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, billin
                price_id bigint, quantity numeric, unit_amount numeric, amount billing.amount,
                period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
                usage_event_ids bigint[], pending_item_id bigint)
-LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    WITH b AS MATERIALIZED (
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY WITH b AS MATERIALIZED (
         SELECT * FROM billing._bill_dates(accounts, subscriptions, as_of, at, mode, assign_ids)
     ), recurring AS (
         SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
@@ -605,8 +607,8 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
            l.period_start, l.period_end, l.tax_rate_id,
            l.kind = 'tax' AND l.pending_item_id = 1,
            l.source, l.usage_event_ids, CASE WHEN l.kind <> 'tax' THEN l.pending_item_id END
-    FROM all_lines l
-$$;
+    FROM all_lines l;
+END $$;
 COMMENT ON FUNCTION billing._lines_to_bill(bigint[], bigint[], date, timestamptz, text, boolean) IS
     'internal: every line of every invoice to bill for these subscriptions (see billing._bill_dates), '
     'and one header row per invoice; the cycle inserts them, billing.preview_invoice returns them';
@@ -891,8 +893,12 @@ COMMENT ON FUNCTION billing._cycle_batch(bigint, date, timestamptz, integer, dat
 
 -- trial.ending events, once per subscription, days_before its trial ends.
 CREATE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run the billing cycle');
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_result integer;
+BEGIN
+    PERFORM billing._authorize_all('run the billing cycle');
     WITH n AS (
         UPDATE billing.subscription s SET trial_ending_notified = true
         FROM billing.account a
@@ -906,7 +912,9 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
         RETURNING 1
     )
     SELECT count(*)::integer FROM e
-$$;
+    INTO v_result;
+    RETURN v_result;
+END $$;
 COMMENT ON FUNCTION billing._trial_notices(date, timestamptz, integer) IS
     'internal: writes one trial.ending event per trialing subscription whose trial ends within days_before days';
 

@@ -89,8 +89,13 @@ SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
        coalesce(o.open_due, z.zero) - coalesce(billing.to_numeric(c.balance), z.zero) AS balance,
        o.open_invoices,
        o.oldest_due_date
-FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today FROM billing.account x) a
-CROSS JOIN LATERAL (SELECT billing.round_money(0, a.currency) AS zero) z
+-- (the zero of the currency computed with the account's columns, not in
+-- a subquery of its own: Citus pushes a query down to the shards only
+-- when its subqueries without FROM call immutable functions alone)
+FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today,
+             billing.round_money(0, x.currency) AS zero
+      FROM billing.account x) a
+CROSS JOIN LATERAL (SELECT a.zero) z
 LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
 -- the account's open invoices, through the invoice_open index
 CROSS JOIN LATERAL (

@@ -1631,8 +1631,10 @@ RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, billin
                price_id bigint, quantity numeric, unit_amount numeric, amount billing.amount,
                period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
                usage_event_ids bigint[], pending_item_id bigint)
-LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    WITH b AS MATERIALIZED (
+LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY WITH b AS MATERIALIZED (
         SELECT * FROM billing._bill_dates(accounts, subscriptions, as_of, at, mode, assign_ids)
     ), recurring AS (
         SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
@@ -1761,8 +1763,8 @@ LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
            l.period_start, l.period_end, l.tax_rate_id,
            l.kind = 'tax' AND l.pending_item_id = 1,
            l.source, l.usage_event_ids, CASE WHEN l.kind <> 'tax' THEN l.pending_item_id END
-    FROM all_lines l
-$$;
+    FROM all_lines l;
+END $$;
 
 COMMENT ON FUNCTION billing._lines_to_bill(bigint[], bigint[], date, timestamptz, text, boolean) IS
     'internal: every line of every invoice to bill for these subscriptions (see billing._bill_dates), '
@@ -2011,8 +2013,12 @@ COMMENT ON FUNCTION billing._cycle_batch(bigint, date, timestamptz, integer, dat
     'internal: one committed batch of billing.run_cycle, starting after the given queue key';
 
 CREATE OR REPLACE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run the billing cycle');
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_result integer;
+BEGIN
+    PERFORM billing._authorize_all('run the billing cycle');
     WITH n AS (
         UPDATE billing.subscription s SET trial_ending_notified = true
         FROM billing.account a
@@ -2026,7 +2032,9 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
         RETURNING 1
     )
     SELECT count(*)::integer FROM e
-$$;
+    INTO v_result;
+    RETURN v_result;
+END $$;
 
 COMMENT ON FUNCTION billing._trial_notices(date, timestamptz, integer) IS
     'internal: writes one trial.ending event per trialing subscription whose trial ends within days_before days';
@@ -2387,7 +2395,7 @@ BEGIN
         SELECT i.invoice_id, i.due_date, i.number, billing.to_numeric(i.amount_due) AS due,
                CASE WHEN t.account_id IS NOT NULL AND _pay_invoices.received_on <= i.issue_date + t.within_days
                          AND NOT EXISTS (SELECT FROM billing.payment_application x
-                                         WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
+                                         WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id
                                            AND x.source = 'discount')
                     -- (the entity's mode, read only for an invoice in its window)
                     THEN least(billing.to_numeric(billing.round_amount(billing.to_numeric(i.total) * t.percent / 100, a.currency,
@@ -2396,7 +2404,10 @@ BEGIN
                                billing.to_numeric(i.amount_due))
                     ELSE 0 END AS disc
         FROM billing.invoice i
-        LEFT JOIN billing.early_payment_terms t ON t.account_id = i.account_id
+        -- every table filtered by the account itself, not only joined to
+        -- it: under Citus the statement then goes to the account's shard
+        -- alone (a row lock is refused in a query over several shards)
+        LEFT JOIN billing.early_payment_terms t ON t.account_id = a.account_id
         WHERE i.account_id = a.account_id AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
           AND (_pay_invoices.invoice_ids IS NULL OR i.invoice_id = ANY (_pay_invoices.invoice_ids))
         ORDER BY array_position(_pay_invoices.invoice_ids, i.invoice_id), i.due_date, i.invoice_id
@@ -3456,21 +3467,43 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     UNION ALL
     -- a draft is not issued: no number (a CHECK), no posting, no payment or
     -- credit applied, no collection attempt (77_drafts.sql)
+    -- (the counts as subqueries of the select list and the test as
+    -- EXISTS, each correlated by the account: the form Citus pushes down)
     SELECT 'draft_posts_nothing',
            format('draft %s (account %s) has %s ledger transactions, %s applications, %s collection attempts',
-                  i.invoice_id, i.account_id, x.txns, x.apps, x.attempts)
+                  i.invoice_id, i.account_id,
+                  (SELECT count(*) FROM billing.ledger_transaction t
+                   WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id),
+                  (SELECT count(*) FROM billing.payment_application p
+                   WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id),
+                  (SELECT count(*) FROM billing.collection_attempt c
+                   WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id))
     FROM billing.invoice i
-    CROSS JOIN LATERAL (
-        SELECT (SELECT count(*) FROM billing.ledger_transaction t
-                WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id) AS txns,
-               (SELECT count(*) FROM billing.payment_application p
-                WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id) AS apps,
-               (SELECT count(*) FROM billing.collection_attempt c
-                WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id) AS attempts) x
-    WHERE i.status = 'draft' AND x.txns + x.apps + x.attempts > 0
+    WHERE i.status = 'draft'
+      AND (EXISTS (SELECT FROM billing.ledger_transaction t
+                   WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id)
+           OR EXISTS (SELECT FROM billing.payment_application p
+                      WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id)
+           OR EXISTS (SELECT FROM billing.collection_attempt c
+                      WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id))
     UNION ALL
     -- invariant 5, in its parts and whole, per account
+    -- (the three checks of an account as parallel arrays unnested in the
+    -- select list, not a lateral VALUES: Citus pushes VALUES down only with
+    -- immutable functions in it)
     SELECT x.invariant, x.detail
+    FROM (
+    SELECT unnest(ARRAY['receivable_equals_due_less_credit', 'ledger_receivable_equals_open_due',
+                        'ledger_credit_equals_unapplied_credit']) AS invariant,
+           unnest(ARRAY[b.receivable + b.customer_credit <> b.due - b.credit, b.receivable <> b.due,
+                        -b.customer_credit <> b.credit]) AS broken,
+           unnest(ARRAY[
+               format('account %s: ledger receivable %s + customer credit %s <> amount due on open invoices %s - '
+                      'unapplied credit %s', b.account_id, b.receivable, b.customer_credit, b.due, b.credit),
+               format('account %s: ledger receivable %s, amount due on open invoices %s', b.account_id,
+                      b.receivable, b.due),
+               format('account %s: ledger customer credit %s, unapplied credit %s', b.account_id,
+                      -b.customer_credit, b.credit)]) AS detail
     FROM (
         SELECT a.account_id,
                coalesce(l.receivable, 0) AS receivable, coalesce(l.customer_credit, 0) AS customer_credit,
@@ -3485,16 +3518,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
                    FROM billing.invoice i WHERE i.status = 'open' GROUP BY 1) d ON d.account_id = a.account_id
         LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
     ) b
-    CROSS JOIN LATERAL (VALUES
-        ('receivable_equals_due_less_credit', b.receivable + b.customer_credit <> b.due - b.credit,
-         format('account %s: ledger receivable %s + customer credit %s <> amount due on open invoices %s - '
-                'unapplied credit %s', b.account_id, b.receivable, b.customer_credit, b.due, b.credit)),
-        ('ledger_receivable_equals_open_due', b.receivable <> b.due,
-         format('account %s: ledger receivable %s, amount due on open invoices %s', b.account_id, b.receivable, b.due)),
-        ('ledger_credit_equals_unapplied_credit', -b.customer_credit <> b.credit,
-         format('account %s: ledger customer credit %s, unapplied credit %s', b.account_id, -b.customer_credit,
-                b.credit))
-    ) x(invariant, broken, detail)
+    ) x
     WHERE x.broken
     UNION ALL
     -- a payment is never applied (and refunded) beyond its amount
@@ -4084,6 +4108,89 @@ COMMENT ON FUNCTION billing.invoice_document(bigint, text) IS
     'the invoice as a print-ready html page, plain text, or json, in the account''s locale: its lines with their '
     'periods, totals, and what settled it by kind (payments, refunds, early-payment discount, credit notes, account '
     'credit), so that the amount due is the total less them';
+
+-- 90_invariants.sql (renamed by 91_invariants_ledger.sql in 0.1.0)
+
+CREATE OR REPLACE FUNCTION billing.check_invoicing_invariants()
+RETURNS TABLE (invariant text, detail text)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    -- invoice totals are the sums of their lines
+    SELECT 'invoice_totals_equal_lines',
+           format('invoice %s (account %s): subtotal %s discount %s tax %s total %s, lines %s %s %s %s',
+                  i.invoice_id, i.account_id, i.subtotal, i.discount, i.tax, i.total,
+                  l.subtotal, l.discount, l.tax, l.total)
+    FROM billing.invoice i
+    LEFT JOIN LATERAL (
+        SELECT coalesce(billing.sum(amount) FILTER (WHERE kind NOT IN ('discount', 'tax')), billing.from_minor_units(0, i.currency)) AS subtotal,
+               coalesce(billing.sum(amount) FILTER (WHERE kind = 'discount'), billing.from_minor_units(0, i.currency)) AS discount,
+               coalesce(billing.sum(amount) FILTER (WHERE kind = 'tax'), billing.from_minor_units(0, i.currency)) AS tax,
+               coalesce(billing.sum(amount) FILTER (WHERE NOT tax_inclusive), billing.from_minor_units(0, i.currency)) AS total
+        FROM billing.invoice_line x WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
+    ) l ON true
+    WHERE NOT (i.subtotal = l.subtotal AND i.discount = l.discount AND i.tax = l.tax AND i.total = l.total)
+    UNION ALL
+    -- every amount of an invoice is in its currency
+    SELECT 'invoice_one_currency', format('invoice %s line %s: %s on a %s invoice', l.invoice_id, l.invoice_line_id,
+                                          l.amount, i.currency)
+    FROM billing.invoice_line l
+    JOIN billing.invoice i ON i.account_id = l.account_id AND i.invoice_id = l.invoice_id
+    WHERE billing.currency(l.amount) <> i.currency
+    UNION ALL
+    -- invariant 1: one recurring line per subscription item and period
+    SELECT 'one_line_per_item_and_period',
+           format('item %s (account %s) billed %s times for the period from %s', subscription_item_id, account_id,
+                  count(*), period_start)
+    FROM billing.invoice_line
+    WHERE kind = 'subscription'
+    GROUP BY account_id, subscription_item_id, period_start
+    HAVING count(*) > 1
+    UNION ALL
+    -- recurring periods of one item never overlap
+    SELECT 'no_overlapping_periods',
+           format('item %s (account %s): [%s, %s) overlaps [%s, %s)', a.subscription_item_id, a.account_id,
+                  a.period_start, a.period_end, b.period_start, b.period_end)
+    FROM billing.invoice_line a
+    JOIN billing.invoice_line b
+      ON b.account_id = a.account_id AND b.subscription_item_id = a.subscription_item_id
+     AND b.kind = 'subscription' AND b.invoice_line_id > a.invoice_line_id
+     AND daterange(a.period_start, a.period_end) && daterange(b.period_start, b.period_end)
+    WHERE a.kind = 'subscription'
+    UNION ALL
+    -- invoice numbers: gapless from 1 in each series of each entity
+    SELECT 'invoice_numbers_gapless',
+           format('entity %s series %s: %s numbers, the last is %s, counter %s', s.entity_id, s.series,
+                  n.numbers, n.last, s.last_number)
+    -- (the numbers of every series counted in one pass over the invoices
+    -- and joined to the series, not a lateral subquery per series: Citus
+    -- cannot join a reference table laterally to a distributed one)
+    FROM billing.invoice_number_series s
+    LEFT JOIN (
+        SELECT x.entity_id, x.series, count(*) AS numbers, count(DISTINCT i.number) AS distinct_numbers,
+               max(substr(i.number, length(x.series) + 2)::bigint) AS last
+        FROM billing.invoice i
+        JOIN billing.invoice_number_series x
+          ON x.entity_id = i.entity_id AND i.number LIKE x.series || '-%'
+         AND substr(i.number, length(x.series) + 2) ~ '^[0-9]+$'
+        GROUP BY x.entity_id, x.series
+    ) n ON n.entity_id = s.entity_id AND n.series = s.series
+    WHERE NOT (coalesce(n.numbers, 0) = s.last_number AND coalesce(n.distinct_numbers, 0) = coalesce(n.numbers, 0)
+               AND coalesce(n.last, 0) = s.last_number)
+    UNION ALL
+    -- an amount due is the total less what was paid
+    SELECT 'amount_due_is_total_less_paid',
+           format('invoice %s: total %s, paid %s, due %s', invoice_id, total, amount_paid, amount_due)
+    FROM billing.invoice
+    WHERE status IN ('open', 'paid') AND amount_due <> total - amount_paid
+          AND NOT (status = 'paid' AND total = amount_paid)
+    UNION ALL
+    -- a billed usage event belongs to an invoice of its account
+    SELECT 'usage_billed_on_an_invoice',
+           format('usage event %s (account %s) names invoice %s, which does not exist', e.usage_event_id,
+                  e.account_id, e.invoice_id)
+    FROM billing.usage_event e
+    WHERE e.invoice_id IS NOT NULL AND NOT EXISTS (
+        SELECT FROM billing.invoice i WHERE i.account_id = e.account_id AND i.invoice_id = e.invoice_id)
+$$;
 
 -- 91_invariants_ledger.sql
 
@@ -5860,8 +5967,12 @@ COMMENT ON FUNCTION billing._dunning_batch(bigint, date, timestamptz, integer, b
 -- item it replaces (billing.change_subscription at period end or on a
 -- later date).
 CREATE FUNCTION billing._price_change_notices(as_of date, at timestamptz)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run dunning');
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_result integer;
+BEGIN
+    PERFORM billing._authorize_all('run dunning');
     WITH st AS (
         SELECT coalesce((SELECT s.price_change_notice_days FROM billing.dunning_setting s), 30) AS days
     ), cand AS (
@@ -5912,7 +6023,9 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
         RETURNING 1
     )
     SELECT count(*)::integer FROM e
-$$;
+    INTO v_result;
+    RETURN v_result;
+END $$;
 COMMENT ON FUNCTION billing._price_change_notices(date, timestamptz) IS
     'internal: writes one subscription.price_change_notice event per scheduled price change that takes effect within '
     'price_change_notice_days (billing.dunning_setting), once each';
@@ -6161,8 +6274,13 @@ SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
        coalesce(o.open_due, z.zero) - coalesce(billing.to_numeric(c.balance), z.zero) AS balance,
        o.open_invoices,
        o.oldest_due_date
-FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today FROM billing.account x) a
-CROSS JOIN LATERAL (SELECT billing.round_money(0, a.currency) AS zero) z
+-- (the zero of the currency computed with the account's columns, not in
+-- a subquery of its own: Citus pushes a query down to the shards only
+-- when its subqueries without FROM call immutable functions alone)
+FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today,
+             billing.round_money(0, x.currency) AS zero
+      FROM billing.account x) a
+CROSS JOIN LATERAL (SELECT a.zero) z
 LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
 -- the account's open invoices, through the invoice_open index
 CROSS JOIN LATERAL (
@@ -7767,6 +7885,25 @@ BEGIN
         PERFORM billing._on_every_node(pg_catalog.regexp_replace(def, '^CREATE UNIQUE INDEX', 'CREATE INDEX'));
         RETURN NEXT format('%s: unique across accounts, now a plain index', idx);
     END LOOP;
+    -- The ledger's balance trigger probes billing.ledger_transaction and
+    -- billing.account for the transactions and accounts of the entries; on
+    -- a shard those rows are in the colocated shards, not there.  So the
+    -- trigger checks the balance alone ('balance'), and foreign keys,
+    -- which Citus keeps within an account's shard group, check the rest.
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = 'billing.ledger_entry'::regclass AND t.tgname = 'ledger_entry_balanced'
+                 AND t.tgnargs = 0) THEN
+        PERFORM billing._on_every_node('DROP TRIGGER ledger_entry_balanced ON billing.ledger_entry');
+        PERFORM billing._on_every_node(
+            'CREATE TRIGGER ledger_entry_balanced AFTER INSERT ON billing.ledger_entry '
+            'REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT '
+            'EXECUTE FUNCTION billing._ledger_check_balance(''balance'')');
+        fks := fks || 'ALTER TABLE billing.ledger_transaction ADD CONSTRAINT ledger_transaction_account_id_fkey '
+                      'FOREIGN KEY (account_id) REFERENCES billing.account (account_id)'::text
+                   || 'ALTER TABLE billing.ledger_entry ADD CONSTRAINT ledger_entry_account_id_txn_id_fkey '
+                      'FOREIGN KEY (account_id, txn_id) REFERENCES billing.ledger_transaction (account_id, txn_id)'::text;
+        RETURN NEXT 'trigger ledger_entry_balanced: the balance, and foreign keys for the transactions and accounts';
+    END IF;
     FOR p IN SELECT * FROM billing.distribution_plan() x ORDER BY x.step LOOP
         EXECUTE pg_catalog.concat('SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = $1)')
             INTO is_done USING p.table_name;
