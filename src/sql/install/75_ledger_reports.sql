@@ -207,6 +207,7 @@ LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v_open billing.amount;
+    v_close billing.amount;
 BEGIN
     PERFORM billing._authorize_account(account_statement.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = account_statement.account_id;
@@ -220,6 +221,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Both dates are included.';
     END IF;
     v_open := billing.account_balance(a.account_id, from_date - 1);
+    -- read before the query, not in it: under Citus the query runs on the
+    -- account's shard, where a function cannot query the tables again
+    v_close := billing.account_balance(a.account_id, to_date);
     RETURN QUERY
     WITH l AS (
         SELECT s.posted_on, s.txn_id, s.kind, s.description, s.invoice_id, s.payment_id, s.amount
@@ -237,8 +241,7 @@ BEGIN
     UNION ALL
     SELECT n.n, n.posted_on, n.kind, n.description, n.invoice_id, n.payment_id, n.amount, n.running FROM numbered n
     UNION ALL
-    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL,
-           billing.account_balance(a.account_id, to_date)
+    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL, v_close
     ORDER BY 1;
 END $$;
 COMMENT ON FUNCTION billing.account_statement(bigint, date, date) IS

@@ -205,7 +205,7 @@ WITH bounds AS MATERIALIZED (
                             p.currency, m.rounding) AS full_amount) v
  ), account_mode AS MATERIALIZED (
     -- each account's rounding mode, its entity's
-    SELECT a.account_id, e.rounding
+    SELECT a.account_id, e.rounding, a.timezone
     FROM billing.account a JOIN billing.billing_entity e ON e.entity_id = a.entity_id
  ), item AS (
     SELECT i.account_id, v.currency, v.value,
@@ -281,10 +281,13 @@ SELECT p.account_id, p.currency, v.day, v.change
 FROM all_pieces p
 CROSS JOIN LATERAL (VALUES (p.from_date, p.value), (p.until_date, -p.value)) v(day, change)
 CROSS JOIN bounds b
+-- the account's time zone from the materialized account_mode, not a
+-- correlated subquery (Citus plans none beside a CTE); its today is still
+-- computed only for the changes between the two bounds
+JOIN account_mode m ON m.account_id = p.account_id
 WHERE v.day IS NOT NULL AND (p.until_date IS NULL OR p.until_date > p.from_date) AND p.value <> 0
   AND (v.day <= b.earliest
-       OR (v.day <= b.latest
-           AND v.day <= (SELECT billing.today(a.timezone) FROM billing.account a WHERE a.account_id = p.account_id)));
+       OR (v.day <= b.latest AND v.day <= billing.today(m.timezone)));
 COMMENT ON VIEW billing._mrr_changes IS
     'internal: every change of an account''s MRR up to its today (numeric, in the account''s currency): '
     '+value where a recurring item or coupon starts, -value where it ends';
