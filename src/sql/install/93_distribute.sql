@@ -216,6 +216,16 @@ BEGIN
                       'FOREIGN KEY (account_id, txn_id) REFERENCES billing.ledger_transaction (account_id, txn_id)'::text;
         RETURN NEXT 'trigger ledger_entry_balanced: the balance, and foreign keys for the transactions and accounts';
     END IF;
+    -- The same for the guard that the account of an invoice without a
+    -- subscription exists: on a shard it would query billing.account, not
+    -- the colocated shard, so a foreign key takes its place.
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = 'billing.invoice'::regclass AND t.tgname = 'invoice_account_exists') THEN
+        PERFORM billing._on_every_node('DROP TRIGGER invoice_account_exists ON billing.invoice');
+        fks := fks || 'ALTER TABLE billing.invoice ADD CONSTRAINT invoice_account_id_fkey '
+                      'FOREIGN KEY (account_id) REFERENCES billing.account (account_id)'::text;
+        RETURN NEXT 'trigger invoice_account_exists: a foreign key';
+    END IF;
     FOR p IN SELECT * FROM billing.distribution_plan() x ORDER BY x.step LOOP
         EXECUTE pg_catalog.concat('SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = $1)')
             INTO is_done USING p.table_name;

@@ -3592,6 +3592,7 @@ LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v_open billing.amount;
+    v_close billing.amount;
 BEGIN
     PERFORM billing._authorize_account(account_statement.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = account_statement.account_id;
@@ -3605,6 +3606,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Both dates are included.';
     END IF;
     v_open := billing.account_balance(a.account_id, from_date - 1);
+    -- read before the query, not in it: under Citus the query runs on the
+    -- account's shard, where a function cannot query the tables again
+    v_close := billing.account_balance(a.account_id, to_date);
     RETURN QUERY
     WITH l AS (
         SELECT s.posted_on, s.txn_id, s.kind, s.description, s.invoice_id, s.payment_id, s.amount
@@ -3622,8 +3626,7 @@ BEGIN
     UNION ALL
     SELECT n.n, n.posted_on, n.kind, n.description, n.invoice_id, n.payment_id, n.amount, n.running FROM numbered n
     UNION ALL
-    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL,
-           billing.account_balance(a.account_id, to_date)
+    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL, v_close
     ORDER BY 1;
 END $$;
 
@@ -6390,7 +6393,7 @@ WITH bounds AS MATERIALIZED (
                             p.currency, m.rounding) AS full_amount) v
  ), account_mode AS MATERIALIZED (
     -- each account's rounding mode, its entity's
-    SELECT a.account_id, e.rounding
+    SELECT a.account_id, e.rounding, a.timezone
     FROM billing.account a JOIN billing.billing_entity e ON e.entity_id = a.entity_id
  ), item AS (
     SELECT i.account_id, v.currency, v.value,
@@ -6466,10 +6469,13 @@ SELECT p.account_id, p.currency, v.day, v.change
 FROM all_pieces p
 CROSS JOIN LATERAL (VALUES (p.from_date, p.value), (p.until_date, -p.value)) v(day, change)
 CROSS JOIN bounds b
+-- the account's time zone from the materialized account_mode, not a
+-- correlated subquery (Citus plans none beside a CTE); its today is still
+-- computed only for the changes between the two bounds
+JOIN account_mode m ON m.account_id = p.account_id
 WHERE v.day IS NOT NULL AND (p.until_date IS NULL OR p.until_date > p.from_date) AND p.value <> 0
   AND (v.day <= b.earliest
-       OR (v.day <= b.latest
-           AND v.day <= (SELECT billing.today(a.timezone) FROM billing.account a WHERE a.account_id = p.account_id)));
+       OR (v.day <= b.latest AND v.day <= billing.today(m.timezone)));
 COMMENT ON VIEW billing._mrr_changes IS
     'internal: every change of an account''s MRR up to its today (numeric, in the account''s currency): '
     '+value where a recurring item or coupon starts, -value where it ends';
@@ -7903,6 +7909,16 @@ BEGIN
                    || 'ALTER TABLE billing.ledger_entry ADD CONSTRAINT ledger_entry_account_id_txn_id_fkey '
                       'FOREIGN KEY (account_id, txn_id) REFERENCES billing.ledger_transaction (account_id, txn_id)'::text;
         RETURN NEXT 'trigger ledger_entry_balanced: the balance, and foreign keys for the transactions and accounts';
+    END IF;
+    -- The same for the guard that the account of an invoice without a
+    -- subscription exists: on a shard it would query billing.account, not
+    -- the colocated shard, so a foreign key takes its place.
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = 'billing.invoice'::regclass AND t.tgname = 'invoice_account_exists') THEN
+        PERFORM billing._on_every_node('DROP TRIGGER invoice_account_exists ON billing.invoice');
+        fks := fks || 'ALTER TABLE billing.invoice ADD CONSTRAINT invoice_account_id_fkey '
+                      'FOREIGN KEY (account_id) REFERENCES billing.account (account_id)'::text;
+        RETURN NEXT 'trigger invoice_account_exists: a foreign key';
     END IF;
     FOR p IN SELECT * FROM billing.distribution_plan() x ORDER BY x.step LOOP
         EXECUTE pg_catalog.concat('SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = $1)')
