@@ -1631,10 +1631,8 @@ RETURNS TABLE (account_id bigint, subscription_id bigint, bill_date date, billin
                price_id bigint, quantity numeric, unit_amount numeric, amount billing.amount,
                period_start date, period_end date, tax_rate_id bigint, tax_inclusive boolean, source text,
                usage_event_ids bigint[], pending_item_id bigint)
-LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY WITH b AS MATERIALIZED (
+LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+    WITH b AS MATERIALIZED (
         SELECT * FROM billing._bill_dates(accounts, subscriptions, as_of, at, mode, assign_ids)
     ), recurring AS (
         SELECT b.account_id, b.subscription_id, b.bill_date, b.billing_reason, b.as_of_date, b.invoice_id,
@@ -1763,8 +1761,8 @@ BEGIN
            l.period_start, l.period_end, l.tax_rate_id,
            l.kind = 'tax' AND l.pending_item_id = 1,
            l.source, l.usage_event_ids, CASE WHEN l.kind <> 'tax' THEN l.pending_item_id END
-    FROM all_lines l;
-END $$;
+    FROM all_lines l
+$$;
 
 COMMENT ON FUNCTION billing._lines_to_bill(bigint[], bigint[], date, timestamptz, text, boolean) IS
     'internal: every line of every invoice to bill for these subscriptions (see billing._bill_dates), '
