@@ -100,9 +100,13 @@ sim:
 	sh test/sim/run.sh "$(SEED)" "$(DAYS)" "$(ACCOUNTS)"
 # billing distributed on a Citus coordinator and two workers (README:
 # Scaling out); needs a Citus installed for this PostgreSQL.
-.PHONY: citus
+.PHONY: citus citus-bench
 citus:
 	sh test/citus/run.sh
+# the cluster against one plain node, 100k accounts (docs/performance.md,
+# Scaling out); not part of `make bench`, which needs no Citus
+citus-bench:
+	sh test/citus/run.sh bench
 
 # The delivery worker (worker/README.md): a program of its own, not part of
 # the extension; libpq, libcurl and OpenSSL.

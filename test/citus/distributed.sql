@@ -29,6 +29,16 @@ BEGIN
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'policies with subqueries left: %', bad;
     END IF;
+    -- the guards that would query other tables from a shard: the ledger's
+    -- trigger checks the balance alone, foreign keys the rest
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'billing.ledger_entry'::regclass
+                   AND tgname = 'ledger_entry_balanced' AND tgnargs = 1)
+       OR EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'billing.invoice'::regclass
+                  AND tgname = 'invoice_account_exists')
+       OR (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conname IN
+           ('ledger_entry_account_id_txn_id_fkey', 'ledger_transaction_account_id_fkey', 'invoice_account_id_fkey')) <> 3 THEN
+        RAISE EXCEPTION 'the ledger and invoice guards are not those of a distributed install';
+    END IF;
     -- shards on both workers
     IF (SELECT count(DISTINCT nodeport) FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid)
         WHERE s.logicalrelid = 'billing.account'::regclass) < 2 THEN

@@ -13,7 +13,17 @@
 # simulator's seeds (test/sim/sim.py; SIM_SEEDS, SIM_DAYS, SIM_ACCOUNTS).  The shell scenarios make clusters or extensions of
 # their own and stay in the single-node suite.  Ends with "N passed, N failed";
 # without Citus it says so and exits 1.  Every cluster it starts it stops.
+#
+# `run.sh bench` (make citus-bench) measures instead, in the same run, the
+# cluster against one plain node (a fourth cluster without Citus): both get
+# BENCH_ACCOUNTS accounts (100000) with a subscription each, billed once by
+# run_cycle on one node (the cluster's before billing.distribute(), which
+# then moves the rows to the shards), then pgbench pays random accounts
+# (BENCH_CLIENTS, BENCH_SECONDS) on each, and the reports and
+# check_invariants() are timed on each.  Prints BENCH lines
+# (docs/performance.md, Scaling out).
 set -u
+MODE=${1:-test}
 # PG_CONFIG (which PostgreSQL, and so which Citus) is kept; the other PG*
 # variables would point the clients at another server
 pg_config_wanted=${PG_CONFIG:-}
@@ -37,7 +47,7 @@ fi
 if [ -z "${BILLING_CITUS_LOCKED:-}" ]; then
 	make -s PG_CONFIG="$PG_CONFIG" >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 	BILLING_CITUS_LOCKED=1 exec flock /tmp/billing-install.lock sh -c \
-		"make -s install PG_CONFIG='$PG_CONFIG' >/dev/null && BILLING_CITUS_LOCKED=1 PG_CONFIG='$PG_CONFIG' sh '$0'"
+		"make -s install PG_CONFIG='$PG_CONFIG' >/dev/null && BILLING_CITUS_LOCKED=1 PG_CONFIG='$PG_CONFIG' sh '$0' '$MODE'"
 fi
 
 # PostgreSQL refuses to run as root: the servers run as postgres then.
@@ -51,11 +61,15 @@ in_use() { # the port cannot be bound on loopback
 	! /usr/bin/python3 -c "import socket,sys; socket.socket().bind(('127.0.0.1', int(sys.argv[1])))" "$1" 2>/dev/null
 }
 BASE=${CITUS_PORT:-57630}
-while in_use "$BASE" || in_use $((BASE + 1)) || in_use $((BASE + 2)); do
-	BASE=$((BASE + 3))
+while in_use "$BASE" || in_use $((BASE + 1)) || in_use $((BASE + 2)) || in_use $((BASE + 3)); do
+	BASE=$((BASE + 4))
 done
 PORTS="$BASE $((BASE + 1)) $((BASE + 2))"
 COORD=$BASE
+# the plain node of the bench: the same PostgreSQL without Citus
+PLAIN=$((BASE + 3))
+ALL_PORTS=$PORTS
+[ "$MODE" = bench ] && ALL_PORTS="$PORTS $PLAIN"
 DIR=$(mktemp -d /tmp/billing-citus.XXXXXX)
 chmod 755 "$DIR"
 [ "$(id -u)" = 0 ] && chown postgres "$DIR"
@@ -66,7 +80,7 @@ RESULTS=$DIR/results
 : > "$RESULTS"
 
 stop_all() {
-	for p in $PORTS; do
+	for p in $ALL_PORTS; do
 		[ -f "$DIR/n$p/postmaster.pid" ] && as_server "$BIN/pg_ctl" -D "$DIR/n$p" -m fast -w stop >/dev/null 2>&1
 	done
 	[ -n "${KEEP:-}" ] && { echo "kept $DIR"; return; }
@@ -75,14 +89,16 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 1' INT TERM
 
-for p in $PORTS; do
+for p in $ALL_PORTS; do
+	preload=citus,pg_cron
+	[ "$p" = "$PLAIN" ] && preload=pg_cron
 	as_server "$BIN/initdb" -D "$DIR/n$p" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null || {
 		echo "initdb failed"; echo "0 passed, 1 failed"; exit 1; }
 	cat >> "$DIR/n$p/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $p
 unix_socket_directories = '$DIR'
-shared_preload_libraries = 'citus,pg_cron'
+shared_preload_libraries = '$preload'
 cron.database_name = 'postgres'
 max_prepared_transactions = 100
 max_connections = 200
@@ -121,6 +137,8 @@ drop_db() {
 }
 
 echo "-- Citus $(q "$COORD" -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'citus'"): coordinator 127.0.0.1:$COORD, workers $((BASE + 1)), $((BASE + 2))"
+
+[ "$MODE" = bench ] && { . test/citus/bench.sh; exit $?; }
 
 echo "-- distribute (the catalog of a distributed install)"
 ok=0; bad=0

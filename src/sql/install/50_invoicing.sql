@@ -889,8 +889,12 @@ COMMENT ON FUNCTION billing._cycle_batch(bigint, date, timestamptz, integer, dat
 
 -- trial.ending events, once per subscription, days_before its trial ends.
 CREATE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run the billing cycle');
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_result integer;
+BEGIN
+    PERFORM billing._authorize_all('run the billing cycle');
     WITH n AS (
         UPDATE billing.subscription s SET trial_ending_notified = true
         FROM billing.account a
@@ -904,7 +908,9 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
         RETURNING 1
     )
     SELECT count(*)::integer FROM e
-$$;
+    INTO v_result;
+    RETURN v_result;
+END $$;
 COMMENT ON FUNCTION billing._trial_notices(date, timestamptz, integer) IS
     'internal: writes one trial.ending event per trialing subscription whose trial ends within days_before days';
 

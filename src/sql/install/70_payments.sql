@@ -320,7 +320,7 @@ BEGIN
         SELECT i.invoice_id, sch.due_on AS due_date, i.number, billing.to_numeric(i.amount_due) AS due,
                CASE WHEN t.account_id IS NOT NULL AND _pay_invoices.received_on <= i.issue_date + t.within_days
                          AND NOT EXISTS (SELECT FROM billing.payment_application x
-                                         WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
+                                         WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id
                                            AND x.source = 'discount')
                     -- (the entity's mode, read only for an invoice in its window)
                     THEN least(billing.to_numeric(billing.round_amount(billing.to_numeric(i.total) * t.percent / 100, a.currency,
@@ -329,8 +329,11 @@ BEGIN
                                billing.to_numeric(i.amount_due))
                     ELSE 0 END AS disc
         FROM billing.invoice i
+        -- every table filtered by the account itself, not only joined to
+        -- it: under Citus the statement then goes to the account's shard
+        -- alone (a row lock is refused in a query over several shards)
         JOIN billing._invoice_schedule sch ON sch.account_id = a.account_id AND sch.invoice_id = i.invoice_id
-        LEFT JOIN billing.early_payment_terms t ON t.account_id = i.account_id
+        LEFT JOIN billing.early_payment_terms t ON t.account_id = a.account_id
         WHERE i.account_id = a.account_id AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
           AND (_pay_invoices.invoice_ids IS NULL OR i.invoice_id = ANY (_pay_invoices.invoice_ids))
         -- (locked in the lock order; applied below in the schedule's)

@@ -96,10 +96,11 @@ BEGIN
         UPDATE billing.payment_method m SET is_default = false
         WHERE m.account_id = a.account_id AND m.is_default;
     END IF;
+    -- (INSERT ... SELECT, not VALUES with a subquery: Citus routes that)
     INSERT INTO billing.payment_method AS m (account_id, method, token, is_default)
-    VALUES (a.account_id, method, token,
-            coalesce(make_default, true)
-            OR NOT EXISTS (SELECT FROM billing.payment_method x WHERE x.account_id = a.account_id AND x.is_default AND x.active))
+    SELECT a.account_id, method, token,
+           coalesce(make_default, true)
+           OR NOT EXISTS (SELECT FROM billing.payment_method x WHERE x.account_id = a.account_id AND x.is_default AND x.active)
     RETURNING m.payment_method_id INTO v_id;
     RETURN v_id;
 END $$;

@@ -50,21 +50,43 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     UNION ALL
     -- a draft is not issued: no number (a CHECK), no posting, no payment or
     -- credit applied, no collection attempt (77_drafts.sql)
+    -- (the counts as subqueries of the select list and the test as
+    -- EXISTS, each correlated by the account: the form Citus pushes down)
     SELECT 'draft_posts_nothing',
            format('draft %s (account %s) has %s ledger transactions, %s applications, %s collection attempts',
-                  i.invoice_id, i.account_id, x.txns, x.apps, x.attempts)
+                  i.invoice_id, i.account_id,
+                  (SELECT count(*) FROM billing.ledger_transaction t
+                   WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id),
+                  (SELECT count(*) FROM billing.payment_application p
+                   WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id),
+                  (SELECT count(*) FROM billing.collection_attempt c
+                   WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id))
     FROM billing.invoice i
-    CROSS JOIN LATERAL (
-        SELECT (SELECT count(*) FROM billing.ledger_transaction t
-                WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id) AS txns,
-               (SELECT count(*) FROM billing.payment_application p
-                WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id) AS apps,
-               (SELECT count(*) FROM billing.collection_attempt c
-                WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id) AS attempts) x
-    WHERE i.status = 'draft' AND x.txns + x.apps + x.attempts > 0
+    WHERE i.status = 'draft'
+      AND (EXISTS (SELECT FROM billing.ledger_transaction t
+                   WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id)
+           OR EXISTS (SELECT FROM billing.payment_application p
+                      WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id)
+           OR EXISTS (SELECT FROM billing.collection_attempt c
+                      WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id))
     UNION ALL
     -- invariant 5, in its parts and whole, per account
+    -- (the three checks of an account as parallel arrays unnested in the
+    -- select list, not a lateral VALUES: Citus pushes VALUES down only with
+    -- immutable functions in it)
     SELECT x.invariant, x.detail
+    FROM (
+    SELECT unnest(ARRAY['receivable_equals_due_less_credit', 'ledger_receivable_equals_open_due',
+                        'ledger_credit_equals_unapplied_credit']) AS invariant,
+           unnest(ARRAY[b.receivable + b.customer_credit <> b.due - b.credit, b.receivable <> b.due,
+                        -b.customer_credit <> b.credit]) AS broken,
+           unnest(ARRAY[
+               format('account %s: ledger receivable %s + customer credit %s <> amount due on open invoices %s - '
+                      'unapplied credit %s', b.account_id, b.receivable, b.customer_credit, b.due, b.credit),
+               format('account %s: ledger receivable %s, amount due on open invoices %s', b.account_id,
+                      b.receivable, b.due),
+               format('account %s: ledger customer credit %s, unapplied credit %s', b.account_id,
+                      -b.customer_credit, b.credit)]) AS detail
     FROM (
         SELECT a.account_id,
                coalesce(l.receivable, 0) AS receivable, coalesce(l.customer_credit, 0) AS customer_credit,
@@ -79,16 +101,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
                    FROM billing.invoice i WHERE i.status = 'open' GROUP BY 1) d ON d.account_id = a.account_id
         LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
     ) b
-    CROSS JOIN LATERAL (VALUES
-        ('receivable_equals_due_less_credit', b.receivable + b.customer_credit <> b.due - b.credit,
-         format('account %s: ledger receivable %s + customer credit %s <> amount due on open invoices %s - '
-                'unapplied credit %s', b.account_id, b.receivable, b.customer_credit, b.due, b.credit)),
-        ('ledger_receivable_equals_open_due', b.receivable <> b.due,
-         format('account %s: ledger receivable %s, amount due on open invoices %s', b.account_id, b.receivable, b.due)),
-        ('ledger_credit_equals_unapplied_credit', -b.customer_credit <> b.credit,
-         format('account %s: ledger customer credit %s, unapplied credit %s', b.account_id, -b.customer_credit,
-                b.credit))
-    ) x(invariant, broken, detail)
+    ) x
     WHERE x.broken
     UNION ALL
     -- a payment is never applied (and refunded) beyond its amount
@@ -194,6 +207,7 @@ LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v_open billing.amount;
+    v_close billing.amount;
 BEGIN
     PERFORM billing._authorize_account(account_statement.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = account_statement.account_id;
@@ -207,6 +221,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Both dates are included.';
     END IF;
     v_open := billing.account_balance(a.account_id, from_date - 1);
+    -- read before the query, not in it: under Citus the query runs on the
+    -- account's shard, where a function cannot query the tables again
+    v_close := billing.account_balance(a.account_id, to_date);
     RETURN QUERY
     WITH l AS (
         SELECT s.posted_on, s.txn_id, s.kind, s.description, s.invoice_id, s.payment_id, s.amount
@@ -224,8 +241,7 @@ BEGIN
     UNION ALL
     SELECT n.n, n.posted_on, n.kind, n.description, n.invoice_id, n.payment_id, n.amount, n.running FROM numbered n
     UNION ALL
-    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL,
-           billing.account_balance(a.account_id, to_date)
+    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL, v_close
     ORDER BY 1;
 END $$;
 COMMENT ON FUNCTION billing.account_statement(bigint, date, date) IS

@@ -818,8 +818,12 @@ COMMENT ON FUNCTION billing._dunning_batch(bigint, date, timestamptz, integer, b
 -- later date, billing.schedule_change, billing.migrate_price; which item that
 -- is, is billing._replaces: never an add-on, never an item that does not run).
 CREATE FUNCTION billing._price_change_notices(as_of date, at timestamptz)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run dunning');
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_result integer;
+BEGIN
+    PERFORM billing._authorize_all('run dunning');
     WITH st AS (
         SELECT coalesce((SELECT s.price_change_notice_days FROM billing.dunning_setting s), 30) AS days
     ), cand AS (
@@ -872,7 +876,9 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
         RETURNING 1
     )
     SELECT count(*)::integer FROM e
-$$;
+    INTO v_result;
+    RETURN v_result;
+END $$;
 COMMENT ON FUNCTION billing._price_change_notices(date, timestamptz) IS
     'internal: writes one subscription.price_change_notice event per scheduled price change that takes effect within '
     'price_change_notice_days (billing.dunning_setting), once each';

@@ -89,8 +89,13 @@ SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
        coalesce(o.open_due, z.zero) - coalesce(billing.to_numeric(c.balance), z.zero) AS balance,
        o.open_invoices,
        o.oldest_due_date
-FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today FROM billing.account x) a
-CROSS JOIN LATERAL (SELECT billing.round_money(0, a.currency) AS zero) z
+-- (the zero of the currency computed with the account's columns, not in
+-- a subquery of its own: Citus pushes a query down to the shards only
+-- when its subqueries without FROM call immutable functions alone)
+FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today,
+             billing.round_money(0, x.currency) AS zero
+      FROM billing.account x) a
+CROSS JOIN LATERAL (SELECT a.zero) z
 LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
 -- the account's open invoices, through the invoice_open index
 CROSS JOIN LATERAL (
@@ -200,7 +205,7 @@ WITH bounds AS MATERIALIZED (
                             p.currency, m.rounding) AS full_amount) v
  ), account_mode AS MATERIALIZED (
     -- each account's rounding mode, its entity's
-    SELECT a.account_id, e.rounding
+    SELECT a.account_id, e.rounding, a.timezone
     FROM billing.account a JOIN billing.billing_entity e ON e.entity_id = a.entity_id
  ), item AS (
     SELECT i.account_id, v.currency, v.value,
@@ -276,10 +281,13 @@ SELECT p.account_id, p.currency, v.day, v.change
 FROM all_pieces p
 CROSS JOIN LATERAL (VALUES (p.from_date, p.value), (p.until_date, -p.value)) v(day, change)
 CROSS JOIN bounds b
+-- the account's time zone from the materialized account_mode, not a
+-- correlated subquery (Citus plans none beside a CTE); its today is still
+-- computed only for the changes between the two bounds
+JOIN account_mode m ON m.account_id = p.account_id
 WHERE v.day IS NOT NULL AND (p.until_date IS NULL OR p.until_date > p.from_date) AND p.value <> 0
   AND (v.day <= b.earliest
-       OR (v.day <= b.latest
-           AND v.day <= (SELECT billing.today(a.timezone) FROM billing.account a WHERE a.account_id = p.account_id)));
+       OR (v.day <= b.latest AND v.day <= billing.today(m.timezone)));
 COMMENT ON VIEW billing._mrr_changes IS
     'internal: every change of an account''s MRR up to its today (numeric, in the account''s currency): '
     '+value where a recurring item or coupon starts, -value where it ends';

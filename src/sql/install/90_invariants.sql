@@ -50,15 +50,21 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     SELECT 'invoice_numbers_gapless',
            format('entity %s series %s: %s numbers, the last is %s, counter %s', s.entity_id, s.series,
                   n.numbers, n.last, s.last_number)
+    -- (the numbers of every series counted in one pass over the invoices
+    -- and joined to the series, not a lateral subquery per series: Citus
+    -- cannot join a reference table laterally to a distributed one)
     FROM billing.invoice_number_series s
-    LEFT JOIN LATERAL (
-        SELECT count(*) AS numbers, count(DISTINCT i.number) AS distinct_numbers,
-               max(substr(i.number, length(s.series) + 2)::bigint) AS last
+    LEFT JOIN (
+        SELECT x.entity_id, x.series, count(*) AS numbers, count(DISTINCT i.number) AS distinct_numbers,
+               max(substr(i.number, length(x.series) + 2)::bigint) AS last
         FROM billing.invoice i
-        WHERE i.entity_id = s.entity_id AND i.number LIKE s.series || '-%'
-          AND substr(i.number, length(s.series) + 2) ~ '^[0-9]+$'
-    ) n ON true
-    WHERE NOT (n.numbers = s.last_number AND n.distinct_numbers = n.numbers AND coalesce(n.last, 0) = s.last_number)
+        JOIN billing.invoice_number_series x
+          ON x.entity_id = i.entity_id AND i.number LIKE x.series || '-%'
+         AND substr(i.number, length(x.series) + 2) ~ '^[0-9]+$'
+        GROUP BY x.entity_id, x.series
+    ) n ON n.entity_id = s.entity_id AND n.series = s.series
+    WHERE NOT (coalesce(n.numbers, 0) = s.last_number AND coalesce(n.distinct_numbers, 0) = coalesce(n.numbers, 0)
+               AND coalesce(n.last, 0) = s.last_number)
     UNION ALL
     -- an amount due is the total less what was paid
     SELECT 'amount_due_is_total_less_paid',

@@ -197,6 +197,35 @@ BEGIN
         PERFORM billing._on_every_node(pg_catalog.regexp_replace(def, '^CREATE UNIQUE INDEX', 'CREATE INDEX'));
         RETURN NEXT format('%s: unique across accounts, now a plain index', idx);
     END LOOP;
+    -- The ledger's balance trigger probes billing.ledger_transaction and
+    -- billing.account for the transactions and accounts of the entries; on
+    -- a shard those rows are in the colocated shards, not there.  So the
+    -- trigger checks the balance alone ('balance'), and foreign keys,
+    -- which Citus keeps within an account's shard group, check the rest.
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = 'billing.ledger_entry'::regclass AND t.tgname = 'ledger_entry_balanced'
+                 AND t.tgnargs = 0) THEN
+        PERFORM billing._on_every_node('DROP TRIGGER ledger_entry_balanced ON billing.ledger_entry');
+        PERFORM billing._on_every_node(
+            'CREATE TRIGGER ledger_entry_balanced AFTER INSERT ON billing.ledger_entry '
+            'REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT '
+            'EXECUTE FUNCTION billing._ledger_check_balance(''balance'')');
+        fks := fks || 'ALTER TABLE billing.ledger_transaction ADD CONSTRAINT ledger_transaction_account_id_fkey '
+                      'FOREIGN KEY (account_id) REFERENCES billing.account (account_id)'::text
+                   || 'ALTER TABLE billing.ledger_entry ADD CONSTRAINT ledger_entry_account_id_txn_id_fkey '
+                      'FOREIGN KEY (account_id, txn_id) REFERENCES billing.ledger_transaction (account_id, txn_id)'::text;
+        RETURN NEXT 'trigger ledger_entry_balanced: the balance, and foreign keys for the transactions and accounts';
+    END IF;
+    -- The same for the guard that the account of an invoice without a
+    -- subscription exists: on a shard it would query billing.account, not
+    -- the colocated shard, so a foreign key takes its place.
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = 'billing.invoice'::regclass AND t.tgname = 'invoice_account_exists') THEN
+        PERFORM billing._on_every_node('DROP TRIGGER invoice_account_exists ON billing.invoice');
+        fks := fks || 'ALTER TABLE billing.invoice ADD CONSTRAINT invoice_account_id_fkey '
+                      'FOREIGN KEY (account_id) REFERENCES billing.account (account_id)'::text;
+        RETURN NEXT 'trigger invoice_account_exists: a foreign key';
+    END IF;
     FOR p IN SELECT * FROM billing.distribution_plan() x ORDER BY x.step LOOP
         EXECUTE pg_catalog.concat('SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = $1)')
             INTO is_done USING p.table_name;

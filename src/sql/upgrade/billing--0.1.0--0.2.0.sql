@@ -2014,8 +2014,12 @@ COMMENT ON FUNCTION billing._cycle_batch(bigint, date, timestamptz, integer, dat
     'internal: one committed batch of billing.run_cycle, starting after the given queue key';
 
 CREATE OR REPLACE FUNCTION billing._trial_notices(as_of date, at timestamptz, days_before integer DEFAULT 3)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run the billing cycle');
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_result integer;
+BEGIN
+    PERFORM billing._authorize_all('run the billing cycle');
     WITH n AS (
         UPDATE billing.subscription s SET trial_ending_notified = true
         FROM billing.account a
@@ -2029,7 +2033,9 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
         RETURNING 1
     )
     SELECT count(*)::integer FROM e
-$$;
+    INTO v_result;
+    RETURN v_result;
+END $$;
 
 COMMENT ON FUNCTION billing._trial_notices(date, timestamptz, integer) IS
     'internal: writes one trial.ending event per trialing subscription whose trial ends within days_before days';
@@ -2401,7 +2407,7 @@ BEGIN
         SELECT i.invoice_id, sch.due_on AS due_date, i.number, billing.to_numeric(i.amount_due) AS due,
                CASE WHEN t.account_id IS NOT NULL AND _pay_invoices.received_on <= i.issue_date + t.within_days
                          AND NOT EXISTS (SELECT FROM billing.payment_application x
-                                         WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
+                                         WHERE x.account_id = a.account_id AND x.invoice_id = i.invoice_id
                                            AND x.source = 'discount')
                     -- (the entity's mode, read only for an invoice in its window)
                     THEN least(billing.to_numeric(billing.round_amount(billing.to_numeric(i.total) * t.percent / 100, a.currency,
@@ -2410,8 +2416,11 @@ BEGIN
                                billing.to_numeric(i.amount_due))
                     ELSE 0 END AS disc
         FROM billing.invoice i
+        -- every table filtered by the account itself, not only joined to
+        -- it: under Citus the statement then goes to the account's shard
+        -- alone (a row lock is refused in a query over several shards)
         JOIN billing._invoice_schedule sch ON sch.account_id = a.account_id AND sch.invoice_id = i.invoice_id
-        LEFT JOIN billing.early_payment_terms t ON t.account_id = i.account_id
+        LEFT JOIN billing.early_payment_terms t ON t.account_id = a.account_id
         WHERE i.account_id = a.account_id AND i.status = 'open' AND billing.to_numeric(i.amount_due) > 0
           AND (_pay_invoices.invoice_ids IS NULL OR i.invoice_id = ANY (_pay_invoices.invoice_ids))
         -- (locked in the lock order; applied below in the schedule's)
@@ -3266,10 +3275,11 @@ BEGIN
         UPDATE billing.payment_method m SET is_default = false
         WHERE m.account_id = a.account_id AND m.is_default;
     END IF;
+    -- (INSERT ... SELECT, not VALUES with a subquery: Citus routes that)
     INSERT INTO billing.payment_method AS m (account_id, method, token, is_default)
-    VALUES (a.account_id, method, token,
-            coalesce(make_default, true)
-            OR NOT EXISTS (SELECT FROM billing.payment_method x WHERE x.account_id = a.account_id AND x.is_default AND x.active))
+    SELECT a.account_id, method, token,
+           coalesce(make_default, true)
+           OR NOT EXISTS (SELECT FROM billing.payment_method x WHERE x.account_id = a.account_id AND x.is_default AND x.active)
     RETURNING m.payment_method_id INTO v_id;
     RETURN v_id;
 END $$;
@@ -3496,21 +3506,43 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     UNION ALL
     -- a draft is not issued: no number (a CHECK), no posting, no payment or
     -- credit applied, no collection attempt (77_drafts.sql)
+    -- (the counts as subqueries of the select list and the test as
+    -- EXISTS, each correlated by the account: the form Citus pushes down)
     SELECT 'draft_posts_nothing',
            format('draft %s (account %s) has %s ledger transactions, %s applications, %s collection attempts',
-                  i.invoice_id, i.account_id, x.txns, x.apps, x.attempts)
+                  i.invoice_id, i.account_id,
+                  (SELECT count(*) FROM billing.ledger_transaction t
+                   WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id),
+                  (SELECT count(*) FROM billing.payment_application p
+                   WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id),
+                  (SELECT count(*) FROM billing.collection_attempt c
+                   WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id))
     FROM billing.invoice i
-    CROSS JOIN LATERAL (
-        SELECT (SELECT count(*) FROM billing.ledger_transaction t
-                WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id) AS txns,
-               (SELECT count(*) FROM billing.payment_application p
-                WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id) AS apps,
-               (SELECT count(*) FROM billing.collection_attempt c
-                WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id) AS attempts) x
-    WHERE i.status = 'draft' AND x.txns + x.apps + x.attempts > 0
+    WHERE i.status = 'draft'
+      AND (EXISTS (SELECT FROM billing.ledger_transaction t
+                   WHERE t.account_id = i.account_id AND t.invoice_id = i.invoice_id)
+           OR EXISTS (SELECT FROM billing.payment_application p
+                      WHERE p.account_id = i.account_id AND p.invoice_id = i.invoice_id)
+           OR EXISTS (SELECT FROM billing.collection_attempt c
+                      WHERE c.account_id = i.account_id AND c.invoice_id = i.invoice_id))
     UNION ALL
     -- invariant 5, in its parts and whole, per account
+    -- (the three checks of an account as parallel arrays unnested in the
+    -- select list, not a lateral VALUES: Citus pushes VALUES down only with
+    -- immutable functions in it)
     SELECT x.invariant, x.detail
+    FROM (
+    SELECT unnest(ARRAY['receivable_equals_due_less_credit', 'ledger_receivable_equals_open_due',
+                        'ledger_credit_equals_unapplied_credit']) AS invariant,
+           unnest(ARRAY[b.receivable + b.customer_credit <> b.due - b.credit, b.receivable <> b.due,
+                        -b.customer_credit <> b.credit]) AS broken,
+           unnest(ARRAY[
+               format('account %s: ledger receivable %s + customer credit %s <> amount due on open invoices %s - '
+                      'unapplied credit %s', b.account_id, b.receivable, b.customer_credit, b.due, b.credit),
+               format('account %s: ledger receivable %s, amount due on open invoices %s', b.account_id,
+                      b.receivable, b.due),
+               format('account %s: ledger customer credit %s, unapplied credit %s', b.account_id,
+                      -b.customer_credit, b.credit)]) AS detail
     FROM (
         SELECT a.account_id,
                coalesce(l.receivable, 0) AS receivable, coalesce(l.customer_credit, 0) AS customer_credit,
@@ -3525,16 +3557,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
                    FROM billing.invoice i WHERE i.status = 'open' GROUP BY 1) d ON d.account_id = a.account_id
         LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
     ) b
-    CROSS JOIN LATERAL (VALUES
-        ('receivable_equals_due_less_credit', b.receivable + b.customer_credit <> b.due - b.credit,
-         format('account %s: ledger receivable %s + customer credit %s <> amount due on open invoices %s - '
-                'unapplied credit %s', b.account_id, b.receivable, b.customer_credit, b.due, b.credit)),
-        ('ledger_receivable_equals_open_due', b.receivable <> b.due,
-         format('account %s: ledger receivable %s, amount due on open invoices %s', b.account_id, b.receivable, b.due)),
-        ('ledger_credit_equals_unapplied_credit', -b.customer_credit <> b.credit,
-         format('account %s: ledger customer credit %s, unapplied credit %s', b.account_id, -b.customer_credit,
-                b.credit))
-    ) x(invariant, broken, detail)
+    ) x
     WHERE x.broken
     UNION ALL
     -- a payment is never applied (and refunded) beyond its amount
@@ -3608,6 +3631,7 @@ LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 DECLARE
     a billing.account;
     v_open billing.amount;
+    v_close billing.amount;
 BEGIN
     PERFORM billing._authorize_account(account_statement.account_id);
     SELECT * INTO a FROM billing.account x WHERE x.account_id = account_statement.account_id;
@@ -3621,6 +3645,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Both dates are included.';
     END IF;
     v_open := billing.account_balance(a.account_id, from_date - 1);
+    -- read before the query, not in it: under Citus the query runs on the
+    -- account's shard, where a function cannot query the tables again
+    v_close := billing.account_balance(a.account_id, to_date);
     RETURN QUERY
     WITH l AS (
         SELECT s.posted_on, s.txn_id, s.kind, s.description, s.invoice_id, s.payment_id, s.amount
@@ -3638,8 +3665,7 @@ BEGIN
     UNION ALL
     SELECT n.n, n.posted_on, n.kind, n.description, n.invoice_id, n.payment_id, n.amount, n.running FROM numbered n
     UNION ALL
-    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL,
-           billing.account_balance(a.account_id, to_date)
+    SELECT (SELECT count(*) FROM l) + 1, to_date, 'closing_balance', 'closing balance', NULL, NULL, NULL, v_close
     ORDER BY 1;
 END $$;
 
@@ -4152,6 +4178,89 @@ COMMENT ON FUNCTION billing.invoice_document(bigint, text) IS
     'the invoice as a print-ready html page, plain text, or json, in the account''s locale: its lines with their '
     'periods, totals, and what settled it by kind (payments, refunds, early-payment discount, credit notes, account '
     'credit), so that the amount due is the total less them';
+
+-- 90_invariants.sql (renamed by 91_invariants_ledger.sql in 0.1.0)
+
+CREATE OR REPLACE FUNCTION billing.check_invoicing_invariants()
+RETURNS TABLE (invariant text, detail text)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
+    -- invoice totals are the sums of their lines
+    SELECT 'invoice_totals_equal_lines',
+           format('invoice %s (account %s): subtotal %s discount %s tax %s total %s, lines %s %s %s %s',
+                  i.invoice_id, i.account_id, i.subtotal, i.discount, i.tax, i.total,
+                  l.subtotal, l.discount, l.tax, l.total)
+    FROM billing.invoice i
+    LEFT JOIN LATERAL (
+        SELECT coalesce(billing.sum(amount) FILTER (WHERE kind NOT IN ('discount', 'tax')), billing.from_minor_units(0, i.currency)) AS subtotal,
+               coalesce(billing.sum(amount) FILTER (WHERE kind = 'discount'), billing.from_minor_units(0, i.currency)) AS discount,
+               coalesce(billing.sum(amount) FILTER (WHERE kind = 'tax'), billing.from_minor_units(0, i.currency)) AS tax,
+               coalesce(billing.sum(amount) FILTER (WHERE NOT tax_inclusive), billing.from_minor_units(0, i.currency)) AS total
+        FROM billing.invoice_line x WHERE x.account_id = i.account_id AND x.invoice_id = i.invoice_id
+    ) l ON true
+    WHERE NOT (i.subtotal = l.subtotal AND i.discount = l.discount AND i.tax = l.tax AND i.total = l.total)
+    UNION ALL
+    -- every amount of an invoice is in its currency
+    SELECT 'invoice_one_currency', format('invoice %s line %s: %s on a %s invoice', l.invoice_id, l.invoice_line_id,
+                                          l.amount, i.currency)
+    FROM billing.invoice_line l
+    JOIN billing.invoice i ON i.account_id = l.account_id AND i.invoice_id = l.invoice_id
+    WHERE billing.currency(l.amount) <> i.currency
+    UNION ALL
+    -- invariant 1: one recurring line per subscription item and period
+    SELECT 'one_line_per_item_and_period',
+           format('item %s (account %s) billed %s times for the period from %s', subscription_item_id, account_id,
+                  count(*), period_start)
+    FROM billing.invoice_line
+    WHERE kind = 'subscription'
+    GROUP BY account_id, subscription_item_id, period_start
+    HAVING count(*) > 1
+    UNION ALL
+    -- recurring periods of one item never overlap
+    SELECT 'no_overlapping_periods',
+           format('item %s (account %s): [%s, %s) overlaps [%s, %s)', a.subscription_item_id, a.account_id,
+                  a.period_start, a.period_end, b.period_start, b.period_end)
+    FROM billing.invoice_line a
+    JOIN billing.invoice_line b
+      ON b.account_id = a.account_id AND b.subscription_item_id = a.subscription_item_id
+     AND b.kind = 'subscription' AND b.invoice_line_id > a.invoice_line_id
+     AND daterange(a.period_start, a.period_end) && daterange(b.period_start, b.period_end)
+    WHERE a.kind = 'subscription'
+    UNION ALL
+    -- invoice numbers: gapless from 1 in each series of each entity
+    SELECT 'invoice_numbers_gapless',
+           format('entity %s series %s: %s numbers, the last is %s, counter %s', s.entity_id, s.series,
+                  n.numbers, n.last, s.last_number)
+    -- (the numbers of every series counted in one pass over the invoices
+    -- and joined to the series, not a lateral subquery per series: Citus
+    -- cannot join a reference table laterally to a distributed one)
+    FROM billing.invoice_number_series s
+    LEFT JOIN (
+        SELECT x.entity_id, x.series, count(*) AS numbers, count(DISTINCT i.number) AS distinct_numbers,
+               max(substr(i.number, length(x.series) + 2)::bigint) AS last
+        FROM billing.invoice i
+        JOIN billing.invoice_number_series x
+          ON x.entity_id = i.entity_id AND i.number LIKE x.series || '-%'
+         AND substr(i.number, length(x.series) + 2) ~ '^[0-9]+$'
+        GROUP BY x.entity_id, x.series
+    ) n ON n.entity_id = s.entity_id AND n.series = s.series
+    WHERE NOT (coalesce(n.numbers, 0) = s.last_number AND coalesce(n.distinct_numbers, 0) = coalesce(n.numbers, 0)
+               AND coalesce(n.last, 0) = s.last_number)
+    UNION ALL
+    -- an amount due is the total less what was paid
+    SELECT 'amount_due_is_total_less_paid',
+           format('invoice %s: total %s, paid %s, due %s', invoice_id, total, amount_paid, amount_due)
+    FROM billing.invoice
+    WHERE status IN ('open', 'paid') AND amount_due <> total - amount_paid
+          AND NOT (status = 'paid' AND total = amount_paid)
+    UNION ALL
+    -- a billed usage event belongs to an invoice of its account
+    SELECT 'usage_billed_on_an_invoice',
+           format('usage event %s (account %s) names invoice %s, which does not exist', e.usage_event_id,
+                  e.account_id, e.invoice_id)
+    FROM billing.usage_event e
+    WHERE e.invoice_id IS NOT NULL AND NOT EXISTS (
+        SELECT FROM billing.invoice i WHERE i.account_id = e.account_id AND i.invoice_id = e.invoice_id)
+$$;
 
 -- 91_invariants_ledger.sql
 
@@ -6444,8 +6553,12 @@ COMMENT ON FUNCTION billing._dunning_batch(bigint, date, timestamptz, integer, b
 -- later date, billing.schedule_change, billing.migrate_price; which item that
 -- is, is billing._replaces: never an add-on, never an item that does not run).
 CREATE FUNCTION billing._price_change_notices(as_of date, at timestamptz)
-RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
-    SELECT billing._authorize_all('run dunning');
+RETURNS integer LANGUAGE plpgsql VOLATILE SET search_path = billing, pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_result integer;
+BEGIN
+    PERFORM billing._authorize_all('run dunning');
     WITH st AS (
         SELECT coalesce((SELECT s.price_change_notice_days FROM billing.dunning_setting s), 30) AS days
     ), cand AS (
@@ -6498,7 +6611,9 @@ RETURNS integer LANGUAGE sql VOLATILE SET search_path = billing, pg_catalog, pg_
         RETURNING 1
     )
     SELECT count(*)::integer FROM e
-$$;
+    INTO v_result;
+    RETURN v_result;
+END $$;
 COMMENT ON FUNCTION billing._price_change_notices(date, timestamptz) IS
     'internal: writes one subscription.price_change_notice event per scheduled price change that takes effect within '
     'price_change_notice_days (billing.dunning_setting), once each';
@@ -6747,8 +6862,13 @@ SELECT a.account_id, a.name AS account_name, a.currency, a.today AS as_of,
        coalesce(o.open_due, z.zero) - coalesce(billing.to_numeric(c.balance), z.zero) AS balance,
        o.open_invoices,
        o.oldest_due_date
-FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today FROM billing.account x) a
-CROSS JOIN LATERAL (SELECT billing.round_money(0, a.currency) AS zero) z
+-- (the zero of the currency computed with the account's columns, not in
+-- a subquery of its own: Citus pushes a query down to the shards only
+-- when its subqueries without FROM call immutable functions alone)
+FROM (SELECT x.account_id, x.name, x.currency, billing.today(x.timezone) AS today,
+             billing.round_money(0, x.currency) AS zero
+      FROM billing.account x) a
+CROSS JOIN LATERAL (SELECT a.zero) z
 LEFT JOIN billing.account_credit c ON c.account_id = a.account_id
 -- the account's open invoices, through the invoice_open index
 CROSS JOIN LATERAL (
@@ -6858,7 +6978,7 @@ WITH bounds AS MATERIALIZED (
                             p.currency, m.rounding) AS full_amount) v
  ), account_mode AS MATERIALIZED (
     -- each account's rounding mode, its entity's
-    SELECT a.account_id, e.rounding
+    SELECT a.account_id, e.rounding, a.timezone
     FROM billing.account a JOIN billing.billing_entity e ON e.entity_id = a.entity_id
  ), item AS (
     SELECT i.account_id, v.currency, v.value,
@@ -6934,10 +7054,13 @@ SELECT p.account_id, p.currency, v.day, v.change
 FROM all_pieces p
 CROSS JOIN LATERAL (VALUES (p.from_date, p.value), (p.until_date, -p.value)) v(day, change)
 CROSS JOIN bounds b
+-- the account's time zone from the materialized account_mode, not a
+-- correlated subquery (Citus plans none beside a CTE); its today is still
+-- computed only for the changes between the two bounds
+JOIN account_mode m ON m.account_id = p.account_id
 WHERE v.day IS NOT NULL AND (p.until_date IS NULL OR p.until_date > p.from_date) AND p.value <> 0
   AND (v.day <= b.earliest
-       OR (v.day <= b.latest
-           AND v.day <= (SELECT billing.today(a.timezone) FROM billing.account a WHERE a.account_id = p.account_id)));
+       OR (v.day <= b.latest AND v.day <= billing.today(m.timezone)));
 COMMENT ON VIEW billing._mrr_changes IS
     'internal: every change of an account''s MRR up to its today (numeric, in the account''s currency): '
     '+value where a recurring item or coupon starts, -value where it ends';
@@ -8768,6 +8891,35 @@ BEGIN
         PERFORM billing._on_every_node(pg_catalog.regexp_replace(def, '^CREATE UNIQUE INDEX', 'CREATE INDEX'));
         RETURN NEXT format('%s: unique across accounts, now a plain index', idx);
     END LOOP;
+    -- The ledger's balance trigger probes billing.ledger_transaction and
+    -- billing.account for the transactions and accounts of the entries; on
+    -- a shard those rows are in the colocated shards, not there.  So the
+    -- trigger checks the balance alone ('balance'), and foreign keys,
+    -- which Citus keeps within an account's shard group, check the rest.
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = 'billing.ledger_entry'::regclass AND t.tgname = 'ledger_entry_balanced'
+                 AND t.tgnargs = 0) THEN
+        PERFORM billing._on_every_node('DROP TRIGGER ledger_entry_balanced ON billing.ledger_entry');
+        PERFORM billing._on_every_node(
+            'CREATE TRIGGER ledger_entry_balanced AFTER INSERT ON billing.ledger_entry '
+            'REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT '
+            'EXECUTE FUNCTION billing._ledger_check_balance(''balance'')');
+        fks := fks || 'ALTER TABLE billing.ledger_transaction ADD CONSTRAINT ledger_transaction_account_id_fkey '
+                      'FOREIGN KEY (account_id) REFERENCES billing.account (account_id)'::text
+                   || 'ALTER TABLE billing.ledger_entry ADD CONSTRAINT ledger_entry_account_id_txn_id_fkey '
+                      'FOREIGN KEY (account_id, txn_id) REFERENCES billing.ledger_transaction (account_id, txn_id)'::text;
+        RETURN NEXT 'trigger ledger_entry_balanced: the balance, and foreign keys for the transactions and accounts';
+    END IF;
+    -- The same for the guard that the account of an invoice without a
+    -- subscription exists: on a shard it would query billing.account, not
+    -- the colocated shard, so a foreign key takes its place.
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = 'billing.invoice'::regclass AND t.tgname = 'invoice_account_exists') THEN
+        PERFORM billing._on_every_node('DROP TRIGGER invoice_account_exists ON billing.invoice');
+        fks := fks || 'ALTER TABLE billing.invoice ADD CONSTRAINT invoice_account_id_fkey '
+                      'FOREIGN KEY (account_id) REFERENCES billing.account (account_id)'::text;
+        RETURN NEXT 'trigger invoice_account_exists: a foreign key';
+    END IF;
     FOR p IN SELECT * FROM billing.distribution_plan() x ORDER BY x.step LOOP
         EXECUTE pg_catalog.concat('SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition x WHERE x.logicalrelid = $1)')
             INTO is_done USING p.table_name;
