@@ -449,6 +449,12 @@ SELECT s('billing.days_sales_outstanding(integer)', $q$SELECT * FROM billing.day
     $q$SELECT * FROM billing.days_sales_outstanding(-1)$q$, $q$SELECT * FROM billing.days_sales_outstanding(2147483647)$q$);
 SELECT s('billing.upcoming_invoices(integer)', $q$SELECT * FROM billing.upcoming_invoices(NULL)$q$,
     $q$SELECT * FROM billing.upcoming_invoices(-1)$q$, $q$SELECT * FROM billing.upcoming_invoices(2147483647)$q$);
+SELECT s('billing.dashboard_html(bigint,text,integer,text)', $q$SELECT billing.dashboard_html(NULL)$q$,
+    $q$SELECT billing.dashboard_html(999)$q$, $q$SELECT billing.dashboard_html(1, 'XYZ')$q$,
+    $q$SELECT billing.dashboard_html(1, '''); DROP TABLE billing.invoice; --')$q$,
+    $q$SELECT billing.dashboard_html(1, months => 0)$q$, $q$SELECT billing.dashboard_html(1, months => 2147483647)$q$,
+    $q$SELECT billing.dashboard_html(1, months => NULL)$q$, $q$SELECT billing.dashboard_html(1, locale => '"><script>')$q$,
+    $q$SELECT length(billing.dashboard_html(1, 'JPY', 1, 'he-IL')) > 0$q$);
 
 -- revenue recognition and reporting currencies
 SELECT s('billing.set_exchange_rate(text,text,numeric,date)', $q$SELECT billing.set_exchange_rate(NULL, 'USD', 1, '2026-01-01')$q$,

@@ -24,6 +24,12 @@ SELECT currency, window_days, receivable, invoiced, dso_days FROM days_sales_out
 \echo '   many were paid after it (recovered). Only the steps some invoice reached are shown:'
 SELECT currency, day_offset, step, invoices, amount_due, recovered, recovered_amount, recovery_rate, still_open, written_off
 FROM dunning_funnel WHERE invoices > 0 ORDER BY currency, day_offset;
+\echo '   The finance dashboard of the seller: one HTML page with SVG charts of these figures (MRR,'
+\echo '   invoiced and collected, aging, DSO, the funnel), no script; its size and its charts:'
+SELECT length(page) AS html_characters,
+       (SELECT count(*) FROM regexp_matches(page, '<svg ', 'g')) AS charts,
+       (regexp_match(page, 'MRR<b>([^<]*)</b>'))[1] AS mrr_shown
+FROM (SELECT dashboard_html(:acme, 'EUR', 3) AS page) d;
 \echo '   What the cycle will bill in the next 7 days, computed as preview_invoice computes it (Anna''s'
 \echo '   March calls are not reported yet; Eve, suspended, is not billed):'
 SELECT a.name AS customer, u.bill_date, u.currency, u.subtotal, u.discount, u.tax, u.total

@@ -960,7 +960,13 @@ COMMENT ON PROCEDURE billing.run_dunning(date, integer, timestamptz) IS
 
 -- ---------------------------------------------------------------------------
 -- Reporting: the dunning funnel.
-CREATE VIEW billing.dunning_funnel AS
+-- entity_id NULL: every account the caller sees (the view); else only that
+-- billing entity's (billing.dashboard_html).
+CREATE FUNCTION billing._dunning_funnel(entity_id bigint DEFAULT NULL)
+RETURNS TABLE (policy_id bigint, policy text, step_id bigint, day_offset integer, action text, step text,
+               currency text, invoices bigint, amount_due numeric, recovered bigint, recovered_amount numeric,
+               recovery_rate numeric, still_open bigint, written_off bigint)
+LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 SELECT p.policy_id, p.name AS policy, s.step_id, s.day_offset, s.action, s.name AS step, i.currency,
        count(*) AS invoices,
        billing.sum_numeric(x.amount_due) AS amount_due,
@@ -974,7 +980,13 @@ FROM billing.dunning_action x
 JOIN billing.dunning_step s ON s.step_id = x.step_id
 JOIN billing.dunning_policy p ON p.policy_id = s.policy_id
 JOIN billing.invoice i ON i.account_id = x.account_id AND i.invoice_id = x.invoice_id
-GROUP BY p.policy_id, p.name, s.step_id, s.day_offset, s.action, s.name, i.currency;
+WHERE _dunning_funnel.entity_id IS NULL OR i.entity_id = _dunning_funnel.entity_id
+GROUP BY p.policy_id, p.name, s.step_id, s.day_offset, s.action, s.name, i.currency
+$$;
+COMMENT ON FUNCTION billing._dunning_funnel(bigint) IS
+    'internal: the rows of the view billing.dunning_funnel (entity_id NULL), or of one billing entity''s invoices';
+
+CREATE VIEW billing.dunning_funnel AS SELECT * FROM billing._dunning_funnel(NULL);
 COMMENT ON VIEW billing.dunning_funnel IS
     'the dunning funnel: per policy step and currency, how many invoices reached the step, what they owed then, how '
     'many of them were paid since (recovered), are still open or were written off';

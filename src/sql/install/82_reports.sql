@@ -343,7 +343,9 @@ COMMENT ON COLUMN billing.mrr_movements.movement IS
     'new (first MRR ever), reactivation (MRR again after churn), expansion (up), contraction (down, not to zero), '
     'churn (down to zero)';
 
-CREATE FUNCTION billing._mrr_by_month()
+-- entity_id NULL: every account the caller sees (the view); else only the
+-- accounts of that billing entity (billing.dashboard_html).
+CREATE FUNCTION billing._mrr_by_month(entity_id bigint DEFAULT NULL)
 RETURNS TABLE (month date, currency text, mrr numeric, arr numeric, new numeric, expansion numeric, contraction numeric, churn numeric, reactivation numeric, net_change numeric, customers numeric)
 LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH t AS (
@@ -357,6 +359,8 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
                count(*) FILTER (WHERE movement IN ('new', 'reactivation'))
                  - count(*) FILTER (WHERE movement = 'churn') AS customers_change
         FROM billing._mrr_account_months
+        WHERE _mrr_by_month.entity_id IS NULL
+           OR account_id IN (SELECT a.account_id FROM billing.account a WHERE a.entity_id = _mrr_by_month.entity_id)
         GROUP BY 1, 2
     ), months AS (
         SELECT r.currency, m::date AS month
@@ -387,9 +391,11 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
     -- a zero with the currency's digits, so that every figure shows them
     CROSS JOIN LATERAL (SELECT billing.round_money(0, g.currency) AS zero) z
 $$;
-COMMENT ON FUNCTION billing._mrr_by_month() IS 'internal: the rows of the view billing.mrr_by_month (jit off: compiling it costs more than running it)';
+COMMENT ON FUNCTION billing._mrr_by_month(bigint) IS
+    'internal: the rows of the view billing.mrr_by_month (entity_id NULL), or of one billing entity''s accounts '
+    '(jit off: compiling it costs more than running it)';
 
-CREATE VIEW billing.mrr_by_month AS SELECT * FROM billing._mrr_by_month();
+CREATE VIEW billing.mrr_by_month AS SELECT * FROM billing._mrr_by_month(NULL);
 COMMENT ON VIEW billing.mrr_by_month IS
     'MRR and ARR per currency at the end of each month, from the first month with MRR to the current one, with '
     'the month''s movements (mrr = the month before''s mrr + net_change)';
@@ -478,7 +484,9 @@ COMMENT ON COLUMN billing.cohort_retention.mrr_retention IS
 -- the account's calendar: invoices by issue date, payments by received date,
 -- credit notes and refunds by the day they were made.
 
-CREATE FUNCTION billing._revenue_by_month()
+-- entity_id NULL: every account the caller sees (the view); else only that
+-- billing entity's.
+CREATE FUNCTION billing._revenue_by_month(entity_id bigint DEFAULT NULL)
 RETURNS TABLE (month date, currency text, invoiced numeric, tax numeric, net_invoiced numeric, credited numeric, collected numeric, refunded numeric, outstanding numeric, written_off numeric, invoices numeric)
 LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
     WITH ev AS (
@@ -490,11 +498,14 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
                count(*) AS invoices
         FROM billing.invoice i
         WHERE i.status IN ('open', 'paid', 'uncollectible')
+          AND (_revenue_by_month.entity_id IS NULL OR i.entity_id = _revenue_by_month.entity_id)
         GROUP BY 1, 2
         UNION ALL
         SELECT billing.currency(p.amount), date_trunc('month', p.received_on::timestamp)::date,
                NULL, NULL, NULL, NULL, billing.sum_numeric(p.amount), NULL, NULL, 0
         FROM billing.payment p
+        WHERE _revenue_by_month.entity_id IS NULL
+           OR p.account_id IN (SELECT a.account_id FROM billing.account a WHERE a.entity_id = _revenue_by_month.entity_id)
         GROUP BY 1, 2
         UNION ALL
         -- a credit note lowers what was invoiced; one of method refund also
@@ -504,11 +515,13 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
                NULL, NULL, NULL, NULL, NULL, billing.sum_numeric(c.amount),
                billing.sum_numeric(c.amount) FILTER (WHERE c.method = 'refund'), 0
         FROM billing.credit_note c JOIN billing.account a ON a.account_id = c.account_id
+        WHERE _revenue_by_month.entity_id IS NULL OR a.entity_id = _revenue_by_month.entity_id
         GROUP BY 1, 2
         UNION ALL
         SELECT a.currency, date_trunc('month', billing.today(a.timezone, r.created_at)::timestamp)::date,
                NULL, NULL, NULL, NULL, NULL, NULL, billing.sum_numeric(r.amount), 0
         FROM billing.refund r JOIN billing.account a ON a.account_id = r.account_id
+        WHERE _revenue_by_month.entity_id IS NULL OR a.entity_id = _revenue_by_month.entity_id
         GROUP BY 1, 2
     )
     SELECT ev.month, ev.currency,
@@ -525,9 +538,11 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
     CROSS JOIN LATERAL (SELECT billing.round_money(0, ev.currency) AS zero) z
     GROUP BY ev.month, ev.currency, z.zero
 $$;
-COMMENT ON FUNCTION billing._revenue_by_month() IS 'internal: the rows of the view billing.revenue_by_month (jit off: compiling it costs more than running it)';
+COMMENT ON FUNCTION billing._revenue_by_month(bigint) IS
+    'internal: the rows of the view billing.revenue_by_month (entity_id NULL), or of one billing entity''s accounts '
+    '(jit off: compiling it costs more than running it)';
 
-CREATE VIEW billing.revenue_by_month AS SELECT * FROM billing._revenue_by_month();
+CREATE VIEW billing.revenue_by_month AS SELECT * FROM billing._revenue_by_month(NULL);
 COMMENT ON VIEW billing.revenue_by_month IS
     'per month and currency: invoiced (by issue date; void invoices left out), collected (payments by received '
     'date), credited (credit notes), refunded, and what is still outstanding or was written off of that month''s '
@@ -553,7 +568,9 @@ COMMENT ON COLUMN billing.revenue_by_month.invoices IS 'how many invoices were i
 
 -- The recent invoices through the BRIN index on issue_date (50_invoicing.sql).
 
-CREATE FUNCTION billing.days_sales_outstanding(days integer DEFAULT 90)
+-- entity_id NULL: every account the caller sees; else only that billing
+-- entity's (billing.dashboard_html).
+CREATE FUNCTION billing._days_sales_outstanding(days integer, entity_id bigint)
 RETURNS TABLE (currency text, as_of date, window_days integer, receivable numeric, invoiced numeric,
                dso_days numeric)
 LANGUAGE plpgsql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
@@ -572,6 +589,7 @@ BEGIN
         SELECT billing.currency(i.amount_due) AS currency, billing.sum_numeric(i.amount_due) AS receivable
         FROM billing.invoice i
         WHERE i.status = 'open'
+          AND (_days_sales_outstanding.entity_id IS NULL OR i.entity_id = _days_sales_outstanding.entity_id)
         GROUP BY 1
     ), win AS (
         -- issued in (today - days, today] of the account; the account's
@@ -579,25 +597,35 @@ BEGIN
         SELECT i.currency, billing.sum_numeric(i.total) AS invoiced
         FROM billing.invoice i
         WHERE i.status IN ('open', 'paid', 'uncollectible')
-          AND i.issue_date > v_earliest - days_sales_outstanding.days AND i.issue_date <= v_latest
-          AND ((i.issue_date > v_latest - days_sales_outstanding.days AND i.issue_date <= v_earliest)
-               OR (SELECT i.issue_date > t.today - days_sales_outstanding.days AND i.issue_date <= t.today
+          AND (_days_sales_outstanding.entity_id IS NULL OR i.entity_id = _days_sales_outstanding.entity_id)
+          AND i.issue_date > v_earliest - _days_sales_outstanding.days AND i.issue_date <= v_latest
+          AND ((i.issue_date > v_latest - _days_sales_outstanding.days AND i.issue_date <= v_earliest)
+               OR (SELECT i.issue_date > t.today - _days_sales_outstanding.days AND i.issue_date <= t.today
                    FROM (SELECT billing.today(a.timezone) AS today FROM billing.account a
                          WHERE a.account_id = i.account_id) t))
         GROUP BY 1
     )
-    SELECT c.currency::text, billing.today('UTC'), days_sales_outstanding.days,
+    SELECT c.currency::text, billing.today('UTC'), _days_sales_outstanding.days,
            coalesce(o.receivable, billing.round_money(0, c.currency)),
            coalesce(w.invoiced, billing.round_money(0, c.currency)),
            CASE WHEN w.invoiced > 0
                 THEN round(coalesce(o.receivable, 0) / w.invoiced
-                           * days_sales_outstanding.days, 1)
+                           * _days_sales_outstanding.days, 1)
            END
     FROM (SELECT o.currency FROM open o UNION SELECT w.currency FROM win w) c
     LEFT JOIN open o ON o.currency = c.currency
     LEFT JOIN win w ON w.currency = c.currency
     ORDER BY 1;
 END $$;
+COMMENT ON FUNCTION billing._days_sales_outstanding(integer, bigint) IS
+    'internal: billing.days_sales_outstanding(days) (entity_id NULL), or of one billing entity''s invoices';
+
+CREATE FUNCTION billing.days_sales_outstanding(days integer DEFAULT 90)
+RETURNS TABLE (currency text, as_of date, window_days integer, receivable numeric, invoiced numeric,
+               dso_days numeric)
+LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp AS $$
+    SELECT * FROM billing._days_sales_outstanding(days, NULL)
+$$;
 COMMENT ON FUNCTION billing.days_sales_outstanding(integer) IS
     'days sales outstanding per currency: amount due on open invoices / totals invoiced in the last days days '
     '(up to each account''s today) x days; NULL when nothing was invoiced in that time';

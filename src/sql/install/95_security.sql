@@ -262,6 +262,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('reader',   'billing.account_balance(bigint, date)'),
         ('reader',   'billing.account_statement(bigint, date, date)'),
         ('reader',   'billing.invoice_document(bigint, text)'),
+        ('reader',   'billing.dashboard_html(bigint, text, integer, text)'),
         ('reader',   'billing.price_amount(bigint, numeric, text)'),
         ('writer',   'billing.create_billing_entity(text, text, text, text, text, boolean, integer, jsonb, text)'),
         ('writer',   'billing.update_billing_entity(bigint, text, text, text, text, jsonb, text)'),
@@ -354,7 +355,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('read_helper', 'billing._tiered_value(bigint, text, numeric)'),
         ('read_helper', 'billing._ar_aging()'),
         ('read_helper', 'billing._mrr_movements()'),
-        ('read_helper', 'billing._mrr_by_month()'),
+        ('read_helper', 'billing._mrr_by_month(bigint)'),
         ('read_helper', 'billing._cohort_retention()'),
         ('writer',   'billing.set_exchange_rate(text, text, numeric, date)'),
         ('read_helper', 'billing._revenue_lines()'),
@@ -367,7 +368,9 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('read_helper', 'billing._convert(numeric, text, text, date)'),
         ('read_helper', 'billing._check_report_month(text, date, text)'),
         ('read_helper', 'billing._check_report_months(text, date, date)'),
-        ('read_helper', 'billing._revenue_by_month()')
+        ('read_helper', 'billing._revenue_by_month(bigint)'),
+        ('read_helper', 'billing._days_sales_outstanding(integer, bigint)'),
+        ('read_helper', 'billing._dunning_funnel(bigint)')
     ) x(kind, function)
 $$;
 COMMENT ON FUNCTION billing.role_functions() IS
