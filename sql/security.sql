@@ -262,6 +262,7 @@ SELECT billing_test_error(format('SELECT billing.change_subscription(%s, %s, qua
 SELECT billing_test_error(format('SELECT billing.apply_coupon(%s, %s, ''X'')', :bruno, :bruno_sub));
 SELECT billing_test_error(format('SELECT billing.subscribe(%s, %s)', :bruno, :eur));
 SELECT billing_test_error(format('SELECT billing.record_usage(%s, 1, 1, ''k'')', :bruno));
+SELECT billing_test_error(format('SELECT billing.record_usage_batch(ARRAY[%s], ''{1}'', ''{1}'', ''{k}'')', :bruno));
 SELECT billing_test_error(format('SELECT billing.update_account(%s, name => ''Mallory'')', :bruno));
 SELECT billing_test_error(format('SELECT billing.set_early_payment_discount(%s, 2, 10)', :bruno));
 SELECT billing_test_error(format('SELECT billing.add_payment_method(%s, ''card'', ''tok'')', :bruno));
