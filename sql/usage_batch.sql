@@ -136,7 +136,25 @@ SELECT * FROM billing.record_usage_batch(ARRAY[:alice, :bob], ARRAY[:alice_item,
 RESET ROLE;
 SELECT name, idempotency_key, quantity FROM events WHERE idempotency_key LIKE 'w-%';
 
--- 7. What the batch stored breaks no invariant.
+-- 7. Events name their item without a foreign key: every statement's new
+-- events are checked at once (a direct INSERT too), and items are never
+-- deleted and keep their key, nor does an event change its item (55000).
+SELECT billing_test_error(format($$INSERT INTO billing.usage_event (account_id, subscription_item_id, quantity, occurred_at,
+    usage_date, idempotency_key) VALUES (%s, %s, 1, '2026-01-01', '2026-01-01', 'direct-1'), (%s, %s, 1, '2026-01-01',
+    '2026-01-01', 'direct-2')$$, :alice, :alice_item, :alice, :bob_item)) AS direct_insert_of_another_accounts_item;
+SELECT billing_test_error(format('DELETE FROM billing.subscription_item WHERE subscription_item_id = %s', :alice_item)) AS delete_item;
+SET client_min_messages = warning;
+SELECT billing_test_error('TRUNCATE billing.subscription_item CASCADE') AS truncate_items;
+RESET client_min_messages;
+SELECT billing_test_error(format('UPDATE billing.subscription_item SET subscription_item_id = 99 WHERE subscription_item_id = %s',
+    :alice_item)) AS renumber_item;
+SELECT billing_test_error(format('UPDATE billing.usage_event SET subscription_item_id = %s WHERE idempotency_key = ''a-1''',
+    :bob_item)) AS move_event;
+-- an update of other columns passes
+UPDATE billing.subscription_item SET quantity = quantity WHERE subscription_item_id = :alice_item;
+SELECT count(*) AS alice_events FROM billing.usage_event WHERE account_id = :alice;
+
+-- 8. What the batch stored breaks no invariant.
 SELECT * FROM billing.check_invariants();
 
 \c contrib_regression
