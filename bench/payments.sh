@@ -9,11 +9,15 @@
 # Run by bench/run.sh with PGDATABASE set
 # to a fresh database: sh test/run.sh bench payments.  Prints
 #   BENCH payments_cold_per_second <tps>  the warm-up run, on statistics of empty tables
-#   BENCH payments_per_second <tps>   pgbench's tps, excluding connections (the
-#                                     measured run is two halves, each followed by the floor)
-#   BENCH payments_floor_per_second <tps>  the same load on the floor: the rows a payment
-#                                     writes, by plain statements (bench/tools/payment_floor.sql)
-#   BENCH payments_vs_floor <r> x     payments_per_second / payments_floor_per_second
+#   BENCH payments_per_second_durable <tps>  pgbench's tps, excluding connections, with
+#                                     synchronous_commit = on (the measured run is two halves,
+#                                     each followed by the floor)
+#   BENCH payments_floor_per_second_durable <tps>  the same load on the floor, also durable: the
+#                                     rows a payment writes, by plain statements
+#                                     (bench/tools/payment_floor.sql)
+#   BENCH payments_vs_floor <r> x     payments_per_second_durable / payments_floor_per_second_durable
+#   BENCH payments_per_second_async <tps>, payments_floor_per_second_async <tps>,
+#   BENCH payments_vs_floor_async <r> x   the same with synchronous_commit = off
 #   BENCH payments_deadlocks <n>      pg_stat_database.deadlocks after the run
 #   BENCH payments_broken_invariants <n>  rows of check_invariants() after it
 set -eu
@@ -70,25 +74,37 @@ cat > "$FLOOR_SCRIPT" <<PGB
 \set key random(1, 99999999999)
 SELECT bench_floor.pay(:acct, '1.00 USD', 'k' || :key);
 PGB
-# $1 script, $2 database, $3 seconds: pgbench's tps
+# $1 script, $2 database, $3 seconds, $4 synchronous_commit: pgbench's tps
 tps() {
-	pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$3" -f "$1" "$2" > "$SCRIPT.out" 2>&1 \
-		|| { cat "$SCRIPT.out" >&2; exit 1; }
+	PGOPTIONS="-c synchronous_commit=$4" pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$3" -f "$1" "$2" \
+		> "$SCRIPT.out" 2>&1 || { cat "$SCRIPT.out" >&2; exit 1; }
 	grep -E 'number of transactions actually processed|number of failed|latency average' "$SCRIPT.out" >&2 || true
 	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$SCRIPT.out"
 }
-# The measured run in two halves, each followed by as long a run of the
-# floor (the same rows by plain statements, bench/tools/payment_floor.sql)
-# in the copy: side by side, so that the machine's drift does not fall
-# between the two figures.
+# The measured run in two halves per commit mode, each followed by as long
+# a run of the floor (the same rows by plain statements,
+# bench/tools/payment_floor.sql) in the copy with the same commit mode:
+# side by side, so that the machine's drift does not fall between the two
+# figures.  Durable: synchronous_commit = on, each payment's commit waits
+# for its WAL on disk (concurrent commits share a flush); asynchronous:
+# off, as the cluster of bench/run.sh is set.
 HALF=$((SECONDS_ / 2))
-T1=$(tps "$SCRIPT" "$DB" "$HALF")
-F1=$(tps "$FLOOR_SCRIPT" "$FLOOR_DB" "$HALF")
-T2=$(tps "$SCRIPT" "$DB" "$((SECONDS_ - HALF))")
-F2=$(tps "$FLOOR_SCRIPT" "$FLOOR_DB" "$((SECONDS_ - HALF))")
-TPS=$(echo "($T1 * $HALF + $T2 * ($SECONDS_ - $HALF)) / $SECONDS_" | bc -l)
-FLOOR=$(echo "($F1 * $HALF + $F2 * ($SECONDS_ - $HALF)) / $SECONDS_" | bc -l)
-echo "apply_payment: $T1 then $T2 per second; the floor: $F1 then $F2"
+REST=$((SECONDS_ - HALF))
+T1=$(tps "$SCRIPT" "$DB" "$HALF" on)
+F1=$(tps "$FLOOR_SCRIPT" "$FLOOR_DB" "$HALF" on)
+A1=$(tps "$SCRIPT" "$DB" "$HALF" off)
+G1=$(tps "$FLOOR_SCRIPT" "$FLOOR_DB" "$HALF" off)
+T2=$(tps "$SCRIPT" "$DB" "$REST" on)
+F2=$(tps "$FLOOR_SCRIPT" "$FLOOR_DB" "$REST" on)
+A2=$(tps "$SCRIPT" "$DB" "$REST" off)
+G2=$(tps "$FLOOR_SCRIPT" "$FLOOR_DB" "$REST" off)
+TPS=$(echo "($T1 * $HALF + $T2 * $REST) / $SECONDS_" | bc -l)
+FLOOR=$(echo "($F1 * $HALF + $F2 * $REST) / $SECONDS_" | bc -l)
+ATPS=$(echo "($A1 * $HALF + $A2 * $REST) / $SECONDS_" | bc -l)
+AFLOOR=$(echo "($G1 * $HALF + $G2 * $REST) / $SECONDS_" | bc -l)
+echo "apply_payment durable: $T1 then $T2 per second; the floor: $F1 then $F2"
+echo "apply_payment asynchronous commit: $A1 then $A2 per second; the floor: $G1 then $G2"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 AFTER=$(psql -X -A -t -c "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
 BROKEN=$(psql -X -A -t -c "SELECT count(*) FROM billing.check_invariants()")
 PAID=$(psql -X -A -t -c "SELECT count(*) FROM billing.invoice WHERE status = 'paid'")
@@ -96,9 +112,12 @@ echo "invoices paid: $PAID"
 psql -X -q -d postgres -c "DROP DATABASE $FLOOR_DB"
 
 printf 'BENCH payments_cold_per_second %.0f\n' "$COLD"
-printf 'BENCH payments_per_second %.0f\n' "$TPS"
-printf 'BENCH payments_floor_per_second %.0f\n' "$FLOOR"
+printf 'BENCH payments_per_second_durable %.0f\n' "$TPS"
+printf 'BENCH payments_floor_per_second_durable %.0f\n' "$FLOOR"
 printf 'BENCH payments_vs_floor %.2f x\n' "$(echo "$TPS / $FLOOR" | bc -l)"
+printf 'BENCH payments_per_second_async %.0f\n' "$ATPS"
+printf 'BENCH payments_floor_per_second_async %.0f\n' "$AFLOOR"
+printf 'BENCH payments_vs_floor_async %.2f x\n' "$(echo "$ATPS / $AFLOOR" | bc -l)"
 echo "BENCH payments_deadlocks $((AFTER - BEFORE))"
 echo "BENCH payments_broken_invariants $BROKEN"
 rm -f "$SCRIPT" "$SCRIPT.out" "$FLOOR_SCRIPT"

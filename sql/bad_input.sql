@@ -289,6 +289,17 @@ SELECT s('billing.record_usage(bigint,bigint,numeric,text,timestamp with time zo
     $q$SELECT billing.record_usage(1, 2, 1, 'u2', occurred_at => 'infinity')$q$, $q$SELECT billing.record_usage(1, 2, 1, 'u2', occurred_at => '-infinity')$q$,
     $q$SELECT billing.record_usage(1, 1, 1, 'u2')$q$, $q$SELECT billing.record_usage(1, 999, 1, 'u2')$q$, $q$SELECT billing.record_usage(1, 2, 2, 'u1')$q$,
     $q$SELECT billing.record_usage(1, 2, 1, 'u2''); DROP TABLE billing.usage_event; --', value => repeat('x', 1000000))$q$);
+SELECT s('billing.record_usage_batch(bigint[],bigint[],numeric[],text[],timestamp with time zone[],text[])',
+    $q$SELECT billing.record_usage_batch(NULL, NULL, NULL, NULL)$q$, $q$SELECT billing.record_usage_batch('{1}', '{2}', '{1}', '{NULL}')$q$,
+    $q$SELECT billing.record_usage_batch('{1}', '{2}', '{1}', '{""}')$q$, $q$SELECT billing.record_usage_batch('{1}', '{2}', '{-1}', '{u2}')$q$,
+    $q$SELECT billing.record_usage_batch('{1}', '{2}', '{NaN}', '{u2}')$q$, $q$SELECT billing.record_usage_batch('{1}', '{2}', '{NULL}', '{u2}')$q$,
+    $q$SELECT billing.record_usage_batch('{1,1}', '{2}', '{1,1}', '{u2,u3}')$q$, $q$SELECT billing.record_usage_batch('{{1}}', '{{2}}', '{{1}}', '{{u2}}')$q$,
+    $q$SELECT billing.record_usage_batch('{1}', '{2}', '{1}', '{u2}', '{infinity}')$q$, $q$SELECT billing.record_usage_batch('{1}', '{2}', '{1}', '{u2}', '{-infinity}')$q$,
+    $q$SELECT billing.record_usage_batch('{1}', '{1}', '{1}', '{u2}')$q$, $q$SELECT billing.record_usage_batch('{1}', '{999}', '{1}', '{u2}')$q$,
+    $q$SELECT billing.record_usage_batch('{1,NULL}', '{2,2}', '{1,1}', '{u2,u3}')$q$, $q$SELECT billing.record_usage_batch('{1}', '{2}', '{2}', '{u1}')$q$,
+    $q$SELECT billing.record_usage_batch('{1,1}', '{2,2}', '{1,2}', '{u2,u2}')$q$,
+    $q$SELECT billing.record_usage_batch('{1}', '{2}', '{1e400}', '{u2}')$q$,
+    $q$SELECT billing.record_usage_batch('{1}', '{2}', '{1}', ARRAY['u2''); DROP TABLE billing.usage_event; --'], usage_values => ARRAY[repeat('x', 1000000)])$q$);
 
 -- invoicing
 SELECT s('billing.run_cycle(date,integer,timestamp with time zone)', $q$CALL billing.run_cycle(batch_size => 0)$q$,

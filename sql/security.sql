@@ -277,6 +277,7 @@ SELECT billing_test_error(format('SELECT billing.schedule_change(%s, %s, ''2026-
 SELECT billing_test_error(format('SELECT billing.cancel_scheduled_change(%s, %s)', :alice, :bruno_item));
 SELECT billing_test_error(format('SELECT billing.subscribe(%s, %s)', :bruno, :eur));
 SELECT billing_test_error(format('SELECT billing.record_usage(%s, 1, 1, ''k'')', :bruno));
+SELECT billing_test_error(format('SELECT billing.record_usage_batch(ARRAY[%s], ''{1}'', ''{1}'', ''{k}'')', :bruno));
 SELECT billing_test_error(format('SELECT billing.update_account(%s, name => ''Mallory'')', :bruno));
 SELECT billing_test_error(format('SELECT billing.set_early_payment_discount(%s, 2, 10)', :bruno));
 SELECT billing_test_error(format('SELECT billing.add_payment_method(%s, ''card'', ''tok'')', :bruno));

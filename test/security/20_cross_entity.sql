@@ -22,8 +22,8 @@
 CREATE FUNCTION atk.cross_entity(kinds text[]) RETURNS SETOF text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    scoped constant text[] := '{account_id,accounts,invoice_id,invoice_ids,invoice_line_id,payment_id,subscription_id,'
-                              'subscription_item_id,payment_method_id,attempt_id,entity_id,event_ids,account_ids}';
+    scoped constant text[] := '{account_id,accounts,account_ids,invoice_id,invoice_ids,invoice_line_id,payment_id,subscription_id,'
+                              'subscription_item_id,subscription_item_ids,payment_method_id,attempt_id,entity_id,event_ids}';
     shared constant text[] := '{price_id,from_price_id,to_price_id,product_id,tax_rate_id,cycle_run_id,run_id,default_policy,'
                               'after_account,after_subscription,after_invoice}';
     r record;

@@ -280,6 +280,11 @@ BEGIN
         WHEN arg IN ('kind', 'per_unit') AND fn IN ('create_feature', 'set_price_feature') THEN NULL
         WHEN arg = 'invoice_id' AND fn = 'close_dunning' THEN atk.id(tenant, 'dunning_invoice')::text
         WHEN arg = 'subscription_item_id' AND fn = 'record_usage' THEN atk.id(tenant, 'metered_item')::text
+        -- a batch of one event of the tenant's metered item
+        WHEN fn = 'record_usage_batch' AND arg = 'account_ids' THEN pg_catalog.format('{%s}', atk.id(tenant, 'account'))
+        WHEN fn = 'record_usage_batch' AND arg = 'subscription_item_ids' THEN pg_catalog.format('{%s}', atk.id(tenant, 'metered_item'))
+        WHEN fn = 'record_usage_batch' AND arg = 'quantities' THEN '{1}'
+        WHEN fn = 'record_usage_batch' AND arg = 'idempotency_keys' THEN '{atk-key}'
         WHEN arg = 'method' AND fn = 'issue_credit_note' THEN NULL
         WHEN arg = 'method' THEN 'card'
         WHEN arg = 'name' AND fn = 'create_dunning_policy' THEN 'atk policy'

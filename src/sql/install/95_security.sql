@@ -287,6 +287,7 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
         ('writer',   'billing.pause_subscription(bigint, bigint)'),
         ('writer',   'billing.resume_subscription(bigint, bigint, date)'),
         ('writer',   'billing.record_usage(bigint, bigint, numeric, text, timestamptz, text)'),
+        ('writer',   'billing.record_usage_batch(bigint[], bigint[], numeric[], text[], timestamptz[], text[])'),
         ('writer',   'billing.mark_events_done(bigint[])'),
         ('writer',   'billing.set_early_payment_discount(bigint, numeric, integer)'),
         ('writer',   'billing.apply_payment(bigint, billing.amount, text, text, text, date, bigint[])'),
