@@ -447,7 +447,12 @@ END $$;
 -- for SELECT: no role but the owner writes these tables, and with row-level
 -- security on, a write a policy does not allow is refused even to a role
 -- that was granted it by mistake.  The functions of the policies run once
--- per query (scalar subqueries), not per row.
+-- per query (scalar subqueries), not per row.  A table without entity_id
+-- finds its account's entity by a correlated EXISTS on account_id, which the
+-- planner may run either way: as one hashed scan of the role's accounts when
+-- it reads many rows (a report over the whole table), or as one probe of
+-- account's key per row when it reads a few (an account's statement, which
+-- would otherwise hash every account of the entity first).
 DO $$
 DECLARE
     t regclass;
@@ -470,8 +475,8 @@ BEGIN
         ELSE
             EXECUTE format('CREATE POLICY entity_scope ON %s FOR SELECT USING ('
                            '(SELECT billing._acting_role_sees_all()) '
-                           'OR account_id IN (SELECT a.account_id FROM billing.account a '
-                           'WHERE a.entity_id = ANY ((SELECT billing._acting_role_entities())::bigint[])))', t);
+                           'OR EXISTS (SELECT FROM billing.account a WHERE a.account_id = %s.account_id '
+                           'AND a.entity_id = ANY ((SELECT billing._acting_role_entities())::bigint[])))', t, t);
         END IF;
     END LOOP;
 END $$;
