@@ -15,8 +15,9 @@
  * probe of its primary key.  As PL/pgSQL the check of one payment ran
  * three functions, each setting search_path, and four queries over
  * pg_roles, pg_extension and role_binding.  Nothing is cached between
- * calls, so a binding or a role attribute changed by another session counts
- * from the next statement on, as it did.
+ * statements (the policies' account test keeps its answers for one
+ * execution of one statement), so a binding or a role attribute changed by
+ * another session counts from the next statement on, as it did.
  */
 #include "billing.h"
 #include "probe.h"
