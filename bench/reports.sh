@@ -1,16 +1,31 @@
 #!/bin/sh
-# bench/reports.sh - the reporting views over 1M invoices.  Run by
-# bench/run.sh with PGDATABASE set to a fresh database:
+# bench/reports.sh - the reporting views over 1M invoices, read by the
+# superuser and by a login role bound to one billing entity (row-level
+# security).  Run by bench/run.sh with PGDATABASE set to a fresh database:
 #   sh test/run.sh bench reports   (or make bench BENCH=reports)
-# Prints two lines per view, the time of its query in a fresh backend and
-# the backend's CPU time:
+# Prints per view the time of its query in a fresh backend and the
+# backend's CPU time, as the superuser and as the reader:
 #   BENCH report_<view>_seconds <s>
 #   BENCH report_<view>_cpu_seconds <s>
-# and the size of the data set.  BENCH_ACCOUNTS (default 186500) sets the
-# number of accounts; each has one monthly subscription started in one of
+#   BENCH report_<view>_as_reader_seconds <s>
+#   BENCH report_<view>_as_reader_cpu_seconds <s>
+# and the size of the data set.  BENCH_INVOICES (default 1000000) sets the
+# size: BENCH_INVOICES x 0.1865 accounts (BENCH_ACCOUNTS sets the number of
+# accounts directly); each has one monthly subscription started in one of
 # January to October 2025 and an invoice for every month since, so 186,500
 # accounts make about 1M invoices (and as many lines, 900k payments with
 # their applications, 1.9M ledger transactions).
+#
+# BENCH_REPORTS_10M=1 then does it again at 10M invoices (1,865,000
+# accounts, about 25 GB of disk and half an hour of set-up on two cores) in
+# a database of its own, timing the views as the reader once each:
+#   BENCH report_<view>_as_reader_10m_seconds <s>
+#
+# The reader (bench_reader, LOGIN, a member of billing_reporting) is bound
+# to the entity that holds every account but a handful: a second entity
+# with accounts of its own keeps the policies from seeing everything, so the
+# reader pays for row-level security as the largest tenant of a shared
+# database would.
 #
 # The data is written set-based in a few statements with
 # session_replication_role = replica (no foreign-key checks, no triggers):
@@ -18,9 +33,12 @@
 # construction (every invoice and payment posted to the ledger, amount_paid
 # = its applications, invariant 5 per account; the run checks a sample).
 set -eu
-N=${BENCH_ACCOUNTS:-186500}
 PSQL="psql -X -q -v ON_ERROR_STOP=1"
+TICKS=$(getconf CLK_TCK)
 
+# $1: accounts.  Writes the data set into $PGDATABASE.
+make_data() {
+N=$1
 $PSQL <<SQL >/dev/null
 CREATE EXTENSION IF NOT EXISTS billing;
 SELECT billing.create_billing_entity('Bench Inc', 'USD');
@@ -132,13 +150,16 @@ DROP TABLE bench_invoice;
 SQL
 
 # Credit notes on 1 in 50 open invoices and a few refunds, through the
-# functions themselves (so they post as the application would).
-$PSQL <<'SQL' >/dev/null
+# functions themselves (so they post as the application would).  A second
+# entity with a few accounts of its own, which the reader must not see.
+$PSQL <<SQL >/dev/null
 SET billing.clock = '2025-10-20 12:00+00';
 SELECT count(billing.issue_credit_note(account_id, invoice_id, billing.amount(5, currency), 'reduce_due'))
 FROM billing.invoice WHERE status = 'open' AND invoice_id % 50 = 0;
 SELECT count(billing.refund_payment(account_id, payment_id, billing.amount(1, billing.currency(amount))))
 FROM billing.payment WHERE payment_id % 997 = 0;
+SELECT billing.create_billing_entity('Other Inc', 'USD', invoice_prefix => 'OTH');
+SELECT count(billing.create_account(2, 'other ' || i, 'USD')) FROM generate_series(1, 20) i;
 VACUUM ANALYZE;
 CHECKPOINT;
 SQL
@@ -148,53 +169,127 @@ SELECT 'data: ' || (SELECT count(*) FROM billing.invoice) || ' invoices, '
        || (SELECT count(*) FROM billing.invoice WHERE status = 'open') || ' open, '
        || (SELECT count(*) FROM billing.payment) || ' payments, '
        || (SELECT count(*) FROM billing.ledger_entry) || ' ledger entries, '
-       || (SELECT count(*) FROM billing.account) || ' accounts';
+       || (SELECT count(*) FROM billing.account) || ' accounts, '
+       || pg_size_pretty(pg_database_size(current_database()));
 -- a sample of accounts: the ledger balance is the view's balance (invariant 5)
 SELECT 'check: ' || count(*) FILTER (WHERE b.balance <> billing.to_numeric(billing.account_balance(b.account_id)))
        || ' of ' || count(*) || ' sampled balances differ from the ledger'
 FROM billing.account_balances b WHERE b.account_id % 1000 = 7;
 SQL
+}
 
-# $1 name, $2 query: run three times, each in a fresh backend with the
-# clock at 2025-10-31, the result written by the server to /dev/null (every
+# The reader: a login role bound to entity 1 only, with the reporting
+# role's privileges.  Roles belong to the cluster, so a second database
+# (the 10M part) finds it there and binds it again.
+reader() {
+	$PSQL <<'SQL' >/dev/null
+SELECT billing.grant_roles();
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_reader') THEN
+        CREATE ROLE bench_reader LOGIN PASSWORD 'bench_reader';  -- the password is its name (timed)
+    END IF;
+END $$;
+GRANT billing_reporting TO bench_reader;
+-- COPY ... TO '/dev/null' as the superuser's runs do, so that both measure
+-- the query and not the client
+GRANT pg_write_server_files TO bench_reader;
+-- the runs' clock (a superuser's setting)
+GRANT SET ON PARAMETER billing.clock TO bench_reader;
+SELECT billing.bind_role_to_entity('bench_reader', 1);
+SQL
+	# what the reader sees: every account of entity 1, none of entity 2
+	PGUSER=bench_reader PGPASSWORD=bench_reader $PSQL -A -t -c "
+		SELECT 'reader: sees ' || count(*) || ' accounts, ' || count(*) FILTER (WHERE entity_id <> 1)
+		       || ' of other entities' FROM billing.account"
+}
+
+# $1 name, $2 query, $3 how many runs, $4 name suffix, $5 role (empty: the
+# superuser of the run): run it, each time in a fresh backend with the clock
+# at 2025-10-31, the result written by the server to /dev/null (every
 # column computed and converted to text, nothing sent to the client).
-# Prints the best wall time of the three (the machine is shared) and the
+# Prints the best wall time of the runs (the machine is shared) and the
 # CPU time of the backend in that run (utime + stime from /proc: what the
 # query costs without waiting for a core; parallel workers not counted).
-TICKS=$(getconf CLK_TCK)
-timed() {
-	best=
-	for run in 1 2 3; do
-		S=$($PSQL -A -t <<SQL
+once() { # $1 query: prints "<seconds> <cpu ticks after> <cpu ticks before>"
+	$PSQL -A -t <<SQL
 SET billing.clock = '2025-10-31 12:00+00';
 SELECT pg_backend_pid() AS pid \gset
 \setenv BENCH_PID :pid
 \! awk '{ print \$14 + \$15 }' /proc/\$BENCH_PID/stat > /tmp/bench_reports_cpu.\$BENCH_PID
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
-COPY ($2) TO '/dev/null';
+COPY ($1) TO '/dev/null';
 SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3) AS seconds \gset
 \setenv BENCH_SECONDS :seconds
 \! echo "\$BENCH_SECONDS \$(awk '{ print \$14 + \$15 }' /proc/\$BENCH_PID/stat) \$(cat /tmp/bench_reports_cpu.\$BENCH_PID)"; rm -f /tmp/bench_reports_cpu.\$BENCH_PID
 SQL
-)
-		best=$(echo "$S $TICKS $best" | awk '{ cpu = ($2 - $3) / $4; if (NF == 4 || $1 < $5) printf "%s %.2f", $1, cpu; else printf "%s %s", $5, $6 }')
-	done
-	set -- "$1" $best
-	echo "BENCH report_$1_seconds $2"
-	echo "BENCH report_$1_cpu_seconds $3"
 }
 
+timed() {
+	best=
+	run=0
+	while [ $run -lt "$3" ]; do
+		run=$((run + 1))
+		if [ -n "$5" ]; then
+			S=$(PGUSER=$5 PGPASSWORD=$5 once "$2")
+		else
+			S=$(once "$2")
+		fi
+		best=$(echo "$S $TICKS $best" | awk '{ cpu = ($2 - $3) / $4; if (NF == 4 || $1 < $5) printf "%s %.2f", $1, cpu; else printf "%s %s", $5, $6 }')
+	done
+	set -- "$1" "$4" $best
+	echo "BENCH report_$1$2_seconds $3"
+	echo "BENCH report_$1$2_cpu_seconds $4"
+}
+
+# $1 runs, $2 name suffix, $3 role: every reporting view; the one-account
+# queries read account 4242 (or the last one of a smaller data set)
+views() {
+	ONE=$($PSQL -A -t -c "SELECT least(4242, max(account_id)) FROM billing.account WHERE entity_id = 1")
+	timed ar_aging "SELECT * FROM billing.ar_aging" "$@"
+	timed ar_aging_by_currency "SELECT currency, sum(total_due), sum(days_over_90) FROM billing.ar_aging GROUP BY 1" "$@"
+	timed account_balances "SELECT * FROM billing.account_balances" "$@"
+	timed account_balances_one_account "SELECT * FROM billing.account_balances WHERE account_id = $ONE" "$@"
+	timed account_statements_one_account "SELECT * FROM billing.account_statements WHERE account_id = $ONE" "$@"
+	timed account_statement_one_account "SELECT * FROM billing.account_statement($ONE, '2025-01-01', '2025-10-31')" "$@"
+	timed mrr_movements "SELECT * FROM billing.mrr_movements" "$@"
+	timed mrr_by_month "SELECT * FROM billing.mrr_by_month" "$@"
+	timed cohort_retention "SELECT * FROM billing.cohort_retention" "$@"
+	timed revenue_by_month "SELECT * FROM billing.revenue_by_month" "$@"
+	timed days_sales_outstanding "SELECT * FROM billing.days_sales_outstanding" "$@"
+	timed upcoming_invoices "SELECT * FROM billing.upcoming_invoices" "$@"
+	timed upcoming_invoices_30_days "SELECT * FROM billing.upcoming_invoices(30)" "$@"
+	timed dunning_funnel "SELECT * FROM billing.dunning_funnel" "$@"
+	timed installment_status "SELECT * FROM billing.installment_status" "$@"
+	timed revenue_schedule "SELECT * FROM billing.revenue_schedule" "$@"
+	timed revenue_recognized_by_month "SELECT * FROM billing.revenue_recognized_by_month" "$@"
+	timed deferred_revenue "SELECT * FROM billing.deferred_revenue" "$@"
+	timed revenue_waterfall "SELECT * FROM billing.revenue_waterfall" "$@"
+	timed revenue_by_price "SELECT * FROM billing.revenue_by_price" "$@"
+	timed revenue_by_product "SELECT * FROM billing.revenue_by_product" "$@"
+}
+
+INVOICES=${BENCH_INVOICES:-1000000}
+make_data "${BENCH_ACCOUNTS:-$((INVOICES * 1865 / 10000))}"
+reader
 echo "load average before the timings: $(cut -d' ' -f1-3 /proc/loadavg)"
-timed ar_aging "SELECT * FROM billing.ar_aging"
-timed ar_aging_by_currency "SELECT currency, sum(total_due), sum(days_over_90) FROM billing.ar_aging GROUP BY 1"
-timed account_balances "SELECT * FROM billing.account_balances"
-timed account_balances_one_account "SELECT * FROM billing.account_balances WHERE account_id = 4242"
-timed account_statements_one_account "SELECT * FROM billing.account_statements WHERE account_id = 4242"
-timed mrr_movements "SELECT * FROM billing.mrr_movements"
-timed mrr_by_month "SELECT * FROM billing.mrr_by_month"
-timed cohort_retention "SELECT * FROM billing.cohort_retention"
-timed revenue_by_month "SELECT * FROM billing.revenue_by_month"
-timed days_sales_outstanding "SELECT * FROM billing.days_sales_outstanding"
-timed upcoming_invoices "SELECT * FROM billing.upcoming_invoices"
-timed upcoming_invoices_30_days "SELECT * FROM billing.upcoming_invoices(30)"
+views 3 "" ""
+views 3 _as_reader bench_reader
 echo "load average after the timings: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ -n "${BENCH_REPORTS_10M:-}" ]; then
+	# 10x: a database of its own, the 1M one dropped first for the disk
+	DB1=$PGDATABASE
+	PGDATABASE=${DB1}_10m
+	export PGDATABASE
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $PGDATABASE" -c "CREATE DATABASE $PGDATABASE" \
+		-c "DROP DATABASE $DB1" -c "CREATE DATABASE $DB1"
+	$PSQL -c 'CREATE EXTENSION billing CASCADE' >/dev/null
+	started=$(date +%s)
+	make_data "$((INVOICES * 18650 / 10000))"
+	echo "set-up of the 10x data: $(( $(date +%s) - started )) s"
+	reader
+	echo "load average before the 10x timings: $(cut -d' ' -f1-3 /proc/loadavg)"
+	views "${BENCH_REPORTS_10M_RUNS:-1}" _as_reader_10m bench_reader
+	echo "load average after the 10x timings: $(cut -d' ' -f1-3 /proc/loadavg)"
+	psql -X -q -d postgres -c "DROP DATABASE $PGDATABASE"
+fi

@@ -452,6 +452,28 @@ SELECT i.status, (SELECT count(*) FROM billing.ledger_transaction t
 FROM billing.invoice i WHERE i.account_id = :anna AND billing.to_numeric(i.total) > 0 ORDER BY i.invoice_id;
 SELECT * FROM billing.check_invariants();
 
+-- 15. many_accounts_one_query: a read that meets more accounts than the
+-- policies probe one by one (they then read the role's accounts in one
+-- scan) still sees exactly the bound entity's rows, in one statement and
+-- for one account at a time.
+SELECT count(billing.subscribe(billing.create_account(e.entity_id, 'many ' || e.entity_id || '-' || i), e.price))
+FROM (VALUES (:acme::bigint, :usd::bigint), (:globex, :eur)) e(entity_id, price), generate_series(1, 150) i;
+CREATE TEMP TABLE many AS
+SELECT s.account_id, a.entity_id = :acme AS acme FROM billing.subscription s JOIN billing.account a USING (account_id);
+GRANT SELECT ON many TO PUBLIC;
+SET ROLE regress_bi_acme;
+SELECT (SELECT count(*) FROM billing.subscription) AS seen,
+       (SELECT count(*) FROM many WHERE acme) AS acme_subscriptions,
+       (SELECT count(*) FROM billing.subscription s WHERE s.account_id IN (SELECT account_id FROM many WHERE NOT acme))
+           AS other_seen,
+       (SELECT count(*) FROM billing.subscription_item i JOIN billing.subscription s USING (account_id, subscription_id))
+           AS items_joined;
+SELECT count(*) FILTER (WHERE m.acme AND x.n = 1) AS acme_one_by_one, count(*) FILTER (WHERE NOT m.acme AND x.n = 0)
+           AS others_hidden_one_by_one, count(*) AS accounts
+FROM many m CROSS JOIN LATERAL (SELECT count(*) AS n FROM billing.subscription s WHERE s.account_id = m.account_id) x;
+RESET ROLE;
+DROP TABLE many;
+
 -- The roles go; the database first (it holds their privileges).
 \c contrib_regression
 DROP DATABASE security_regress;

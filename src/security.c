@@ -15,8 +15,9 @@
  * probe of its primary key.  As PL/pgSQL the check of one payment ran
  * three functions, each setting search_path, and four queries over
  * pg_roles, pg_extension and role_binding.  Nothing is cached between
- * calls, so a binding or a role attribute changed by another session counts
- * from the next statement on, as it did.
+ * statements (the policies' account test keeps its answers for one
+ * execution of one statement), so a binding or a role attribute changed by
+ * another session counts from the next statement on, as it did.
  */
 #include "billing.h"
 #include "probe.h"
@@ -36,6 +37,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -43,6 +45,7 @@
 PG_FUNCTION_INFO_V1(acting_role_sees_all);
 PG_FUNCTION_INFO_V1(acting_role_entities);
 PG_FUNCTION_INFO_V1(may_use_account);
+PG_FUNCTION_INFO_V1(account_in_scope);
 
 /* What the bindings give the acting role. */
 typedef struct RoleReach
@@ -240,4 +243,125 @@ may_use_account(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || reach.nentities == 0 || !account_entity(PG_GETARG_INT64(0), &entity))
 		PG_RETURN_BOOL(false);
 	PG_RETURN_BOOL(bsearch(&entity, reach.entities, reach.nentities, sizeof(int64), cmp_int64) != NULL);
+}
+
+/*
+ * The policies' test of an account, once per row of every table keyed by
+ * account_id: what the role may use is read once per query (the cache lives
+ * in the call's FmgrInfo, made again for every execution of a statement, so
+ * a binding changed by another session counts from the next statement on,
+ * as with the checks above).  The first accounts asked for are probed one
+ * by one (a statement about one account asks for one); after
+ * SCOPE_PROBES of them, the accounts of the role's entities are read in
+ * one scan of billing.account instead (a report over a whole table asks for
+ * every account), and an account not among them is not the role's.
+ */
+#define SCOPE_PROBES 64
+
+typedef struct ScopeEntry
+{
+	int64		account_id;		/* the hash key */
+	bool		usable;
+} ScopeEntry;
+
+typedef struct ScopeCache
+{
+	RoleReach	reach;
+	HTAB	   *accounts;
+	int			probes;			/* accounts probed one by one so far */
+	bool		complete;		/* every account of the role's entities is in accounts */
+} ScopeCache;
+
+static bool
+reach_has(const RoleReach *reach, int64 entity)
+{
+	return bsearch(&entity, reach->entities, reach->nentities, sizeof(int64), cmp_int64) != NULL;
+}
+
+/* Every account of the role's entities into the cache, by one heap scan. */
+static void
+scope_fill(ScopeCache *cache)
+{
+	Relation	rel = table_open(billing_relid("account"), AccessShareLock);
+	AttrNumber	att_account = billing_column_number(RelationGetDescr(rel), "account_id");
+	AttrNumber	att_entity = billing_column_number(RelationGetDescr(rel), "entity_id");
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Snapshot	snapshot = statement_snapshot();
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		entity = slot_getattr(slot, att_entity, &isnull);
+		Datum		account;
+		int64		id;
+		ScopeEntry *e;
+
+		if (isnull || !reach_has(&cache->reach, DatumGetInt64(entity)))
+			continue;
+		account = slot_getattr(slot, att_account, &isnull);
+		if (isnull)
+			continue;
+		id = DatumGetInt64(account);
+		e = hash_search(cache->accounts, &id, HASH_ENTER, NULL);
+		e->usable = true;
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);	/* held to the end, as a query's lock */
+	cache->complete = true;
+}
+
+Datum
+account_in_scope(PG_FUNCTION_ARGS)
+{
+	ScopeCache *cache = (ScopeCache *) fcinfo->flinfo->fn_extra;
+	int64		account_id;
+	ScopeEntry *e;
+	bool		found;
+
+	if (cache == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		HASHCTL		ctl;
+
+		cache = palloc0(sizeof(ScopeCache));
+		cache->reach = role_reach(true, true);
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(ScopeEntry);
+		ctl.hcxt = fcinfo->flinfo->fn_mcxt;
+		cache->accounts = hash_create("billing account scope", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	if (cache->reach.all)
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0) || cache->reach.nentities == 0)
+		PG_RETURN_BOOL(false);
+	account_id = PG_GETARG_INT64(0);
+	e = hash_search(cache->accounts, &account_id, HASH_FIND, NULL);
+	if (e != NULL)
+		PG_RETURN_BOOL(e->usable);
+	if (cache->complete)
+		PG_RETURN_BOOL(false);
+	if (cache->probes >= SCOPE_PROBES)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		scope_fill(cache);
+		MemoryContextSwitchTo(old);
+		e = hash_search(cache->accounts, &account_id, HASH_FIND, NULL);
+		PG_RETURN_BOOL(e != NULL && e->usable);
+	}
+	else
+	{
+		int64		entity;
+		bool		usable = account_entity(account_id, &entity) && reach_has(&cache->reach, entity);
+
+		cache->probes++;
+		e = hash_search(cache->accounts, &account_id, HASH_ENTER, &found);
+		e->usable = usable;
+		PG_RETURN_BOOL(usable);
+	}
 }

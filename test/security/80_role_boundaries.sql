@@ -47,7 +47,7 @@ BEGIN
     FOR r IN SELECT x.fn, x.name, x.kind, x.prokind FROM atk.routine x JOIN pg_catalog.pg_proc p ON p.oid = x.fn
              WHERE x.prokind IN ('f', 'p')
                AND coalesce(x.kind, CASE WHEN x.name ~ '^_' THEN 'internal' END) <> ALL (kinds || '{read_helper,reader}'::text[])
-               AND NOT (x.name IN ('_acting_role_sees_all', '_acting_role_entities'))
+               AND NOT (x.name IN ('_acting_role_sees_all', '_acting_role_entities', '_acting_role_may_use_account'))
                AND p.prorettype <> 'trigger'::regtype
                -- what SQL cannot call: pseudo-type arguments (I/O, support functions)
                AND NOT EXISTS (SELECT FROM pg_catalog.unnest(p.proargtypes::oid[]) t(oid)

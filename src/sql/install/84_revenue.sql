@@ -58,7 +58,10 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
         WHERE i.status IN ('open', 'paid', 'uncollectible')
     ), g AS (
         -- per tax group: its charge lines in order, and what its discounts
-        -- (negative) and included tax take from them
+        -- (negative) and included tax take from them; only the invoices
+        -- with a discount or an included tax line, the others' groups take
+        -- nothing (ordered aggregates per group of every invoice would cost
+        -- more than the rest of the schedule)
         SELECT c.account_id, c.invoice_id, min(c.currency) AS currency,
                array_agg(c.invoice_line_id ORDER BY c.invoice_line_id)
                    FILTER (WHERE c.kind NOT IN ('discount', 'tax')) AS ids,
@@ -67,6 +70,8 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
                coalesce(billing.sum_numeric(c.amount) FILTER (WHERE c.kind = 'discount'), 0)
                  - coalesce(billing.sum_numeric(c.amount) FILTER (WHERE c.tax_inclusive), 0) AS adjust
         FROM l c
+        WHERE (c.account_id, c.invoice_id) IN (SELECT x.account_id, x.invoice_id FROM l x
+                                               WHERE x.kind = 'discount' OR x.tax_inclusive)
         GROUP BY c.account_id, c.invoice_id, c.tax_rate_id
     ), share AS (
         SELECT g.account_id, g.invoice_id, s.invoice_line_id, s.part
@@ -104,10 +109,12 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
         SELECT * FROM billing._revenue_lines()
     ), inv AS (
         -- an invoice's lines in order, weighted by their positive revenue
-        -- (every line alike when none is positive)
+        -- (every line alike when none is positive); only the invoices with
+        -- a credit note
         SELECT r.account_id, r.invoice_id, array_agg(r.invoice_line_id ORDER BY r.invoice_line_id) AS ids,
                array_agg(greatest(billing.to_numeric(r.revenue), 0) ORDER BY r.invoice_line_id) AS ratios
         FROM r
+        WHERE (r.account_id, r.invoice_id) IN (SELECT c.account_id, c.invoice_id FROM billing.credit_note c)
         GROUP BY 1, 2
     ), cn AS (
         -- each credit note's net part (what it posts to discounts: amount
@@ -132,15 +139,32 @@ LANGUAGE sql STABLE SET jit = off SET search_path = billing, pg_catalog, pg_temp
         WHERE billing.to_numeric(cn.part) <> 0
     )
     SELECT p.entity_id, p.account_id, p.currency, p.invoice_id, p.invoice_line_id, p.credit_note_id, p.kind,
-           p.price_id, p.issue_date, p.booked_on, m.month, m.recognized
+           p.price_id, p.issue_date, p.booked_on, m.month,
+           round((x.sign * (x.q * (m.last_day - m.first_day + 1)
+                            + greatest(0, least(m.last_day, x.r) - m.first_day + 1)))::numeric
+                 / 10::numeric ^ x.scale, x.scale) AS recognized
     FROM piece p
+    -- One part per day, as billing.split makes them (they sum to the
+    -- piece): every day |units| / days minor units, the |units| % days left
+    -- over one each to the first days.  Day n is period_start + n - 1; it
+    -- counts in its month, or in booked_on's for the days before booked_on,
+    -- so the months run from greatest(period_start, booked_on)'s to the last
+    -- day's, the first of them taking every day from day 1.  The sum of the
+    -- parts of days a..b is computed rather than the parts themselves: a
+    -- row per month instead of one per day.
     CROSS JOIN LATERAL (
-        -- one part per day (billing.split: they sum to the piece), each in
-        -- the month of its day, or of booked_on for the days before it
-        SELECT date_trunc('month', greatest(p.period_start + (d.n - 1)::integer, p.booked_on)::timestamp)::date AS month,
-               billing.sum_numeric(d.part) AS recognized
-        FROM unnest(billing.split(p.amount, p.days)) WITH ORDINALITY d(part, n)
-        GROUP BY 1
+        SELECT CASE WHEN billing.minor_units(p.amount) < 0 THEN -1 ELSE 1 END AS sign,
+               abs(billing.minor_units(p.amount)) / p.days AS q, abs(billing.minor_units(p.amount)) % p.days AS r,
+               billing.scale(p.amount) AS scale,
+               date_trunc('month', greatest(p.period_start, p.booked_on)::timestamp) AS first_month,
+               date_trunc('month', greatest(p.period_start + (p.days - 1), p.booked_on)::timestamp) AS last_month
+    ) x
+    CROSS JOIN LATERAL (
+        SELECT g.month::date AS month,
+               CASE WHEN g.month = x.first_month THEN 1 ELSE g.month::date - p.period_start + 1 END AS first_day,
+               CASE WHEN g.month = x.last_month THEN p.days
+                    ELSE (g.month + interval '1 month')::date - p.period_start END AS last_day
+        FROM generate_series(x.first_month, x.last_month, interval '1 month') g(month)
     ) m
 $$;
 COMMENT ON FUNCTION billing._revenue_schedule() IS

@@ -96,6 +96,17 @@ CREATE FUNCTION billing._may_use_account(account_id bigint) RETURNS boolean
 COMMENT ON FUNCTION billing._may_use_account(bigint) IS
     'internal: true when the acting role may use the account (false for an account that does not exist)';
 
+-- The row-level security policies' form of _may_use_account: what the role
+-- may use is read once per query and the accounts' entities are kept for
+-- its rows (a few probes of account's key, or one scan of the role's
+-- accounts when there are many), so that a statement about one account
+-- costs a probe and a report over a whole table one scan of its accounts.
+CREATE FUNCTION billing._acting_role_may_use_account(account_id bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'account_in_scope' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION billing._acting_role_may_use_account(bigint) IS
+    'internal: true when the acting role may use the account (false for an account that does not exist); '
+    'for row-level security policies: the answers are kept for the rest of the query';
+
 -- The checks.  One call at the top of every SECURITY DEFINER function, once
 -- per call (never per row).  A role that may not use an account gets 42501
 -- whether the account exists or not, so ids of other entities cannot be
@@ -388,7 +399,8 @@ LANGUAGE sql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
     JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
     JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'billing'
     WHERE (p.proname !~ '^_' OR p.oid IN ('billing._acting_role_sees_all()'::regprocedure,
-                                          'billing._acting_role_entities()'::regprocedure))
+                                          'billing._acting_role_entities()'::regprocedure,
+                                          'billing._acting_role_may_use_account(bigint)'::regprocedure))
       AND p.oid NOT IN (SELECT f.function FROM billing.role_functions() f)
 $$;
 COMMENT ON FUNCTION billing._everyone_functions() IS
@@ -459,7 +471,13 @@ END $$;
 -- for SELECT: no role but the owner writes these tables, and with row-level
 -- security on, a write a policy does not allow is refused even to a role
 -- that was granted it by mistake.  The functions of the policies run once
--- per query (scalar subqueries), not per row.
+-- per query (scalar subqueries), not per row.  A table without entity_id
+-- asks _acting_role_may_use_account about each row's account: one probe of account's
+-- key for a statement about one account, one scan of the role's accounts
+-- for a report over a whole table.  (A subquery over the role's accounts
+-- was hashed whole before the first row even for one account; as a
+-- correlated EXISTS the planner costs it as a probe per row and then
+-- chooses nested loops of a million probes for the reports' joins.)
 DO $$
 DECLARE
     t regclass;
@@ -481,9 +499,7 @@ BEGIN
                            'OR entity_id = ANY ((SELECT billing._acting_role_entities())::bigint[]))', t);
         ELSE
             EXECUTE format('CREATE POLICY entity_scope ON %s FOR SELECT USING ('
-                           '(SELECT billing._acting_role_sees_all()) '
-                           'OR account_id IN (SELECT a.account_id FROM billing.account a '
-                           'WHERE a.entity_id = ANY ((SELECT billing._acting_role_entities())::bigint[])))', t);
+                           '(SELECT billing._acting_role_sees_all()) OR billing._acting_role_may_use_account(account_id))', t);
         END IF;
     END LOOP;
 END $$;
