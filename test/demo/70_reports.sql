@@ -30,6 +30,8 @@ SELECT length(page) AS html_characters,
        (SELECT count(*) FROM regexp_matches(page, '<svg ', 'g')) AS charts,
        (regexp_match(page, 'MRR<b>([^<]*)</b>'))[1] AS mrr_shown
 FROM (SELECT dashboard_html(:acme, 'EUR', 3) AS page) d;
+SELECT dashboard_html(:acme, 'EUR', 3) \g (format=unaligned tuples_only) /tmp/billing-demo-dashboard.html
+\echo '   (the page itself: /tmp/billing-demo-dashboard.html, for a browser)'
 \echo '   What the cycle will bill in the next 7 days, computed as preview_invoice computes it (Anna''s'
 \echo '   March calls are not reported yet; Eve, suspended, is not billed):'
 SELECT a.name AS customer, u.bill_date, u.currency, u.subtotal, u.discount, u.tax, u.total
