@@ -53,8 +53,7 @@ SELECT billing.apply_payment(:acct, '1.00 USD', 'card', reference => 'tok_bench'
 PGB
 # Warm-up: the tables' statistics were taken while payment, its
 # applications and their ledger rows were empty, and plans made from those
-# statistics run the first payments at about half the speed (measured:
-# 1,277/s cold, 3,094/s on fresh accounts after ANALYZE).  A database in
+# statistics run the first payments at about half the speed.  A database in
 # service has statistics of its tables (autovacuum analyzes them), so the
 # measured run comes after a short cold run (its figure printed as
 # payments_cold_per_second) and an ANALYZE.
