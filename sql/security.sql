@@ -284,6 +284,10 @@ SELECT billing_test_error(format('SELECT billing.add_payment_method(%s, ''card''
 SELECT billing_test_error(format('SELECT billing.remove_payment_method(%s, 1)', :bruno));
 SELECT billing_test_error(format('SELECT billing.create_account(%s, ''Mallory'')', :globex));
 SELECT billing_test_error(format('SELECT billing.update_billing_entity(%s, legal_name => ''Mallory'')', :globex));
+-- a NULL entity is refused like another entity's, not let through
+SELECT billing_test_error('SELECT billing.create_account(NULL, ''Mallory'')');
+SELECT billing_test_error('SELECT billing.set_entity_draft_days(NULL, 5)');
+SELECT billing_test_error('SELECT billing.dashboard_html(NULL)');
 SELECT billing_test_error(format('SELECT billing.set_dunning_policy(%s, NULL)', :bruno));
 SELECT billing_test_error(format('SELECT billing.close_dunning(%s, %s)', :bruno, :bruno_inv));
 SELECT billing_test_error('SELECT billing.create_dunning_policy(''lenient'')');

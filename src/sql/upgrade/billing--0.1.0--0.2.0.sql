@@ -9664,7 +9664,9 @@ COMMENT ON FUNCTION billing._authorize_accounts(bigint[]) IS
 CREATE FUNCTION billing._authorize_entity(entity_id bigint) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = billing, pg_catalog, pg_temp AS $$
 BEGIN
-    IF NOT (billing._acting_role_sees_all() OR entity_id = ANY (billing._acting_role_entities())) THEN
+    -- (coalesce: a NULL entity_id makes the test NULL, which must refuse,
+    -- not let the call through)
+    IF NOT coalesce(billing._acting_role_sees_all() OR entity_id = ANY (billing._acting_role_entities()), false) THEN
         RAISE EXCEPTION 'role % may not use billing entity %', billing.acting_role(), coalesce(entity_id::text, 'NULL')
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'The role is not bound to that billing entity.',
