@@ -20,35 +20,96 @@ import os
 import sys
 import threading
 import time
-import warnings
 
 DIR = sys.argv[2]
 lock = threading.Lock()
 
 
 def smtp():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import asyncore
-    import smtpd
+    # A sink of its own on socketserver: Python 3.12 and later (Debian
+    # trixie) have no smtpd module.  It speaks what a client needs to hand
+    # over a message (EHLO/HELO, MAIL, RCPT, DATA with dot-stuffing, RSET,
+    # NOOP, QUIT) and keeps each message as smtpd did: its lines joined by
+    # a newline, without the final dot.
+    import socketserver
 
     os.makedirs(os.path.join(DIR, "mail"), exist_ok=True)
     counter = [0]
 
-    class Sink(smtpd.SMTPServer):
-        def process_message(self, peer, mailfrom, rcpttos, data, **kw):
+    def address(arg):
+        arg = arg.split(":", 1)[1].strip()
+        if arg.startswith("<"):
+            arg = arg[1:arg.index(">")]
+        return arg.split()[0] if arg else ""
+
+    def keep(mailfrom, rcpttos, data):
+        with lock:
             counter[0] += 1
             path = os.path.join(DIR, "mail", "%04d.eml" % counter[0])
             with open(path + ".tmp", "wb") as f:
-                f.write(data if isinstance(data, bytes) else data.encode())
+                f.write(data)
             os.rename(path + ".tmp", path)
             with open(os.path.join(DIR, "smtp.log"), "a") as f:
                 f.write(json.dumps({"from": mailfrom, "to": rcpttos, "file": path}) + "\n")
-            return None
 
-    server = Sink(("127.0.0.1", 0), None, decode_data=False)
+    class Session(socketserver.StreamRequestHandler):
+        def say(self, text):
+            self.wfile.write(text.encode() + b"\r\n")
+            self.wfile.flush()
+
+        def handle(self):
+            mailfrom, rcpttos = None, []
+            self.say("220 sink ESMTP")
+            while True:
+                line = self.rfile.readline()
+                if not line:
+                    return
+                cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+                verb = cmd.split(" ", 1)[0].upper()
+                if verb == "EHLO":
+                    self.say("250-sink")
+                    self.say("250 8BITMIME")
+                elif verb == "HELO":
+                    self.say("250 sink")
+                elif verb == "MAIL":
+                    mailfrom, rcpttos = address(cmd), []
+                    self.say("250 OK")
+                elif verb == "RCPT":
+                    rcpttos.append(address(cmd))
+                    self.say("250 OK")
+                elif verb == "DATA":
+                    if mailfrom is None or not rcpttos:
+                        self.say("503 need MAIL and RCPT first")
+                        continue
+                    self.say("354 end with <CR><LF>.<CR><LF>")
+                    lines = []
+                    while True:
+                        d = self.rfile.readline()
+                        if not d or d in (b".\r\n", b".\n"):
+                            break
+                        d = d.rstrip(b"\r\n")
+                        lines.append(d[1:] if d.startswith(b".") else d)
+                    keep(mailfrom, rcpttos, b"\n".join(lines))
+                    mailfrom, rcpttos = None, []
+                    self.say("250 OK queued")
+                elif verb in ("RSET", "NOOP"):
+                    if verb == "RSET":
+                        mailfrom, rcpttos = None, []
+                    self.say("250 OK")
+                elif verb == "QUIT":
+                    self.say("221 bye")
+                    return
+                else:
+                    self.say("502 not implemented")
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Session)
     with open(os.path.join(DIR, "smtp.port"), "w") as f:
-        f.write(str(server.socket.getsockname()[1]))
-    asyncore.loop()
+        f.write(str(server.server_address[1]))
+    server.serve_forever()
 
 
 def http():
