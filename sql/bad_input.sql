@@ -413,14 +413,14 @@ SELECT s('billing.claim_deliveries(text,text[],integer,interval,integer)', $q$SE
     $q$SELECT * FROM billing.claim_deliveries('w', '{}')$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{"webhook:x''); DROP TABLE billing.delivery; --"}')$q$,
     $q$SELECT * FROM billing.claim_deliveries('w', ARRAY[NULL::text])$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 0)$q$,
     $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 2147483647)$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 1, '-1 second')$q$,
-    $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 1, 'infinity')$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 1, '1 minute', -1)$q$,
+    $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 1, '1000000 years')$q$, $q$SELECT * FROM billing.claim_deliveries('w', '{email}', 1, '1 minute', -1)$q$,
     $q$SELECT * FROM billing.claim_deliveries('4242424242424242', '{email}')$q$);
 SELECT s('billing.finish_delivery(bigint,bigint,text,text,text,text,integer,interval,interval)', $q$SELECT billing.finish_delivery(1, NULL, 'email', 'w', 'delivered')$q$,
     $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'delivered')$q$, $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'lost')$q$,
     $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', NULL)$q$, $q$SELECT billing.finish_delivery(999, 1, 'email', 'w', 'failed')$q$,
     $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', max_tries => 0)$q$,
     $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', backoff => '-1 minute')$q$,
-    $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', max_backoff => 'infinity')$q$,
+    $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', max_backoff => '1000000 years')$q$,
     $q$SELECT billing.finish_delivery(1, 1, 'email', 'w', 'failed', '4242 4242 4242 4242')$q$);
 SELECT s('billing.delivery_email(bigint,bigint)', $q$SELECT * FROM billing.delivery_email(1, NULL)$q$,
     $q$SELECT * FROM billing.delivery_email(NULL, 1)$q$, $q$SELECT * FROM billing.delivery_email(1, 1)$q$,
