@@ -120,6 +120,59 @@ CREATE INDEX usage_event_item ON billing.usage_event (account_id, subscription_i
 CREATE INDEX usage_event_unbilled ON billing.usage_event (account_id, subscription_item_id, usage_date)
     WHERE invoice_id IS NULL;
 
+-- A usage event names its subscription item without a foreign key: a key
+-- runs one query and takes one row lock on the item per event, which is
+-- the largest part of writing a batch.  Instead the items of every
+-- statement's new events are checked at once, from its transition table
+-- (one anti-join, whatever wrote them: the two functions, COPY, a restore),
+-- and an item, once it exists, goes on existing with the same key:
+-- subscription items are never deleted (an item ends by its ended_on) and
+-- their key never changes, so the check at insert is the whole guarantee.
+CREATE FUNCTION billing._usage_event_items_exist() RETURNS trigger
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT n.account_id, n.subscription_item_id INTO r
+    FROM new_events n
+    WHERE NOT EXISTS (SELECT FROM billing.subscription_item i
+                      WHERE i.account_id = n.account_id AND i.subscription_item_id = n.subscription_item_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'usage event names subscription item % of account %, which does not exist',
+            r.subscription_item_id, r.account_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'billing.subscription_item lists the items.';
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION billing._usage_event_items_exist() IS
+    'internal trigger: raises 23503 unless the subscription item of every usage event a statement inserted exists';
+CREATE TRIGGER usage_event_items_exist AFTER INSERT ON billing.usage_event
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION billing._usage_event_items_exist();
+
+CREATE FUNCTION billing._key_never_changes() RETURNS trigger
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION '% on billing.% is not allowed: subscription items are never deleted, and items and usage '
+                    'events keep their account and item', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'End a subscription item with billing.change_subscription or cancel_subscription; '
+                     'usage events keep naming it.';
+END $$;
+COMMENT ON FUNCTION billing._key_never_changes() IS
+    'internal trigger: refuses DELETE and TRUNCATE of subscription items and changes of the item key of items '
+    'and usage events (55000)';
+CREATE TRIGGER subscription_item_never_deleted BEFORE DELETE OR TRUNCATE ON billing.subscription_item
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._key_never_changes();
+CREATE TRIGGER subscription_item_key_kept BEFORE UPDATE OF account_id, subscription_item_id ON billing.subscription_item
+    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id
+                       OR OLD.subscription_item_id IS DISTINCT FROM NEW.subscription_item_id)
+    EXECUTE FUNCTION billing._key_never_changes();
+CREATE TRIGGER usage_event_item_kept BEFORE UPDATE OF account_id, subscription_item_id ON billing.usage_event
+    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id
+                       OR OLD.subscription_item_id IS DISTINCT FROM NEW.subscription_item_id)
+    EXECUTE FUNCTION billing._key_never_changes();
+
 -- Charges and credits waiting for a subscription's next invoice: setup
 -- fees, prorations of mid-period changes (prorate_next), credits of a
 -- cancellation, one-off charges (billing.add_invoice_item, 77_drafts.sql).

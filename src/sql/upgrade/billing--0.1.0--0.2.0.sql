@@ -4290,6 +4290,48 @@ COMMENT ON FUNCTION billing.prorate(billing.amount, daterange, daterange, text) 
     'with R = the session setting billing.rounding, so the parts of any split sum exactly to price; '
     'convention ''actual'' (days) or ''30e/360''';
 
+-- A usage event names its subscription item without a foreign key: a key
+-- runs one query and takes one row lock on the item per event, which is
+-- the largest part of writing a batch.  Instead the items of every
+-- statement's new events are checked at once, from its transition table
+-- (one anti-join, whatever wrote them: the two functions, COPY, a restore),
+-- and an item, once it exists, goes on existing with the same key:
+-- subscription items are never deleted (an item ends by its ended_on) and
+-- their key never changes, so the check at insert is the whole guarantee.
+CREATE OR REPLACE FUNCTION billing._usage_event_items_exist() RETURNS trigger
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT n.account_id, n.subscription_item_id INTO r
+    FROM new_events n
+    WHERE NOT EXISTS (SELECT FROM billing.subscription_item i
+                      WHERE i.account_id = n.account_id AND i.subscription_item_id = n.subscription_item_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'usage event names subscription item % of account %, which does not exist',
+            r.subscription_item_id, r.account_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'billing.subscription_item lists the items.';
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION billing._usage_event_items_exist() IS
+    'internal trigger: raises 23503 unless the subscription item of every usage event a statement inserted exists';
+
+CREATE OR REPLACE FUNCTION billing._key_never_changes() RETURNS trigger
+LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION '% on billing.% is not allowed: subscription items are never deleted, and items and usage '
+                    'events keep their account and item', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'End a subscription item with billing.change_subscription or cancel_subscription; '
+                     'usage events keep naming it.';
+END $$;
+COMMENT ON FUNCTION billing._key_never_changes() IS
+    'internal trigger: refuses DELETE and TRUNCATE of subscription items and changes of the item key of items '
+    'and usage events (55000)';
+
+
 -- 3. the topic files new since 0.1.0
 
 -- src/sql/install/41_usage_batch.sql
@@ -4476,59 +4518,6 @@ COMMENT ON FUNCTION billing.record_usage_batch(bigint[], bigint[], numeric[], te
     'records many usage events in one call (element i of each array is event i) with the rules of record_usage: '
     'one bad event fails the whole call; returns how many were inserted and how many were duplicates of a key '
     'already stored or repeated in the batch with the same content';
-
--- A usage event names its subscription item without a foreign key: a key
--- runs one query and takes one row lock on the item per event, which is
--- the largest part of writing a batch.  Instead the items of every
--- statement's new events are checked at once, from its transition table
--- (one anti-join, whatever wrote them: the two functions, COPY, a restore),
--- and an item, once it exists, goes on existing with the same key:
--- subscription items are never deleted (an item ends by its ended_on) and
--- their key never changes, so the check at insert is the whole guarantee.
-CREATE FUNCTION billing._usage_event_items_exist() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
-DECLARE
-    r record;
-BEGIN
-    SELECT n.account_id, n.subscription_item_id INTO r
-    FROM new_events n
-    WHERE NOT EXISTS (SELECT FROM billing.subscription_item i
-                      WHERE i.account_id = n.account_id AND i.subscription_item_id = n.subscription_item_id)
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'usage event names subscription item % of account %, which does not exist',
-            r.subscription_item_id, r.account_id
-            USING ERRCODE = 'foreign_key_violation', HINT = 'billing.subscription_item lists the items.';
-    END IF;
-    RETURN NULL;
-END $$;
-COMMENT ON FUNCTION billing._usage_event_items_exist() IS
-    'internal trigger: raises 23503 unless the subscription item of every usage event a statement inserted exists';
-CREATE TRIGGER usage_event_items_exist AFTER INSERT ON billing.usage_event
-    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION billing._usage_event_items_exist();
-
-CREATE FUNCTION billing._key_never_changes() RETURNS trigger
-LANGUAGE plpgsql SET search_path = billing, pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION '% on billing.% is not allowed: subscription items are never deleted, and items and usage '
-                    'events keep their account and item', TG_OP, TG_TABLE_NAME
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'End a subscription item with billing.change_subscription or cancel_subscription; '
-                     'usage events keep naming it.';
-END $$;
-COMMENT ON FUNCTION billing._key_never_changes() IS
-    'internal trigger: refuses DELETE and TRUNCATE of subscription items and changes of the item key of items '
-    'and usage events (55000)';
-CREATE TRIGGER subscription_item_never_deleted BEFORE DELETE OR TRUNCATE ON billing.subscription_item
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._key_never_changes();
-CREATE TRIGGER subscription_item_key_kept BEFORE UPDATE OF account_id, subscription_item_id ON billing.subscription_item
-    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id
-                       OR OLD.subscription_item_id IS DISTINCT FROM NEW.subscription_item_id)
-    EXECUTE FUNCTION billing._key_never_changes();
-CREATE TRIGGER usage_event_item_kept BEFORE UPDATE OF account_id, subscription_item_id ON billing.usage_event
-    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id
-                       OR OLD.subscription_item_id IS DISTINCT FROM NEW.subscription_item_id)
-    EXECUTE FUNCTION billing._key_never_changes();
 
 -- src/sql/install/45_entitlements.sql
 -- Entitlements: what an account may use, derived from what it pays for.
@@ -10033,6 +10022,22 @@ END $$;
 -- accounts are never deleted (30_accounts_catalog.sql)
 CREATE OR REPLACE TRIGGER account_never_deleted BEFORE DELETE OR TRUNCATE ON billing.account
     FOR EACH STATEMENT EXECUTE FUNCTION billing._account_never_deleted();
+
+-- a usage event's item checked per statement, in place of the foreign key
+-- dropped in part 1; items never deleted, item keys never changed
+-- (40_subscriptions.sql)
+CREATE OR REPLACE TRIGGER usage_event_items_exist AFTER INSERT ON billing.usage_event
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION billing._usage_event_items_exist();
+CREATE OR REPLACE TRIGGER subscription_item_never_deleted BEFORE DELETE OR TRUNCATE ON billing.subscription_item
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._key_never_changes();
+CREATE OR REPLACE TRIGGER subscription_item_key_kept BEFORE UPDATE OF account_id, subscription_item_id ON billing.subscription_item
+    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id
+                       OR OLD.subscription_item_id IS DISTINCT FROM NEW.subscription_item_id)
+    EXECUTE FUNCTION billing._key_never_changes();
+CREATE OR REPLACE TRIGGER usage_event_item_kept BEFORE UPDATE OF account_id, subscription_item_id ON billing.usage_event
+    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id
+                       OR OLD.subscription_item_id IS DISTINCT FROM NEW.subscription_item_id)
+    EXECUTE FUNCTION billing._key_never_changes();
 
 -- Every routine pins pg_temp last in its search_path (a SECURITY DEFINER
 -- body would otherwise find the caller's temporary types and tables before
